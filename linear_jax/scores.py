@@ -1,0 +1,73 @@
+"""The score function s = f(x; W, b) = xW + b, and the bias trick.
+
+Layout (used everywhere in linear_jax): ``x`` is ``[N, D]`` (one flattened
+example per row), ``params = {"W": [D, C], "b": [C]}``, scores are ``[N, C]``.
+
+The bias trick appends a constant 1 to every example and folds ``b`` into an
+extra last row of ``W``, so that s = x' W' with x' = [x, 1] ``[N, D+1]`` and
+W' = [[W], [b]] ``[D+1, C]``. ``add_bias_column`` / ``fold_bias`` go one way,
+``drop_bias_column`` / ``unfold_bias`` the other; both forms give the same
+scores (the folded form has no ``"b"``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+Params = dict
+
+
+def linear_scores(params: Params, x: ArrayLike) -> jax.Array:
+  """Class scores s = xW + b.
+
+  Args:
+    params: ``{"W": [D, C], "b": [C]}``; ``"b"`` may be absent (bias-trick
+      form, where ``x`` already carries its ones column).
+    x: examples, ``[N, D]``.
+
+  Returns:
+    Scores, ``[N, C]``.
+  """
+  scores = jnp.dot(x, params["W"])
+  if "b" in params:
+    scores = scores + params["b"]
+  return scores
+
+
+def add_bias_column(x: ArrayLike) -> jax.Array:
+  """x ``[N, D]`` -> [x, 1] ``[N, D+1]`` (the bias trick's data side)."""
+  x = jnp.asarray(x)
+  return jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+
+
+def drop_bias_column(x: ArrayLike) -> jax.Array:
+  """[x, 1] ``[N, D+1]`` -> x ``[N, D]`` (inverse of ``add_bias_column``)."""
+  return jnp.asarray(x)[:, :-1]
+
+
+def fold_bias(params: Params) -> Params:
+  """``{"W": [D, C], "b": [C]}`` -> ``{"W": [D+1, C]}`` with b as the last row."""
+  return {"W": jnp.concatenate([params["W"], params["b"][None, :]], axis=0)}
+
+
+def unfold_bias(params: Params) -> Params:
+  """``{"W": [D+1, C]}`` -> ``{"W": [D, C], "b": [C]}`` (inverse of ``fold_bias``)."""
+  w = params["W"]
+  return {"W": w[:-1], "b": w[-1]}
+
+
+def init_params(num_features: int, num_classes: int, *, key=None,
+                scale: float = 0.0, dtype=jnp.float32) -> Params:
+  """Zero (or small random, when ``key`` is given) parameters ``{"W", "b"}``."""
+  if key is None or scale == 0.0:
+    w = jnp.zeros((num_features, num_classes), dtype)
+  else:
+    w = scale * jax.random.normal(key, (num_features, num_classes), dtype)
+  return {"W": w, "b": jnp.zeros((num_classes,), dtype)}
+
+
+def predict(params: Params, x: ArrayLike) -> jax.Array:
+  """Predicted labels argmax_j s_j, ``[N]`` int32."""
+  return jnp.argmax(linear_scores(params, x), axis=-1).astype(jnp.int32)
