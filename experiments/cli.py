@@ -1,0 +1,29 @@
+"""Shared absl plumbing for the binaries: one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def fail(message: str) -> None:
+  """Prints ``error: message`` on one line to stderr and exits with status 1."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def run_main(main):
+  """Wraps an absl ``main`` so that ``LinearJaxError`` exits with one line."""
+  def wrapped(argv):
+    from linear_jax.validation import LinearJaxError
+    if len(argv) > 1:
+      fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    try:
+      return main(argv)
+    except LinearJaxError as e:
+      fail(str(e))
+    except KeyboardInterrupt:
+      fail("interrupted; the last completed checkpoint is kept")
+  return wrapped

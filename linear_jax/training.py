@@ -1,0 +1,222 @@
+"""Minibatch training of a linear classifier: pure functions + a small state.
+
+Minimizes the full loss L = (1/N) Σ L_i + λR(W) (``linear_jax.objective``,
+the one place it is reduced) with an optax optimizer. The data stay resident
+on the device; each epoch is one ``jax.lax.scan`` over the minibatches of a
+per-epoch permutation drawn inside jit; the epoch program is compiled once
+and reused for every epoch (and, vmapped, for every configuration of a sweep).
+
+Static choices (change the program): ``TrainConfig``. Numeric knobs (λ,
+learning rate, Δ, ε, momentum, ...) live in ``HyperParams``, a pytree of
+arrays, so ``vmap`` sweeps them without recompiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from linear_jax import losses as losses_lib
+from linear_jax import optimizers
+from linear_jax import regularizers
+from linear_jax import validation
+from linear_jax.objective import objective_terms
+from linear_jax.scores import linear_scores
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """What changes the compiled program (hashable, static)."""
+  loss: str = "softmax"
+  reg: str = "l2"
+  optimizer: str = "momentum"
+  schedule: str = "constant"
+  batch_size: int = 256  # 0 (or ≥ N) means full batch
+  epochs: int = 10
+
+  def validate(self):
+    losses_lib.get_loss(self.loss)
+    regularizers.get_regularizer(self.reg)
+    validation.lookup(dict.fromkeys(optimizers.OPTIMIZERS), self.optimizer,
+                      "optimizer")
+    validation.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
+                      "schedule")
+    if self.batch_size < 0:
+      raise validation.LinearJaxError(
+          f"batch_size must be ≥ 1 (or 0 for full batch), got {self.batch_size}")
+    if self.epochs < 1:
+      raise validation.LinearJaxError(f"epochs must be ≥ 1, got {self.epochs}")
+    return self
+
+
+class HyperParams(NamedTuple):
+  """Numeric knobs, each a scalar array (or a ``[K]`` stack in a sweep)."""
+  learning_rate: jax.Array
+  reg_strength: jax.Array
+  margin: jax.Array
+  label_smoothing: jax.Array
+  momentum: jax.Array
+  weight_decay: jax.Array
+  l1_ratio: jax.Array
+
+
+def make_hparams(*, learning_rate=1e-3, reg_strength=0.0, margin=1.0,
+                 label_smoothing=0.0, momentum=0.9, weight_decay=1e-4,
+                 l1_ratio=0.5, dtype=jnp.float32) -> HyperParams:
+  """``HyperParams`` from numbers; checks signs and ranges."""
+  validation.check_nonnegative(learning_rate, "learning_rate")
+  validation.check_nonnegative(reg_strength, "reg_strength (λ)")
+  validation.check_nonnegative(margin, "margin (Δ)")
+  validation.check_unit_interval(label_smoothing, "label_smoothing")
+  validation.check_unit_interval(momentum, "momentum")
+  validation.check_nonnegative(weight_decay, "weight_decay")
+  validation.check_unit_interval(l1_ratio, "l1_ratio")
+  return HyperParams(*(jnp.asarray(v, dtype) for v in (
+      learning_rate, reg_strength, margin, label_smoothing, momentum,
+      weight_decay, l1_ratio)))
+
+
+class TrainState(NamedTuple):
+  params: dict
+  opt_state: optax.OptState
+  key: jax.Array  # raw uint32 key data, so it vmaps and saves simply
+  step: jax.Array
+
+
+def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
+  """⌊N / B⌋ minibatches (the remainder is dropped; a new one each epoch)."""
+  if config.batch_size == 0 or config.batch_size >= num_examples:
+    return 1
+  return num_examples // config.batch_size
+
+
+def effective_batch_size(config: TrainConfig, num_examples: int) -> int:
+  if config.batch_size == 0 or config.batch_size >= num_examples:
+    return num_examples
+  return config.batch_size
+
+
+def build_optimizer(config: TrainConfig, hparams: HyperParams, num_examples: int):
+  per_epoch = steps_per_epoch(config, num_examples)
+  return optimizers.make_optimizer(
+      config.optimizer, learning_rate=hparams.learning_rate,
+      schedule=config.schedule, total_steps=per_epoch * config.epochs,
+      steps_per_epoch=per_epoch, momentum=hparams.momentum,
+      weight_decay=hparams.weight_decay)
+
+
+def init_state(config: TrainConfig, hparams: HyperParams, seed,
+               num_features: int, num_classes: int, num_examples: int,
+               dtype=jnp.float32) -> TrainState:
+  """Zero weights (the convex problem needs no symmetry breaking)."""
+  params = {"W": jnp.zeros((num_features, num_classes), dtype),
+            "b": jnp.zeros((num_classes,), dtype)}
+  opt = build_optimizer(config, hparams, num_examples)
+  key = jax.random.key_data(jax.random.key(seed))
+  return TrainState(params, opt.init(params), key, jnp.zeros((), jnp.int32))
+
+
+def loss_options(loss: str, hparams: HyperParams) -> dict:
+  if loss == "softmax":
+    return {"label_smoothing": hparams.label_smoothing}
+  return {"margin": hparams.margin}
+
+
+def batch_objective(config: TrainConfig, hparams: HyperParams):
+  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
+  def fn(params, x, y):
+    scores = linear_scores(params, x)
+    terms = objective_terms(
+        params, x, y, loss=config.loss, reg=config.reg,
+        reg_strength=hparams.reg_strength, l1_ratio=hparams.l1_ratio,
+        **loss_options(config.loss, hparams))
+    return terms["data_loss"] + terms["reg_loss"], (terms, scores)
+  return fn
+
+
+def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Fraction of argmax_j s_j == y."""
+  return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
+
+
+def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
+                y: jax.Array, x_val: jax.Array, y_val: jax.Array, *,
+                config: TrainConfig):
+  """One epoch: a scan over the minibatches of a fresh permutation.
+
+  Args:
+    state: ``TrainState``.
+    hparams: ``HyperParams`` (scalars).
+    x, y: training data ``[N, D]``, ``[N]``, resident on the device.
+    x_val, y_val: validation data.
+    config: static ``TrainConfig``.
+
+  Returns:
+    ``(state, metrics)``; metrics hold the epoch's running means over its
+    minibatches of ``data_loss``, ``reg_loss`` and ``train_accuracy`` (scores
+    before each update), and ``val_accuracy`` after the epoch.
+  """
+  n = x.shape[0]
+  batch = effective_batch_size(config, n)
+  per_epoch = steps_per_epoch(config, n)
+  key = jax.random.wrap_key_data(state.key)
+  key, perm_key = jax.random.split(key)
+  if per_epoch == 1 and batch == n:
+    batches = jnp.arange(n)[None]
+  else:
+    batches = jax.random.permutation(perm_key, n)[:per_epoch * batch]
+    batches = batches.reshape(per_epoch, batch)
+  opt = build_optimizer(config, hparams, n)
+  objective_fn = batch_objective(config, hparams)
+  grad_fn = jax.value_and_grad(objective_fn, has_aux=True)
+
+  def step(carry, idx):
+    params, opt_state = carry
+    xb, yb = x[idx], y[idx]
+    (value, (terms, scores)), grads = grad_fn(params, xb, yb)
+    updates, opt_state = opt.update(
+        grads, opt_state, params, value=value, grad=grads,
+        value_fn=lambda p: objective_fn(p, xb, yb)[0])
+    params = optax.apply_updates(params, updates)
+    correct = jnp.mean(jnp.argmax(scores, axis=-1) == yb)
+    return (params, opt_state), (terms["data_loss"], terms["reg_loss"], correct)
+
+  (params, opt_state), (data_loss, reg_loss, correct) = jax.lax.scan(
+      step, (state.params, state.opt_state), batches)
+  metrics = {
+      "data_loss": jnp.mean(data_loss),
+      "reg_loss": jnp.mean(reg_loss),
+      "train_accuracy": jnp.mean(correct),
+      "val_accuracy": accuracy(params, x_val, y_val),
+  }
+  new_state = TrainState(params, opt_state, jax.random.key_data(key),
+                         state.step + per_epoch)
+  return new_state, metrics
+
+
+def make_epoch_fn(config: TrainConfig):
+  """``jit(train_epoch)`` for one static config: compiled once, reused."""
+  return jax.jit(lambda state, hparams, x, y, xv, yv: train_epoch(
+      state, hparams, x, y, xv, yv, config=config))
+
+
+def is_finite_metrics(metrics: dict) -> bool:
+  return bool(np.isfinite(float(metrics["data_loss"])) and
+              np.isfinite(float(metrics["reg_loss"])))
+
+
+class DivergedError(validation.LinearJaxError):
+  """The loss became NaN or Inf."""
+
+
+def check_lbfgs_full_batch(config: TrainConfig, num_examples: int):
+  if (config.optimizer in optimizers.FULL_BATCH_ONLY and
+      effective_batch_size(config, num_examples) != num_examples):
+    raise validation.LinearJaxError(
+        f"optimizer {config.optimizer!r} needs the full batch; pass "
+        "--batch_size=0 (full batch) or pick sgd/momentum/nesterov/adam/adamw")
