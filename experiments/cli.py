@@ -27,3 +27,18 @@ def run_main(main):
     except KeyboardInterrupt:
       fail("interrupted; the last completed checkpoint is kept")
   return wrapped
+
+
+def parse_flags(argv):
+  """absl flag parsing whose errors are one line (``error: flag --x=...``)."""
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e).splitlines()[0])
+
+
+def start(main):
+  """``app.run`` with one-line flag and library errors."""
+  from absl import app
+  app.run(run_main(main), flags_parser=parse_flags)

@@ -12,7 +12,6 @@ import os
 import time
 
 import numpy as np
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -67,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.run_main(main))
+  cli.start(main)

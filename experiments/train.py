@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -34,7 +33,9 @@ flags.DEFINE_float("learning_rate", 1e-2, "learning rate > 0")
 flags.DEFINE_float("momentum", 0.9, "momentum (momentum, nesterov)")
 flags.DEFINE_float("weight_decay", 1e-4, "decoupled weight decay (adamw)")
 flags.DEFINE_enum("schedule", "constant", list(SCHEDULES), "learning-rate schedule")
-flags.DEFINE_integer("batch_size", 256, "minibatch size; 0 = full batch")
+flags.DEFINE_integer("batch_size", 256, "minibatch size ≥ 1")
+flags.DEFINE_bool("full_batch", False, "use the whole training set per step "
+                  "(overrides --batch_size; needed by lbfgs)")
 flags.DEFINE_integer("epochs", 10, "epochs")
 flags.DEFINE_integer("seed", 0, "seed of the split and the permutations")
 flags.DEFINE_bool("standardize", False, "divide features by their train std")
@@ -56,8 +57,8 @@ flags.register_validator("label_smoothing", lambda v: 0 <= v <= 1,
                          "label_smoothing must lie in [0, 1]")
 flags.register_validator("learning_rate", lambda v: v > 0,
                          "learning_rate must be > 0 (e.g. --learning_rate=1e-3)")
-flags.register_validator("batch_size", lambda v: v >= 0,
-                         "batch_size must be ≥ 1, or 0 for the full batch")
+flags.register_validator("batch_size", lambda v: v >= 1,
+                         "batch_size must be ≥ 1 (use --full_batch for all)")
 flags.register_validator("epochs", lambda v: v >= 1, "epochs must be ≥ 1")
 
 
@@ -86,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.run_main(main))
+  cli.start(main)

@@ -46,6 +46,7 @@ class RunConfig:
   weight_decay: float = 1e-4
   schedule: str = "constant"
   batch_size: int = 256
+  full_batch: bool = False
   epochs: int = 10
   seed: int = 0
   standardize: bool = False
@@ -58,7 +59,8 @@ class RunConfig:
   def train_config(self) -> training.TrainConfig:
     return training.TrainConfig(
         loss=self.loss, reg=self.reg, optimizer=self.optimizer,
-        schedule=self.schedule, batch_size=self.batch_size,
+        schedule=self.schedule,
+        batch_size=None if self.full_batch else self.batch_size,
         epochs=self.epochs).validate()
 
   def hparams(self) -> training.HyperParams:
@@ -102,7 +104,8 @@ def _restore_progress(path, config, hparams, dataset):
                                  dataset.num_classes, len(dataset.y_train))
   state, best, _, meta = checkpoint.load(path, template, template.params)
   saved = meta.get("config", {})
-  for key in ("dataset", "loss", "reg", "optimizer", "batch_size", "schedule"):
+  for key in ("dataset", "loss", "reg", "optimizer", "batch_size",
+              "full_batch", "schedule"):
     if key in saved and saved[key] != getattr(config, key):
       raise validation.LinearJaxError(
           f"--resume: checkpoint was trained with {key}={saved[key]!r}, not "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,19 +19,7 @@ from absl import logging
 from linear_jax import training
 
 
-class DeviceData(NamedTuple):
-  """Training and validation arrays, resident on the device."""
-  x_train: jax.Array
-  y_train: jax.Array
-  x_val: jax.Array
-  y_val: jax.Array
-
-  @classmethod
-  def put(cls, x_train, y_train, x_val, y_val, dtype=jnp.float32):
-    return cls(jax.device_put(np.asarray(x_train, dtype)),
-               jax.device_put(np.asarray(y_train, np.int32)),
-               jax.device_put(np.asarray(x_val, dtype)),
-               jax.device_put(np.asarray(y_val, np.int32)))
+DeviceData = training.DeviceData
 
 
 @dataclasses.dataclass
@@ -105,14 +93,14 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
         config, hparams, seed, d, num_classes, n, data.x_train.dtype), [])
   epoch_fn = training.make_epoch_fn(config)
   t0 = time.perf_counter()
-  compiled = epoch_fn.lower(progress.state, hparams, *data).compile()
+  compiled = epoch_fn.lower(progress.state, hparams, data).compile()
   compile_seconds = time.perf_counter() - t0
   train_seconds = 0.0
   result = FitResult(progress, compile_seconds, 0.0)
   lr = float(hparams.learning_rate)
   for epoch in range(progress.epochs_done + 1, config.epochs + 1):
     t0 = time.perf_counter()
-    state, metrics = compiled(progress.state, hparams, *data)
+    state, metrics = compiled(progress.state, hparams, data)
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     seconds = time.perf_counter() - t0
     train_seconds += seconds

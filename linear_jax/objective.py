@@ -58,18 +58,32 @@ def objective_terms(params: dict, x: ArrayLike, y: ArrayLike, *,
 
   ``reg_loss`` is λ R(W) (already multiplied by λ). Arguments as ``objective``.
   """
-  loss_fn = losses_lib.get_loss(loss)
-  losses_lib.check_loss_options(loss, loss_options)
-  regularizers.get_regularizer(reg)
-  validation.check_nonnegative(reg_strength, "reg_strength (λ)")
   x = jnp.asarray(x)
   w = params["W"]
   if x.ndim != 2 or x.shape[1] != w.shape[0]:
     raise validation.LinearJaxError(
         f"x must be [N, D] with D = {w.shape[0]} rows of W, got shape "
         f"{x.shape}; flatten examples or use the bias trick consistently")
+  return terms_from_scores(
+      params, linear_scores(params, x), y, loss=loss, reg=reg,
+      reg_strength=reg_strength, sample_weight=sample_weight,
+      class_weight=class_weight, l1_ratio=l1_ratio,
+      regularize_bias=regularize_bias, **loss_options)
+
+
+def terms_from_scores(params: dict, scores: ArrayLike, y: ArrayLike, *,
+                      loss: str = "svm", reg: str = "l2",
+                      reg_strength: ArrayLike = 0.0, sample_weight=None,
+                      class_weight=None, l1_ratio: ArrayLike = 0.5,
+                      regularize_bias: bool = False, **loss_options) -> dict:
+  """``objective_terms`` given the scores s = f(x; W, b) ``[N, C]`` already
+  computed (the training step computes them with its own matmul layout)."""
+  loss_fn = losses_lib.get_loss(loss)
+  losses_lib.check_loss_options(loss, loss_options)
+  regularizers.get_regularizer(reg)
+  validation.check_nonnegative(reg_strength, "reg_strength (λ)")
   y = jnp.asarray(y)
-  per_example = loss_fn(linear_scores(params, x), y, **loss_options)
+  per_example = loss_fn(scores, y, **loss_options)
   weights = example_weights(y, sample_weight, class_weight)
   return {
       "data_loss": reduce_mean(per_example, weights),

@@ -25,7 +25,8 @@ from linear_jax import losses as losses_lib
 from linear_jax import optimizers
 from linear_jax import regularizers
 from linear_jax import validation
-from linear_jax.objective import objective_terms
+from linear_jax.matmul import linear_scores_fast
+from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
 
 
@@ -36,7 +37,7 @@ class TrainConfig:
   reg: str = "l2"
   optimizer: str = "momentum"
   schedule: str = "constant"
-  batch_size: int = 256  # 0 (or ≥ N) means full batch
+  batch_size: int | None = 256  # None (or ≥ N) means full batch
   epochs: int = 10
 
   def validate(self):
@@ -46,9 +47,10 @@ class TrainConfig:
                       "optimizer")
     validation.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
                       "schedule")
-    if self.batch_size < 0:
+    if self.batch_size is not None and self.batch_size < 1:
       raise validation.LinearJaxError(
-          f"batch_size must be ≥ 1 (or 0 for full batch), got {self.batch_size}")
+          f"batch_size must be ≥ 1, got {self.batch_size}; use --full_batch "
+          "for the whole training set")
     if self.epochs < 1:
       raise validation.LinearJaxError(f"epochs must be ≥ 1, got {self.epochs}")
     return self
@@ -81,6 +83,47 @@ def make_hparams(*, learning_rate=1e-3, reg_strength=0.0, margin=1.0,
       weight_decay, l1_ratio)))
 
 
+class DeviceData(NamedTuple):
+  """Training and validation arrays, resident on the device.
+
+  ``x_*`` are either preprocessed float rows ``[N, D]`` (``shift`` and
+  ``scale`` None), or raw rows (e.g. uint8 pixels, 4× fewer bytes to read per
+  epoch) that each minibatch preprocesses on the fly as (x − shift) / scale,
+  fused by XLA into the gather: the same values, computed in float32.
+  """
+  x_train: jax.Array
+  y_train: jax.Array
+  x_val: jax.Array
+  y_val: jax.Array
+  shift: jax.Array | None = None
+  scale: jax.Array | None = None
+
+  @classmethod
+  def put(cls, x_train, y_train, x_val, y_val, shift=None, scale=None):
+    """Copies to the device once (x keeps its dtype if raw, else float32)."""
+    raw = shift is not None or scale is not None
+    as_x = lambda a: jax.device_put(np.asarray(a) if raw else
+                                    np.asarray(a, np.float32))
+    as_vec = lambda a: None if a is None else jax.device_put(
+        np.asarray(a, np.float32))
+    return cls(as_x(x_train), jax.device_put(np.asarray(y_train, np.int32)),
+               as_x(x_val), jax.device_put(np.asarray(y_val, np.int32)),
+               as_vec(shift), as_vec(scale))
+
+  def prepare(self, rows: jax.Array) -> jax.Array:
+    """Rows of ``x_*`` -> float32 features (x − shift) / scale."""
+    rows = rows.astype(jnp.float32)
+    if self.shift is not None:
+      rows = rows - self.shift
+    if self.scale is not None:
+      rows = rows / self.scale
+    return rows
+
+  @property
+  def num_features(self) -> int:
+    return self.x_train.shape[1]
+
+
 class TrainState(NamedTuple):
   params: dict
   opt_state: optax.OptState
@@ -90,13 +133,13 @@ class TrainState(NamedTuple):
 
 def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
   """⌊N / B⌋ minibatches (the remainder is dropped; a new one each epoch)."""
-  if config.batch_size == 0 or config.batch_size >= num_examples:
+  if config.batch_size is None or config.batch_size >= num_examples:
     return 1
   return num_examples // config.batch_size
 
 
 def effective_batch_size(config: TrainConfig, num_examples: int) -> int:
-  if config.batch_size == 0 or config.batch_size >= num_examples:
+  if config.batch_size is None or config.batch_size >= num_examples:
     return num_examples
   return config.batch_size
 
@@ -130,9 +173,9 @@ def loss_options(loss: str, hparams: HyperParams) -> dict:
 def batch_objective(config: TrainConfig, hparams: HyperParams):
   """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
   def fn(params, x, y):
-    scores = linear_scores(params, x)
-    terms = objective_terms(
-        params, x, y, loss=config.loss, reg=config.reg,
+    scores = linear_scores_fast(params, x)
+    terms = terms_from_scores(
+        params, scores, y, loss=config.loss, reg=config.reg,
         reg_strength=hparams.reg_strength, l1_ratio=hparams.l1_ratio,
         **loss_options(config.loss, hparams))
     return terms["data_loss"] + terms["reg_loss"], (terms, scores)
@@ -144,16 +187,14 @@ def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
 
 
-def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
-                y: jax.Array, x_val: jax.Array, y_val: jax.Array, *,
+def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
                 config: TrainConfig):
   """One epoch: a scan over the minibatches of a fresh permutation.
 
   Args:
     state: ``TrainState``.
     hparams: ``HyperParams`` (scalars).
-    x, y: training data ``[N, D]``, ``[N]``, resident on the device.
-    x_val, y_val: validation data.
+    data: ``DeviceData`` (train ``[N, D]``, ``[N]`` and validation).
     config: static ``TrainConfig``.
 
   Returns:
@@ -161,6 +202,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
     minibatches of ``data_loss``, ``reg_loss`` and ``train_accuracy`` (scores
     before each update), and ``val_accuracy`` after the epoch.
   """
+  x, y = data.x_train, data.y_train
   n = x.shape[0]
   batch = effective_batch_size(config, n)
   per_epoch = steps_per_epoch(config, n)
@@ -177,7 +219,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
 
   def step(carry, idx):
     params, opt_state = carry
-    xb, yb = x[idx], y[idx]
+    xb, yb = data.prepare(x[idx]), y[idx]
     (value, (terms, scores)), grads = grad_fn(params, xb, yb)
     updates, opt_state = opt.update(
         grads, opt_state, params, value=value, grad=grads,
@@ -192,7 +234,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
       "data_loss": jnp.mean(data_loss),
       "reg_loss": jnp.mean(reg_loss),
       "train_accuracy": jnp.mean(correct),
-      "val_accuracy": accuracy(params, x_val, y_val),
+      "val_accuracy": accuracy(params, data.prepare(data.x_val), data.y_val),
   }
   new_state = TrainState(params, opt_state, jax.random.key_data(key),
                          state.step + per_epoch)
@@ -201,8 +243,8 @@ def train_epoch(state: TrainState, hparams: HyperParams, x: jax.Array,
 
 def make_epoch_fn(config: TrainConfig):
   """``jit(train_epoch)`` for one static config: compiled once, reused."""
-  return jax.jit(lambda state, hparams, x, y, xv, yv: train_epoch(
-      state, hparams, x, y, xv, yv, config=config))
+  return jax.jit(lambda state, hparams, data: train_epoch(
+      state, hparams, data, config=config))
 
 
 def is_finite_metrics(metrics: dict) -> bool:
@@ -219,4 +261,4 @@ def check_lbfgs_full_batch(config: TrainConfig, num_examples: int):
       effective_batch_size(config, num_examples) != num_examples):
     raise validation.LinearJaxError(
         f"optimizer {config.optimizer!r} needs the full batch; pass "
-        "--batch_size=0 (full batch) or pick sgd/momentum/nesterov/adam/adamw")
+        "--full_batch or pick sgd/momentum/nesterov/adam/adamw")

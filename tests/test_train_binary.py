@@ -1,0 +1,86 @@
+"""experiments/train.py and the main job, end to end, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(module, *args, timeout=240):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                        env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def test_train_end_to_end_then_restore(tmp_path):
+  workdir = tmp_path / "blobs"
+  proc = run_module("experiments.train", "--dataset=blobs", "--loss=svm",
+                    "--epochs=3", "--batch_size=64", "--learning_rate=0.05",
+                    f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "epoch 3/3" in proc.stderr and "examples/s" in proc.stderr
+  files = sorted(p.name for p in workdir.iterdir())
+  assert files == ["checkpoint.npz", "curves.png", "metrics.jsonl",
+                   "regions.png", "summary.json"]
+  summary = json.loads((workdir / "summary.json").read_text())
+  for key in ("test_accuracy", "val_accuracy", "train_seconds",
+              "compile_seconds", "config", "device"):
+    assert key in summary
+  assert summary["test_accuracy"] >= 0.95
+  assert summary["config"]["loss"] == "svm"
+  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in rows] == [1, 2, 3]
+  proc = run_module("experiments.train", f"--workdir={workdir}", "--restore")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"] == \
+      summary["test_accuracy"]
+
+
+def test_flagfile_then_command_line_override(tmp_path):
+  flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
+  proc = run_module("experiments.train", f"--flagfile={flagfile}",
+                    "--dataset=hard_ring", "--epochs=1", "--learning_rate=0.1",
+                    f"--workdir={tmp_path / 'ring'}", "--noplots")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  summary = json.loads((tmp_path / "ring" / "summary.json").read_text())
+  assert summary["config"]["dataset"] == "hard_ring"
+  assert summary["config"]["loss"] == "softmax"  # from the flagfile
+  assert summary["config"]["batch_size"] == 256
+
+
+@pytest.mark.parametrize("flag,words", [
+    ("--loss=hinge", "should be one of"),
+    ("--reg=l3", "should be one of"),
+    ("--optimizer=rmsprop", "should be one of"),
+    ("--dataset=no_such_set", "unknown dataset"),
+    ("--reg_strength=-1", "λ must be ≥ 0"),
+    ("--batch_size=0", "batch_size must be ≥ 1"),
+    ("--dataset=folder:/no/such/dir", "/no/such/dir"),
+])
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
+  proc = run_module("experiments.train", flag, f"--workdir={tmp_path / 'w'}",
+                    "--epochs=1", timeout=120)
+  assert proc.returncode != 0
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "w" / "checkpoint.npz").exists()
+
+
+@pytest.mark.slow
+def test_main_job_trains_both_and_prints_table(tmp_path):
+  proc = run_module("experiments.main_job", f"--workdir={tmp_path}",
+                    "--epochs=5")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  table = proc.stdout
+  assert "svm" in table and "softmax" in table and "test acc" in table
+  for name in ("svm", "softmax"):
+    assert (tmp_path / name / "templates.png").exists()
+    summary = json.loads((tmp_path / name / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.85
