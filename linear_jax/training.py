@@ -39,6 +39,7 @@ class TrainConfig:
   schedule: str = "constant"
   batch_size: int | None = 256  # None (or ≥ N) means full batch
   epochs: int = 10
+  unroll: int = 1  # lax.scan unroll: steps per loop iteration (speed only)
 
   def validate(self):
     losses_lib.get_loss(self.loss)
@@ -229,7 +230,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
     return (params, opt_state), (terms["data_loss"], terms["reg_loss"], correct)
 
   (params, opt_state), (data_loss, reg_loss, correct) = jax.lax.scan(
-      step, (state.params, state.opt_state), batches)
+      step, (state.params, state.opt_state), batches, unroll=config.unroll)
   metrics = {
       "data_loss": jnp.mean(data_loss),
       "reg_loss": jnp.mean(reg_loss),

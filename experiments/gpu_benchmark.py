@@ -1,0 +1,223 @@
+r"""GPU benchmark for the device tool: one call, under 5 minutes, one table.
+
+Runs on a machine with JAX + CUDA, PyTorch and optax but no TensorFlow/tfds:
+synthetic data of CIFAR-10's shape (50,000 × 3,072, 10 classes) for speed,
+and the CIFAR-10 JPEG archive (when given via LINEAR_JAX_SHARED_DATA) for
+time to accuracy. Precision: XLA's default float32 matmul precision, which is
+TF32 on H100/H200; PyTorch likewise with ``allow_tf32``.
+
+  PYTHONPATH=. python3 experiments/gpu_benchmark.py --out=$OUT
+  (small CPU smoke run:  BENCH_N=2048 python experiments/gpu_benchmark.py)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linear_jax import benchmarking
+from linear_jax import training
+
+N = int(os.environ.get("BENCH_N", 50_000))
+D, C, B = 3072, 10, 256
+CONFIGS = int(os.environ.get("BENCH_CONFIGS", 1024))
+ROWS = []
+
+
+def row(what, seconds, note=""):
+  ROWS.append({"what": what, "ms": seconds * 1e3, "note": note})
+  print(f"  {what:<58} {seconds * 1e3:10.3f} ms  {note}", flush=True)
+
+
+def synthetic(dtype):
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, size=(N, D), dtype=np.uint8)
+  y = rng.integers(0, C, size=N).astype(np.int32)
+  mean = x.mean(0).astype(np.float32)
+  if dtype == "uint8":
+    return training.DeviceData.put(x, y, x[:1000], y[:1000], shift=mean)
+  xf = (x - mean).astype(np.float32)
+  if dtype == "bfloat16":
+    xb = jnp.asarray(xf, jnp.bfloat16)
+    return training.DeviceData(xb, jnp.asarray(y), xb[:1000], jnp.asarray(y[:1000]),
+                               jnp.zeros(D, jnp.float32), None)
+  return training.DeviceData.put(xf, y, xf[:1000], y[:1000])
+
+
+def time_epoch(data, *, batch=B, unroll=1, loss="softmax", optimizer="sgd"):
+  config = training.TrainConfig(loss=loss, optimizer=optimizer, batch_size=batch,
+                                epochs=10, unroll=unroll)
+  hp = training.make_hparams(learning_rate=1e-7)
+  state = training.init_state(config, hp, 0, D, C, N)
+  epoch = training.make_epoch_fn(config).lower(state, hp, data).compile()
+  return benchmarking.median_seconds(epoch, state, hp, data, repeats=10)
+
+
+def sweep_epoch_fn(config):
+  """K configurations sharing one copy of the data and one permutation."""
+  state_axes = training.TrainState(params=0, opt_state=0, key=None, step=None)
+  vmapped = jax.vmap(lambda s, h, d: training.train_epoch(s, h, d, config=config),
+                     in_axes=(state_axes, 0, None), out_axes=(state_axes, 0))
+  return jax.jit(vmapped)
+
+
+def time_sweep(data, k, optimizer="sgd"):
+  config = training.TrainConfig(loss="softmax", optimizer=optimizer, batch_size=B,
+                                epochs=10)
+  lrs = np.logspace(-8, -6, k).astype(np.float32)
+  hp = jax.vmap(lambda lr: training.make_hparams(learning_rate=1.0)._replace(
+      learning_rate=lr))(jnp.asarray(lrs))
+  one = training.init_state(config, training.make_hparams(), 0, D, C, N)
+  state = one._replace(
+      params=jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape), one.params),
+      opt_state=jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape),
+                             one.opt_state))
+  fn = sweep_epoch_fn(config).lower(state, hp, data).compile()
+  return benchmarking.median_seconds(fn, state, hp, data, repeats=5), fn, state, hp
+
+
+def torch_epoch(loss_name="ce", steps_per_call=None):
+  import torch
+  torch.backends.cuda.matmul.allow_tf32 = True
+  dev = "cuda" if torch.cuda.is_available() else "cpu"
+  g = torch.Generator(device="cpu").manual_seed(0)
+  x = torch.randint(0, 256, (N, D), generator=g, dtype=torch.uint8)
+  x = (x.float() - x.float().mean(0)).to(dev)
+  y = torch.randint(0, C, (N,), generator=g).to(dev)
+  model = torch.nn.Linear(D, C).to(dev)
+  opt = torch.optim.SGD(model.parameters(), lr=1e-7, momentum=0.9)
+  crit = torch.nn.CrossEntropyLoss() if loss_name == "ce" else torch.nn.MultiMarginLoss()
+
+  def epoch():
+    perm = torch.randperm(N, device=dev)
+    for i in range(N // B):
+      idx = perm[i * B:(i + 1) * B]
+      opt.zero_grad(set_to_none=True)
+      crit(model(x[idx]), y[idx]).backward()
+      opt.step()
+    if dev == "cuda":
+      torch.cuda.synchronize()
+
+  epoch()
+  times = []
+  for _ in range(3):
+    t = time.perf_counter(); epoch(); times.append(time.perf_counter() - t)
+  return float(np.median(times))
+
+
+def part_epoch_variants():
+  """The single-model epoch under the XLA flags this process was started with."""
+  flags = os.environ.get("XLA_FLAGS", "(none)")
+  f32 = synthetic("float32")
+  for unroll in (1, 8):
+    row(f"1 model epoch B=256 f32 unroll={unroll} XLA_FLAGS={flags[:30]}",
+        time_epoch(f32, unroll=unroll))
+  u8 = synthetic("uint8")
+  row(f"1 model epoch B=256 uint8 unroll=8 XLA_FLAGS={flags[:30]}",
+      time_epoch(u8, unroll=8))
+
+
+def main():
+  out = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--out=")), None)
+  if "--part=epoch" in sys.argv:
+    part_epoch_variants()
+    print("ROWS_JSON " + json.dumps(ROWS))
+    return
+  dev = jax.devices()[0]
+  print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, N={N}")
+  bw = benchmarking.copy_bandwidth(1 << 30 if dev.platform == "gpu" else 1 << 28)
+  rate = benchmarking.matmul_rate(8192 if dev.platform == "gpu" else 1024)
+  rate_hi = benchmarking.matmul_rate(8192 if dev.platform == "gpu" else 1024,
+                                     precision="highest")
+  print(f"copy bandwidth {bw / 1e9:.0f} GB/s (read+write); f32 matmul "
+        f"{rate / 1e12:.1f} TFLOP/s default (TF32), {rate_hi / 1e12:.1f} highest")
+  floor = benchmarking.epoch_floor(N, D, C, bytes_per_feature=4, bandwidth=bw,
+                                   flop_rate=rate)
+  floor_u8 = benchmarking.epoch_floor(N, D, C, bytes_per_feature=1, bandwidth=bw,
+                                      flop_rate=rate)
+  row("floor: 1 epoch f32 X read once / FLOPs", floor["floor_seconds"],
+      f"read {floor['read_seconds']*1e3:.3f} ms, compute {floor['compute_seconds']*1e3:.3f} ms")
+  row("floor: 1 epoch uint8 X", floor_u8["floor_seconds"])
+
+  # Single-model epoch, variants of XLA flags in subprocesses.
+  for flags in ("", "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,"
+                    "CUSTOM_CALL,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1"):
+    env = dict(os.environ, XLA_FLAGS=flags)
+    proc = subprocess.run([sys.executable, __file__, "--part=epoch"], env=env,
+                          capture_output=True, text=True, timeout=240)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("ROWS_JSON ")]
+    if lines:
+      for r in json.loads(lines[-1][10:]):
+        row(r["what"], r["ms"] / 1e3)
+    else:
+      print(f"  epoch variant with XLA_FLAGS={flags!r} failed: {proc.stderr[-800:]}")
+
+  f32 = synthetic("float32")
+  row("1 model epoch full batch f32", time_epoch(f32, batch=N))
+  for loss in ("svm", "softmax"):
+    cfg = dict(loss=loss)
+    row(f"1 model epoch B=256 {loss} momentum", time_epoch(f32, optimizer="momentum", **cfg))
+
+  # Sweep: K configurations x 1 epoch, sharing the data.
+  k_small = 16
+  t16, *_ = time_sweep(f32, k_small)
+  row(f"sweep {k_small} configs x 1 epoch f32 sgd", t16)
+  tk, fn, state, hp = time_sweep(f32, CONFIGS)
+  floor_k = benchmarking.epoch_floor(N, D, C, bytes_per_feature=4, bandwidth=bw,
+                                     flop_rate=rate, num_configs=CONFIGS)
+  row(f"sweep {CONFIGS} configs x 1 epoch f32 sgd", tk,
+      f"floor {floor_k['floor_seconds']*1e3:.2f} ms")
+  bf = synthetic("bfloat16")
+  tkb, fnb, _, _ = time_sweep(bf, CONFIGS)
+  row(f"sweep {CONFIGS} configs x 1 epoch bf16 data sgd", tkb)
+  tkm, *_ = time_sweep(f32, CONFIGS, optimizer="momentum")
+  row(f"sweep {CONFIGS} configs x 1 epoch f32 momentum", tkm)
+
+  try:
+    row("torch nn.Linear+CrossEntropyLoss epoch B=256 (TF32)", torch_epoch("ce"))
+    row("torch nn.Linear+MultiMarginLoss epoch B=256 (TF32)", torch_epoch("mm"))
+  except Exception as e:  # torch missing or failing: say so, keep the table
+    print(f"  torch peer skipped: {type(e).__name__}: {e}")
+
+  time_to_accuracy()
+
+  print("\n| what | ms | note |\n|---|---:|---|")
+  for r in ROWS:
+    print(f"| {r['what']} | {r['ms']:.3f} | {r['note']} |")
+  if out:
+    with open(os.path.join(out, "gpu_benchmark.json"), "w") as f:
+      json.dump({"device": dev.device_kind, "rows": ROWS, "N": N}, f, indent=1)
+
+
+def time_to_accuracy():
+  """Seconds of training to 40 % test accuracy on the CIFAR-10 JPEG set."""
+  if not os.environ.get("LINEAR_JAX_SHARED_DATA"):
+    print("  (no LINEAR_JAX_SHARED_DATA: time to accuracy skipped)")
+    return
+  from linear_jax import data as data_lib
+  from linear_jax import fit as fit_lib
+  ds = data_lib.load_dataset("cifar10_jpeg", standardize=True)
+  data = fit_lib.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+  xt, yt = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+  for loss, lr, epochs in (("softmax", 3e-3, 1), ("svm", 1e-3, 1), ("softmax", 3e-3, 2)):
+    config = training.TrainConfig(loss=loss, optimizer="momentum", batch_size=B,
+                                  epochs=epochs, schedule="cosine", unroll=8)
+    hp = training.make_hparams(learning_rate=lr, reg_strength=1e-3)
+    best = []
+    for _ in range(3):
+      result = fit_lib.fit(config, hp, data, num_classes=10, log=False)
+      best.append(result.train_seconds)
+    acc = float(training.accuracy(result.params, xt, yt))
+    row(f"CIFAR-10 {loss} {epochs} epoch(s) cosine: test acc {acc:.4f}",
+        float(np.median(best)))
+
+
+if __name__ == "__main__":
+  main()

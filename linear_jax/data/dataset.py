@@ -1,0 +1,231 @@
+"""``Dataset``: preprocessed splits ready for s = f(x; W, b), and how one is built.
+
+A source (tfds, an image folder, an embedded generator) returns ``RawData``:
+unprocessed splits, images as they are stored (``uint8 [N, H, W, C]``) or
+points as floats (``[N, 2]``). ``from_raw`` turns it into a ``Dataset``:
+
+1. check that every split's features are finite (the error names the split);
+2. carve the test split out of train if the source has none (a fixed 20 %,
+   the same for every ``seed``, so test numbers stay comparable);
+3. carve ``validation_size`` examples out of train with the permutation
+   ``np.random.default_rng(seed).permutation(N_train)`` (unless the source has
+   its own validation split and ``validation_size`` is None); the remaining
+   training examples keep that permuted order and ``max_train`` keeps the
+   first of them;
+4. fit ``PreprocessStats`` on the training rows only, then apply the same
+   stats to train, validation and test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from linear_jax.data import preprocessing
+from linear_jax.data import splits as splits_lib
+from linear_jax.validation import LinearJaxError
+
+# The test split carved from sources without one: fraction and fixed seed.
+TEST_FRACTION = 0.2
+TEST_SEED = 20240101
+# Everything is held in memory; refuse datasets estimated above this (float32).
+MAX_FLOAT32_BYTES = 8 << 30
+
+
+def check_memory(num_examples: int, example_shape: tuple, what: str) -> None:
+  """Raises if ``num_examples`` of ``example_shape`` exceed 8 GiB as float32.
+
+  Datasets are loaded whole (CIFAR-10: 0.7 GiB as float32); beyond a few GiB
+  you would need streaming, which linear_jax does not do.
+  """
+  estimate = num_examples * int(np.prod(example_shape)) * 4
+  if estimate > MAX_FLOAT32_BYTES:
+    raise LinearJaxError(
+        f"{what}: {num_examples} examples of shape {tuple(example_shape)} need "
+        f"~{estimate / 2**30:.1f} GiB as float32, over the "
+        f"{MAX_FLOAT32_BYTES >> 30} GiB in-memory limit; streaming is not "
+        "supported, use fewer or smaller examples")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RawData:
+  """Unprocessed splits of one dataset, as a source returns them.
+
+  Attributes:
+    splits: ``{"train": (x, y), "test": (x, y)}`` and optionally
+      ``"validation"``; ``x`` is ``[N, ...]`` (``uint8 [N, H, W, C]`` images
+      or float ``[N, D]`` points), ``y`` is ``[N]`` integer labels in [0, C).
+    class_names: the C class names, in label order.
+    image_shape: ``(H, W, C)`` of one example, or None for point sets.
+  """
+  splits: dict
+  class_names: tuple
+  image_shape: tuple | None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+  """Preprocessed train / validation / test splits of one dataset.
+
+  Attributes:
+    x_train, x_val, x_test: float32 ``[N, D]``, one flattened, preprocessed
+      example per row (``D`` includes the ones column when
+      ``stats.bias_column``).
+    y_train, y_val, y_test: int32 ``[N]`` labels in [0, ``num_classes``).
+    num_classes: C.
+    class_names: the C class names, in label order.
+    image_shape: ``(H, W, C)`` of one raw example (e.g. ``(32, 32, 3)``), or
+      None for 2-D point sets.
+    name: the name it was loaded by (``"cifar10"``, ``"folder:PATH"``, ...).
+    stats: the preprocessing fitted on ``x_train``; ``stats.apply(x_raw)``
+      maps new raw examples the same way.
+  """
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+  class_names: tuple
+  image_shape: tuple | None
+  name: str
+  stats: preprocessing.PreprocessStats
+
+  @property
+  def num_features(self) -> int:
+    """D, the width of ``x_*`` (the ones column included, if any)."""
+    return int(self.x_train.shape[1])
+
+  def __repr__(self) -> str:
+    return (f"Dataset({self.name!r}, train={len(self.y_train)}, "
+            f"val={len(self.y_val)}, test={len(self.y_test)}, "
+            f"D={self.num_features}, C={self.num_classes})")
+
+
+def _labels(y, split: str, num_classes: int) -> np.ndarray:
+  """``y`` as int32 ``[N]``, checked to lie in [0, C)."""
+  y = np.asarray(y)
+  if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
+    raise LinearJaxError(
+        f"y_{split} must be [N] integer labels, got dtype {y.dtype} shape "
+        f"{y.shape}; pass class indices")
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    raise LinearJaxError(
+        f"y_{split} must lie in [0, {num_classes}), found values in "
+        f"[{y.min()}, {y.max()}]; remap labels to 0..C-1")
+  return y.astype(np.int32)
+
+
+def from_raw(raw: RawData, *, name: str, seed: int = 0,
+             validation_size: int | float | None = None,
+             default_validation: int | float = 0.2,
+             subtract_mean: bool = True, standardize: bool = False,
+             bias_column: bool = False,
+             max_train: int | None = None) -> Dataset:
+  """Splits, fits preprocessing on train only, and applies it (module docstring).
+
+  Args:
+    raw: the source's splits.
+    name: the dataset's name, kept in ``Dataset.name``.
+    seed: seeds the validation permutation; same seed, same arrays.
+    validation_size: examples carved from train for validation (an int, or a
+      fraction in (0, 1)); None uses the source's own validation split if it
+      has one, else ``default_validation``.
+    default_validation: the default (int or fraction), capped at 20 % of the
+      training set so tiny (e.g. mocked) datasets still split.
+    subtract_mean, standardize, bias_column: see ``preprocessing.fit_stats``.
+    max_train: keep at most this many training examples (after the split).
+
+  Returns:
+    The ``Dataset``.
+  """
+  if "train" not in raw.splits:
+    raise LinearJaxError(
+        f"dataset {name!r} has no 'train' split (found {sorted(raw.splits)}); "
+        "provide one")
+  num_classes = len(raw.class_names)
+  arrays = {}
+  for split, (x, y) in raw.splits.items():
+    x = np.asarray(x)
+    y = _labels(y, split, num_classes)
+    if x.shape[:1] != y.shape:
+      raise LinearJaxError(
+          f"x_{split} has {x.shape[0] if x.ndim else 0} rows but y_{split} has "
+          f"{y.shape[0]}; pass one label per example")
+    preprocessing.check_finite(x, split)
+    arrays[split] = (x, y)
+
+  x_train, y_train = arrays["train"]
+  if "test" not in arrays:
+    test_size = splits_lib.count(TEST_FRACTION, len(y_train))
+    keep, test = splits_lib.carve(len(y_train), test_size, TEST_SEED)
+    keep.sort()
+    arrays["test"] = (x_train[test], y_train[test])
+    x_train, y_train = x_train[keep], y_train[keep]
+
+  own_val = "validation" in arrays and validation_size is None
+  if "validation" in arrays and validation_size is not None:
+    raise LinearJaxError(
+        f"dataset {name!r} has its own validation split; leave "
+        "validation_size unset to use it")
+  size = 0 if own_val else splits_lib.validation_count(
+      validation_size, len(y_train), default_validation)
+  train, val = splits_lib.carve(len(y_train), size, seed)
+  if max_train is not None:
+    if not isinstance(max_train, (int, np.integer)) or max_train < 1:
+      raise LinearJaxError(
+          f"max_train must be a positive int, got {max_train!r}")
+    train = train[:max_train]
+  if own_val:
+    x_val, y_val = arrays["validation"]
+  else:
+    x_val, y_val = x_train[val], y_train[val]
+  x_train, y_train = x_train[train], y_train[train]
+
+  stats = preprocessing.fit_stats(
+      x_train, subtract_mean=subtract_mean, standardize=standardize,
+      bias_column=bias_column)
+  x_test, y_test = arrays["test"]
+  return Dataset(
+      x_train=stats.apply(x_train), y_train=y_train,
+      x_val=stats.apply(x_val), y_val=y_val,
+      x_test=stats.apply(x_test), y_test=y_test,
+      num_classes=num_classes, class_names=tuple(raw.class_names),
+      image_shape=None if raw.image_shape is None else tuple(raw.image_shape),
+      name=name, stats=stats)
+
+
+def from_arrays(x_train, y_train, x_test=None, y_test=None, *,
+                x_val=None, y_val=None, class_names=None,
+                image_shape=None, name: str = "arrays",
+                **options) -> Dataset:
+  """A ``Dataset`` from raw numpy arrays (your own data, same rules as sources).
+
+  Args:
+    x_train, y_train: ``[N, ...]`` raw examples and ``[N]`` int labels.
+    x_test, y_test: the test split; None carves a fixed 20 % of train.
+    x_val, y_val: an own validation split (else one is carved from train).
+    class_names: C names; default ``"0"``.. ``"C-1"`` with C = max label + 1.
+    image_shape: ``(H, W, C)`` of one example, or None.
+    name: kept in ``Dataset.name``.
+    **options: ``seed``, ``validation_size``, ``subtract_mean``,
+      ``standardize``, ``bias_column``, ``max_train`` as in ``from_raw``.
+
+  Returns:
+    The ``Dataset``.
+  """
+  splits = {"train": (x_train, y_train)}
+  if x_test is not None:
+    splits["test"] = (x_test, y_test)
+  if x_val is not None:
+    splits["validation"] = (x_val, y_val)
+  if class_names is None:
+    labels = [np.asarray(y) for _, y in splits.values()]
+    top = max((int(y.max()) for y in labels
+               if y.size and np.issubdtype(y.dtype, np.integer)), default=0)
+    class_names = tuple(str(c) for c in range(top + 1))
+  raw = RawData(splits=splits, class_names=tuple(class_names),
+                image_shape=image_shape)
+  return from_raw(raw, name=name, **options)

@@ -1,0 +1,161 @@
+"""Images from a folder ``split/class/image.{jpg,jpeg,png}`` or a ``.tar.gz`` of one.
+
+``PATH`` is laid out as tfds' ``ImageFolder`` expects (rules in
+``linear_jax.data.layout``)::
+
+    PATH/train/<class>/<image>.jpg     required
+    PATH/test/<class>/<image>.png      optional (else a fixed 20 % of train)
+    PATH/validation/<class>/...        optional (``val`` also accepted)
+
+or is a ``.tar.gz``/``.tgz`` archive of that layout, possibly under one top
+folder. An archive is read once, as a stream, straight from its members:
+writing its files out first costs more than decoding them (12-17 s for the
+60,000 small CIFAR-10 files on a 2-core machine, against ~13 s of decoding).
+
+Decoded splits are cached as uint8 ``.npy`` files (``linear_jax.data.cache``),
+keyed by the absolute path plus size and modification time of every image (of
+the archive file, for an archive), so a changed folder is read again.
+Measured with the shared 60,000-image CIFAR-10 JPEG archive on 2 cores (see
+``tests/test_data_cifar10_jpeg.py``): ~20 s the first time, under 1 s from the
+cache (whole ``load_dataset`` call, preprocessing included).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from linear_jax.data import cache
+from linear_jax.data import dataset
+from linear_jax.data import decode
+from linear_jax.data import layout
+from linear_jax.data.dataset import RawData
+from linear_jax.validation import LinearJaxError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+# Bump when the decoded format changes, so old cache entries are not reused.
+_CACHE_VERSION = 1
+
+
+def _entry(root: Path, path: Path, key: str) -> Path:
+  """The cache folder for ``path``: readable name plus content key."""
+  stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.name)[:40]
+  return root / f"folder-{stem}-{key}"
+
+
+def _walk(root: Path) -> tuple[list, dict]:
+  """``([(relative name, is_dir)], {image name: (size, mtime_ns)})`` of a folder."""
+  entries, stats = [], {}
+  for dirpath, dirnames, filenames in os.walk(root):
+    rel = os.path.relpath(dirpath, root)
+    prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+    depth = prefix.count("/")
+    if depth >= 3:  # inside class folders (or top/split/class): stop
+      dirnames[:] = []
+    entries.extend((prefix + d, True) for d in dirnames)
+    for f in filenames:
+      name = prefix + f
+      entries.append((name, False))
+      if depth in (2, 3) and f.lower().endswith(layout.IMAGE_SUFFIXES):
+        st = os.stat(os.path.join(dirpath, f))
+        stats[name] = (st.st_size, st.st_mtime_ns)
+  return entries, stats
+
+
+def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
+  """``([(member name, is_dir)], {image member name: bytes})`` of a tar archive."""
+  entries, data = [], {}
+  try:
+    with tarfile.open(path, "r:*") as tar:
+      for member in tar:
+        entries.append((member.name, member.isdir()))
+        if (member.isfile() and
+            member.name.lower().endswith(layout.IMAGE_SUFFIXES)):
+          data[member.name] = tar.extractfile(member).read()
+  except (tarfile.TarError, EOFError, OSError) as e:
+    raise LinearJaxError(
+        f"cannot read archive {shown}: {' '.join(str(e).split())}; check the "
+        "file, or unpack it and pass folder:<unpacked folder>") from None
+  return entries, data
+
+
+def _decode_splits(files: dict, source_of, name_of, shown: str) -> dict:
+  """``{split: (x uint8 [N, H, W, C], y int32 [N])}`` from the layout's files.
+
+  ``source_of(name)`` gives a path or bytes to decode, ``name_of(name)`` how
+  errors name the file.
+  """
+  first = files["train"][0][1]
+  shape = decode.decode_image(source_of(first), name_of(first)).shape
+  total = sum(len(rows) for rows in files.values())
+  dataset.check_memory(total, shape, f"image folder {shown}")
+  splits = {}
+  for split, rows in files.items():
+    names = [name for _, name in rows]
+    x = decode.decode_images([source_of(n) for n in names],
+                             [name_of(n) for n in names], shape)
+    splits[split] = (x, np.array([label for label, _ in rows], np.int32))
+  return splits
+
+
+def load_folder(path, *, cache_dir=None) -> RawData:
+  """Reads (or reloads from the cache) an image folder or archive.
+
+  Args:
+    path: a folder laid out ``split/class/image``, or a ``.tar.gz`` of one.
+    cache_dir: cache folder (default ``$LINEAR_JAX_CACHE`` or
+      ``~/.cache/linear_jax``).
+
+  Returns:
+    ``RawData`` with uint8 images ``[N, H, W, C]`` and int32 labels ``[N]``.
+  """
+  shown = str(path)
+  path = Path(path).expanduser().absolute()
+  if not path.exists():
+    raise LinearJaxError(
+        f"image folder {shown} does not exist; pass folder:PATH with PATH a "
+        "folder train/<class>/<image>.jpg or a .tar.gz of one")
+  root = cache.cache_root(cache_dir)
+  if path.is_dir():
+    entries, stats = _walk(path)
+    files, class_names = layout.parse_layout(entries, shown)
+    listing = [(n, stats[n]) for rows in files.values() for _, n in rows]
+    key = cache.content_key("folder", str(path), listing, _CACHE_VERSION)
+    source_of = lambda name: path / name
+    name_of = lambda name: str(path / name)
+  elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
+    st = path.stat()
+    key = cache.content_key("archive", str(path), st.st_size, st.st_mtime_ns,
+                            _CACHE_VERSION)
+    files = None  # read the archive only on a cache miss
+  else:
+    raise LinearJaxError(
+        f"{shown} is neither a folder nor a .tar.gz/.tgz archive; pass an "
+        "image folder or an archive of one")
+
+  entry = _entry(root, path, key)
+  loaded = cache.load_entry(entry)
+  if loaded is not None:
+    arrays, meta = loaded
+    class_names = tuple(meta["class_names"])
+    splits = {split: (arrays[f"x_{split}"], arrays[f"y_{split}"])
+              for split in meta["splits"]}
+  else:
+    if files is None:
+      entries, data = _read_archive(path, shown)
+      files, class_names = layout.parse_layout(entries, shown)
+      source_of = data.__getitem__
+      name_of = lambda name: f"{shown}:{name}"
+    splits = _decode_splits(files, source_of, name_of, shown)
+    arrays = {}
+    for split, (x, y) in splits.items():
+      arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
+    cache.save_entry(entry, arrays, {"class_names": list(class_names),
+                                     "splits": list(splits),
+                                     "source": str(path)})
+  return RawData(splits=splits, class_names=tuple(class_names),
+                 image_shape=tuple(splits["train"][0].shape[1:]))

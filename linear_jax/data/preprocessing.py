@@ -1,0 +1,158 @@
+"""Preprocessing fitted on the training split only, and applied to every split.
+
+x ↦ [(flatten(x) − μ) / σ, 1]: ``μ [D]`` is the per-feature mean of the
+training rows (the lecture's "subtract the mean image"), ``σ [D]`` their
+per-feature standard deviation (only with ``standardize``; a constant feature
+gets σ = 1), and the ones column is the bias trick's data side (only with
+``bias_column``). Validation and test rows never enter μ or σ: call
+``fit_stats`` on the training rows after the validation split is carved out
+(``linear_jax.data.dataset.from_raw`` does), then ``stats.apply`` everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from linear_jax.validation import LinearJaxError
+
+# Rows per chunk when accumulating σ in float64 (bounds the temporary memory).
+_CHUNK_ROWS = 4096
+_APPLY_ROWS = 512
+
+
+def _flatten(x) -> np.ndarray:
+  """``[N, ...]`` -> ``[N, D]`` (also for N = 0)."""
+  x = np.asarray(x)
+  if x.ndim == 0:
+    raise LinearJaxError(
+        f"examples must be an array [N, ...], got a scalar {x!r}; pass one "
+        "example per row")
+  return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+
+
+def check_finite(x: np.ndarray, split: str) -> None:
+  """Raises if the features of ``split`` are not numeric or hold NaN/Inf."""
+  x = np.asarray(x)
+  if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    raise LinearJaxError(
+        f"x_{split} must be numeric, got dtype {x.dtype}; convert the features "
+        "to numbers")
+  if np.issubdtype(x.dtype, np.inexact):
+    bad = ~np.isfinite(_flatten(x))
+    if bad.any():
+      rows = np.flatnonzero(bad.any(axis=1))
+      raise LinearJaxError(
+          f"x_{split} holds {int(bad.sum())} NaN/Inf values in "
+          f"{len(rows)} examples (first: example {rows[0]}); drop or repair "
+          "those examples before loading")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreprocessStats:
+  """What was fitted on the training split; ``apply`` maps raw examples.
+
+  Attributes:
+    num_features: D, features per raw example after flattening.
+    mean: μ, float32 ``[D]``, or None (no mean subtraction).
+    scale: σ, float32 ``[D]`` with zeros replaced by 1, or None (no
+      standardization).
+    bias_column: whether ``apply`` appends a ones column (D + 1 outputs).
+  """
+  num_features: int
+  mean: np.ndarray | None = None
+  scale: np.ndarray | None = None
+  bias_column: bool = False
+
+  def apply(self, x_raw) -> np.ndarray:
+    """Raw examples ``[N, ...]`` (any numeric dtype) -> float32 ``[N, D(+1)]``."""
+    x = _flatten(x_raw)
+    n = x.shape[0]
+    d = self.num_features
+    if x.shape[1] != d:
+      raise LinearJaxError(
+          f"examples have {x.shape[1]} features after flattening but the "
+          f"stats were fitted on {d}; pass examples shaped like the training "
+          "set")
+    out = np.empty((n, d + int(self.bias_column)), np.float32)
+    # Row chunks that stay in cache: ~3x faster than whole-array passes.
+    for start in range(0, n, _APPLY_ROWS):
+      rows = slice(start, start + _APPLY_ROWS)
+      body = out[rows, :d]
+      if self.mean is not None:
+        np.subtract(x[rows], self.mean, out=body, dtype=np.float32)
+      else:
+        body[...] = x[rows]
+      if self.scale is not None:
+        np.divide(body, self.scale, out=body)
+    if self.bias_column:
+      out[:, d] = 1.0
+    return out
+
+  def to_dict(self) -> dict[str, np.ndarray]:
+    """Plain numpy values (``np.savez``-friendly); absent keys mean None."""
+    out = {"num_features": np.asarray(self.num_features, np.int64),
+           "bias_column": np.asarray(self.bias_column)}
+    if self.mean is not None:
+      out["mean"] = np.asarray(self.mean, np.float32)
+    if self.scale is not None:
+      out["scale"] = np.asarray(self.scale, np.float32)
+    return out
+
+  @classmethod
+  def from_dict(cls, values) -> "PreprocessStats":
+    """Inverse of ``to_dict``; ``values`` may be a dict or an ``NpzFile``."""
+    try:
+      num_features = int(np.asarray(values["num_features"]))
+      bias_column = bool(np.asarray(values["bias_column"]))
+    except KeyError as missing:
+      raise LinearJaxError(
+          f"preprocessing stats lack {missing}; save them with "
+          "PreprocessStats.to_dict()") from None
+    def vector(key):
+      if key not in values:
+        return None
+      v = np.asarray(values[key], np.float32)
+      if v.shape != (num_features,):
+        raise LinearJaxError(
+            f"preprocessing stats {key!r} has shape {v.shape}, expected "
+            f"({num_features},); save them with PreprocessStats.to_dict()")
+      return v
+    return cls(num_features=num_features, mean=vector("mean"),
+               scale=vector("scale"), bias_column=bias_column)
+
+
+def fit_stats(x_train_raw, *, subtract_mean: bool = True,
+              standardize: bool = False,
+              bias_column: bool = False) -> PreprocessStats:
+  """Fits μ (and σ) on the training rows ``[N, ...]`` only.
+
+  Args:
+    x_train_raw: raw training examples ``[N, ...]``, flattened to ``[N, D]``;
+      pass the training rows only (validation already carved out).
+    subtract_mean: subtract μ, the training mean ``[D]``.
+    standardize: also divide by σ, the training standard deviation ``[D]``
+      (σ = 0 becomes 1); implies subtracting μ.
+    bias_column: append a ones column in ``apply``.
+
+  Returns:
+    ``PreprocessStats`` (μ and σ computed in float64, stored as float32).
+  """
+  x = _flatten(x_train_raw)
+  n = x.shape[0]
+  if n == 0:
+    raise LinearJaxError(
+        "the training split is empty; pass at least one training example")
+  mean = scale = None
+  if subtract_mean or standardize:
+    mean64 = x.mean(axis=0, dtype=np.float64)
+    mean = mean64.astype(np.float32)
+  if standardize:
+    sq = np.zeros(x.shape[1], np.float64)
+    for start in range(0, n, _CHUNK_ROWS):
+      sq += np.square(x[start:start + _CHUNK_ROWS] - mean64).sum(axis=0)
+    scale = np.sqrt(sq / n).astype(np.float32)
+    scale[scale == 0] = 1.0
+  return PreprocessStats(num_features=x.shape[1], mean=mean, scale=scale,
+                         bias_column=bool(bias_column))

@@ -1,0 +1,205 @@
+"""Dataset names, ``load_dataset``, and the table ``--list_datasets`` prints.
+
+A name is one of ``DATASETS`` (below), ``folder:PATH`` (an image folder or a
+``.tar.gz`` of one, see ``folder_source``) or ``tfds:NAME`` (any
+tensorflow-datasets image classification dataset, see ``tfds_source``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable
+
+from linear_jax import validation
+from linear_jax.data import dataset as dataset_lib
+from linear_jax.data import embedded
+from linear_jax.data import folder_source
+from linear_jax.data import tfds_source
+from linear_jax.validation import LinearJaxError
+
+SHARED_DATA_ENV = "LINEAR_JAX_SHARED_DATA"
+CIFAR10_JPEG = "cifar10-jpeg.tar.gz"
+# Default validation size for folder:PATH and tfds:NAME (a fraction of train).
+DEFAULT_VALIDATION = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One named dataset: where it comes from and what it is for."""
+  source: str
+  sizes: str
+  shape: str
+  purpose: str
+  default_validation: int | float
+  load: Callable  # (data_dir, download) -> RawData
+
+
+def shared_cifar10_archive() -> Path:
+  """The shared CIFAR-10 JPEG archive, or an error pointing to tfds' cifar10.
+
+  Looked for in ``$LINEAR_JAX_SHARED_DATA`` (the archive or its folder), then
+  ``../shared/data/`` relative to the working directory and to the folder
+  above the repository.
+  """
+  import linear_jax  # pylint: disable=g-import-not-at-top
+  candidates = []
+  env = os.environ.get(SHARED_DATA_ENV)
+  if env:
+    path = Path(env).expanduser()
+    candidates.append(path / CIFAR10_JPEG if path.is_dir() else path)
+  candidates.append(Path.cwd() / "../shared/data" / CIFAR10_JPEG)
+  candidates.append(
+      Path(linear_jax.__file__).resolve().parents[2] / "shared/data" /
+      CIFAR10_JPEG)
+  for path in candidates:
+    if path.is_file():
+      return path.resolve()
+  raise LinearJaxError(
+      f"cifar10_jpeg needs {CIFAR10_JPEG}, not found at "
+      f"{', '.join(str(p) for p in candidates)}; set {SHARED_DATA_ENV} to its "
+      "folder, or use the tfds dataset 'cifar10' instead")
+
+
+def _tfds(name):
+  return lambda data_dir, download: tfds_source.load_tfds(
+      name, data_dir=data_dir, download=download)
+
+
+def _embedded(make):
+  return lambda data_dir, download: make()
+
+
+def _shared_cifar10(data_dir, download):
+  del download  # nothing to download: the archive is local
+  return folder_source.load_folder(shared_cifar10_archive(), cache_dir=data_dir)
+
+
+_POINTS = "2,500 points: 2,000 train+val / 500 test"
+DATASETS = {
+    "cifar10": Entry(
+        "tfds", "50,000 train+val / 10,000 test", "32x32x3, 10 classes",
+        "the lecture's CIFAR-10 (needs a prepared tfds data_dir)", 1000,
+        _tfds("cifar10")),
+    "cifar10_jpeg": Entry(
+        f"folder: shared {CIFAR10_JPEG}", "50,000 train+val / 10,000 test",
+        "32x32x3, 10 classes",
+        "CIFAR-10 re-encoded as JPEG, offline where the archive is present",
+        1000, _shared_cifar10),
+    "mnist": Entry(
+        "tfds", "60,000 train+val / 10,000 test", "28x28x1, 10 classes",
+        "handwritten digits (needs a prepared tfds data_dir)", 5000,
+        _tfds("mnist")),
+    "fashion_mnist": Entry(
+        "tfds", "60,000 train+val / 10,000 test", "28x28x1, 10 classes",
+        "clothing images (needs a prepared tfds data_dir)", 5000,
+        _tfds("fashion_mnist")),
+    "digits": Entry(
+        "embedded (scikit-learn)", "1,797: 1,438 train+val / 359 test",
+        "8x8x1, 10 classes", "small offline image set, default of make run",
+        0.2, _embedded(embedded.digits)),
+    "hard_parity": Entry(
+        "embedded", _POINTS, "2-D, 2 classes",
+        "lecture hard case: odd vs even number of positive coordinates", 0.2,
+        _embedded(embedded.hard_parity)),
+    "hard_ring": Entry(
+        "embedded", _POINTS, "2-D, 2 classes",
+        "lecture hard case: 1 <= ||x|| <= 2 vs everything else", 0.2,
+        _embedded(embedded.hard_ring)),
+    "hard_modes": Entry(
+        "embedded", _POINTS, "2-D, 2 classes",
+        "lecture hard case: three Gaussian modes vs everything else", 0.2,
+        _embedded(embedded.hard_modes)),
+    "blobs": Entry(
+        "embedded", _POINTS, "2-D, 4 classes",
+        "easy case: linearly separable Gaussian blobs", 0.2,
+        _embedded(embedded.blobs)),
+}
+PATTERNS = {
+    "folder:PATH": Entry(
+        "image folder or .tar.gz", "as found", "as found",
+        "your images: PATH/{train,test}/<class>/<image>.{jpg,png}",
+        DEFAULT_VALIDATION, None),
+    "tfds:NAME": Entry(
+        "tfds", "as in tfds", "as in tfds",
+        "any tfds dataset with 'image' and 'label' features",
+        DEFAULT_VALIDATION, None),
+}
+
+
+def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
+                 validation_size: int | float | None = None,
+                 subtract_mean: bool = True, standardize: bool = False,
+                 bias_column: bool = False, max_train: int | None = None,
+                 download: bool = False) -> dataset_lib.Dataset:
+  """Loads a dataset by name, split and preprocessed on its training part only.
+
+  Args:
+    name: one of ``DATASETS`` (see ``format_dataset_table()``),
+      ``folder:PATH`` or ``tfds:NAME``.
+    data_dir: for tfds names, the tfds data folder (default
+      ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``); for folders and
+      ``cifar10_jpeg``, the cache folder (default ``$LINEAR_JAX_CACHE`` or
+      ``~/.cache/linear_jax``). Unused by embedded sets.
+    seed: seeds the validation split (``np.random.default_rng(seed)``); the
+      same seed gives identical arrays.
+    validation_size: examples carved from train (int, or a fraction in
+      (0, 1)); None means the dataset's default (CIFAR-10: 1,000; MNIST:
+      5,000; embedded sets: 20 %; others 10 %; never above 20 % of train),
+      or the source's own validation split if it has one.
+    subtract_mean: subtract the training mean μ ``[D]``.
+    standardize: also divide by the training standard deviation σ ``[D]``.
+    bias_column: append a ones column (the bias trick), ``D + 1`` features.
+    max_train: keep at most this many training examples.
+    download: tfds only: download and prepare a missing dataset (needs
+      network); by default a missing dataset is an error saying how to
+      prepare it.
+
+  Returns:
+    A ``Dataset`` with float32 ``x_* [N, D]`` and int32 ``y_* [N]``.
+  """
+  if isinstance(name, str) and name in PATTERNS:
+    raise LinearJaxError(
+        f"{name!r} is a pattern; replace PATH or NAME, e.g. "
+        "folder:/data/images or tfds:mnist")
+  if isinstance(name, str) and name.startswith("folder:"):
+    raw = folder_source.load_folder(name[len("folder:"):], cache_dir=data_dir)
+    default = DEFAULT_VALIDATION
+  elif isinstance(name, str) and name.startswith("tfds:"):
+    raw = tfds_source.load_tfds(name[len("tfds:"):], data_dir=data_dir,
+                                download=download)
+    default = DEFAULT_VALIDATION
+  else:
+    entry = validation.lookup({**DATASETS, **PATTERNS}, name, "dataset")
+    raw = entry.load(data_dir, download)
+    default = entry.default_validation
+  return dataset_lib.from_raw(
+      raw, name=name, seed=seed, validation_size=validation_size,
+      default_validation=default, subtract_mean=subtract_mean,
+      standardize=standardize, bias_column=bias_column, max_train=max_train)
+
+
+def list_datasets() -> list[dict]:
+  """One dict per name: ``name, source, sizes, shape, purpose``."""
+  rows = []
+  for name, entry in {**DATASETS, **PATTERNS}.items():
+    source = entry.source
+    if name == "cifar10_jpeg":
+      try:
+        shared_cifar10_archive()
+      except LinearJaxError:
+        source += " (not found here)"
+    rows.append({"name": name, "source": source, "sizes": entry.sizes,
+                 "shape": entry.shape, "purpose": entry.purpose})
+  return rows
+
+
+def format_dataset_table() -> str:
+  """``list_datasets()`` as an aligned text table, one dataset per line."""
+  columns = ("name", "source", "sizes", "shape", "purpose")
+  rows = [dict(zip(columns, (c.upper() for c in columns)))] + list_datasets()
+  widths = {c: max(len(str(r[c])) for r in rows) for c in columns}
+  return "\n".join(
+      "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()
+      for r in rows)
