@@ -39,6 +39,8 @@ flags.DEFINE_bool("full_batch", False, "use the whole training set per step "
 flags.DEFINE_integer("epochs", 10, "epochs")
 flags.DEFINE_integer("seed", 0, "seed of the split and the permutations")
 flags.DEFINE_bool("standardize", False, "divide features by their train std")
+flags.DEFINE_bool("mirror_train", False, "augment training images with their "
+                  "left-right mirror images (2N rows per epoch)")
 flags.DEFINE_integer("validation_size", None, "held-out examples carved from train")
 flags.DEFINE_integer("early_stopping_patience", 0,
                      "stop after this many epochs without better val accuracy (0: off)")

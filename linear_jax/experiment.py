@@ -50,6 +50,7 @@ class RunConfig:
   epochs: int = 10
   seed: int = 0
   standardize: bool = False
+  mirror_train: bool = False
   validation_size: int | None = None
   early_stopping_patience: int = 0
   workdir: str = "runs/train"
@@ -80,7 +81,8 @@ def load_data(config: RunConfig):
   from linear_jax import data as data_lib
   return data_lib.load_dataset(
       config.dataset, data_dir=config.data_dir, seed=config.seed,
-      standardize=config.standardize, validation_size=config.validation_size)
+      standardize=config.standardize, validation_size=config.validation_size,
+      mirror_train=config.mirror_train)
 
 
 def _write_json(path: str, obj) -> None:

@@ -21,9 +21,15 @@ class LinearJaxError(ValueError):
   """A bad input or option; the message is one line naming problem and fix."""
 
 
+try:
+  _Tracer = jax.core.Tracer
+except AttributeError:  # newer JAX keeps it private
+  from jax._src.core import Tracer as _Tracer
+
+
 def is_concrete(value) -> bool:
   """True when ``value`` holds data (not a tracer inside jit/vmap/grad)."""
-  return not isinstance(value, jax.core.Tracer)
+  return not isinstance(value, _Tracer)
 
 
 def lookup(registry: dict, name: str, what: str):

@@ -143,3 +143,24 @@ def test_missing_test_split_is_a_fixed_carve_of_train():
   np.testing.assert_array_equal(a.x_test, b.x_test)  # test does not move
   held_out = set(a.x_test[:, 0].astype(int))
   assert held_out.isdisjoint(a.x_train[:, 0].astype(int))
+
+
+def test_mirror_train_appends_flipped_images_and_fits_stats_on_both():
+  from linear_jax.data.dataset import RawData, from_raw
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, size=(40, 2, 3, 1), dtype=np.uint8)
+  labels = rng.integers(0, 2, size=40)
+  raw = RawData({"train": (images, labels), "test": (images[:5], labels[:5])},
+                ("a", "b"), (2, 3, 1))
+  plain = from_raw(raw, name="t", validation_size=10, subtract_mean=False)
+  mirrored = from_raw(raw, name="t", validation_size=10, subtract_mean=False,
+                      mirror_train=True)
+  assert mirrored.x_train.shape == (60, 6)
+  np.testing.assert_array_equal(mirrored.x_train[:30], plain.x_train)
+  flipped = plain.x_train.reshape(30, 2, 3, 1)[:, :, ::-1].reshape(30, 6)
+  np.testing.assert_array_equal(mirrored.x_train[30:], flipped)
+  np.testing.assert_array_equal(mirrored.y_train, np.tile(plain.y_train, 2))
+  np.testing.assert_array_equal(mirrored.x_val, plain.x_val)
+  centred = from_raw(raw, name="t", validation_size=10, mirror_train=True)
+  mean = centred.stats.mean.reshape(2, 3, 1)
+  np.testing.assert_allclose(mean, mean[:, ::-1], rtol=1e-6)  # symmetric

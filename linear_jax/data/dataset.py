@@ -123,7 +123,8 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
              default_validation: int | float = 0.2,
              subtract_mean: bool = True, standardize: bool = False,
              bias_column: bool = False,
-             max_train: int | None = None) -> Dataset:
+             max_train: int | None = None,
+             mirror_train: bool = False) -> Dataset:
   """Splits, fits preprocessing on train only, and applies it (module docstring).
 
   Args:
@@ -137,6 +138,9 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
       training set so tiny (e.g. mocked) datasets still split.
     subtract_mean, standardize, bias_column: see ``preprocessing.fit_stats``.
     max_train: keep at most this many training examples (after the split).
+    mirror_train: append the left-right mirror image of every training image
+      (data augmentation: 2N training rows; statistics fitted on all 2N).
+      Validation and test are left as they are. Images only.
 
   Returns:
     The ``Dataset``.
@@ -183,6 +187,14 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
   else:
     x_val, y_val = x_train[val], y_train[val]
   x_train, y_train = x_train[train], y_train[train]
+  if mirror_train:
+    if raw.image_shape is None:
+      raise LinearJaxError(
+          f"mirror_train needs images; {name!r} holds points, drop the option")
+    images = x_train.reshape((-1,) + tuple(raw.image_shape))
+    x_train = np.concatenate([images, images[:, :, ::-1]]).reshape(
+        (-1,) + x_train.shape[1:])
+    y_train = np.concatenate([y_train, y_train])
 
   stats = preprocessing.fit_stats(
       x_train, subtract_mean=subtract_mean, standardize=standardize,

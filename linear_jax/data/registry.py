@@ -132,6 +132,7 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
                  validation_size: int | float | None = None,
                  subtract_mean: bool = True, standardize: bool = False,
                  bias_column: bool = False, max_train: int | None = None,
+                 mirror_train: bool = False,
                  download: bool = False) -> dataset_lib.Dataset:
   """Loads a dataset by name, split and preprocessed on its training part only.
 
@@ -152,6 +153,8 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
     standardize: also divide by the training standard deviation σ ``[D]``.
     bias_column: append a ones column (the bias trick), ``D + 1`` features.
     max_train: keep at most this many training examples.
+    mirror_train: add the left-right mirror of every training image
+      (augmentation; 2N training rows).
     download: tfds only: download and prepare a missing dataset (needs
       network); by default a missing dataset is an error saying how to
       prepare it.
@@ -177,7 +180,8 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
   return dataset_lib.from_raw(
       raw, name=name, seed=seed, validation_size=validation_size,
       default_validation=default, subtract_mean=subtract_mean,
-      standardize=standardize, bias_column=bias_column, max_train=max_train)
+      standardize=standardize, bias_column=bias_column, max_train=max_train,
+      mirror_train=mirror_train)
 
 
 def list_datasets() -> list[dict]:
