@@ -1,0 +1,405 @@
+"""Training many configurations at once: vmap within a group, shard over devices.
+
+For each ``Group`` (one static ``TrainConfig``, one seed) the configurations
+are cut into equal chunks (``memory.split_evenly``), each padded to a multiple
+of the device count with copies of its first configuration (dropped from the
+results). One chunk of K configurations is trained by
+
+    jit(vmap(training.train_epoch,
+             in_axes=(TrainState(params=0, opt_state=0, key=None, step=None),
+                      HyperParams(all 0), None)))
+
+so params ``W [K, D, C]``, ``b [K, C]``, the optimizer state and the
+``HyperParams`` carry the configuration axis while the data, the
+permutation key and the step counter stay unbatched: each step draws one
+permutation slice and gathers one minibatch ``x_b [B, D]`` for all K, and
+the K products x_b W_k become one matmul ``[B, D] @ [D, K·C]`` (and one
+``[K·C, B] @ [B, D]`` for the gradients). The program is compiled once per
+(``TrainConfig``, K): every chunk and every seed of a group reuse it, and a
+host loop calls it once per epoch (one dispatch, one small metrics fetch,
+one log line), as ``fit.fit`` does for a single run.
+
+Sharding: the configuration axis is split over the mesh's "config" axis, the
+data replicated (``distributed``); the jitted program declares those
+shardings, so each device trains its K/n configurations with no
+communication until the per-epoch metrics gather.
+
+Seeds: the configurations of one chunk share one key, so each seed is its
+own group (same compiled program, the key is an argument). The cost against
+a batched key: S seeds run as S calls per epoch with matmuls S× narrower
+(``[B, D] @ [D, K·C]`` each, not ``[D, S·K·C]``); the gathers are the same
+(S minibatches per step either way), so on accelerators the loss is only
+dispatch and matmul width, and sweeps usually have few seeds.
+
+Divergence: configurations never interact (no reduction over the
+configuration axis; column k of x_b [W_1 … W_K] depends only on W_k), so a
+NaN/Inf in one changes no other value. A configuration whose loss (data + reg) is not finite after an
+epoch is marked diverged at that epoch; its reported metrics are those of
+its last finite epoch (NaN if none), as ``fit.fit`` keeps the last good
+state; it is never selected as best.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from linear_jax import training
+from linear_jax.sweep import distributed
+from linear_jax.sweep import memory
+from linear_jax.sweep.grid import Group
+from linear_jax.sweep.grid import Point
+from linear_jax.sweep.grid import SweepGrid
+
+#: vmap axes of a ``TrainState``: per configuration, except key and step.
+STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)
+METRICS = ("data_loss", "reg_loss", "train_accuracy", "val_accuracy")
+
+
+def vmapped_epoch(config: training.TrainConfig):
+  """``(state[K], hparams[K], data) -> (state[K], metrics[K])``, one epoch.
+
+  ``training.train_epoch`` vmapped over the configuration axis of params,
+  optimizer state and ``HyperParams``; key, step and data are shared.
+  """
+  def one(state, hparams, data):
+    return training.train_epoch(state, hparams, data, config=config)
+  return jax.vmap(one, in_axes=(STATE_AXES, 0, None), out_axes=(STATE_AXES, 0))
+
+
+def vmapped_init(config: training.TrainConfig, num_features: int,
+                 num_classes: int, num_examples: int):
+  """``hparams[K] -> state[K]``: zero weights and fresh optimizer state each.
+
+  The key is that of seed 0; callers replace it with the group's seed.
+  """
+  def one(hparams):
+    return training.init_state(config, hparams, 0, num_features, num_classes,
+                               num_examples)
+  return jax.vmap(one, out_axes=STATE_AXES)
+
+
+@dataclasses.dataclass
+class Program:
+  """The compiled programs of one (``TrainConfig``, K) on one mesh.
+
+  Attributes:
+    init: ``hparams[K] -> state[K]`` (zero weights, fresh optimizer state).
+    epoch: ``(state[K], hparams[K], data) -> (state[K], metrics[K])``;
+      donates ``state``.
+    take_row: ``(params[K], i) -> params[i]``, replicated (one small gather).
+    length: K, a multiple of the mesh size.
+  """
+  init: object
+  epoch: object
+  take_row: object
+  length: int
+
+
+def build_program(config: training.TrainConfig, length: int, mesh,
+                  data: training.DeviceData, num_classes: int) -> Program:
+  """Compiles the init and epoch programs for K = ``length`` configurations.
+
+  Args:
+    config: the group's static ``TrainConfig``.
+    length: K, a multiple of ``mesh.size``.
+    mesh: a 1-D mesh with axis "config" (``distributed.config_mesh``).
+    data: the replicated ``DeviceData`` (its shapes are compiled in).
+    num_classes: C.
+
+  Returns:
+    A ``Program`` whose stacked arrays are sharded ``P("config")`` and whose
+    data, key and step are replicated.
+  """
+  by_config = distributed.config_sharding(mesh)
+  rep = distributed.replicated(mesh)
+  num_train, num_features = data.x_train.shape
+  hp_shapes = training.HyperParams(
+      *([jax.ShapeDtypeStruct((length,), np.float32, sharding=by_config)] * 7))
+  init_fn = vmapped_init(config, num_features, num_classes, num_train)
+  state_shapes = jax.eval_shape(init_fn, hp_shapes)
+  state_sharding = training.TrainState(
+      params=jax.tree.map(lambda _: by_config, state_shapes.params),
+      opt_state=jax.tree.map(lambda _: by_config, state_shapes.opt_state),
+      key=rep, step=rep)
+  hp_sharding = training.HyperParams(*([by_config] * 7))
+  data_sharding = jax.tree.map(lambda _: rep, data)
+  metrics_sharding = {name: by_config for name in METRICS}
+  init = jax.jit(init_fn, in_shardings=(hp_sharding,),
+                 out_shardings=state_sharding).lower(hp_shapes).compile()
+  state_args = jax.tree.map(
+      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+      state_shapes, state_sharding)
+  epoch = jax.jit(
+      vmapped_epoch(config),
+      in_shardings=(state_sharding, hp_sharding, data_sharding),
+      out_shardings=(state_sharding, metrics_sharding),
+      donate_argnums=(0,)).lower(state_args, hp_shapes, data).compile()
+  take_row = jax.jit(lambda params, i: jax.tree.map(lambda a: a[i], params),
+                     out_shardings=rep)
+  return Program(init, epoch, take_row, length)
+
+
+@dataclasses.dataclass
+class SweepResult:
+  """Per-configuration outcomes, indexed like ``points`` (grid order).
+
+  Attributes:
+    points: the ``Point``s, ``points[i].index == i``.
+    val_accuracy, train_accuracy, data_loss, reg_loss: float ``[K]``, after
+      the last epoch (for a diverged configuration: after its last finite
+      epoch, NaN if it diverged in the first).
+    diverged_epoch: int ``[K]``, the first epoch with a NaN/Inf loss, 0 if none.
+    history: metric name -> float ``[K, epochs]``, every epoch as computed.
+    best: loss name -> index of the best non-diverged configuration on
+      validation accuracy (ties: the first in grid order); absent if all of
+      that loss diverged.
+    best_params: loss name -> ``{"W": [D, C], "b": [C]}`` numpy, final params
+      of ``best[loss]``.
+    params: with ``keep_params``: ``{"W": [K, D, C], "b": [K, C]}`` numpy.
+    compile_seconds: compiling the programs.
+    train_seconds: the epochs, including each epoch's metrics fetch (no
+      compilation, no data transfer).
+    chunk_size: the configuration limit per chunk used.
+    chunks: one dict per chunk run: group, configs, padding, length.
+    devices: the mesh's devices (``distributed.device_descriptions``).
+    memory: the estimate behind the chunk size (bytes).
+  """
+  points: tuple[Point, ...]
+  val_accuracy: np.ndarray
+  train_accuracy: np.ndarray
+  data_loss: np.ndarray
+  reg_loss: np.ndarray
+  diverged_epoch: np.ndarray
+  history: dict
+  best: dict = dataclasses.field(default_factory=dict)
+  best_params: dict = dataclasses.field(default_factory=dict)
+  params: dict | None = None
+  compile_seconds: float = 0.0
+  train_seconds: float = 0.0
+  chunk_size: int = 0
+  chunks: list = dataclasses.field(default_factory=list)
+  devices: list = dataclasses.field(default_factory=list)
+  memory: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def diverged(self) -> np.ndarray:
+    """bool ``[K]``."""
+    return self.diverged_epoch > 0
+
+  def num_configs(self) -> int:
+    return len(self.points)
+
+
+def _is_better(val: float, index: int, best: tuple | None) -> bool:
+  """Higher validation accuracy wins; on a tie the earlier grid index."""
+  return best is None or val > best[0] or (val == best[0] and index < best[1])
+
+
+class _Sweep:
+  """The state of one ``run_sweep`` call (programs, results so far)."""
+
+  def __init__(self, grid, data, num_classes, mesh, keep_params, log):
+    self.grid = grid
+    self.mesh = mesh
+    self.log = log and distributed.is_writer()
+    self.keep_params = keep_params
+    self.num_classes = num_classes
+    rep = distributed.replicated(mesh)
+    self.data = training.DeviceData(
+        distributed.put_global(np.asarray(data.x_train, np.float32), rep),
+        distributed.put_global(np.asarray(data.y_train, np.int32), rep),
+        distributed.put_global(np.asarray(data.x_val, np.float32), rep),
+        distributed.put_global(np.asarray(data.y_val, np.int32), rep))
+    self.points = grid.points()
+    k, epochs = len(self.points), grid.epochs
+    nan = lambda: np.full(k, np.nan)
+    self.last = {name: nan() for name in METRICS}
+    self.diverged_epoch = np.zeros(k, np.int64)
+    self.history = {name: np.full((k, epochs), np.nan) for name in METRICS}
+    self.best: dict = {}          # loss -> (val, index)
+    self.best_params: dict = {}   # loss -> params
+    self.params = None
+    self.programs: dict = {}
+    self.compile_seconds = 0.0
+    self.train_seconds = 0.0
+    self.chunks: list = []
+
+  def program(self, config: training.TrainConfig, length: int) -> Program:
+    """``build_program``, once per (config, K)."""
+    cache_key = (config, length)
+    if cache_key not in self.programs:
+      t0 = time.perf_counter()
+      self.programs[cache_key] = build_program(config, length, self.mesh,
+                                               self.data, self.num_classes)
+      seconds = time.perf_counter() - t0
+      self.compile_seconds += seconds
+      if self.log:
+        logging.info("compiled %s/%s for %d configurations in %.2f s",
+                     config.loss, config.reg, length, seconds)
+    return self.programs[cache_key]
+
+  def run_group(self, group: Group, chunk_size: int) -> None:
+    num_devices = self.mesh.size
+    count = len(group.points)
+    num_chunks, length = memory.split_evenly(count, chunk_size, num_devices)
+    per_chunk = -(-count // num_chunks)
+    program = self.program(group.config, length)
+    for c in range(num_chunks):
+      points = group.points[c * per_chunk:(c + 1) * per_chunk]
+      self.chunks.append({"group": group.name, "chunk": c + 1,
+                          "configs": len(points),
+                          "padding": length - len(points), "length": length})
+      self.run_chunk(program, group, points, f"{group.name} chunk "
+                     f"{c + 1}/{num_chunks}")
+
+  def run_chunk(self, program: Program, group: Group, points, label) -> None:
+    """Trains ``points`` (padded to ``program.length``) for all epochs."""
+    mesh, n = self.mesh, len(points)
+    padded = tuple(points) + (points[0],) * (program.length - n)
+    hparams = jax.tree.map(
+        lambda v: distributed.put_global(v, distributed.config_sharding(mesh)),
+        self.grid.stack_hparams(padded))
+    key = np.asarray(jax.random.key_data(jax.random.key(group.seed)))
+    state = program.init(hparams)._replace(
+        key=distributed.put_global(key, distributed.replicated(mesh)))
+    index = np.array([p.index for p in points])
+    epochs = group.config.epochs
+    for epoch in range(1, epochs + 1):
+      t0 = time.perf_counter()
+      with jax.transfer_guard("disallow"):
+        state, metrics = program.epoch(state, hparams, self.data)
+      metrics = {k: np.asarray(v[:n], np.float64)
+                 for k, v in distributed.to_host(metrics).items()}
+      seconds = time.perf_counter() - t0
+      self.train_seconds += seconds
+      self.record(index, epoch, metrics)
+      if self.log:
+        self.log_epoch(label, index, epoch, epochs, program.length, seconds)
+    self.collect_params(program, state, points, index)
+
+  def record(self, index, epoch, metrics) -> None:
+    for name in METRICS:
+      self.history[name][index, epoch - 1] = metrics[name]
+    finite = np.isfinite(metrics["data_loss"]) & np.isfinite(metrics["reg_loss"])
+    fresh = self.diverged_epoch[index] == 0
+    self.diverged_epoch[index[fresh & ~finite]] = epoch
+    good = index[fresh & finite]
+    for name in METRICS:
+      self.last[name][good] = metrics[name][fresh & finite]
+
+  def log_epoch(self, label, index, epoch, epochs, length, seconds) -> None:
+    val = self.last["val_accuracy"][index]
+    ok = self.diverged_epoch[index] == 0
+    if ok.any():
+      i = index[ok][np.argmax(val[ok])]
+      p = self.points[i]
+      best = (f"best val acc {self.last['val_accuracy'][i]:.4f} "
+              f"(λ={p.reg_strength:g}, lr={p.learning_rate:g}"
+              + ("" if p.margin is None else f", Δ={p.margin:g}") + ")")
+    else:
+      best = "all diverged"
+    logging.info("%s [%d configs + %d padding on %d devices] epoch %d/%d  %s  "
+                 "diverged %d/%d  %.3f s", label, len(index),
+                 length - len(index), self.mesh.size, epoch, epochs, best,
+                 int((~ok).sum()), len(index), seconds)
+
+  def collect_params(self, program, state, points, index) -> None:
+    """Keeps the final params of a new best (and of all, ``keep_params``)."""
+    n = len(points)
+    if self.keep_params:
+      host = distributed.to_host(state.params)
+      if self.params is None:
+        self.params = {k: np.full((len(self.points),) + v.shape[1:], np.nan,
+                                  v.dtype) for k, v in host.items()}
+      for k, v in host.items():
+        self.params[k][index] = v[:n]
+    loss = points[0].loss
+    ok = self.diverged_epoch[index] == 0
+    candidates = [(self.last["val_accuracy"][i], int(i), row)
+                  for row, i in enumerate(index) if ok[row]]
+    if not candidates:
+      return
+    val, i, row = max(candidates, key=lambda c: (c[0], -c[1]))
+    if _is_better(val, i, self.best.get(loss)):
+      self.best[loss] = (val, i)
+      if self.params is not None:
+        self.best_params[loss] = {k: v[i].copy() for k, v in self.params.items()}
+      else:
+        row_index = distributed.put_global(
+            np.int32(row), distributed.replicated(self.mesh))
+        self.best_params[loss] = distributed.replicated_to_host(
+            program.take_row(state.params, row_index))
+
+  def result(self, chunk_size: int, memory_info: dict) -> SweepResult:
+    return SweepResult(
+        points=self.points, val_accuracy=self.last["val_accuracy"],
+        train_accuracy=self.last["train_accuracy"],
+        data_loss=self.last["data_loss"], reg_loss=self.last["reg_loss"],
+        diverged_epoch=self.diverged_epoch, history=self.history,
+        best={loss: i for loss, (_, i) in self.best.items()},
+        best_params=self.best_params, params=self.params,
+        compile_seconds=self.compile_seconds,
+        train_seconds=self.train_seconds, chunk_size=chunk_size,
+        chunks=self.chunks,
+        devices=distributed.device_descriptions(self.mesh),
+        memory=memory_info)
+
+
+def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
+              chunk_size: int = 0, mesh=None, keep_params: bool = False,
+              budget_bytes: int | None = None, log: bool = True
+              ) -> SweepResult:
+  """Trains every configuration of ``grid``; see the module docstring.
+
+  Args:
+    grid: the ``SweepGrid``.
+    data: host arrays ``x_train [N, D]``, ``y_train [N]``, ``x_val``,
+      ``y_val`` (e.g. a ``linear_jax.data.Dataset``), already preprocessed.
+      On several processes every process passes the same arrays.
+    num_classes: C (default ``data.num_classes``, else max label + 1).
+    chunk_size: at most this many configurations per compiled call, rounded
+      up to a multiple of the device count; 0 picks the most that fit
+      (``memory.auto_chunk_size``).
+    mesh: a 1-D mesh with axis "config" (default: all devices, global).
+    keep_params: also return every configuration's final params.
+    budget_bytes: device bytes for the automatic chunk size (default
+      ``memory.device_budget()``).
+    log: one absl line per epoch per chunk (process 0 only).
+
+  Returns:
+    A ``SweepResult``; identical on every process.
+  """
+  grid.validate()
+  if num_classes is None:
+    num_classes = getattr(data, "num_classes", None)
+  if num_classes is None:
+    num_classes = int(max(np.max(data.y_train), np.max(data.y_val))) + 1
+  mesh = mesh if mesh is not None else distributed.config_mesh()
+  num_train, num_features = np.shape(data.x_train)
+  groups = grid.groups()
+  for group in groups:
+    training.check_lbfgs_full_batch(group.config, num_train)
+  per_config = max(memory.config_bytes(g.config, num_features, num_classes,
+                                       num_train, len(data.y_val))
+                   for g in groups)
+  shared = memory.data_bytes(groups[0].config, num_features, num_train,
+                             len(data.y_val))
+  budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
+  chunk = memory.resolve_chunk_size(chunk_size, mesh.size, per_config,
+                                    shared, budget)
+  memory_info = {"per_config_bytes": per_config, "shared_bytes": shared,
+                 "budget_bytes_per_device": budget}
+  sweep = _Sweep(grid, data, num_classes, mesh, keep_params, log)
+  if sweep.log:
+    logging.info("sweep: %d configurations in %d groups on %d devices, at "
+                 "most %d per chunk (%.2f MiB each, data %.1f MiB)",
+                 len(sweep.points), len(groups), mesh.size, chunk,
+                 per_config / 2**20, shared / 2**20)
+  for group in groups:
+    sweep.run_group(group, chunk)
+  return sweep.result(chunk, memory_info)

@@ -1,0 +1,194 @@
+"""experiments/sweep.py as a user runs it: files, selection, refusal to
+overwrite, one-line flag errors, and two processes agreeing on one sweep."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP = ["--dataset=blobs", "--reg_strengths=1e-4,1",
+         "--learning_rates=logspace:1e-2:1e-1:2,1e6", "--epochs=3",
+         "--batch_size=64"]
+
+
+def run_sweep(*args, timeout=240, env=None):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+             **(env or {}))
+  return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
+                        cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def read_csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+  """One single-process sweep of svm and softmax (12 configurations)."""
+  workdir = tmp_path_factory.mktemp("sweep") / "run"
+  proc = run_sweep("--losses=svm,softmax", *SWEEP, f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return workdir, proc
+
+
+@pytest.mark.slow
+def test_sweep_writes_results_and_selects_best_per_loss(single):
+  workdir, proc = single
+  assert sorted(p.name for p in workdir.iterdir()) == [
+      "heatmap_softmax.png", "heatmap_svm.png", "results.csv", "results.md",
+      "sweep_summary.json"]
+  for name in ("heatmap_softmax.png", "heatmap_svm.png"):
+    assert (workdir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  rows = read_csv(workdir / "results.csv")
+  assert len(rows) == 12
+  assert list(rows[0]) == [
+      "loss", "reg", "reg_strength", "learning_rate", "margin", "seed",
+      "val_accuracy", "train_accuracy", "data_loss", "reg_loss", "diverged",
+      "diverged_epoch", "test_accuracy"]
+  assert [float(r["learning_rate"]) for r in rows[:3]] == [0.01, 0.1, 1e6]
+  assert {r["margin"] for r in rows if r["loss"] == "softmax"} == {""}
+  assert {r["margin"] for r in rows if r["loss"] == "svm"} == {"1.0"}
+  for r in rows:
+    absurd = float(r["learning_rate"]) == 1e6
+    assert r["diverged"] == str(absurd)
+    assert r["diverged_epoch"] == ("1" if absurd else "")
+    assert (r["val_accuracy"] == "") == absurd
+  tested = [r for r in rows if r["test_accuracy"]]
+  assert [(r["loss"], r["reg_strength"], r["learning_rate"]) for r in tested] \
+      == [("svm", "0.0001", "0.01"), ("softmax", "0.0001", "0.01")]
+  for r in tested:  # the best of its loss on validation
+    same = [float(o["val_accuracy"]) for o in rows
+            if o["loss"] == r["loss"] and o["val_accuracy"]]
+    assert float(r["val_accuracy"]) == max(same)
+    assert float(r["test_accuracy"]) >= 0.95
+  summary = json.loads((workdir / "sweep_summary.json").read_text())
+  assert summary["num_configs"] == 12 and summary["num_diverged"] == 4
+  assert summary["train_seconds"] > 0 and summary["compile_seconds"] > 0
+  assert summary["devices"] == [{"id": 0, "platform": "cpu", "kind": "cpu",
+                                 "process": 0}]
+  assert summary["best"]["svm"]["test_accuracy"] == float(tested[0]["test_accuracy"])
+  assert summary["best"]["softmax"]["learning_rate"] == 0.01
+  md = (workdir / "results.md").read_text()
+  assert "python -m experiments.sweep" in md and "## Best per loss" in md
+  assert md.count("epoch 1") == 4  # the diverged rows
+  for group in ("svm/l2 seed 0", "softmax/l2 seed 0"):
+    assert f"{group} chunk 1/1 [6 configs + 0 padding on 1 devices] epoch 3/3" \
+        in proc.stderr
+  assert f"results sha256 {summary['results_sha256']}" in proc.stdout
+  assert "best svm: val 1.0000" in proc.stdout
+
+
+@pytest.mark.slow
+def test_selected_row_equals_experiments_train(single, tmp_path):
+  from linear_jax import experiment
+  workdir, _ = single
+  best = json.loads((workdir / "sweep_summary.json").read_text())["best"]["svm"]
+  summary = experiment.run(experiment.RunConfig(
+      dataset="blobs", loss="svm", margin=best["margin"], reg=best["reg"],
+      reg_strength=best["reg_strength"], learning_rate=best["learning_rate"],
+      optimizer="momentum", batch_size=64, epochs=3, seed=best["seed"],
+      workdir=str(tmp_path / "alone"), plots=False))
+  assert abs(summary["val_accuracy"] - best["val_accuracy"]) <= 1 / 400
+  assert abs(summary["test_accuracy"] - best["test_accuracy"]) <= 1 / 500
+
+
+@pytest.mark.slow
+def test_refuses_to_overwrite_results(single):
+  workdir, _ = single
+  before = (workdir / "results.csv").read_bytes()
+  proc = run_sweep("--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
+  assert proc.returncode == 1
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert errors == [f"error: {workdir / 'results.csv'} exists; pass --overwrite "
+                    "to replace it or choose a new --workdir (nothing was "
+                    "written)"], proc.stderr[-1500:]
+  assert (workdir / "results.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("flag,words", [
+    ("--losses=svm,softmx", "--losses: unknown loss 'softmx' (did you mean "
+     "'softmax'?)"),
+    ("--learning_rates=logspace:1e-4:1e-1", "--learning_rates: bad range"),
+    ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
+    ("--regs=l2,l3", "unknown regularizer 'l3'"),
+    ("--num_processes=2", "needs --coordinator_address"),
+])
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
+  proc = run_sweep(flag, "--dataset=blobs", f"--workdir={tmp_path / 'w'}",
+                   timeout=120)
+  assert proc.returncode != 0
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "w").exists()
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
+  """jax.distributed on localhost, CPU collectives (gloo), one device each."""
+  address = f"localhost:{free_port()}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "experiments.sweep", "--losses=svm", *SWEEP,
+       f"--workdir={tmp_path / f'p{i}'}", "--num_processes=2",
+       f"--process_id={i}", f"--coordinator_address={address}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(2)]
+  outputs = []
+  try:
+    for p in procs:
+      outputs.append(p.communicate(timeout=240))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for p, (_, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+  results = [[l for l in out.splitlines() if l.startswith(("best", "sweep:"))]
+             for out, _ in outputs]
+  assert len(results[0]) == 2
+  assert "on 2 devices in 2 processes" in results[0][1]
+  # Both processes print the same best and the same digest of every number.
+  strip = lambda lines: [l.split(" -> ")[0] for l in lines]
+  assert strip(results[0]) == strip(results[1])
+  assert not (tmp_path / "p1").exists()  # only process 0 writes
+  two = read_csv(tmp_path / "p0" / "results.csv")
+  one = [r for r in read_csv(single[0] / "results.csv") if r["loss"] == "svm"]
+  assert len(two) == len(one) == 6
+  for a, b in zip(two, one):
+    assert [a[k] for k in ("reg_strength", "learning_rate", "diverged")] == \
+        [b[k] for k in ("reg_strength", "learning_rate", "diverged")]
+    for k in ("val_accuracy", "train_accuracy", "test_accuracy"):
+      assert a[k] == b[k]
+    for k in ("data_loss", "reg_loss"):
+      if a[k]:
+        np.testing.assert_allclose(float(a[k]), float(b[k]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("flagfile", ["cifar10_sweep.flags",
+                                      "digits_sweep.flags"])
+def test_flagfiles_parse(flagfile, tmp_path):
+  """Every value in the flagfile parses; the run stops at the bad dataset."""
+  proc = run_sweep(f"--flagfile=experiments/flags/{flagfile}",
+                   "--dataset=no_such_set", f"--workdir={tmp_path / 'w'}",
+                   timeout=120)
+  assert proc.returncode == 1
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "unknown dataset 'no_such_set'" in errors[0], \
+      proc.stderr[-1500:]
+  assert not (tmp_path / "w").exists()
