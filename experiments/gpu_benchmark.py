@@ -124,11 +124,98 @@ def part_epoch_variants():
       time_epoch(u8, unroll=8))
 
 
+def part_pallas():
+  """The one-kernel epoch: checked against train_epoch, then timed beside it."""
+  from linear_jax.kernels import pallas_epoch
+  f32 = synthetic("float32")
+  rng = np.random.default_rng(1)
+  config = training.TrainConfig(loss="softmax", reg="l2", optimizer="momentum",
+                                batch_size=B, epochs=1)
+  hp = training.make_hparams(learning_rate=1e-7, reg_strength=1e-3)
+  state = training.init_state(config, hp, 0, D, C, N)
+  state = state._replace(params={
+      "W": jnp.asarray(1e-3 * rng.normal(size=(D, C)), jnp.float32),
+      "b": jnp.zeros(C, jnp.float32)})
+  xla_epoch = training.make_epoch_fn(config)
+  expected, _ = xla_epoch(state, hp, f32)
+  row("XLA train_epoch softmax momentum B=256 (baseline, same card)",
+      benchmarking.median_seconds(xla_epoch, state, hp, f32, repeats=10))
+  kernel_hp = jnp.array([1e-7, 0.9, 1e-3], jnp.float32)
+
+  def make(num_programs, cosine=False, groups=1):
+    @jax.jit
+    def epoch(params, key_data, x, y, kernel_hp):
+      _, perm_key = jax.random.split(jax.random.wrap_key_data(key_data))
+      steps = x.shape[0] // B
+      batches = jax.random.permutation(perm_key, x.shape[0])[:steps * B]
+      return pallas_epoch.softmax_momentum_epoch(
+          params, batches.reshape(steps, B).astype(jnp.int32), x, y, kernel_hp,
+          num_programs=num_programs, cosine=cosine, groups=groups)
+    return epoch
+
+  for programs, groups in ((96, 1), (96, 4), (96, 16), (48, 4)):
+    epoch = make(programs, groups=groups)
+    got = epoch(state.params, state.key, f32.x_train, f32.y_train, kernel_hp)
+    step = expected.params["W"] - state.params["W"]
+    err = float(jnp.linalg.norm(got["W"] - expected.params["W"]) /
+                jnp.linalg.norm(step))
+    t = benchmarking.median_seconds(epoch, state.params, state.key, f32.x_train,
+                                    f32.y_train, kernel_hp, repeats=10)
+    row(f"Pallas one-kernel epoch P={programs} G={groups} B=256 (TF32)", t,
+        f"update rel. err vs XLA {err:.1e}")
+  if not os.environ.get("LINEAR_JAX_SHARED_DATA"):
+    return
+  from linear_jax import data as data_lib
+  ds = data_lib.load_dataset("cifar10_jpeg", standardize=True)
+  x = jnp.asarray(ds.x_train); y = jnp.asarray(ds.y_train)
+  zero = {"W": jnp.zeros((D, C), jnp.float32), "b": jnp.zeros(C, jnp.float32)}
+  key = jax.random.key_data(jax.random.key(0))
+  for lr in (3e-3,):
+    epoch = make(96, cosine=True, groups=int(os.environ.get("BENCH_GROUPS", 4)))
+    hp_k = jnp.array([lr, 0.9, 1e-3], jnp.float32)
+    params = epoch(zero, key, x, y, hp_k)
+    acc = float(training.accuracy(params, jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)))
+    t = benchmarking.median_seconds(epoch, zero, key, x, y, hp_k, repeats=10)
+    row(f"CIFAR-10 softmax 1 epoch Pallas cosine lr={lr:g}: test acc {acc:.4f}", t)
+
+
+def run_part(part, flags="", timeout=240):
+  env = dict(os.environ, XLA_FLAGS=flags)
+  try:
+    proc = subprocess.run([sys.executable, __file__, f"--part={part}"], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+  except subprocess.TimeoutExpired:
+    print(f"  part {part} timed out after {timeout} s (a deadlocked barrier?)")
+    return
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("ROWS_JSON ")]
+  if lines:
+    for r in json.loads(lines[-1][10:]):
+      row(r["what"], r["ms"] / 1e3, r["note"])
+  else:
+    print(f"  part {part} XLA_FLAGS={flags!r} failed: {proc.stderr[-1500:]}")
+
+
+def print_table(out, dev):
+  print("\n| what | ms | note |\n|---|---:|---|")
+  for r in ROWS:
+    print(f"| {r['what']} | {r['ms']:.3f} | {r['note']} |")
+  if out:
+    with open(os.path.join(out, "gpu_benchmark.json"), "w") as f:
+      json.dump({"device": dev.device_kind, "rows": ROWS, "N": N}, f, indent=1)
+
+
 def main():
   out = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--out=")), None)
-  if "--part=epoch" in sys.argv:
-    part_epoch_variants()
+  part = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--part=")), None)
+  if part:
+    {"epoch": part_epoch_variants, "pallas": part_pallas}[part]()
     print("ROWS_JSON " + json.dumps(ROWS))
+    return
+  if "--only=pallas" in sys.argv:
+    dev = jax.devices()[0]
+    print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, N={N}")
+    run_part("pallas", timeout=180)
+    print_table(out, dev)
     return
   dev = jax.devices()[0]
   print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, N={N}")
@@ -149,15 +236,8 @@ def main():
   # Single-model epoch, variants of XLA flags in subprocesses.
   for flags in ("", "--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,"
                     "CUSTOM_CALL,WHILE,CONDITIONAL --xla_gpu_graph_min_graph_size=1"):
-    env = dict(os.environ, XLA_FLAGS=flags)
-    proc = subprocess.run([sys.executable, __file__, "--part=epoch"], env=env,
-                          capture_output=True, text=True, timeout=240)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("ROWS_JSON ")]
-    if lines:
-      for r in json.loads(lines[-1][10:]):
-        row(r["what"], r["ms"] / 1e3)
-    else:
-      print(f"  epoch variant with XLA_FLAGS={flags!r} failed: {proc.stderr[-800:]}")
+    run_part("epoch", flags)
+  run_part("pallas", timeout=180)
 
   f32 = synthetic("float32")
   row("1 model epoch full batch f32", time_epoch(f32, batch=N))
@@ -187,13 +267,7 @@ def main():
     print(f"  torch peer skipped: {type(e).__name__}: {e}")
 
   time_to_accuracy()
-
-  print("\n| what | ms | note |\n|---|---:|---|")
-  for r in ROWS:
-    print(f"| {r['what']} | {r['ms']:.3f} | {r['note']} |")
-  if out:
-    with open(os.path.join(out, "gpu_benchmark.json"), "w") as f:
-      json.dump({"device": dev.device_kind, "rows": ROWS, "N": N}, f, indent=1)
+  print_table(out, dev)
 
 
 def time_to_accuracy():

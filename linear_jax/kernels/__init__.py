@@ -1,0 +1,1 @@
+"""Hand-written accelerator kernels (optional fast paths; the library never needs them)."""
