@@ -45,7 +45,8 @@ def test_train_end_to_end_then_restore(tmp_path):
 def test_flagfile_then_command_line_override(tmp_path):
   flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
   proc = run_module("experiments.train", f"--flagfile={flagfile}",
-                    "--dataset=hard_ring", "--epochs=1", "--learning_rate=0.1",
+                    "--dataset=hard_ring", "--nomirror_train", "--epochs=1",
+                    "--learning_rate=0.1",
                     f"--workdir={tmp_path / 'ring'}", "--noplots")
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.loads((tmp_path / "ring" / "summary.json").read_text())
