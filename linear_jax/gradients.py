@@ -97,7 +97,10 @@ def objective_gradient(params, x, y, *, loss="svm", reg="l2", reg_strength=0.0,
     dscores = dscores / x.shape[0]
   else:
     dscores = dscores * (weights / jnp.sum(weights))[:, None]
-  grads = {"W": x.T @ dscores
+  # xᵀdS computed as (dSᵀx)ᵀ: the [C, D] product is ~6x faster on XLA:CPU
+  # (see linear_jax.scores.linear_scores).
+  data_grad = jax.lax.optimization_barrier(dscores.T @ x).T
+  grads = {"W": data_grad
            + reg_strength * _penalty_gradient(params["W"], reg, l1_ratio)}
   if "b" in params:
     grads["b"] = jnp.sum(dscores, axis=0)

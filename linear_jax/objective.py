@@ -77,7 +77,7 @@ def terms_from_scores(params: dict, scores: ArrayLike, y: ArrayLike, *,
                       class_weight=None, l1_ratio: ArrayLike = 0.5,
                       regularize_bias: bool = False, **loss_options) -> dict:
   """``objective_terms`` given the scores s = f(x; W, b) ``[N, C]`` already
-  computed (the training step computes them with its own matmul layout)."""
+  computed (the training step also uses them for its running accuracy)."""
   loss_fn = losses_lib.get_loss(loss)
   losses_lib.check_loss_options(loss, loss_options)
   regularizers.get_regularizer(reg)

@@ -25,7 +25,6 @@ from linear_jax import losses as losses_lib
 from linear_jax import optimizers
 from linear_jax import regularizers
 from linear_jax import validation
-from linear_jax.matmul import linear_scores_fast
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
 
@@ -174,7 +173,7 @@ def loss_options(loss: str, hparams: HyperParams) -> dict:
 def batch_objective(config: TrainConfig, hparams: HyperParams):
   """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
   def fn(params, x, y):
-    scores = linear_scores_fast(params, x)
+    scores = linear_scores(params, x)
     terms = terms_from_scores(
         params, scores, y, loss=config.loss, reg=config.reg,
         reg_strength=hparams.reg_strength, l1_ratio=hparams.l1_ratio,
@@ -209,8 +208,9 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
   per_epoch = steps_per_epoch(config, n)
   key = jax.random.wrap_key_data(state.key)
   key, perm_key = jax.random.split(key)
-  if per_epoch == 1 and batch == n:
-    batches = jnp.arange(n)[None]
+  full_batch = per_epoch == 1 and batch == n
+  if full_batch:  # no permutation, and no gathered copy of X
+    batches = jnp.zeros((1, 1), jnp.int32)
   else:
     batches = jax.random.permutation(perm_key, n)[:per_epoch * batch]
     batches = batches.reshape(per_epoch, batch)
@@ -220,7 +220,10 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
 
   def step(carry, idx):
     params, opt_state = carry
-    xb, yb = data.prepare(x[idx]), y[idx]
+    if full_batch:
+      xb, yb = data.prepare(x), y
+    else:
+      xb, yb = data.prepare(x[idx]), y[idx]
     (value, (terms, scores)), grads = grad_fn(params, xb, yb)
     updates, opt_state = opt.update(
         grads, opt_state, params, value=value, grad=grads,

@@ -171,7 +171,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   loss_rows = sections["loss"]["rows"]
   assert sorted((r["extra"]["loss"], r["extra"]["impl"]) for r in loss_rows) \
       == sorted((l, i) for l in LOSSES
-                for i in ("jax", "jax_training_layout", "numpy"))
+                for i in ("jax", "jax_closed_form", "numpy"))
   assert all(("ratio" in r) == (r["extra"]["impl"] != "numpy")
              for r in loss_rows)
 

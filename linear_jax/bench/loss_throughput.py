@@ -4,9 +4,8 @@ For each loss in ``linear_jax.LOSSES``, on N random standardized examples
 ``X [N, D]`` (float32), labels ``[N]`` and small random ``W [D, C]``, ``b [C]``:
 
 - JAX: ``jit(value_and_grad(linear_jax.objective))`` with ``reg="l2"``;
-- JAX, training layout: the same loss with the training step's
-  ``linear_scores_fast`` (∂L/∂W computed as dSᵀx ``[C, D]``, see
-  ``linear_jax.matmul``), i.e. what ``training.train_epoch`` differentiates;
+- JAX, closed form: ``jit`` of ``objective`` and ``objective_gradient``
+  (the lecture's closed-form ∂L/∂W, no autodiff);
 - NumPy: the course's fully-vectorized loss and gradient
   (``linear_jax.bench.numpy_losses``), same objective, same float32 arrays.
 
@@ -30,9 +29,8 @@ from linear_jax import losses as losses_lib
 from linear_jax.bench.numpy_losses import NUMPY_LOSSES
 from linear_jax.bench.report import Row
 from linear_jax.bench.report import Section
-from linear_jax.matmul import linear_scores_fast
+from linear_jax.gradients import objective_gradient
 from linear_jax.objective import objective
-from linear_jax.objective import terms_from_scores
 from linear_jax.validation import LinearJaxError
 
 #: float32 agreement required between the JAX and NumPy results.
@@ -61,20 +59,20 @@ def jax_loss_and_grad(loss: str):
   return jax.jit(jax.value_and_grad(full_loss))
 
 
-def jax_training_loss_and_grad(loss: str):
-  """As ``jax_loss_and_grad``, with the scores of ``linear_scores_fast``."""
-  def full_loss(params, x, y, reg_strength):
-    terms = terms_from_scores(params, linear_scores_fast(params, x), y,
-                              loss=loss, reg="l2", reg_strength=reg_strength)
-    return terms["data_loss"] + terms["reg_loss"]
-  return jax.jit(jax.value_and_grad(full_loss))
+def jax_closed_form_loss_and_grad(loss: str):
+  """As ``jax_loss_and_grad``, with the closed-form gradient."""
+  def loss_and_grad(params, x, y, reg_strength):
+    kwargs = dict(loss=loss, reg="l2", reg_strength=reg_strength)
+    return (objective(params, x, y, **kwargs),
+            objective_gradient(params, x, y, **kwargs))
+  return jax.jit(loss_and_grad)
 
 
 #: impl name -> (row label, JAX loss-and-gradient builder).
 JAX_IMPLS = {
     "jax": ("JAX jit(value_and_grad(objective))", jax_loss_and_grad),
-    "jax_training_layout": ("JAX, training layout (linear_scores_fast)",
-                            jax_training_loss_and_grad),
+    "jax_closed_form": ("JAX jit(objective, objective_gradient), closed form",
+                        jax_closed_form_loss_and_grad),
 }
 
 
