@@ -44,6 +44,8 @@ flags.DEFINE_integer("unroll", FULL.unroll,
                      "the larger lax.scan unroll, timed next to unroll=1")
 flags.DEFINE_integer("sweep_configs", FULL.sweep_configs,
                      "K configurations of the sweep section")
+flags.DEFINE_integer("accuracy_batch_size", FULL.accuracy_batch_size,
+                     "minibatch size of the time-to-accuracy recipes")
 flags.DEFINE_float("softmax_lr", FULL.softmax_lr,
                    "learning rate of the softmax recipe")
 flags.DEFINE_float("svm_lr", FULL.svm_lr, "learning rate of the SVM recipe")
@@ -65,6 +67,7 @@ FLAGS = flags.FLAGS
 
 #: Flags that, when given, override the preset's field of the same name.
 OVERRIDES = ("n_loss", "n_epoch", "repeats", "unroll", "sweep_configs",
+             "accuracy_batch_size",
              "softmax_lr", "svm_lr", "reg_strength", "target_accuracy",
              "max_epochs", "skip_slow_peers")
 

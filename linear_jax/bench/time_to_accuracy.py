@@ -135,13 +135,13 @@ def run(config: BenchConfig, log=print) -> Section:
   search = dict(target=config.target_accuracy, max_epochs=config.max_epochs,
                 repeats=config.repeats, log=log)
   shown = dict(target=config.target_accuracy, max_epochs=config.max_epochs,
-               batch_size=config.batch_size)
+               batch_size=config.accuracy_batch_size)
   recipes = (("softmax", config.softmax_lr), ("svm", config.svm_lr))
   for loss, lr in recipes:
     log(f"accuracy: JAX {loss}, lr {lr:g}, E = 1 … {config.max_epochs}")
     train = jax_trainer(ds, data, loss=loss, learning_rate=lr,
                         reg_strength=config.reg_strength,
-                        batch_size=config.batch_size, unroll=config.unroll)
+                        batch_size=config.accuracy_batch_size, unroll=1)
     result = first_reaching(train, name=f"JAX {loss}", **search)
     section.add(search_row("JAX", loss, result, learning_rate=lr, **shown), log)
 
@@ -174,7 +174,7 @@ def run(config: BenchConfig, log=print) -> Section:
     log(f"accuracy: PyTorch {loss}, lr {lr:g}, E = 1 … {config.max_epochs}")
     train = torch_trainer(ds, loss=loss, learning_rate=lr,
                           reg_strength=config.reg_strength,
-                          batch_size=config.batch_size)
+                          batch_size=config.accuracy_batch_size)
     result = first_reaching(train, name=f"PyTorch {loss}", **search)
     section.add(search_row("PyTorch nn.Linear", loss, result,
                            learning_rate=lr, **shown), log)
