@@ -211,6 +211,19 @@ def main():
     {"epoch": part_epoch_variants, "pallas": part_pallas}[part]()
     print("ROWS_JSON " + json.dumps(ROWS))
     return
+  if "--only=core" in sys.argv:  # re-check of the headline rows, ~1 minute
+    dev = jax.devices()[0]
+    print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, N={N}")
+    f32 = synthetic("float32")
+    row("1 model epoch B=256 f32 sgd unroll=8", time_epoch(f32, unroll=8))
+    row("1 model epoch B=256 softmax momentum", time_epoch(f32, optimizer="momentum"))
+    row("1 model epoch full batch f32", time_epoch(f32, batch=N))
+    t, *_ = time_sweep(f32, CONFIGS)
+    row(f"sweep {CONFIGS} configs x 1 epoch f32 sgd", t)
+    t, *_ = time_sweep(f32, CONFIGS, optimizer="momentum")
+    row(f"sweep {CONFIGS} configs x 1 epoch f32 momentum", t)
+    print_table(out, dev)
+    return
   if "--only=pallas" in sys.argv:
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, N={N}")

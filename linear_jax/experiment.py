@@ -219,8 +219,11 @@ def _write_plots(config, dataset, params, history) -> list[str]:
                              f"{config.loss} on {dataset.name}")]
   w = np.asarray(params["W"])
   if dataset.image_shape is not None:
+    # In pixel space: s = ((x − μ)/σ)·W = x·(W/σ) + const, so show W/σ.
+    scale = dataset.stats.scale
+    pixel_w = w if scale is None else w[:len(scale)] / np.asarray(scale)[:, None]
     paths.append(plots.plot_templates(
-        w, dataset.image_shape, dataset.class_names,
+        pixel_w, dataset.image_shape, dataset.class_names,
         os.path.join(config.workdir, "templates.png"),
         f"{config.loss}: learned weights as class templates"))
   elif dataset.num_features == 2:
