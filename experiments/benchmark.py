@@ -23,6 +23,7 @@ Writes ``--out`` (JSON: header and every section's rows and notes).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 
@@ -32,6 +33,7 @@ from experiments import cli
 from linear_jax.bench.config import FULL
 from linear_jax.bench.config import SECTIONS
 from linear_jax.bench.config import TINY
+from linear_jax.validation import LinearJaxError
 
 flags.DEFINE_list("sections", list(SECTIONS),
                   f"comma list of sections to run, of {','.join(SECTIONS)}")
@@ -77,7 +79,25 @@ def bench_config():
   base = TINY if FLAGS.tiny else FULL
   given = {name: FLAGS[name].value for name in OVERRIDES if FLAGS[name].present}
   sections = tuple(s.strip() for s in FLAGS.sections if s.strip())
+  if not sections:
+    raise LinearJaxError("--sections is empty; valid: loss,epoch,accuracy,sweep")
+  check_out_path(FLAGS.out)
   return dataclasses.replace(base, sections=sections, **given).validate()
+
+
+def check_out_path(out: str) -> None:
+  """Fails before any timing if ``--out`` cannot be written as a file."""
+  if not out:
+    return
+  if os.path.isdir(out):
+    raise LinearJaxError(f"--out {out} is a folder; name a .json file in it")
+  parent = os.path.dirname(os.path.abspath(out))
+  probe = parent
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise LinearJaxError(
+        f"--out {out}: {probe} is a file, not a folder; choose another --out")
 
 
 def main(argv):

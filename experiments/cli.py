@@ -8,6 +8,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def quiet_backend_probe() -> None:
+  """Hides JAX's INFO line about the missing TPU library (not an error)."""
+  import logging
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+
 def fail(message: str) -> None:
   """Prints ``error: message`` on one line to stderr and exits with status 1."""
   print(f"error: {message}", file=sys.stderr)
@@ -35,10 +41,11 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    fail(str(e).splitlines()[0])
+    fail(str(e).splitlines()[0].removeprefix("ERROR:: "))
 
 
 def start(main):
   """``app.run`` with one-line flag and library errors."""
   from absl import app
+  quiet_backend_probe()
   app.run(run_main(main), flags_parser=parse_flags)

@@ -22,7 +22,7 @@ flags.DEFINE_integer("epochs", 20, "epochs per classifier")
 flags.DEFINE_string("workdir", None, "output directory (default runs/main-<time>)")
 FLAGS = flags.FLAGS
 
-RECIPES = {  # tuned on digits' validation split (see README)
+RECIPES = {  # picked by hand on digits' validation split
     "svm": dict(loss="svm", learning_rate=3e-3, reg_strength=1e-3),
     "softmax": dict(loss="softmax", learning_rate=1e-2, reg_strength=1e-4),
 }
@@ -59,9 +59,10 @@ def main(argv):
   for name, s in rows:
     print(f"{name:<10} {s['train_accuracy']:>9.4f} {s['val_accuracy']:>8.4f} "
           f"{s['test_accuracy']:>9.4f} {s['train_seconds']:>8.2f}")
-  print("\nplots (curves.png, templates.png) and checkpoints:")
+  print("\nplots (learning curves, weights as class templates) and checkpoints:")
   for name, s in rows:
-    for path in s.get("plots", []):
+    for path in s.get("plots", []) + [os.path.join(workdir, name,
+                                                   "checkpoint.npz")]:
       print("  " + path)
 
 

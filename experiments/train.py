@@ -62,6 +62,8 @@ flags.register_validator("learning_rate", lambda v: v > 0,
 flags.register_validator("batch_size", lambda v: v >= 1,
                          "batch_size must be ≥ 1 (use --full_batch for all)")
 flags.register_validator("epochs", lambda v: v >= 1, "epochs must be ≥ 1")
+flags.register_validator("early_stopping_patience", lambda v: v >= 0,
+                         "early_stopping_patience must be ≥ 0 (0: off)")
 
 
 def run_config():

@@ -107,7 +107,8 @@ def _restore_progress(path, config, hparams, dataset):
   state, best, _, meta = checkpoint.load(path, template, template.params)
   saved = meta.get("config", {})
   for key in ("dataset", "loss", "reg", "optimizer", "batch_size",
-              "full_batch", "schedule"):
+              "full_batch", "schedule", "standardize", "mirror_train",
+              "validation_size", "seed"):
     if key in saved and saved[key] != getattr(config, key):
       raise validation.LinearJaxError(
           f"--resume: checkpoint was trained with {key}={saved[key]!r}, not "
@@ -144,6 +145,25 @@ def evaluate_checkpoint(workdir: str, data_dir: str | None = None) -> dict:
           "checkpoint": path}
 
 
+#: What a run writes; an earlier run's files are never replaced without --resume.
+OUTPUTS = (checkpoint.CHECKPOINT_NAME, "metrics.jsonl", "summary.json")
+
+
+def prepare_workdir(workdir: str, *, resume: bool) -> None:
+  """Creates ``workdir``; refuses a file there, or earlier outputs unless resuming."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise validation.LinearJaxError(
+        f"--workdir {workdir} is a file, not a folder; choose another --workdir")
+  if not resume:
+    for name in OUTPUTS:
+      path = os.path.join(workdir, name)
+      if os.path.exists(path):
+        raise validation.LinearJaxError(
+            f"{path} exists; pass --resume to continue that run or choose a "
+            "new --workdir (nothing was overwritten)")
+  os.makedirs(workdir, exist_ok=True)
+
+
 def run(config: RunConfig) -> dict:
   """Trains, evaluates on test once, writes the workdir; returns the summary.
 
@@ -151,7 +171,7 @@ def run(config: RunConfig) -> dict:
   """
   tc = config.train_config()
   hparams = config.hparams()
-  os.makedirs(config.workdir, exist_ok=True)
+  prepare_workdir(config.workdir, resume=config.resume)
   t0 = time.perf_counter()
   dataset = load_data(config)
   data = fit_lib.DeviceData.put(dataset.x_train, dataset.y_train,
@@ -164,10 +184,6 @@ def run(config: RunConfig) -> dict:
     progress = _restore_progress(ckpt_path, config, hparams, dataset)
     logging.info("resuming from %s after epoch %d", ckpt_path,
                  progress.epochs_done)
-  elif os.path.exists(ckpt_path):
-    raise validation.LinearJaxError(
-        f"{ckpt_path} exists; pass --resume to continue it or choose a new "
-        "--workdir (nothing was overwritten)")
   stats = dataset.stats.to_dict()
   config_dict = dataclasses.asdict(config)
 

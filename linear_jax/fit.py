@@ -70,7 +70,7 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
     config: static ``TrainConfig``.
     hparams: ``HyperParams`` scalars.
     data: ``DeviceData``.
-    seed: seeds W's permutations (initial weights are zero).
+    seed: seeds the minibatch permutations (initial weights are zero).
     num_classes: C (default: max label + 1).
     progress: a ``FitProgress`` to resume from (e.g. from a checkpoint).
     early_stopping_patience: stop after this many epochs without a better
@@ -106,9 +106,8 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
     train_seconds += seconds
     if not training.is_finite_metrics(metrics):
       result.diverged_epoch = epoch
+      # Reported by the caller (experiment.run raises it as one line).
       result.divergence_message = divergence_message(epoch, metrics, lr)
-      if log:
-        logging.error(result.divergence_message)
       break
     metrics.update(epoch=epoch, seconds=seconds,
                    examples_per_second=n / seconds)

@@ -109,8 +109,8 @@ def test_refuses_to_overwrite_results(single):
   assert proc.returncode == 1
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert errors == [f"error: {workdir / 'results.csv'} exists; pass --overwrite "
-                    "to replace it or choose a new --workdir (nothing was "
-                    "written)"], proc.stderr[-1500:]
+                    "to replace the earlier sweep or choose a new --workdir "
+                    "(nothing was written)"], proc.stderr[-1500:]
   assert (workdir / "results.csv").read_bytes() == before
 
 

@@ -164,3 +164,21 @@ def test_early_stopping_returns_best_params():
   data = blob_data()
   acc = float(training.accuracy(result.params, data.x_val, data.y_val))
   assert acc == pytest.approx(best)
+
+
+def test_workdir_guard_keeps_earlier_outputs(tmp_path):
+  (tmp_path / "summary.json").write_text("earlier")
+  with pytest.raises(lj.LinearJaxError, match="summary.json exists"):
+    experiment.run(run_config(tmp_path, workdir=str(tmp_path)))
+  assert (tmp_path / "summary.json").read_text() == "earlier"
+  afile = tmp_path / "afile"
+  afile.write_text("x")
+  with pytest.raises(lj.LinearJaxError, match="is a file, not a folder"):
+    experiment.prepare_workdir(str(afile), resume=False)
+
+
+def test_resume_refuses_other_preprocessing(tmp_path):
+  experiment.run(run_config(tmp_path, epochs=1))
+  with pytest.raises(lj.LinearJaxError, match="standardize"):
+    experiment.run(run_config(tmp_path, epochs=2, resume=True,
+                              standardize=True))

@@ -41,6 +41,9 @@ def initialize(coordinator_address: str | None, num_processes: int,
   """
   if num_processes < 1:
     raise LinearJaxError(f"--num_processes must be ≥ 1, got {num_processes}")
+  if not 0 <= process_id < num_processes:
+    raise LinearJaxError(
+        f"--process_id must lie in [0, {num_processes}), got {process_id}")
   if num_processes == 1:
     return False
   if not coordinator_address:

@@ -24,6 +24,8 @@ given, only reseeds the minibatch permutations).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import glob
 import datetime
 import os
 import time
@@ -95,11 +97,22 @@ def check_workdir(config: SweepRunConfig) -> str:
 
   Process 0 decides, so that every process takes the same branch.
   """
-  path = os.path.join(config.workdir, RESULTS)
-  if distributed.agree(os.path.exists(path)) and not config.overwrite:
+  if distributed.agree(os.path.exists(config.workdir) and
+                      not os.path.isdir(config.workdir)):
     raise LinearJaxError(
-        f"{path} exists; pass --overwrite to replace it or choose a new "
-        "--workdir (nothing was written)")
+        f"--workdir {config.workdir} is a file, not a folder; choose another "
+        "--workdir")
+  path = os.path.join(config.workdir, RESULTS)
+  existing = [p for p in (glob.glob(os.path.join(config.workdir, "*"))
+                          if os.path.isdir(config.workdir) else [])
+              if os.path.basename(p) in (RESULTS, "results.md",
+                                         "sweep_summary.json")
+              or fnmatch.fnmatch(os.path.basename(p), "heatmap_*.png")]
+  if distributed.agree(bool(existing)) and not config.overwrite:
+    raise LinearJaxError(
+        f"{existing[0] if existing else path} exists; pass --overwrite to "
+        "replace the earlier sweep or choose a new --workdir (nothing was "
+        "written)")
   return path
 
 
