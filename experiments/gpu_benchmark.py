@@ -24,6 +24,7 @@ import numpy as np
 
 from linear_jax import benchmarking
 from linear_jax import training
+from linear_jax.sweep import vmapped_epoch
 
 N = int(os.environ.get("BENCH_N", 50_000))
 D, C, B = 3072, 10, 256
@@ -60,14 +61,6 @@ def time_epoch(data, *, batch=B, unroll=1, loss="softmax", optimizer="sgd"):
   return benchmarking.median_seconds(epoch, state, hp, data, repeats=10)
 
 
-def sweep_epoch_fn(config):
-  """K configurations sharing one copy of the data and one permutation."""
-  state_axes = training.TrainState(params=0, opt_state=0, key=None, step=None)
-  vmapped = jax.vmap(lambda s, h, d: training.train_epoch(s, h, d, config=config),
-                     in_axes=(state_axes, 0, None), out_axes=(state_axes, 0))
-  return jax.jit(vmapped)
-
-
 def time_sweep(data, k, optimizer="sgd"):
   config = training.TrainConfig(loss="softmax", optimizer=optimizer, batch_size=B,
                                 epochs=10)
@@ -79,7 +72,7 @@ def time_sweep(data, k, optimizer="sgd"):
       params=jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape), one.params),
       opt_state=jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape),
                              one.opt_state))
-  fn = sweep_epoch_fn(config).lower(state, hp, data).compile()
+  fn = jax.jit(vmapped_epoch(config)).lower(state, hp, data).compile()
   return benchmarking.median_seconds(fn, state, hp, data, repeats=5), fn, state, hp
 
 

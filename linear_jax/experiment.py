@@ -100,11 +100,16 @@ def _write_metrics(path: str, history: list[dict]) -> None:
   os.replace(tmp, path)
 
 
-def _restore_progress(path, config, hparams, dataset):
-  tc = config.train_config()
-  template = training.init_state(tc, hparams, config.seed, dataset.num_features,
-                                 dataset.num_classes, len(dataset.y_train))
-  state, best, _, meta = checkpoint.load(path, template, template.params)
+def _load_checkpoint(path, config, dataset):
+  """``(state, best params, stats, metadata)`` shaped like ``config``'s state."""
+  template = training.init_state(
+      config.train_config(), config.hparams(), config.seed,
+      dataset.num_features, dataset.num_classes, len(dataset.y_train))
+  return checkpoint.load(path, template, template.params)
+
+
+def _restore_progress(path, config, dataset):
+  state, best, _, meta = _load_checkpoint(path, config, dataset)
   saved = meta.get("config", {})
   for key in ("dataset", "loss", "reg", "optimizer", "batch_size",
               "full_batch", "schedule", "standardize", "mirror_train",
@@ -127,11 +132,7 @@ def evaluate_checkpoint(workdir: str, data_dir: str | None = None) -> dict:
   config = RunConfig(**{**meta["config"], "data_dir": data_dir or
                         meta["config"].get("data_dir")})
   dataset = load_data(config)
-  hparams = config.hparams()
-  tc = config.train_config()
-  template = training.init_state(tc, hparams, config.seed, dataset.num_features,
-                                 dataset.num_classes, len(dataset.y_train))
-  state, best, stats, _ = checkpoint.load(path, template, template.params)
+  state, best, stats, _ = _load_checkpoint(path, config, dataset)
   params = best if best is not None else state.params
   for name, value in stats.items():
     current = getattr(dataset.stats, name, None)
@@ -181,7 +182,7 @@ def run(config: RunConfig) -> dict:
   metrics_path = os.path.join(config.workdir, "metrics.jsonl")
   progress = None
   if config.resume:
-    progress = _restore_progress(ckpt_path, config, hparams, dataset)
+    progress = _restore_progress(ckpt_path, config, dataset)
     logging.info("resuming from %s after epoch %d", ckpt_path,
                  progress.epochs_done)
   stats = dataset.stats.to_dict()
