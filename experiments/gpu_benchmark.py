@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linear_jax import benchmarking
+from linear_jax import shuffle
 from linear_jax import training
 from linear_jax.sweep import vmapped_epoch
 
@@ -140,7 +141,7 @@ def part_pallas():
     def epoch(params, key_data, x, y, kernel_hp):
       _, perm_key = jax.random.split(jax.random.wrap_key_data(key_data))
       steps = x.shape[0] // B
-      batches = jax.random.permutation(perm_key, x.shape[0])[:steps * B]
+      batches = shuffle.permutation(perm_key, x.shape[0])[:steps * B]
       return pallas_epoch.softmax_momentum_epoch(
           params, batches.reshape(steps, B).astype(jnp.int32), x, y, kernel_hp,
           num_programs=num_programs, cosine=cosine, groups=groups)

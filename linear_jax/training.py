@@ -24,6 +24,7 @@ import optax
 from linear_jax import losses as losses_lib
 from linear_jax import optimizers
 from linear_jax import regularizers
+from linear_jax import shuffle
 from linear_jax import validation
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
@@ -212,7 +213,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
   if full_batch:  # no permutation, and no gathered copy of X
     batches = jnp.zeros((1, 1), jnp.int32)
   else:
-    batches = jax.random.permutation(perm_key, n)[:per_epoch * batch]
+    batches = shuffle.permutation(perm_key, n)[:per_epoch * batch]
     batches = batches.reshape(per_epoch, batch)
   opt = build_optimizer(config, hparams, n)
   objective_fn = batch_objective(config, hparams)

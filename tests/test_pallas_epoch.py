@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from linear_jax import shuffle
 from linear_jax import training
 from linear_jax.kernels import pallas_epoch
 
@@ -30,7 +31,7 @@ def test_interpreted_kernel_matches_training_epoch(schedule):
       "b": jnp.asarray(0.1 * rng.normal(size=c), jnp.float32)})
   expected, _ = training.make_epoch_fn(config)(state, hp, data)
   _, perm_key = jax.random.split(jax.random.wrap_key_data(state.key))
-  batches = jax.random.permutation(perm_key, n).reshape(-1, b).astype(jnp.int32)
+  batches = shuffle.permutation(perm_key, n).reshape(-1, b)
   got = pallas_epoch.softmax_momentum_epoch(
       state.params, batches, data.x_train, data.y_train,
       jnp.array([0.1, 0.9, 1e-3], jnp.float32), num_programs=1,
