@@ -13,7 +13,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import logging
 
 from linear_jax import training

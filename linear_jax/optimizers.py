@@ -7,7 +7,6 @@ optimizer and of the schedule are static: they change the program.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import optax
 
 from linear_jax import validation

@@ -1,9 +1,6 @@
 """Training library: compiled once, deterministic, resumable, divergence-safe."""
 
-import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
