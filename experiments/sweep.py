@@ -66,6 +66,14 @@ flags.DEFINE_integer("validation_size", None, "held-out examples carved from tra
 flags.DEFINE_integer("chunk_size", 0, "at most this many configurations per "
                      "compiled call, rounded up to a multiple of the device "
                      "count; 0: as many as fit in device memory")
+flags.DEFINE_enum("sweep_algorithm", "auto", ["auto", "vmap", "blocked"],
+                  "vmap: one vmapped step per minibatch; blocked: plain SGD "
+                  "(--optimizer=sgd, l2/none) with the weight updates delayed "
+                  "over --block_steps minibatches, the same numbers with "
+                  "k-fold less weight traffic; auto: blocked on GPUs/TPUs "
+                  "where it applies, else vmap")
+flags.DEFINE_integer("block_steps", 8, "minibatches per block of "
+                     "--sweep_algorithm=blocked (≥ 1)")
 flags.DEFINE_string("workdir", "runs/sweep", "output directory")
 flags.DEFINE_bool("overwrite", False, "replace an existing results.csv")
 flags.DEFINE_bool("plots", True, "write heatmap PNGs")
@@ -79,6 +87,8 @@ FLAGS = flags.FLAGS
 flags.register_validator("batch_size", lambda v: v >= 1,
                          "batch_size must be ≥ 1 (use --full_batch for all)")
 flags.register_validator("epochs", lambda v: v >= 1, "epochs must be ≥ 1")
+flags.register_validator("block_steps", lambda v: v >= 1,
+                         "block_steps must be ≥ 1")
 flags.register_validator("chunk_size", lambda v: v >= 0,
                          "chunk_size must be ≥ 0 (0: automatic)")
 
@@ -103,10 +113,12 @@ def run_config():
       label_smoothing=FLAGS.label_smoothing, batch_size=FLAGS.batch_size,
       full_batch=FLAGS.full_batch, epochs=FLAGS.epochs, seed=FLAGS.seed,
       standardize=FLAGS.standardize, validation_size=FLAGS.validation_size,
-      chunk_size=FLAGS.chunk_size, workdir=FLAGS.workdir,
+      chunk_size=FLAGS.chunk_size, algorithm=FLAGS.sweep_algorithm,
+      block_steps=FLAGS.block_steps, workdir=FLAGS.workdir,
       overwrite=FLAGS.overwrite, plots=FLAGS.plots,
       command="python -m experiments.sweep " + " ".join(sys.argv[1:]))
   config.grid()  # validates names and ranges before any process waits
+  config.check_algorithm()
   return config
 
 

@@ -204,7 +204,8 @@ def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
   assert info["devices"] == 4
   # 6 configurations padded to 8 = 2 per device; padding dropped.
   assert info["chunks"] == [{"group": "svm/l2 seed 0", "chunk": 1,
-                             "configs": 6, "padding": 2, "length": 8}]
+                             "configs": 6, "padding": 2, "length": 8,
+                             "algorithm": "vmap"}]
   assert info["w_spec"] == ["config"]
   assert info["collectives"] == []  # no communication inside an epoch
   # Per device: one [64, 2·4] minibatch matmul for its 2 configurations.

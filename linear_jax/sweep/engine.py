@@ -31,6 +31,14 @@ a batched key: S seeds run as S calls per epoch with matmuls S× narrower
 (S minibatches per step either way), so on accelerators the loss is only
 dispatch and matmul width, and sweeps usually have few seeds.
 
+Algorithms (``algorithm``): ``"vmap"`` steps every minibatch as above;
+``"blocked"`` (``blocked.blocked_epoch``, plain SGD with l2/none only)
+delays the weight updates over ``block_steps`` minibatches so that the
+K configurations' weights are read and written once per block instead of
+once per step: the same numbers to float rounding, fewer bytes, a few % more
+FLOPs. ``"auto"`` takes ``"blocked"`` on accelerators where it applies (there
+the sweep is bound by weight traffic) and ``"vmap"`` on CPUs (FLOP-bound).
+
 Divergence: configurations never interact (no reduction over the
 configuration axis; column k of x_b [W_1 … W_K] depends only on W_k), so a
 NaN/Inf in one changes no other value. A configuration whose loss (data + reg) is not finite after an
@@ -49,6 +57,8 @@ import numpy as np
 from absl import logging
 
 from linear_jax import training
+from linear_jax import validation
+from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import memory
 from linear_jax.sweep.grid import Group
@@ -58,6 +68,7 @@ from linear_jax.sweep.grid import SweepGrid
 #: vmap axes of a ``TrainState``: per configuration, except key and step.
 STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)
 METRICS = ("data_loss", "reg_loss", "train_accuracy", "val_accuracy")
+ALGORITHMS = ("auto", "vmap", "blocked")
 
 
 def vmapped_epoch(config: training.TrainConfig):
@@ -83,6 +94,34 @@ def vmapped_init(config: training.TrainConfig, num_features: int,
   return jax.vmap(one, out_axes=STATE_AXES)
 
 
+def choose_algorithm(config: training.TrainConfig, algorithm: str,
+                     platform: str) -> str:
+  """``"vmap"`` or ``"blocked"`` for one group (module docstring).
+
+  Raises:
+    LinearJaxError: ``"blocked"`` asked for a config it cannot train.
+  """
+  validation.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
+  if algorithm == "blocked" and not blocked.supports(config):
+    raise validation.LinearJaxError(
+        f"--sweep_algorithm=blocked needs --optimizer=sgd and --regs from "
+        f"l2,none, got {config.optimizer}/{config.reg}; use "
+        "--sweep_algorithm=auto or vmap")
+  if algorithm == "auto":
+    return ("blocked" if blocked.supports(config) and platform != "cpu"
+            else "vmap")
+  return algorithm
+
+
+def epoch_function(config: training.TrainConfig, algorithm: str,
+                   block_steps: int = blocked.DEFAULT_BLOCK_STEPS):
+  """The unjitted ``(state[K], hparams[K], data) -> (state[K], metrics[K])``
+  of ``"vmap"`` or ``"blocked"``."""
+  if algorithm == "blocked":
+    return blocked.blocked_epoch(config, block_steps)
+  return vmapped_epoch(config)
+
+
 @dataclasses.dataclass
 class Program:
   """The compiled programs of one (``TrainConfig``, K) on one mesh.
@@ -93,15 +132,19 @@ class Program:
       donates ``state``.
     take_row: ``(params[K], i) -> params[i]``, replicated (one small gather).
     length: K, a multiple of the mesh size.
+    algorithm: ``"vmap"`` or ``"blocked"``.
   """
   init: object
   epoch: object
   take_row: object
   length: int
+  algorithm: str = "vmap"
 
 
 def build_program(config: training.TrainConfig, length: int, mesh,
-                  data: training.DeviceData, num_classes: int) -> Program:
+                  data: training.DeviceData, num_classes: int, *,
+                  algorithm: str = "vmap",
+                  block_steps: int = blocked.DEFAULT_BLOCK_STEPS) -> Program:
   """Compiles the init and epoch programs for K = ``length`` configurations.
 
   Args:
@@ -110,6 +153,8 @@ def build_program(config: training.TrainConfig, length: int, mesh,
     mesh: a 1-D mesh with axis "config" (``distributed.config_mesh``).
     data: the replicated ``DeviceData`` (its shapes are compiled in).
     num_classes: C.
+    algorithm: ``"vmap"`` or ``"blocked"`` (``choose_algorithm``).
+    block_steps: minibatches per block of ``"blocked"``.
 
   Returns:
     A ``Program`` whose stacked arrays are sharded ``P("config")`` and whose
@@ -135,13 +180,13 @@ def build_program(config: training.TrainConfig, length: int, mesh,
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
       state_shapes, state_sharding)
   epoch = jax.jit(
-      vmapped_epoch(config),
+      epoch_function(config, algorithm, block_steps),
       in_shardings=(state_sharding, hp_sharding, data_sharding),
       out_shardings=(state_sharding, metrics_sharding),
       donate_argnums=(0,)).lower(state_args, hp_shapes, data).compile()
   take_row = jax.jit(lambda params, i: jax.tree.map(lambda a: a[i], params),
                      out_shardings=rep)
-  return Program(init, epoch, take_row, length)
+  return Program(init, epoch, take_row, length, algorithm)
 
 
 @dataclasses.dataclass
@@ -165,7 +210,8 @@ class SweepResult:
     train_seconds: the epochs, including each epoch's metrics fetch (no
       compilation, no data transfer).
     chunk_size: the configuration limit per chunk used.
-    chunks: one dict per chunk run: group, configs, padding, length.
+    chunks: one dict per chunk run: group, configs, padding, length,
+      algorithm.
     devices: the mesh's devices (``distributed.device_descriptions``).
     memory: the estimate behind the chunk size (bytes).
   """
@@ -203,8 +249,11 @@ def _is_better(val: float, index: int, best: tuple | None) -> bool:
 class _Sweep:
   """The state of one ``run_sweep`` call (programs, results so far)."""
 
-  def __init__(self, grid, data, num_classes, mesh, keep_params, log):
+  def __init__(self, grid, data, num_classes, mesh, keep_params, log,
+               algorithm="vmap", block_steps=blocked.DEFAULT_BLOCK_STEPS):
     self.grid = grid
+    self.algorithm = algorithm
+    self.block_steps = block_steps
     self.mesh = mesh
     self.log = log and distributed.is_writer()
     self.keep_params = keep_params
@@ -233,14 +282,17 @@ class _Sweep:
     """``build_program``, once per (config, K)."""
     cache_key = (config, length)
     if cache_key not in self.programs:
+      algorithm = choose_algorithm(config, self.algorithm,
+                                   self.mesh.devices.flat[0].platform)
       t0 = time.perf_counter()
-      self.programs[cache_key] = build_program(config, length, self.mesh,
-                                               self.data, self.num_classes)
+      self.programs[cache_key] = build_program(
+          config, length, self.mesh, self.data, self.num_classes,
+          algorithm=algorithm, block_steps=self.block_steps)
       seconds = time.perf_counter() - t0
       self.compile_seconds += seconds
       if self.log:
-        logging.info("compiled %s/%s for %d configurations in %.2f s",
-                     config.loss, config.reg, length, seconds)
+        logging.info("compiled %s/%s (%s) for %d configurations in %.2f s",
+                     config.loss, config.reg, algorithm, length, seconds)
     return self.programs[cache_key]
 
   def run_group(self, group: Group, chunk_size: int) -> None:
@@ -253,7 +305,8 @@ class _Sweep:
       points = group.points[c * per_chunk:(c + 1) * per_chunk]
       self.chunks.append({"group": group.name, "chunk": c + 1,
                           "configs": len(points),
-                          "padding": length - len(points), "length": length})
+                          "padding": length - len(points), "length": length,
+                          "algorithm": program.algorithm})
       self.run_chunk(program, group, points, f"{group.name} chunk "
                      f"{c + 1}/{num_chunks}")
 
@@ -352,8 +405,9 @@ class _Sweep:
 
 def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
               chunk_size: int = 0, mesh=None, keep_params: bool = False,
-              budget_bytes: int | None = None, log: bool = True
-              ) -> SweepResult:
+              budget_bytes: int | None = None, log: bool = True,
+              algorithm: str = "auto",
+              block_steps: int = blocked.DEFAULT_BLOCK_STEPS) -> SweepResult:
   """Trains every configuration of ``grid``; see the module docstring.
 
   Args:
@@ -370,11 +424,16 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
     budget_bytes: device bytes for the automatic chunk size (default
       ``memory.device_budget()``).
     log: one absl line per epoch per chunk (process 0 only).
+    algorithm: ``"auto"``, ``"vmap"`` or ``"blocked"`` (module docstring).
+    block_steps: minibatches per block of ``"blocked"`` (≥ 1).
 
   Returns:
     A ``SweepResult``; identical on every process.
   """
   grid.validate()
+  if block_steps < 1:
+    raise validation.LinearJaxError(
+        f"block_steps must be ≥ 1, got {block_steps}")
   if num_classes is None:
     num_classes = getattr(data, "num_classes", None)
   if num_classes is None:
@@ -382,19 +441,26 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
   mesh = mesh if mesh is not None else distributed.config_mesh()
   num_train, num_features = np.shape(data.x_train)
   groups = grid.groups()
+  platform = mesh.devices.flat[0].platform
+  blocks = {}  # group name -> block_steps of its algorithm (0: vmap)
   for group in groups:
     training.check_lbfgs_full_batch(group.config, num_train)
+    chosen = choose_algorithm(group.config, algorithm, platform)
+    blocks[group.name] = block_steps if chosen == "blocked" else 0
   per_config = max(memory.config_bytes(g.config, num_features, num_classes,
-                                       num_train, len(data.y_val))
+                                       num_train, len(data.y_val),
+                                       blocks[g.name])
                    for g in groups)
-  shared = memory.data_bytes(groups[0].config, num_features, num_train,
-                             len(data.y_val))
+  shared = max(memory.data_bytes(g.config, num_features, num_train,
+                                 len(data.y_val), blocks[g.name])
+               for g in groups)
   budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
   chunk = memory.resolve_chunk_size(chunk_size, mesh.size, per_config,
                                     shared, budget)
   memory_info = {"per_config_bytes": per_config, "shared_bytes": shared,
                  "budget_bytes_per_device": budget}
-  sweep = _Sweep(grid, data, num_classes, mesh, keep_params, log)
+  sweep = _Sweep(grid, data, num_classes, mesh, keep_params, log, algorithm,
+                 block_steps)
   if sweep.log:
     logging.info("sweep: %d configurations in %d groups on %d devices, at "
                  "most %d per chunk (%.2f MiB each, data %.1f MiB)",

@@ -66,6 +66,8 @@ class SweepRunConfig:
   standardize: bool = False
   validation_size: int | None = None
   chunk_size: int = 0
+  algorithm: str = "auto"  # engine.ALGORITHMS
+  block_steps: int = 8     # minibatches per block of the blocked algorithm
   workdir: str = "runs/sweep"
   overwrite: bool = False
   plots: bool = True
@@ -83,6 +85,13 @@ class SweepRunConfig:
         epochs=self.epochs, momentum=self.momentum,
         weight_decay=self.weight_decay,
         label_smoothing=self.label_smoothing).validate()
+
+  def check_algorithm(self) -> None:
+    """Fails fast (one line) when ``algorithm`` cannot train the grid."""
+    if self.block_steps < 1:
+      raise LinearJaxError(f"block_steps must be ≥ 1, got {self.block_steps}")
+    for group in self.grid().groups():
+      engine.choose_algorithm(group.config, self.algorithm, "cpu")
 
 
 def load_data(config: SweepRunConfig):
@@ -135,12 +144,15 @@ def run(config: SweepRunConfig) -> dict:
     LinearJaxError: bad options (one line), or an existing results.csv.
   """
   grid = config.grid()
+  config.check_algorithm()
   results_path = check_workdir(config)
   t0 = time.perf_counter()
   dataset = load_data(config)
   load_seconds = time.perf_counter() - t0
   result = engine.run_sweep(grid, dataset, num_classes=dataset.num_classes,
-                            chunk_size=config.chunk_size)
+                            chunk_size=config.chunk_size,
+                            algorithm=config.algorithm,
+                            block_steps=config.block_steps)
   x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
   test = {i: float(training.accuracy(result.best_params[loss], x_test, y_test))
           for loss, i in result.best.items()}
@@ -162,6 +174,7 @@ def run(config: SweepRunConfig) -> dict:
       "devices": result.devices,
       "num_processes": jax.process_count(),
       "chunk_size": result.chunk_size,
+      "algorithms": sorted({c["algorithm"] for c in result.chunks}),
       "chunks": result.chunks,
       "memory": result.memory,
       "num_train": int(len(dataset.y_train)),

@@ -16,7 +16,12 @@ lbfgs ≈ 2·10 + 2):
         scores  (4·B + N_val)·C·4          s, ∂L/∂s and masks / softmax for
                                            the minibatch; validation scores
 
-so memory grows linearly in K with slope ≈ (D + 1)·C·4·(4 + 2s) bytes, the
+The blocked algorithm (``blocked``, k = ``block_steps``) also holds, per
+configuration, the wide copy of W and three ``[k·B, C]`` blocks (X_blk W_0,
+the updates U_i and their scaled copies): + (D + 1)·C·4 + 3·k·B·C·4; and, shared,
+the ``[k·B, D]`` block rows and the ``[k·B, k·B]`` Gram matrix.
+
+So memory grows linearly in K with slope ≈ (D + 1)·C·4·(4 + 2s) bytes, the
 data term does not grow with K. ``config_bytes`` multiplies the per-
 configuration sum by ``SAFETY`` (XLA temporaries, fusion buffers). For
 CIFAR-10 (D = 3072, C = 10, N = 49,000, B = 256, N_val = 1000, momentum)
@@ -72,22 +77,28 @@ def state_bytes(config: training.TrainConfig, num_features: int,
 
 
 def config_bytes(config: training.TrainConfig, num_features: int,
-                 num_classes: int, num_train: int, num_val: int) -> int:
-  """Device bytes per configuration (module docstring), with ``SAFETY``."""
+                 num_classes: int, num_train: int, num_val: int,
+                 block_steps: int = 0) -> int:
+  """Device bytes per configuration (module docstring), with ``SAFETY``;
+  ``block_steps`` > 0 for the blocked algorithm."""
   params = (num_features + 1) * num_classes * FLOAT_BYTES
   state = state_bytes(config, num_features, num_classes, num_train)
   batch = training.effective_batch_size(config, num_train)
   scores = (4 * batch + num_val) * num_classes * FLOAT_BYTES
-  return int(SAFETY * (2 * state + 2 * params + scores))
+  blocks = (params + 3 * block_steps * batch * num_classes * FLOAT_BYTES
+            if block_steps else 0)
+  return int(SAFETY * (2 * state + 2 * params + scores + blocks))
 
 
 def data_bytes(config: training.TrainConfig, num_features: int,
-               num_train: int, num_val: int) -> int:
+               num_train: int, num_val: int, block_steps: int = 0) -> int:
   """Device bytes shared by all configurations (one copy per device)."""
   batch = training.effective_batch_size(config, num_train)
   rows = num_train + num_val
+  block_rows = max(block_steps, 1) * batch
+  gram = (block_rows ** 2) * FLOAT_BYTES if block_steps else 0
   return (rows * num_features * FLOAT_BYTES + rows * 4 +
-          batch * num_features * FLOAT_BYTES + num_train * 4)
+          block_rows * num_features * FLOAT_BYTES + num_train * 4 + gram)
 
 
 def round_up(value: int, multiple: int) -> int:

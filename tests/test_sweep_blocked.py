@@ -1,0 +1,151 @@
+"""The blocked (delayed-update) sweep epoch equals the vmapped one.
+
+``linear_jax.sweep.blocked`` reorganizes plain SGD over blocks of k
+minibatches (Gram-matrix corrections, one W read and write per block); in
+float64 it must give the vmapped ``training.train_epoch`` to rounding, for
+every loss, l2/none, schedules, a block count that does not divide the
+epoch, k = 1, and the full batch.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from linear_jax import training
+from linear_jax.data import load_dataset
+from linear_jax.sweep import SweepGrid
+from linear_jax.sweep import blocked
+from linear_jax.sweep import engine
+from linear_jax.sweep import run_sweep
+from linear_jax.sweep import vmapped_epoch
+from linear_jax.validation import LinearJaxError
+
+N, D, C = 150, 12, 4
+STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)
+
+
+def toy_data(dtype):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(N, D))
+  y = rng.integers(0, C, N).astype(np.int32)
+  # Centered "raw" rows: prepare() casts to float32, so make them exact.
+  x = np.round(x * 64) / 64
+  return training.DeviceData(jnp.asarray(x, dtype), jnp.asarray(y),
+                             jnp.asarray(x[:40], dtype), jnp.asarray(y[:40]))
+
+
+def stacked(config, learning_rates, reg_strengths, margins, dtype):
+  hparams = jax.tree.map(lambda *a: jnp.stack(a), *[
+      training.make_hparams(learning_rate=lr, reg_strength=lam, margin=m,
+                            dtype=dtype)
+      for lr, lam, m in zip(learning_rates, reg_strengths, margins)])
+  state = jax.vmap(lambda h: training.init_state(config, h, 0, D, C, N, dtype),
+                   out_axes=STATE_AXES)(hparams)
+  return state, hparams
+
+
+def run_epochs(fn, state, hparams, data, epochs):
+  fn = jax.jit(fn)
+  history = []
+  for _ in range(epochs):
+    state, metrics = fn(state, hparams, data)
+    history.append(metrics)
+  return state, history
+
+
+CASES = [  # loss, reg, schedule, batch, block_steps
+    ("softmax", "l2", "cosine", 16, 4),        # 9 steps: 2 blocks + 1
+    ("svm", "l2", "constant", 16, 3),          # 9 steps: 3 blocks
+    ("squared_svm", "none", "step", 10, 4),    # 15 steps: 3 blocks + 3
+    ("crammer_singer", "l2", "exponential", 32, 8),  # 4 steps: one block
+    ("softmax", "none", "constant", 7, 1),     # k = 1: no delay
+    ("svm", "l2", "cosine", None, 4),          # full batch: 1 step
+]
+
+
+@pytest.mark.parametrize("loss,reg,schedule,batch,block_steps", CASES)
+def test_blocked_epoch_equals_vmapped_epoch_float64(
+    x64, loss, reg, schedule, batch, block_steps):
+  config = training.TrainConfig(loss=loss, reg=reg, optimizer="sgd",
+                                schedule=schedule, batch_size=batch, epochs=3)
+  lrs = (1e-3, 1e-2, 3e-2) if loss == "squared_svm" else (1e-2, 1e-1, 0.5)
+  state, hparams = stacked(config, lrs, (0.0, 0.05, 0.3), (1.0, 0.5, 2.0),
+                           jnp.float64)
+  data = toy_data(jnp.float64)
+  want, want_metrics = run_epochs(vmapped_epoch(config), state, hparams,
+                                  data, 3)
+  got, got_metrics = run_epochs(blocked.blocked_epoch(config, block_steps),
+                                state, hparams, data, 3)
+  assert float(jnp.max(jnp.abs(want.params["W"]))) > 1e-3  # it trained
+  np.testing.assert_allclose(got.params["W"], want.params["W"], rtol=1e-10,
+                             atol=1e-12)
+  np.testing.assert_allclose(got.params["b"], want.params["b"], rtol=1e-10,
+                             atol=1e-12)
+  assert int(got.step) == int(want.step)
+  np.testing.assert_array_equal(got.key, want.key)
+  jax.tree.map(np.testing.assert_array_equal, got.opt_state, want.opt_state)
+  for got_m, want_m in zip(got_metrics, want_metrics):
+    for name in want_m:
+      np.testing.assert_allclose(got_m[name], want_m[name], rtol=1e-9,
+                                 atol=1e-12, err_msg=name)
+  if reg == "l2":  # the tracked ‖W‖² moved with the weights
+    assert float(jnp.max(got_metrics[-1]["reg_loss"])) > 0
+
+
+def test_a_diverging_configuration_leaves_the_others_unchanged():
+  config = training.TrainConfig(loss="softmax", reg="l2", optimizer="sgd",
+                                batch_size=16, epochs=2)
+  data = toy_data(jnp.float32)
+  fn = blocked.blocked_epoch(config, 4)
+  # Same shapes (K = 3), so columns 0 and 2 must match bit for bit.
+  sane, hp_sane = stacked(config, (1e-2, 1e-3, 1e-1), (1e-3, 1e-3, 1e-2),
+                          (1, 1, 1), jnp.float32)
+  mixed, hp_mixed = stacked(config, (1e-2, 1e38, 1e-1), (1e-3, 1e30, 1e-2),
+                            (1, 1, 1), jnp.float32)
+  sane, sane_metrics = run_epochs(fn, sane, hp_sane, data, 2)
+  mixed, mixed_metrics = run_epochs(fn, mixed, hp_mixed, data, 2)
+  assert not np.isfinite(mixed_metrics[-1]["data_loss"][1]) or not np.isfinite(
+      mixed_metrics[-1]["reg_loss"][1])
+  np.testing.assert_array_equal(np.asarray(mixed.params["W"])[[0, 2]],
+                                np.asarray(sane.params["W"])[[0, 2]])
+  for name in ("val_accuracy", "data_loss", "reg_loss"):
+    np.testing.assert_array_equal(np.asarray(mixed_metrics[-1][name])[[0, 2]],
+                                  np.asarray(sane_metrics[-1][name])[[0, 2]])
+
+
+def test_supports_and_choice():
+  sgd = training.TrainConfig(optimizer="sgd", reg="l2")
+  assert blocked.supports(sgd)
+  assert blocked.supports(training.TrainConfig(optimizer="sgd", reg="none"))
+  assert not blocked.supports(training.TrainConfig(optimizer="sgd", reg="l1"))
+  assert not blocked.supports(training.TrainConfig(optimizer="momentum"))
+  assert engine.choose_algorithm(sgd, "auto", "gpu") == "blocked"
+  assert engine.choose_algorithm(sgd, "auto", "cpu") == "vmap"
+  momentum = training.TrainConfig(optimizer="momentum")
+  assert engine.choose_algorithm(momentum, "auto", "gpu") == "vmap"
+  with pytest.raises(LinearJaxError, match="needs --optimizer=sgd"):
+    engine.choose_algorithm(momentum, "blocked", "gpu")
+  with pytest.raises(LinearJaxError, match="unknown sweep algorithm"):
+    engine.choose_algorithm(sgd, "fused", "gpu")
+  with pytest.raises(LinearJaxError, match="block_steps must be ≥ 1"):
+    blocked.blocked_epoch(sgd, 0)
+
+
+def test_run_sweep_blocked_matches_vmap_float32():
+  blobs = load_dataset("blobs", seed=0)
+  grid = SweepGrid(losses=("svm", "softmax"), reg_strengths=(1e-4, 1e-1),
+                   learning_rates=(1e-2, 1e-1), optimizer="sgd", epochs=2,
+                   batch_size=64)
+  kwargs = dict(keep_params=True, log=False)
+  vmap = run_sweep(grid, blobs, algorithm="vmap", **kwargs)
+  blocks = run_sweep(grid, blobs, algorithm="blocked", block_steps=4, **kwargs)
+  assert {c["algorithm"] for c in vmap.chunks} == {"vmap"}
+  assert {c["algorithm"] for c in blocks.chunks} == {"blocked"}
+  auto = run_sweep(grid, blobs, algorithm="auto", **kwargs)  # CPU: vmap
+  assert {c["algorithm"] for c in auto.chunks} == {"vmap"}
+  np.testing.assert_allclose(blocks.params["W"], vmap.params["W"], rtol=1e-4,
+                             atol=1e-5)
+  np.testing.assert_allclose(blocks.data_loss, vmap.data_loss, rtol=1e-5)
+  np.testing.assert_array_equal(blocks.val_accuracy, vmap.val_accuracy)
+  assert blocks.best == vmap.best
