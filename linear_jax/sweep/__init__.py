@@ -13,9 +13,12 @@ Modules, each readable alone:
 
 - ``grid``: the sweep as data (``SweepGrid``, ``Point``, ``Group``) and the
   value-list syntax (``parse_values``: ``1e-3,1e-2``, ``logspace:A:B:N``);
-- ``engine``: ``run_sweep``: one ``jit(vmap(train_epoch))`` per
-  (loss, regularizer), called once per epoch, divergence tracked per
-  configuration;
+- ``engine``: ``run_sweep``: one ``jit(vmap(train_epoch))`` (or blocked
+  epoch) per (loss, regularizer), called once per epoch, divergence tracked
+  per configuration;
+- ``blocked``: the plain-SGD epoch with delayed weight updates
+  (``--sweep_algorithm=blocked``), the same numbers with k-fold less weight
+  traffic;
 - ``distributed``: the "config" mesh axis, shardings, multi-process
   ``initialize`` and result gathering;
 - ``memory``: bytes per configuration and the automatic chunk size;
