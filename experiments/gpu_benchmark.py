@@ -11,7 +11,8 @@ TF32 on H100/H200; PyTorch likewise with ``allow_tf32``.
   ... --only=pallas    the one-kernel Pallas epoch
   ... --only=blocked   the blocked sweep (k = 4, 8, 16) against vmap, their
                        agreement, and time to 40 % at B = 1,024 (~2 minutes)
-  (small CPU smoke run:  BENCH_N=2048 python experiments/gpu_benchmark.py)
+  (small CPU smoke run:  BENCH_N=2048 python experiments/gpu_benchmark.py;
+   BENCH_CONFIGS and BENCH_BLOCKS=4,8 set the sweep's K and block sizes)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from linear_jax.sweep import engine
 N = int(os.environ.get("BENCH_N", 50_000))
 D, C, B = 3072, 10, 256
 CONFIGS = int(os.environ.get("BENCH_CONFIGS", 1024))
+BLOCKS = [int(k) for k in os.environ.get("BENCH_BLOCKS", "4,8,16").split(",")]
 ROWS = []
 
 
@@ -142,7 +144,7 @@ def main_blocked(out):
   f32 = synthetic("float32")
   t, *_ = time_sweep(f32, CONFIGS)
   row(f"sweep {CONFIGS} configs x 1 epoch f32 sgd, vmap (baseline)", t)
-  for k in (4, 8, 16):
+  for k in BLOCKS:
     t, *_ = time_sweep(f32, CONFIGS, algorithm="blocked", block_steps=k)
     row(f"sweep {CONFIGS} configs x 1 epoch f32 sgd, blocked k={k}", t)
   rel, acc = blocked_agreement(f32)

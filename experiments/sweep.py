@@ -70,8 +70,8 @@ flags.DEFINE_enum("sweep_algorithm", "auto", ["auto", "vmap", "blocked"],
                   "vmap: one vmapped step per minibatch; blocked: plain SGD "
                   "(--optimizer=sgd, l2/none) with the weight updates delayed "
                   "over --block_steps minibatches, the same numbers with "
-                  "k-fold less weight traffic; auto: blocked on GPUs/TPUs "
-                  "where it applies, else vmap")
+                  "k-fold less weight traffic but more FLOPs (for wide GPU "
+                  "sweeps; not yet measured there); auto: vmap for now")
 flags.DEFINE_integer("block_steps", 8, "minibatches per block of "
                      "--sweep_algorithm=blocked (≥ 1)")
 flags.DEFINE_string("workdir", "runs/sweep", "output directory")

@@ -121,8 +121,8 @@ def test_refuses_to_overwrite_results(single):
     ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
     ("--regs=l2,l3", "unknown regularizer 'l3'"),
     ("--num_processes=2", "needs --coordinator_address"),
-    ("--sweep_algorithm=blocked", "--sweep_algorithm=blocked needs "
-     "--optimizer=sgd"),
+    ("--sweep_algorithm=blocked", "the blocked sweep algorithm needs "
+     "optimizer sgd and regularizer l2 or none, got momentum/l2"),
     ("--block_steps=0", "block_steps must be ≥ 1"),
 ])
 def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):

@@ -86,9 +86,10 @@ def test_blocked_epoch_equals_vmapped_epoch_float64(
   np.testing.assert_array_equal(got.key, want.key)
   jax.tree.map(np.testing.assert_array_equal, got.opt_state, want.opt_state)
   for got_m, want_m in zip(got_metrics, want_metrics):
-    for name in want_m:
+    for name in want_m:  # accuracies are float32 means: allow 1 ulp
       np.testing.assert_allclose(got_m[name], want_m[name], rtol=1e-9,
-                                 atol=1e-12, err_msg=name)
+                                 atol=1e-6 if "accuracy" in name else 1e-12,
+                                 err_msg=name)
   if reg == "l2":  # the tracked ‖W‖² moved with the weights
     assert float(jnp.max(got_metrics[-1]["reg_loss"])) > 0
 
@@ -120,18 +121,25 @@ def test_supports_and_choice():
   assert blocked.supports(training.TrainConfig(optimizer="sgd", reg="none"))
   assert not blocked.supports(training.TrainConfig(optimizer="sgd", reg="l1"))
   assert not blocked.supports(training.TrainConfig(optimizer="momentum"))
-  assert engine.choose_algorithm(sgd, "auto", "gpu") == "blocked"
-  assert engine.choose_algorithm(sgd, "auto", "cpu") == "vmap"
+  assert engine.choose_algorithm(sgd, "blocked") == "blocked"
+  assert engine.choose_algorithm(sgd, "vmap") == "vmap"
+  assert engine.choose_algorithm(sgd, "auto") == "vmap"  # opt-in for now
   momentum = training.TrainConfig(optimizer="momentum")
-  assert engine.choose_algorithm(momentum, "auto", "gpu") == "vmap"
-  with pytest.raises(LinearJaxError, match="needs --optimizer=sgd"):
-    engine.choose_algorithm(momentum, "blocked", "gpu")
+  with pytest.raises(LinearJaxError, match="needs optimizer sgd and "
+                     "regularizer l2 or none, got momentum/l2"):
+    engine.choose_algorithm(momentum, "blocked")
   with pytest.raises(LinearJaxError, match="unknown sweep algorithm"):
-    engine.choose_algorithm(sgd, "fused", "gpu")
+    engine.choose_algorithm(sgd, "fused")
   with pytest.raises(LinearJaxError, match="block_steps must be ≥ 1"):
     blocked.blocked_epoch(sgd, 0)
+  with pytest.raises(LinearJaxError, match="needs optimizer sgd"):
+    blocked.blocked_epoch(momentum)
+  # k never exceeds the epoch's minibatches (memory model and epoch agree).
+  assert blocked.steps_per_block(sgd, 1000, 8) == 3        # B = 256: 3 steps
+  assert blocked.steps_per_block(sgd, 100_000, 8) == 8
 
 
+@pytest.mark.slow
 def test_run_sweep_blocked_matches_vmap_float32():
   blobs = load_dataset("blobs", seed=0)
   grid = SweepGrid(losses=("svm", "softmax"), reg_strengths=(1e-4, 1e-1),
@@ -142,8 +150,6 @@ def test_run_sweep_blocked_matches_vmap_float32():
   blocks = run_sweep(grid, blobs, algorithm="blocked", block_steps=4, **kwargs)
   assert {c["algorithm"] for c in vmap.chunks} == {"vmap"}
   assert {c["algorithm"] for c in blocks.chunks} == {"blocked"}
-  auto = run_sweep(grid, blobs, algorithm="auto", **kwargs)  # CPU: vmap
-  assert {c["algorithm"] for c in auto.chunks} == {"vmap"}
   np.testing.assert_allclose(blocks.params["W"], vmap.params["W"], rtol=1e-4,
                              atol=1e-5)
   np.testing.assert_allclose(blocks.data_loss, vmap.data_loss, rtol=1e-5)

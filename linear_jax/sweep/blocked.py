@@ -21,10 +21,19 @@ so a block computes P = X_blk W_0 (one ``[kB, D] @ [D, K·C]`` matmul that
 reads W once) and the Gram matrix X_blk X_blkᵀ ``[kB, kB]`` (independent of
 K); each step then needs only ``[B, jB] @ [jB, K·C]`` for its correction,
 its loss gradient and its bias update; the block ends with one
-W_k = A_k W_0 − X_blkᵀ V update (read and write W once). Extra FLOPs over
-stepping: (k − 1)·B / (4·D) of the epoch's, 6 % at k = 4, B = 256,
-D = 3,072; W traffic falls k-fold. On a CPU, where the sweep is FLOP-bound,
-that trade does not pay, so ``engine`` uses this path on accelerators.
+W_k = A_k W_0 − X_blkᵀ V update (read and write W once). W traffic falls
+k-fold; the extra FLOPs, as a fraction of stepping's 4·B·D·K·C per step, are
+
+    (k − 1)·B / (4·D)     the corrections (triangular, averaged over a block)
+  + k·B / (2·K·C)         the full Gram matrix, once per block
+  + B / (2·D)             ⟨U_j, (X_j X_jᵀ) U_j⟩ for ‖W‖² (l2 only)
+
+e.g. 29 % at k = 8 and 15 % at k = 4 for K = 1,024 CIFAR-10 models (B = 256,
+D = 3,072, C = 10), but 90 % at k = 4 for K = 64: the Gram term only
+amortizes over wide sweeps. On a CPU, where the sweep is FLOP-bound, the
+trade does not pay (64 configurations ran slower at k = 4, BENCHMARKS.md),
+and with k = 1 (one minibatch per epoch) it only adds the Gram matrix. On
+GPUs it is opt-in (``engine.choose_algorithm``) until measured there.
 
 The epoch is the same as ``training.train_epoch`` vmapped (same permutation,
 same scores before each update, same metrics, same ``TrainState`` layout):
@@ -59,6 +68,12 @@ DEFAULT_BLOCK_STEPS = 8
 def supports(config: training.TrainConfig) -> bool:
   """Whether ``blocked_epoch`` can train ``config`` (sgd with l2 or none)."""
   return config.optimizer == "sgd" and config.reg in ("l2", "none")
+
+
+def steps_per_block(config: training.TrainConfig, num_examples: int,
+                    block_steps: int = DEFAULT_BLOCK_STEPS) -> int:
+  """k: ``block_steps``, at most the epoch's minibatches."""
+  return min(block_steps, training.steps_per_epoch(config, num_examples))
 
 
 def _mean_loss_and_grad(loss: str):
@@ -160,8 +175,9 @@ def blocked_epoch(config: training.TrainConfig,
   """
   if not supports(config):
     raise validation.LinearJaxError(
-        f"the blocked sweep needs optimizer 'sgd' and reg 'l2' or 'none', got "
-        f"{config.optimizer!r}/{config.reg!r}; use the vmapped epoch instead")
+        f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
+        f"or none, got {config.optimizer}/{config.reg}; use the vmap "
+        "algorithm (engine.vmapped_epoch)")
   if block_steps < 1:
     raise validation.LinearJaxError(
         f"block_steps must be ≥ 1, got {block_steps}")
@@ -194,7 +210,7 @@ def blocked_epoch(config: training.TrainConfig,
         carry, data.prepare(rows), labels, hparams=hparams, config=config,
         num_classes=num_classes, learning_rates=lrs, grad_fn=grad_fn)
 
-    k = min(block_steps, per_epoch)
+    k = steps_per_block(config, n, block_steps)
     full, rest = divmod(per_epoch, k)
     pieces = []
     if full:

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from linear_jax import training
+from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import engine
 from linear_jax.sweep import report
@@ -67,7 +68,7 @@ class SweepRunConfig:
   validation_size: int | None = None
   chunk_size: int = 0
   algorithm: str = "auto"  # engine.ALGORITHMS
-  block_steps: int = 8     # minibatches per block of the blocked algorithm
+  block_steps: int = blocked.DEFAULT_BLOCK_STEPS  # minibatches per block
   workdir: str = "runs/sweep"
   overwrite: bool = False
   plots: bool = True
@@ -91,7 +92,7 @@ class SweepRunConfig:
     if self.block_steps < 1:
       raise LinearJaxError(f"block_steps must be ≥ 1, got {self.block_steps}")
     for group in self.grid().groups():
-      engine.choose_algorithm(group.config, self.algorithm, "cpu")
+      engine.choose_algorithm(group.config, self.algorithm)
 
 
 def load_data(config: SweepRunConfig):

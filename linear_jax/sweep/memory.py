@@ -16,7 +16,8 @@ lbfgs ≈ 2·10 + 2):
         scores  (4·B + N_val)·C·4          s, ∂L/∂s and masks / softmax for
                                            the minibatch; validation scores
 
-The blocked algorithm (``blocked``, k = ``block_steps``) also holds, per
+The blocked algorithm (``blocked``, k = steps per block, at most the epoch's
+minibatches) also holds, per
 configuration, the wide copy of W and three ``[k·B, C]`` blocks (X_blk W_0,
 the updates U_i and their scaled copies): + (D + 1)·C·4 + 3·k·B·C·4; and, shared,
 the ``[k·B, D]`` block rows and the ``[k·B, k·B]`` Gram matrix.
@@ -80,7 +81,7 @@ def config_bytes(config: training.TrainConfig, num_features: int,
                  num_classes: int, num_train: int, num_val: int,
                  block_steps: int = 0) -> int:
   """Device bytes per configuration (module docstring), with ``SAFETY``;
-  ``block_steps`` > 0 for the blocked algorithm."""
+  ``block_steps`` > 0: k of the blocked algorithm (``blocked.steps_per_block``)."""
   params = (num_features + 1) * num_classes * FLOAT_BYTES
   state = state_bytes(config, num_features, num_classes, num_train)
   batch = training.effective_batch_size(config, num_train)
