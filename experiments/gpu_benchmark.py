@@ -104,18 +104,27 @@ def blocked_agreement(data, k=64, block_steps=8):
   return rel, acc
 
 
+def cifar10_on_device():
+  """(dataset, train/val ``DeviceData``, test x, test y) of the standardized
+  CIFAR-10 JPEG set, or None (said) without LINEAR_JAX_SHARED_DATA."""
+  if not os.environ.get("LINEAR_JAX_SHARED_DATA"):
+    print("  (no LINEAR_JAX_SHARED_DATA: time to accuracy skipped)")
+    return None
+  from linear_jax import data as data_lib
+  ds = data_lib.load_dataset("cifar10_jpeg", standardize=True)
+  data = training.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+  return ds, data, jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+
+
 def time_to_40_large_batch():
   """Softmax, nesterov, cosine, B = 1,024, lr 0.02, 1 epoch: the compiled
   epoch's time (the 1,000-row validation pass inside; no host sync per
   step) and its test accuracy. On the CPU this recipe gave 40.09–40.50 %
   over seeds 0–3 (48 steps instead of 191 at B = 256)."""
-  if not os.environ.get("LINEAR_JAX_SHARED_DATA"):
-    print("  (no LINEAR_JAX_SHARED_DATA: time to accuracy skipped)")
+  loaded = cifar10_on_device()
+  if loaded is None:
     return
-  from linear_jax import data as data_lib
-  ds = data_lib.load_dataset("cifar10_jpeg", standardize=True)
-  data = training.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
-  xt, yt = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+  ds, data, xt, yt = loaded
   n = len(ds.y_train)
   for batch, lr, opt, unroll in ((1024, 0.02, "nesterov", 1),
                                  (1024, 0.02, "nesterov", 8),
@@ -414,14 +423,11 @@ def main():
 
 def time_to_accuracy():
   """Seconds of training to 40 % test accuracy on the CIFAR-10 JPEG set."""
-  if not os.environ.get("LINEAR_JAX_SHARED_DATA"):
-    print("  (no LINEAR_JAX_SHARED_DATA: time to accuracy skipped)")
-    return
-  from linear_jax import data as data_lib
   from linear_jax import fit as fit_lib
-  ds = data_lib.load_dataset("cifar10_jpeg", standardize=True)
-  data = fit_lib.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
-  xt, yt = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+  loaded = cifar10_on_device()
+  if loaded is None:
+    return
+  _, data, xt, yt = loaded
   for loss, lr, epochs in (("softmax", 3e-3, 1), ("svm", 1e-3, 1), ("softmax", 3e-3, 2)):
     config = training.TrainConfig(loss=loss, optimizer="momentum", batch_size=B,
                                   epochs=epochs, schedule="cosine", unroll=8)

@@ -209,3 +209,25 @@ def test_unknown_section_is_a_one_line_error(tmp_path):
   assert "bogus" in proc.stderr and "loss" in proc.stderr
   assert len(proc.stderr.strip().splitlines()) == 1
   assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_blocked_part_runs_on_cpu(tmp_path):
+  """``experiments/gpu_benchmark.py --only=blocked`` at toy size: the device
+  script cannot rot between GPU sessions; its agreement row must be tight."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", BENCH_N="1024",
+             BENCH_CONFIGS="4", BENCH_BLOCKS="2", PYTHONPATH=str(REPO))
+  env.pop("LINEAR_JAX_SHARED_DATA", None)
+  proc = subprocess.run(
+      [sys.executable, "experiments/gpu_benchmark.py", "--only=blocked",
+       f"--out={tmp_path}"], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  rows = json.loads((tmp_path / "gpu_benchmark.json").read_text())["rows"]
+  whats = [r["what"] for r in rows]
+  assert whats[:2] == ["sweep 4 configs x 1 epoch f32 sgd, vmap (baseline)",
+                       "sweep 4 configs x 1 epoch f32 sgd, blocked k=2"]
+  assert all(r["ms"] > 0 for r in rows[:2])
+  agreement = rows[2]["note"]
+  relative = float(agreement.split("max |ΔW|/max|W| ")[1].split(",")[0])
+  assert relative < 1e-5, agreement
