@@ -129,8 +129,9 @@ def test_accuracy_section_skips_cleanly_without_the_dataset(monkeypatch):
   assert any("section skipped" in line for line in lines)
 
 
-def run_benchmark(*args, timeout=120):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+def run_benchmark(*args, timeout=120, **env_vars):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+             **env_vars)
   return subprocess.run([sys.executable, "-m", "experiments.benchmark", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=timeout)
@@ -152,7 +153,8 @@ def numbers(obj):
 @pytest.mark.slow
 def test_tiny_benchmark_end_to_end(tmp_path):
   out = tmp_path / "b.json"
-  proc = run_benchmark("--tiny", f"--out={out}")
+  proc = run_benchmark("--tiny", f"--out={out}",
+                       LINEAR_JAX_CACHE=str(tmp_path / "cache"))
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.count("| section | what | time |") == 1  # one table
   assert "precision: float32, XLA default precision" in proc.stdout
@@ -175,7 +177,15 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   assert all(("ratio" in r) == (r["extra"]["impl"] != "numpy")
              for r in loss_rows)
 
-  epoch_rows = [r for r in sections["epoch"]["rows"] if "ratio" in r]
+  fused = [r for r in sections["epoch"]["rows"] if r["extra"].get("fused")]
+  if fused:  # the C++ FFI epoch, where g++ builds it (else a note says why)
+    assert [(r["extra"]["storage"], r["extra"]["batch_size"]) for r in fused] \
+        == [("float32", 64)]
+  else:
+    assert any("fused CPU epoch skipped" in n
+               for n in sections["epoch"]["notes"])
+  epoch_rows = [r for r in sections["epoch"]["rows"]
+                if "ratio" in r and not r["extra"].get("fused")]
   assert sorted((r["extra"]["storage"], r["extra"]["batch_size"],
                  r["extra"]["unroll"]) for r in epoch_rows) == sorted(
       (s, b, u) for s in ("float32", "uint8")

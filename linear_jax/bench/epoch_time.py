@@ -6,7 +6,9 @@ epoch, as in training) over N synthetic rows of D features, for
 
 - storage float32 (X preprocessed once, 4 bytes per feature) and uint8 (raw
   pixels shifted by the mean inside each minibatch, 1 byte per feature);
-- batch B with ``unroll=1`` and with the larger unroll, and the full batch.
+- batch B with ``unroll=1`` and with the larger unroll, and the full batch;
+- float32 at batch B as one fused C++ XLA FFI call (``kernels.cpu_epoch``),
+  where g++ can build it.
 
 The floor of an epoch is ``benchmarking.epoch_floor``: max(X read once /
 copy bandwidth, 4·N·D·C FLOPs / matmul rate), both ceilings measured in the
@@ -90,4 +92,33 @@ def run(datas: dict, ceilings: dict, *, num_classes: int, batch_size: int,
           ratio=seconds / floor["floor_seconds"], ratio_of="time/floor",
           extra={"storage": storage, "batch_size": batch or n, "unroll": k,
                  "floor_seconds": floor["floor_seconds"]}), log)
+    if storage == "float32":
+      fused_row(section, data, floor["floor_seconds"], num_classes=num_classes,
+                batch_size=batch_size, repeats=repeats, log=log)
   return section
+
+
+def fused_row(section: Section, data, floor_seconds: float, *, num_classes: int,
+              batch_size: int, repeats: int, log=print) -> None:
+  """The same epoch as one fused C++ FFI call (``kernels.cpu_epoch``), if
+  it builds here; otherwise a note saying why not."""
+  from linear_jax.kernels import cpu_epoch  # pylint: disable=g-import-not-at-top
+  missing = cpu_epoch.available()
+  if missing:
+    section.notes.append(f"fused CPU epoch skipped: {missing}")
+    log(f"epoch: fused CPU epoch skipped ({missing})")
+    return
+  config = epoch_config(batch_size)
+  n, d = data.x_train.shape
+  log(f"epoch float32 B={batch_size} fused C++ FFI: timing {repeats} epochs")
+  hparams = training.make_hparams(learning_rate=1e-7)
+  state = training.init_state(config, hparams, 0, d, num_classes, n)
+  seconds = benchmarking.median_seconds(cpu_epoch.fused_epoch(config), state,
+                                        hparams, data, repeats=repeats)
+  section.add(Row(
+      "epoch", f"1 epoch softmax momentum, float32 X, B={batch_size}, fused "
+      "C++ FFI call (kernels.cpu_epoch)", seconds=seconds, rate=n / seconds,
+      rate_unit="examples/s", ratio=seconds / floor_seconds,
+      ratio_of="time/floor",
+      extra={"storage": "float32", "batch_size": batch_size, "fused": True,
+             "floor_seconds": floor_seconds}), log)

@@ -1,0 +1,91 @@
+"""The fused C++ FFI CPU epoch equals ``training.train_epoch``.
+
+Built with the system's g++ on first use (into a temporary cache here); the
+tests skip, naming the reason, where it cannot be built.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from linear_jax import training
+from linear_jax.kernels import cpu_epoch
+from linear_jax.validation import LinearJaxError
+
+N, D, C = 700, 40, 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel(tmp_path_factory):
+  previous = os.environ.get("LINEAR_JAX_CACHE")
+  os.environ["LINEAR_JAX_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+  reason = cpu_epoch.available()
+  if previous is None:
+    os.environ.pop("LINEAR_JAX_CACHE")
+  else:
+    os.environ["LINEAR_JAX_CACHE"] = previous
+  if reason:
+    pytest.skip(reason)
+
+
+def toy_data(classes=C):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(N, D)).astype(np.float32)
+  y = rng.integers(0, classes, N)
+  return training.DeviceData.put(x, y, x[:100], y[:100])
+
+
+@pytest.mark.parametrize("reg,schedule,batch,threads,classes", [
+    ("l2", "constant", 64, 2, 10),     # 10 steps, remainder rows dropped
+    ("l2", "cosine", 50, 1, 10),       # one thread
+    ("none", "step", 96, 3, 10),       # 3 threads, uneven row split
+    ("l2", "constant", 64, 2, 3),      # few classes
+    ("l2", "constant", 64, 2, 20),     # > 16 classes: the chunked forward
+    ("l2", "constant", None, 2, 10),   # full batch
+])
+def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
+                                        classes):
+  config = training.TrainConfig(loss="softmax", reg=reg, optimizer="momentum",
+                                schedule=schedule, batch_size=batch, epochs=3)
+  hparams = training.make_hparams(learning_rate=0.05, reg_strength=0.01)
+  data = toy_data(classes)
+  state = training.init_state(config, hparams, 3, D, classes, N)
+  want_fn = training.make_epoch_fn(config)
+  got_fn = cpu_epoch.fused_epoch(config, threads=threads)
+  want, got = state, state
+  for _ in range(3):
+    want, want_metrics = want_fn(want, hparams, data)
+    got, got_metrics = got_fn(got, hparams, data)
+  scale = float(jnp.max(jnp.abs(want.params["W"])))
+  assert scale > 1e-2  # it trained
+  np.testing.assert_allclose(got.params["W"], want.params["W"], atol=2e-6 * scale)
+  np.testing.assert_allclose(got.params["b"], want.params["b"], atol=2e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+               got.opt_state, want.opt_state)
+  np.testing.assert_array_equal(got.key, want.key)
+  assert int(got.step) == int(want.step)
+  for name in want_metrics:
+    np.testing.assert_allclose(got_metrics[name], want_metrics[name],
+                               rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_refuses_what_it_does_not_train():
+  with pytest.raises(LinearJaxError, match="softmax with l2/none and "
+                     "momentum, got svm/l2/momentum"):
+    cpu_epoch.fused_epoch(training.TrainConfig(loss="svm"))
+  assert not cpu_epoch.supports(training.TrainConfig(optimizer="adam"))
+  config = training.TrainConfig(loss="softmax", optimizer="momentum",
+                                batch_size=64)
+  raw = training.DeviceData.put(np.zeros((N, D), np.uint8), np.zeros(N),
+                                np.zeros((10, D), np.uint8), np.zeros(10),
+                                shift=np.zeros(D))
+  hparams = training.make_hparams()
+  state = training.init_state(config, hparams, 0, D, C, N)
+  with pytest.raises(LinearJaxError, match="preprocessed float32 rows"):
+    cpu_epoch.fused_epoch(config)(state, hparams, raw)
+  smoothed = training.make_hparams(label_smoothing=0.1)
+  with pytest.raises(LinearJaxError, match="no label smoothing"):
+    cpu_epoch.fused_epoch(config)(state, smoothed, toy_data())
