@@ -62,7 +62,7 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
         data: DeviceData, *, seed: int = 0, num_classes: int | None = None,
         progress: FitProgress | None = None, early_stopping_patience: int = 0,
         on_epoch: Callable[[FitProgress], None] | None = None,
-        log: bool = True) -> FitResult:
+        log: bool = True, epoch_fn=None) -> FitResult:
   """Trains for ``config.epochs`` epochs (continuing ``progress`` if given).
 
   Args:
@@ -76,6 +76,9 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
       validation accuracy, and return the best params (0: off).
     on_epoch: called with the progress after each good epoch (checkpoints).
     log: one absl log line per epoch.
+    epoch_fn: the jitted epoch (default ``training.make_epoch_fn(config)``);
+      e.g. ``kernels.cpu_epoch.fused_epoch(config)``, which has the same
+      signature and results.
 
   Returns:
     ``FitResult``; ``train_seconds`` counts the epochs only (no compilation,
@@ -90,7 +93,8 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
   if progress is None:
     progress = FitProgress(training.init_state(
         config, hparams, seed, d, num_classes, n, data.x_train.dtype), [])
-  epoch_fn = training.make_epoch_fn(config)
+  if epoch_fn is None:
+    epoch_fn = training.make_epoch_fn(config)
   t0 = time.perf_counter()
   compiled = epoch_fn.lower(progress.state, hparams, data).compile()
   compile_seconds = time.perf_counter() - t0

@@ -202,6 +202,12 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   for loss in ("softmax", "svm"):  # digits: 85 % within a few epochs
     assert accuracy["JAX", loss]["extra"]["reached"] is True
     assert accuracy["JAX", loss]["accuracy"] >= 0.85
+  fused_acc = accuracy.get(("JAX fused C++ epoch", "softmax"))
+  if fused_acc is not None:  # the same recipe through the fused CPU epoch
+    assert fused_acc["extra"]["epochs"] == \
+        accuracy["JAX", "softmax"]["extra"]["epochs"]
+    assert fused_acc["accuracy"] == pytest.approx(
+        accuracy["JAX", "softmax"]["accuracy"], abs=0.01)
   assert accuracy["sklearn", "hinge"]["accuracy"] > 0.85
   assert any("LogisticRegression skipped" in n
              for n in sections["accuracy"]["notes"])

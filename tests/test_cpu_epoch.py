@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from linear_jax import fit as fit_lib
 from linear_jax import training
 from linear_jax.kernels import cpu_epoch
 from linear_jax.validation import LinearJaxError
@@ -70,6 +71,23 @@ def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
   for name in want_metrics:
     np.testing.assert_allclose(got_metrics[name], want_metrics[name],
                                rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_fit_with_the_fused_epoch_equals_fit():
+  config = training.TrainConfig(loss="softmax", optimizer="momentum",
+                                schedule="cosine", batch_size=64, epochs=2)
+  hparams = training.make_hparams(learning_rate=0.05, reg_strength=0.01)
+  data = toy_data()
+  want = fit_lib.fit(config, hparams, data, seed=1, log=False)
+  got = fit_lib.fit(config, hparams, data, seed=1, log=False,
+                    epoch_fn=cpu_epoch.fused_epoch(config))
+  np.testing.assert_allclose(got.params["W"], want.params["W"], atol=1e-6)
+  assert [h["val_accuracy"] for h in got.progress.history] == [
+      h["val_accuracy"] for h in want.progress.history]
+  smoothed = training.make_hparams(label_smoothing=0.1)
+  with pytest.raises(LinearJaxError, match="no label smoothing"):
+    fit_lib.fit(config, smoothed, data, log=False,
+                epoch_fn=cpu_epoch.fused_epoch(config))
 
 
 def test_refuses_what_it_does_not_train():

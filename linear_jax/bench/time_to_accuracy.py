@@ -49,15 +49,21 @@ def recipe(loss: str, epochs: int, batch_size: int, unroll: int
 
 def jax_trainer(ds, data: training.DeviceData, *, loss: str,
                 learning_rate: float, reg_strength: float, batch_size: int,
-                unroll: int) -> Trainer:
-  """E -> (``fit``'s train seconds, test accuracy) of the JAX recipe."""
+                unroll: int, fused: bool = False) -> Trainer:
+  """E -> (``fit``'s train seconds, test accuracy) of the JAX recipe
+  (``fused``: with the fused C++ CPU epoch, ``kernels.cpu_epoch``)."""
   hparams = training.make_hparams(learning_rate=learning_rate,
                                   reg_strength=reg_strength)
   x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
 
   def train(epochs: int) -> tuple[float, float]:
-    result = fit(recipe(loss, epochs, batch_size, unroll), hparams, data,
-                 num_classes=ds.num_classes, log=False)
+    config = recipe(loss, epochs, batch_size, unroll)
+    epoch_fn = None
+    if fused:
+      from linear_jax.kernels import cpu_epoch  # pylint: disable=g-import-not-at-top
+      epoch_fn = cpu_epoch.fused_epoch(config)
+    result = fit(config, hparams, data, num_classes=ds.num_classes,
+                 log=False, epoch_fn=epoch_fn)
     return (result.train_seconds,
             float(training.accuracy(result.params, x_test, y_test)))
   return train
@@ -116,6 +122,25 @@ def search_row(impl: str, loss: str, result: dict, *, target: float,
              "target": target, **result})
 
 
+def fused_softmax_row(section, ds, data, config: BenchConfig, search: dict,
+                      shown: dict, log=print) -> None:
+  """The softmax recipe again with the fused C++ CPU epoch, where it builds."""
+  from linear_jax.kernels import cpu_epoch  # pylint: disable=g-import-not-at-top
+  missing = cpu_epoch.available()
+  if missing:
+    section.notes.append(f"fused CPU epoch skipped: {missing}")
+    return
+  lr = config.softmax_lr
+  log(f"accuracy: JAX softmax (fused C++ CPU epoch), lr {lr:g}")
+  train = jax_trainer(ds, data, loss="softmax", learning_rate=lr,
+                      reg_strength=config.reg_strength,
+                      batch_size=config.accuracy_batch_size, unroll=1,
+                      fused=True)
+  result = first_reaching(train, name="JAX softmax fused", **search)
+  section.add(search_row("JAX fused C++ epoch", "softmax", result,
+                         learning_rate=lr, **shown), log)
+
+
 def run(config: BenchConfig, log=print) -> Section:
   """Loads the dataset (or notes why not), then times every recipe and peer."""
   section = Section()
@@ -144,6 +169,7 @@ def run(config: BenchConfig, log=print) -> Section:
                         batch_size=config.accuracy_batch_size, unroll=1)
     result = first_reaching(train, name=f"JAX {loss}", **search)
     section.add(search_row("JAX", loss, result, learning_rate=lr, **shown), log)
+  fused_softmax_row(section, ds, data, config, search, shown, log)
 
   for loss in ("hinge", "log_loss"):
     log(f"accuracy: scikit-learn SGDClassifier(loss={loss!r}), 5 epochs")

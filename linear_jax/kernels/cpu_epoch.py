@@ -148,13 +148,20 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
   register()
   threads = threads or os.cpu_count() or 1
 
-  def epoch(state: training.TrainState, hparams: training.HyperParams,
-            data: training.DeviceData):
+  def check(hparams: training.HyperParams):
     smoothing = hparams.label_smoothing
     if validation.is_concrete(smoothing) and np.any(np.asarray(smoothing) != 0):
       raise LinearJaxError("the fused CPU epoch has no label smoothing; use "
                            "label_smoothing=0 or the XLA epoch")
+
+  def epoch(state: training.TrainState, hparams: training.HyperParams,
+            data: training.DeviceData):
+    check(hparams)
     return jitted(state, hparams, data)
+
+  def lower(state, hparams, data):  # ahead-of-time compilation, as jax.jit's
+    check(hparams)
+    return jitted.lower(state, hparams, data)
 
   @jax.jit
   def jitted(state: training.TrainState, hparams: training.HyperParams,
@@ -196,5 +203,5 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
     }
     return training.TrainState(params, opt_state, jax.random.key_data(key),
                                state.step + per_epoch), metrics
-  epoch.lower = jitted.lower  # ahead-of-time compilation, as with jax.jit
+  epoch.lower = lower
   return epoch
