@@ -154,6 +154,39 @@ def build_optimizer(config: TrainConfig, hparams: HyperParams, num_examples: int
       weight_decay=hparams.weight_decay)
 
 
+def epoch_batches(config: TrainConfig, key_data: jax.Array, num_examples: int):
+  """One epoch's minibatch indices, from the carried key.
+
+  Returns:
+    ``(next key data, batches [⌊N/B⌋, B] int32)``: the key is split once, and
+    the other half draws a fresh permutation (``shuffle.permutation``) cut
+    into minibatches; the full batch is 0 … N−1 in order. Every epoch
+    implementation (``train_epoch``, the blocked sweep, the fused CPU epoch)
+    draws its minibatches here, so they all see the same ones.
+  """
+  batch = effective_batch_size(config, num_examples)
+  per_epoch = steps_per_epoch(config, num_examples)
+  key, perm_key = jax.random.split(jax.random.wrap_key_data(key_data))
+  if per_epoch == 1 and batch == num_examples:
+    order = jnp.arange(num_examples, dtype=jnp.int32)
+  else:
+    order = shuffle.permutation(perm_key, num_examples)[:per_epoch * batch]
+  return (jax.random.key_data(key),
+          order.reshape(per_epoch, batch).astype(jnp.int32))
+
+
+def epoch_learning_rates(config: TrainConfig, learning_rate: jax.Array,
+                         count: jax.Array, num_examples: int) -> jax.Array:
+  """lr_t = learning_rate · schedule(count + t) for the epoch's steps ``[S]``:
+  the rates optax's ``scale_by_schedule`` applies (``count`` is its step
+  counter at the start of the epoch)."""
+  per_epoch = steps_per_epoch(config, num_examples)
+  shape = optimizers.unit_schedule(config.schedule, per_epoch * config.epochs,
+                                   per_epoch)
+  steps = count + jnp.arange(per_epoch, dtype=count.dtype)
+  return learning_rate * jax.vmap(shape)(steps)
+
+
 def init_state(config: TrainConfig, hparams: HyperParams, seed,
                num_features: int, num_classes: int, num_examples: int,
                dtype=jnp.float32) -> TrainState:
@@ -207,14 +240,8 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
   n = x.shape[0]
   batch = effective_batch_size(config, n)
   per_epoch = steps_per_epoch(config, n)
-  key = jax.random.wrap_key_data(state.key)
-  key, perm_key = jax.random.split(key)
-  full_batch = per_epoch == 1 and batch == n
-  if full_batch:  # no permutation, and no gathered copy of X
-    batches = jnp.zeros((1, 1), jnp.int32)
-  else:
-    batches = shuffle.permutation(perm_key, n)[:per_epoch * batch]
-    batches = batches.reshape(per_epoch, batch)
+  key_data, batches = epoch_batches(config, state.key, n)
+  full_batch = per_epoch == 1 and batch == n  # no gathered copy of X
   opt = build_optimizer(config, hparams, n)
   objective_fn = batch_objective(config, hparams)
   grad_fn = jax.value_and_grad(objective_fn, has_aux=True)
@@ -241,8 +268,7 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
       "train_accuracy": jnp.mean(correct),
       "val_accuracy": accuracy(params, data.prepare(data.x_val), data.y_val),
   }
-  new_state = TrainState(params, opt_state, jax.random.key_data(key),
-                         state.step + per_epoch)
+  new_state = TrainState(params, opt_state, key_data, state.step + per_epoch)
   return new_state, metrics
 
 

@@ -37,8 +37,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from linear_jax import optimizers
-from linear_jax import shuffle
 from linear_jax import training
 from linear_jax import validation
 from linear_jax.validation import LinearJaxError
@@ -171,21 +169,11 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
                            "rows (DeviceData without shift/scale)")
     x, y = data.x_train.astype(jnp.float32), data.y_train.astype(jnp.int32)
     n = x.shape[0]
-    batch = training.effective_batch_size(config, n)
     per_epoch = training.steps_per_epoch(config, n)
-    key = jax.random.wrap_key_data(state.key)
-    key, perm_key = jax.random.split(key)
-    if per_epoch == 1 and batch == n:
-      order = jnp.arange(n, dtype=jnp.int32)
-    else:
-      order = shuffle.permutation(perm_key, n)[:per_epoch * batch]
-    batches = order.reshape(per_epoch, batch).astype(jnp.int32)
-    shape = optimizers.unit_schedule(config.schedule,
-                                     per_epoch * config.epochs, per_epoch)
+    key_data, batches = training.epoch_batches(config, state.key, n)
     count = optax.tree_utils.tree_get(state.opt_state, "count")
-    steps = count + jnp.arange(per_epoch, dtype=count.dtype)
-    learning_rates = (hparams.learning_rate *
-                      jax.vmap(shape)(steps)).astype(jnp.float32)
+    learning_rates = training.epoch_learning_rates(
+        config, hparams.learning_rate, count, n).astype(jnp.float32)
     trace = optax.tree_utils.tree_get(state.opt_state, "trace")
     reg = hparams.reg_strength if config.reg == "l2" else jnp.zeros(())
     wt, b, vt, vb, losses, correct, sq_parts = _kernel(
@@ -201,7 +189,7 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
         "val_accuracy": training.accuracy(params, data.prepare(data.x_val),
                                           data.y_val),
     }
-    return training.TrainState(params, opt_state, jax.random.key_data(key),
+    return training.TrainState(params, opt_state, key_data,
                                state.step + per_epoch), metrics
   epoch.lower = lower
   return epoch

@@ -56,8 +56,6 @@ import jax.numpy as jnp
 import optax
 
 from linear_jax import losses as losses_lib
-from linear_jax import optimizers
-from linear_jax import shuffle
 from linear_jax import training
 from linear_jax import validation
 
@@ -189,20 +187,12 @@ def blocked_epoch(config: training.TrainConfig,
     n = x.shape[0]
     batch = training.effective_batch_size(config, n)
     per_epoch = training.steps_per_epoch(config, n)
-    key = jax.random.wrap_key_data(state.key)
-    key, perm_key = jax.random.split(key)
-    if per_epoch == 1 and batch == n:
-      order = jnp.arange(n)
-    else:
-      order = shuffle.permutation(perm_key, n)[:per_epoch * batch]
-    order = order.reshape(per_epoch, batch)
+    key_data, order = training.epoch_batches(config, state.key, n)
     num_configs, num_features, num_classes = state.params["W"].shape
-    shape = optimizers.unit_schedule(
-        config.schedule, per_epoch * config.epochs, per_epoch)
     count = optax.tree_utils.tree_get(state.opt_state, "count")   # [K]
-    steps = count[None, :] + jnp.arange(per_epoch, dtype=count.dtype)[:, None]
-    learning_rates = (hparams.learning_rate[None, :] *
-                      jax.vmap(jax.vmap(shape))(steps))      # [steps, K]
+    learning_rates = jax.vmap(
+        lambda lr, c: training.epoch_learning_rates(config, lr, c, n),
+        out_axes=1)(hparams.learning_rate, count)               # [steps, K]
     w = state.params["W"].transpose(1, 0, 2).reshape(num_features, -1)
     sq_norm = jnp.sum(jnp.square(state.params["W"]), axis=(1, 2))
     carry = (w, state.params["b"], sq_norm)
@@ -238,6 +228,6 @@ def blocked_epoch(config: training.TrainConfig,
                "train_accuracy": correct.mean(0), "val_accuracy": val_accuracy}
     opt_state = optax.tree_utils.tree_set(state.opt_state,
                                           count=count + per_epoch)
-    return training.TrainState(params, opt_state, jax.random.key_data(key),
+    return training.TrainState(params, opt_state, key_data,
                                state.step + per_epoch), metrics
   return epoch
