@@ -33,7 +33,7 @@ from experiments import cli
 from linear_jax.bench.config import FULL
 from linear_jax.bench.config import SECTIONS
 from linear_jax.bench.config import TINY
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 flags.DEFINE_list("sections", list(SECTIONS),
                   f"comma list of sections to run, of {','.join(SECTIONS)}")

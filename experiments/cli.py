@@ -23,7 +23,7 @@ def fail(message: str) -> None:
 def run_main(main):
   """Wraps an absl ``main`` so that ``LinearJaxError`` exits with one line."""
   def wrapped(argv):
-    from linear_jax.validation import LinearJaxError
+    from linear_jax.checks import LinearJaxError
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
     try:

@@ -36,6 +36,6 @@ from linear_jax.scores import init_params
 from linear_jax.scores import linear_scores
 from linear_jax.scores import predict
 from linear_jax.scores import unfold_bias
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 __version__ = "0.1.0"

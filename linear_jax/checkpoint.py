@@ -15,7 +15,7 @@ import tempfile
 import jax
 import numpy as np
 
-from linear_jax import validation
+from linear_jax import checks
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -46,7 +46,7 @@ def save(path: str, *, state, best_params=None, metadata: dict,
                    if k.startswith(("state", "best_params")) and
                    np.issubdtype(v.dtype, np.floating)]
   if not all(np.all(np.isfinite(v)) for v in params_leaves):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"refusing to write a checkpoint with NaN/Inf values to {path}; the "
         "previous checkpoint is kept")
   arrays["metadata_json"] = np.asarray(json.dumps(metadata))
@@ -90,11 +90,11 @@ def load(path: str, state_template, params_template=None):
 
 def _open(path: str):
   if not os.path.exists(path):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"no checkpoint at {path}; train first with --workdir pointing there")
   try:
     return np.load(path, allow_pickle=False)
   except Exception as e:  # a truncated or foreign file
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"cannot read checkpoint {path} ({type(e).__name__}: {e}); delete it "
         "or point --workdir elsewhere") from None

@@ -27,7 +27,7 @@ from linear_jax import checkpoint
 from linear_jax import fit as fit_lib
 from linear_jax import plots
 from linear_jax import training
-from linear_jax import validation
+from linear_jax import checks
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def _restore_progress(path, config, dataset):
               "full_batch", "schedule", "standardize", "mirror_train",
               "validation_size", "seed"):
     if key in saved and saved[key] != getattr(config, key):
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"--resume: checkpoint was trained with {key}={saved[key]!r}, not "
           f"{getattr(config, key)!r}; use the same flags or a new --workdir")
   progress = fit_lib.FitProgress(
@@ -137,7 +137,7 @@ def evaluate_checkpoint(workdir: str, data_dir: str | None = None) -> dict:
   for name, value in stats.items():
     current = getattr(dataset.stats, name, None)
     if current is not None and not np.allclose(current, value):
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"preprocessing statistic {name!r} in {path} differs from the data "
           "now loaded; the dataset changed since training")
   test = float(training.accuracy(params, jnp.asarray(dataset.x_test),
@@ -153,13 +153,13 @@ OUTPUTS = (checkpoint.CHECKPOINT_NAME, "metrics.jsonl", "summary.json")
 def prepare_workdir(workdir: str, *, resume: bool) -> None:
   """Creates ``workdir``; refuses a file there, or earlier outputs unless resuming."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"--workdir {workdir} is a file, not a folder; choose another --workdir")
   if not resume:
     for name in OUTPUTS:
       path = os.path.join(workdir, name)
       if os.path.exists(path):
-        raise validation.LinearJaxError(
+        raise checks.LinearJaxError(
             f"{path} exists; pass --resume to continue that run or choose a "
             "new --workdir (nothing was overwritten)")
   os.makedirs(workdir, exist_ok=True)

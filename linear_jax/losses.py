@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from linear_jax import validation
+from linear_jax import checks
 
 
 def _label_scores(scores: jax.Array, labels: jax.Array) -> jax.Array:
@@ -39,8 +39,8 @@ def hinge_margins(scores: ArrayLike, labels: ArrayLike, *,
   ``where(m > 0, m, 0)`` rather than ``maximum`` so that the sub-gradient at a
   kink is 0, matching the closed form's indicator 1(m > 0).
   """
-  scores, labels = validation.check_scores_and_labels(scores, labels)
-  validation.check_nonnegative(margin, "margin (Δ)")
+  scores, labels = checks.check_scores_and_labels(scores, labels)
+  checks.check_nonnegative(margin, "margin (Δ)")
   m = scores - _label_scores(scores, labels) + margin
   return jnp.where(_not_label_mask(scores, labels) & (m > 0), m, 0.0)
 
@@ -86,8 +86,8 @@ def crammer_singer_hinge(scores: ArrayLike, labels: ArrayLike, *,
   Reference: Crammer & Singer, "On the algorithmic implementation of
   multiclass kernel-based vector machines", JMLR 2001.
   """
-  scores, labels = validation.check_scores_and_labels(scores, labels)
-  validation.check_nonnegative(margin, "margin (Δ)")
+  scores, labels = checks.check_scores_and_labels(scores, labels)
+  checks.check_nonnegative(margin, "margin (Δ)")
   wrong = jnp.where(_not_label_mask(scores, labels), scores, -jnp.inf)
   worst = jnp.max(wrong, axis=-1) - _label_scores(scores, labels)[:, 0] + margin
   return jnp.where(worst > 0, worst, 0.0)
@@ -146,8 +146,8 @@ def softmax_cross_entropy(scores: ArrayLike, labels: ArrayLike, *,
   Returns:
     ``[N]`` per-example losses (nats).
   """
-  scores, labels = validation.check_scores_and_labels(scores, labels)
-  validation.check_unit_interval(label_smoothing, "label_smoothing")
+  scores, labels = checks.check_scores_and_labels(scores, labels)
+  checks.check_unit_interval(label_smoothing, "label_smoothing")
   nll = label_negative_log_likelihood(scores, labels)
   if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
     return nll
@@ -175,7 +175,7 @@ LOSS_OPTIONS = {
 
 def get_loss(name: str):
   """``LOSSES[name]``, or a one-line error listing the valid names."""
-  return validation.lookup(LOSSES, name, "loss")
+  return checks.lookup(LOSSES, name, "loss")
 
 
 def check_loss_options(name: str, options: dict) -> None:
@@ -183,6 +183,6 @@ def check_loss_options(name: str, options: dict) -> None:
   allowed = LOSS_OPTIONS[name]
   for key in options:
     if key not in allowed:
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"loss {name!r} takes no option {key!r}; it accepts: "
           f"{', '.join(allowed)}")

@@ -13,7 +13,7 @@ from jax.typing import ArrayLike
 
 from linear_jax import losses as losses_lib
 from linear_jax import regularizers
-from linear_jax import validation
+from linear_jax import checks
 from linear_jax.scores import linear_scores
 
 
@@ -26,17 +26,17 @@ def example_weights(labels: jax.Array, sample_weight=None,
   if sample_weight is not None:
     sample_weight = jnp.asarray(sample_weight)
     if sample_weight.shape != labels.shape:
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"sample_weight shape {sample_weight.shape} must match labels "
           f"{labels.shape}; pass one weight per example")
-    validation.check_nonnegative(sample_weight, "sample_weight")
+    checks.check_nonnegative(sample_weight, "sample_weight")
     weights = weights * sample_weight
   if class_weight is not None:
     class_weight = jnp.asarray(class_weight)
     if class_weight.ndim != 1:
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"class_weight must be [C], got shape {class_weight.shape}")
-    validation.check_nonnegative(class_weight, "class_weight")
+    checks.check_nonnegative(class_weight, "class_weight")
     weights = weights * class_weight[labels]
   return weights
 
@@ -61,7 +61,7 @@ def objective_terms(params: dict, x: ArrayLike, y: ArrayLike, *,
   x = jnp.asarray(x)
   w = params["W"]
   if x.ndim != 2 or x.shape[1] != w.shape[0]:
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"x must be [N, D] with D = {w.shape[0]} rows of W, got shape "
         f"{x.shape}; flatten examples or use the bias trick consistently")
   return terms_from_scores(
@@ -81,7 +81,7 @@ def terms_from_scores(params: dict, scores: ArrayLike, y: ArrayLike, *,
   loss_fn = losses_lib.get_loss(loss)
   losses_lib.check_loss_options(loss, loss_options)
   regularizers.get_regularizer(reg)
-  validation.check_nonnegative(reg_strength, "reg_strength (λ)")
+  checks.check_nonnegative(reg_strength, "reg_strength (λ)")
   y = jnp.asarray(y)
   per_example = loss_fn(scores, y, **loss_options)
   weights = example_weights(y, sample_weight, class_weight)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import optax
 
-from linear_jax import validation
+from linear_jax import checks
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "cosine", "step", "exponential")
@@ -26,7 +26,7 @@ def unit_schedule(name: str, total_steps: int, steps_per_epoch: int):
   - ``step``: ×0.1 at 50 % and again at 75 % of the steps
   - ``exponential``: ×0.9 per epoch
   """
-  validation.lookup(dict.fromkeys(SCHEDULES), name, "schedule")
+  checks.lookup(dict.fromkeys(SCHEDULES), name, "schedule")
   if name == "constant":
     return optax.constant_schedule(1.0)
   if name == "cosine":
@@ -48,7 +48,7 @@ def make_optimizer(name: str, *, learning_rate, schedule: str = "constant",
   ``update`` needs ``value``, ``grad`` and ``value_fn`` keyword arguments; the
   others accept and ignore them.
   """
-  validation.lookup(dict.fromkeys(OPTIMIZERS), name, "optimizer")
+  checks.lookup(dict.fromkeys(OPTIMIZERS), name, "optimizer")
   shape = unit_schedule(schedule, total_steps, steps_per_epoch)
   lr = lambda count: learning_rate * shape(count)
   if name == "sgd":

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from linear_jax import validation
+from linear_jax import checks
 
 
 def l2_penalty(w: ArrayLike) -> jax.Array:
@@ -50,7 +50,7 @@ REGULARIZERS = {
 
 def get_regularizer(name: str):
   """``REGULARIZERS[name]``, or a one-line error listing the valid names."""
-  return validation.lookup(REGULARIZERS, name, "regularizer")
+  return checks.lookup(REGULARIZERS, name, "regularizer")
 
 
 def penalty(params: dict, reg: str, *, l1_ratio: ArrayLike = 0.5,

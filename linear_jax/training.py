@@ -25,7 +25,7 @@ from linear_jax import losses as losses_lib
 from linear_jax import optimizers
 from linear_jax import regularizers
 from linear_jax import shuffle
-from linear_jax import validation
+from linear_jax import checks
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
 
@@ -44,16 +44,16 @@ class TrainConfig:
   def validate(self):
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
-    validation.lookup(dict.fromkeys(optimizers.OPTIMIZERS), self.optimizer,
+    checks.lookup(dict.fromkeys(optimizers.OPTIMIZERS), self.optimizer,
                       "optimizer")
-    validation.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
+    checks.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
                       "schedule")
     if self.batch_size is not None and self.batch_size < 1:
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"batch_size must be ≥ 1, got {self.batch_size}; use --full_batch "
           "for the whole training set")
     if self.epochs < 1:
-      raise validation.LinearJaxError(f"epochs must be ≥ 1, got {self.epochs}")
+      raise checks.LinearJaxError(f"epochs must be ≥ 1, got {self.epochs}")
     return self
 
 
@@ -72,13 +72,13 @@ def make_hparams(*, learning_rate=1e-3, reg_strength=0.0, margin=1.0,
                  label_smoothing=0.0, momentum=0.9, weight_decay=1e-4,
                  l1_ratio=0.5, dtype=jnp.float32) -> HyperParams:
   """``HyperParams`` from numbers; checks signs and ranges."""
-  validation.check_nonnegative(learning_rate, "learning_rate")
-  validation.check_nonnegative(reg_strength, "reg_strength (λ)")
-  validation.check_nonnegative(margin, "margin (Δ)")
-  validation.check_unit_interval(label_smoothing, "label_smoothing")
-  validation.check_unit_interval(momentum, "momentum")
-  validation.check_nonnegative(weight_decay, "weight_decay")
-  validation.check_unit_interval(l1_ratio, "l1_ratio")
+  checks.check_nonnegative(learning_rate, "learning_rate")
+  checks.check_nonnegative(reg_strength, "reg_strength (λ)")
+  checks.check_nonnegative(margin, "margin (Δ)")
+  checks.check_unit_interval(label_smoothing, "label_smoothing")
+  checks.check_unit_interval(momentum, "momentum")
+  checks.check_nonnegative(weight_decay, "weight_decay")
+  checks.check_unit_interval(l1_ratio, "l1_ratio")
   return HyperParams(*(jnp.asarray(v, dtype) for v in (
       learning_rate, reg_strength, margin, label_smoothing, momentum,
       weight_decay, l1_ratio)))
@@ -283,13 +283,13 @@ def is_finite_metrics(metrics: dict) -> bool:
               np.isfinite(float(metrics["reg_loss"])))
 
 
-class DivergedError(validation.LinearJaxError):
+class DivergedError(checks.LinearJaxError):
   """The loss became NaN or Inf."""
 
 
 def check_lbfgs_full_batch(config: TrainConfig, num_examples: int):
   if (config.optimizer in optimizers.FULL_BATCH_ONLY and
       effective_batch_size(config, num_examples) != num_examples):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"optimizer {config.optimizer!r} needs the full batch; pass "
         "--full_batch or pick sgd/momentum/nesterov/adam/adamw")

@@ -14,7 +14,7 @@ import pytest
 from linear_jax import fit as fit_lib
 from linear_jax import training
 from linear_jax.kernels import cpu_epoch
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 N, D, C = 700, 40, 10
 

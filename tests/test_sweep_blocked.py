@@ -19,7 +19,7 @@ from linear_jax.sweep import blocked
 from linear_jax.sweep import engine
 from linear_jax.sweep import run_sweep
 from linear_jax.sweep import vmapped_epoch
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 N, D, C = 150, 12, 4
 STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)

@@ -7,7 +7,7 @@ from linear_jax import training
 from linear_jax.sweep import grid as grid_lib
 from linear_jax.sweep import memory
 from linear_jax.sweep import report
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 
 def test_parse_values_lists_and_ranges():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from linear_jax import validation
+from linear_jax import checks
 
 SECTIONS = ("loss", "epoch", "accuracy", "sweep")
 
@@ -62,21 +62,21 @@ class BenchConfig:
 
   def validate(self) -> "BenchConfig":
     for name in self.sections:
-      validation.lookup(dict.fromkeys(SECTIONS), name, "section")
+      checks.lookup(dict.fromkeys(SECTIONS), name, "section")
     for name in ("n_loss", "n_epoch", "num_features", "batch_size",
                  "accuracy_batch_size", "unroll",
                  "repeats", "sweep_configs", "max_epochs", "matmul_size"):
       if getattr(self, name) < 1:
-        raise validation.LinearJaxError(
+        raise checks.LinearJaxError(
             f"{name} must be ≥ 1, got {getattr(self, name)}")
     if self.num_classes < 2:
-      raise validation.LinearJaxError(
+      raise checks.LinearJaxError(
           f"num_classes must be ≥ 2, got {self.num_classes}")
-    validation.check_nonnegative(self.reg_strength, "reg_strength (λ)")
-    validation.check_unit_interval(self.target_accuracy, "target_accuracy")
+    checks.check_nonnegative(self.reg_strength, "reg_strength (λ)")
+    checks.check_unit_interval(self.target_accuracy, "target_accuracy")
     for name in ("softmax_lr", "svm_lr"):
       if not getattr(self, name) > 0:
-        raise validation.LinearJaxError(
+        raise checks.LinearJaxError(
             f"{name} must be > 0, got {getattr(self, name)}")
     return self
 

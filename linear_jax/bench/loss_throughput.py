@@ -31,7 +31,7 @@ from linear_jax.bench.report import Row
 from linear_jax.bench.report import Section
 from linear_jax.gradients import objective_gradient
 from linear_jax.objective import objective
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 #: float32 agreement required between the JAX and NumPy results.
 AGREEMENT = 1e-2

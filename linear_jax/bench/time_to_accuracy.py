@@ -30,7 +30,7 @@ from linear_jax.bench.config import BenchConfig
 from linear_jax.bench.report import Row
 from linear_jax.bench.report import Section
 from linear_jax.fit import fit
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 #: Fits of the winning E whose median is reported.
 MAX_TIMING_FITS = 3

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from PIL import JpegImagePlugin
 
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 _FORMATS = {".jpg": ("JPEG",), ".jpeg": ("JPEG",), ".png": ("PNG",)}
 _CHUNK = 1000

@@ -34,7 +34,7 @@ from linear_jax.data import dataset
 from linear_jax.data import decode
 from linear_jax.data import layout
 from linear_jax.data.dataset import RawData
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 # Bump when the decoded format changes, so old cache entries are not reused.

@@ -16,7 +16,7 @@ hold for a folder on disk and for the members of a ``.tar.gz``:
 
 from __future__ import annotations
 
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 SPLIT_DIRS = {"train": "train", "test": "test", "validation": "validation",
               "val": "validation"}

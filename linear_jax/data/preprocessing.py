@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 # Rows per chunk when accumulating σ in float64 (bounds the temporary memory).
 _CHUNK_ROWS = 4096

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from linear_jax import validation
+from linear_jax import checks
 from linear_jax.data import dataset as dataset_lib
 from linear_jax.data import embedded
 from linear_jax.data import folder_source
 from linear_jax.data import tfds_source
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 SHARED_DATA_ENV = "LINEAR_JAX_SHARED_DATA"
 CIFAR10_JPEG = "cifar10-jpeg.tar.gz"
@@ -174,7 +174,7 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
                                 download=download)
     default = DEFAULT_VALIDATION
   else:
-    entry = validation.lookup({**DATASETS, **PATTERNS}, name, "dataset")
+    entry = checks.lookup({**DATASETS, **PATTERNS}, name, "dataset")
     raw = entry.load(data_dir, download)
     default = entry.default_validation
   return dataset_lib.from_raw(

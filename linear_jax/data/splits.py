@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 # Defaults never take more than this fraction of the training set.
 MAX_DEFAULT_FRACTION = 0.2

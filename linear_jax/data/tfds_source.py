@@ -27,7 +27,7 @@ import numpy as np
 
 from linear_jax.data import dataset
 from linear_jax.data.dataset import RawData
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 DATA_DIR_ENV = "TFDS_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/tensorflow_datasets")

@@ -38,8 +38,8 @@ import numpy as np
 import optax
 
 from linear_jax import training
-from linear_jax import validation
-from linear_jax.validation import LinearJaxError
+from linear_jax import checks
+from linear_jax.checks import LinearJaxError
 
 SOURCE = Path(__file__).with_name("cpu_epoch.cc")
 TARGET = "linear_jax_softmax_momentum_epoch"
@@ -148,7 +148,7 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
 
   def check(hparams: training.HyperParams):
     smoothing = hparams.label_smoothing
-    if validation.is_concrete(smoothing) and np.any(np.asarray(smoothing) != 0):
+    if checks.is_concrete(smoothing) and np.any(np.asarray(smoothing) != 0):
       raise LinearJaxError("the fused CPU epoch has no label smoothing; use "
                            "label_smoothing=0 or the XLA epoch")
 

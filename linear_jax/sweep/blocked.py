@@ -57,7 +57,7 @@ import optax
 
 from linear_jax import losses as losses_lib
 from linear_jax import training
-from linear_jax import validation
+from linear_jax import checks
 
 #: Steps per block by default: W is read and written once per 8 steps.
 DEFAULT_BLOCK_STEPS = 8
@@ -172,12 +172,12 @@ def blocked_epoch(config: training.TrainConfig,
   ``block_steps`` minibatches (module docstring).
   """
   if not supports(config):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
         f"or none, got {config.optimizer}/{config.reg}; use the vmap "
         "algorithm (engine.vmapped_epoch)")
   if block_steps < 1:
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"block_steps must be ≥ 1, got {block_steps}")
   grad_fn = _mean_loss_and_grad(config.loss)
 

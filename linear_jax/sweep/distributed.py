@@ -24,7 +24,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 AXIS = "config"
 

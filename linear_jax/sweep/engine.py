@@ -59,7 +59,7 @@ import numpy as np
 from absl import logging
 
 from linear_jax import training
-from linear_jax import validation
+from linear_jax import checks
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import memory
@@ -102,9 +102,9 @@ def choose_algorithm(config: training.TrainConfig, algorithm: str) -> str:
   Raises:
     LinearJaxError: ``"blocked"`` asked for a config it cannot train.
   """
-  validation.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
+  checks.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
   if algorithm == "blocked" and not blocked.supports(config):
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
         f"or none, got {config.optimizer}/{config.reg}; use the vmap "
         "algorithm (--sweep_algorithm=vmap or auto)")
@@ -431,7 +431,7 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
   """
   grid.validate()
   if block_steps < 1:
-    raise validation.LinearJaxError(
+    raise checks.LinearJaxError(
         f"block_steps must be ≥ 1, got {block_steps}")
   if num_classes is None:
     num_classes = getattr(data, "num_classes", None)

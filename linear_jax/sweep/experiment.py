@@ -39,7 +39,7 @@ from linear_jax.sweep import distributed
 from linear_jax.sweep import engine
 from linear_jax.sweep import report
 from linear_jax.sweep.grid import SweepGrid
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 RESULTS = "results.csv"
 

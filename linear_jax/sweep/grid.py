@@ -40,8 +40,8 @@ import numpy as np
 
 from linear_jax import losses as losses_lib
 from linear_jax import training
-from linear_jax import validation
-from linear_jax.validation import LinearJaxError
+from linear_jax import checks
+from linear_jax.checks import LinearJaxError
 
 RANGE_KINDS = ("logspace", "linspace")
 
@@ -120,7 +120,7 @@ def parse_names(text, flag: str, registry: dict, what: str) -> tuple[str, ...]:
                          f"{', '.join(sorted(registry))}")
   for name in names:
     try:
-      validation.lookup(registry, name, what)
+      checks.lookup(registry, name, what)
     except LinearJaxError as e:
       raise LinearJaxError(f"--{flag}: {e}") from None
   return names
@@ -224,8 +224,8 @@ class SweepGrid:
     for value, name in ((self.momentum, "momentum"),
                         (self.label_smoothing, "label_smoothing"),
                         (self.l1_ratio, "l1_ratio")):
-      validation.check_unit_interval(value, name)
-    validation.check_nonnegative(self.weight_decay, "weight_decay")
+      checks.check_unit_interval(value, name)
+    checks.check_nonnegative(self.weight_decay, "weight_decay")
     for loss, reg in itertools.product(self.losses, self.regs):
       self.train_config(loss, reg)
     return self

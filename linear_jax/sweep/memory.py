@@ -44,7 +44,7 @@ import jax
 import numpy as np
 
 from linear_jax import training
-from linear_jax.validation import LinearJaxError
+from linear_jax.checks import LinearJaxError
 
 CPU_BUDGET_BYTES = 2 << 30
 DEVICE_FRACTION = 0.8

@@ -1,0 +1,125 @@
+"""Writing outputs safely: atomic files, strict JSON, appended JSON lines.
+
+Every file the library writes goes through ``atomic_write``:
+
+- the bytes go to a fresh temporary file made by ``tempfile.mkstemp`` in the
+  target's directory (``O_CREAT | O_EXCL`` with a random name, so a symlink
+  planted at a predictable name is never followed);
+- the file is flushed and ``fsync``ed, given the permissions the umask allows
+  (``0o666 & ~umask``, like any ``open(path, "w")``), then ``os.replace``d
+  over ``path``: a reader sees the old file or the new one, never a torn one.
+
+``append_jsonl`` opens with ``O_NOFOLLOW`` and fsyncs each line, so a killed
+run keeps every line it wrote.
+
+JSON is strict: NaN and ±inf become ``null`` (``json_safe``), since bare
+``NaN`` is not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, Callable, BinaryIO
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _umask_mode() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return 0o666 & ~mask
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str |
+                 Callable[[BinaryIO], None]) -> None:
+  """Atomically replaces ``path`` with ``data``.
+
+  Args:
+    path: the file to write; its directory must exist.
+    data: bytes, a str (written as UTF-8), or a function that writes to the
+      binary file object it is given (e.g. ``lambda f: np.savez(f, **arrays)``).
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX,
+                             suffix="-" + os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      if callable(data):
+        data(f)
+      else:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.lexists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def remove_temporaries(directory: str | os.PathLike) -> list[str]:
+  """Deletes temporary files that a killed ``atomic_write`` left in
+  ``directory``; returns their names."""
+  removed = []
+  if os.path.isdir(directory):
+    for name in sorted(os.listdir(directory)):
+      if name.startswith(TEMP_PREFIX):
+        os.remove(os.path.join(directory, name))
+        removed.append(name)
+  return removed
+
+
+def json_safe(obj: Any) -> Any:
+  """``obj`` with every non-finite float replaced by None, numpy scalars and
+  arrays turned into Python numbers and lists, tuples into lists."""
+  if isinstance(obj, dict):
+    return {str(k): json_safe(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [json_safe(v) for v in obj]
+  if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+    return json_safe(obj.tolist())  # numpy / jax arrays and scalars
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return None
+  return obj
+
+
+def dumps(obj: Any, **kwargs) -> str:
+  """Strict JSON text of ``json_safe(obj)`` (never NaN or Infinity)."""
+  return json.dumps(json_safe(obj), allow_nan=False, **kwargs)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """Atomically writes ``obj`` as indented, strict JSON."""
+  atomic_write(path, dumps(obj, indent=2) + "\n")
+
+
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+  """Appends one strict-JSON line to ``path`` and fsyncs it.
+
+  Refuses to follow a symlink at ``path`` (``O_NOFOLLOW``).
+  """
+  flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+  fd = os.open(path, flags, 0o666)
+  try:
+    os.write(fd, (dumps(row) + "\n").encode("utf-8"))
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+  """The rows of a JSON-lines file; a torn last line (a killed write) is
+  dropped."""
+  rows = []
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        break
+  return rows

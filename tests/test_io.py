@@ -1,0 +1,76 @@
+"""linear_jax.io: atomic writes ignore planted symlinks, follow the umask, and
+JSON never holds NaN."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from linear_jax import io
+
+
+def test_atomic_write_replaces_content_and_leaves_no_temporaries(tmp_path):
+  path = tmp_path / "a.txt"
+  io.atomic_write(path, "one")
+  io.atomic_write(path, b"two")
+  io.atomic_write(path, lambda f: f.write(b"three"))
+  assert path.read_text() == "three"
+  assert sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+def test_planted_symlinks_are_not_followed(tmp_path):
+  victim = tmp_path / "victim.txt"
+  victim.write_text("precious")
+  out = tmp_path / "wd"
+  out.mkdir()
+  # Links at the names a naive writer would use.
+  for name in ("summary.json.tmp", f"{io.TEMP_PREFIX}summary.json"):
+    (out / name).symlink_to(victim)
+  io.write_json(out / "summary.json", {"x": 1})
+  assert victim.read_text() == "precious"
+  assert not (out / "summary.json").is_symlink()
+  assert json.loads((out / "summary.json").read_text()) == {"x": 1}
+
+
+def test_append_refuses_a_symlink(tmp_path):
+  victim = tmp_path / "victim.txt"
+  victim.write_text("precious")
+  (tmp_path / "metrics.jsonl").symlink_to(victim)
+  with pytest.raises(OSError):
+    io.append_jsonl(tmp_path / "metrics.jsonl", {"epoch": 1})
+  assert victim.read_text() == "precious"
+
+
+def test_permissions_follow_the_umask(tmp_path):
+  old = os.umask(0o027)
+  try:
+    io.atomic_write(tmp_path / "a", "x")
+  finally:
+    os.umask(old)
+  assert (os.stat(tmp_path / "a").st_mode & 0o777) == 0o640
+
+
+def test_json_is_strict():
+  text = io.dumps({"a": float("nan"), "b": [np.float32(np.inf), 1.5],
+                   "c": np.arange(2), "d": (1, -math.inf)})
+  assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [0, 1],
+                              "d": [1, None]}
+
+
+def test_jsonl_append_and_torn_last_line(tmp_path):
+  path = tmp_path / "m.jsonl"
+  io.append_jsonl(path, {"epoch": 1, "loss": float("nan")})
+  io.append_jsonl(path, {"epoch": 2, "loss": 0.5})
+  with open(path, "a") as f:
+    f.write('{"epoch": 3, "lo')  # killed mid-write
+  assert io.read_jsonl(path) == [{"epoch": 1, "loss": None},
+                                 {"epoch": 2, "loss": 0.5}]
+
+
+def test_remove_temporaries(tmp_path):
+  (tmp_path / f"{io.TEMP_PREFIX}abc-checkpoint.npz").write_text("x")
+  (tmp_path / "keep.npz").write_text("y")
+  assert io.remove_temporaries(tmp_path) == [f"{io.TEMP_PREFIX}abc-checkpoint.npz"]
+  assert sorted(os.listdir(tmp_path)) == ["keep.npz"]
