@@ -26,10 +26,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
-## make bench: the CPU benchmark, with the optional peers installed.
+## make bench: the CPU benchmark (benchmarks/cpu.py), with the optional peers installed.
 bench: $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 || echo "torch peer not installed; its rows will be skipped"
-	$(PY) -m experiments.benchmark
+	$(PY) -m benchmarks.cpu
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -10,9 +10,9 @@ ratio of), a test accuracy. Numbers the table has no column for go in
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
+
+from linear_jax import io
 
 
 @dataclasses.dataclass
@@ -99,32 +99,18 @@ def notes_text(sections: dict[str, Section]) -> str:
                    for note in section.notes)
 
 
-def _finite(obj):
-  """NaN/Inf -> None, so the JSON file stays standard JSON."""
-  if isinstance(obj, float) and not math.isfinite(obj):
-    return None
-  if isinstance(obj, dict):
-    return {k: _finite(v) for k, v in obj.items()}
-  if isinstance(obj, list):
-    return [_finite(v) for v in obj]
-  return obj
-
-
 def to_json(header: dict, sections: dict[str, Section]) -> dict:
   """``{**header, "sections": {name: {"rows": [...], "notes": [...]}}}``."""
-  return _finite({**header, "sections": {
+  return {**header, "sections": {
       name: {"rows": [r.to_json() for r in s.rows], "notes": s.notes}
-      for name, s in sections.items()}})
+      for name, s in sections.items()}}
 
 
 def write_json(path: str, obj: dict) -> str:
-  """Writes ``obj`` to ``path`` (creating its folder) via a temporary file."""
+  """Writes ``obj`` to ``path`` atomically as strict JSON (NaN -> null),
+  creating its folder."""
   folder = os.path.dirname(path)
   if folder:
     os.makedirs(folder, exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=1, ensure_ascii=False)
-    f.write("\n")
-  os.replace(tmp, path)
+  io.write_json(path, obj)
   return path

@@ -1,28 +1,39 @@
-"""Timing and the machine's two ceilings, shared by the benchmark binaries.
+"""Timing, the machine's two ceilings and the header of every benchmark run.
 
-Every timing warms up first (compilation and first-touch excluded), waits with
+Every timing warms up first (compilation and first touch excluded), waits with
 ``block_until_ready``, and reports the median of repeats. The floor of an
 epoch is max(bytes of X read once / copy bandwidth, FLOPs / matmul rate),
-both ceilings measured in the same process (METHOD: count, then measure).
+both ceilings measured in the same process: count, then measure.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+PRECISION = "float32, XLA default precision"
 
-def median_seconds(fn, *args, repeats: int = 5, warmup: int = 1) -> float:
-  """Median wall time of ``fn(*args)`` (result blocked on), after warm-up."""
+
+def median_seconds(fn, *args, repeats: int = 5, warmup: int = 1,
+                   sync=jax.block_until_ready) -> float:
+  """Median wall time of ``fn(*args)`` after ``warmup`` calls.
+
+  ``sync`` waits for the result (``jax.block_until_ready``; a peer passes its
+  own, e.g. ``torch.cuda.synchronize``).
+  """
   for _ in range(warmup):
-    jax.block_until_ready(fn(*args))
+    sync(fn(*args))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
+    sync(fn(*args))
     times.append(time.perf_counter() - start)
   return float(np.median(times))
 
@@ -68,3 +79,30 @@ def epoch_floor(num_examples: int, num_features: int, num_classes: int, *,
                         num_configs) / flop_rate
   return {"read_seconds": read, "compute_seconds": compute,
           "floor_seconds": max(read, compute)}
+
+
+def cpu_name() -> str:
+  """The CPU's model name (Linux), else ``platform``'s best guess."""
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def header(command: str) -> dict:
+  """Command, date, device, precision and versions, for the table and JSON."""
+  device = jax.devices()[0]
+  return {
+      "command": command,
+      "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+      "device": f"{device.device_kind} ({device.platform}), "
+                f"{len(jax.devices())} device(s); host {cpu_name()}, "
+                f"{os.cpu_count()} cores",
+      "precision": PRECISION,
+      "versions": f"jax {jax.__version__}, numpy {np.__version__}, "
+                  f"python {sys.version.split()[0]}",
+  }
