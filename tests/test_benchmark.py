@@ -1,8 +1,9 @@
-"""experiments/benchmark.py end to end (tiny), and the references it times.
+"""The benchmark scripts (benchmarks/cpu.py, gpu.py) end to end at tiny
+sizes, and the peers they time.
 
 No timing is asserted (the machine is shared): only that every section ran
 and produced positive finite numbers, and the values that do not depend on
-speed (accuracies, agreement of the NumPy peer with linear_jax).
+speed (accuracies, agreement of the peers with linear_jax).
 """
 
 import json
@@ -17,13 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import peers
+from benchmarks import sections
+from benchmarks.peers import NUMPY_LOSSES
 from linear_jax import LOSSES
 from linear_jax import LinearJaxError
-from linear_jax import bench
 from linear_jax import objective
-from linear_jax.bench import loss_throughput
-from linear_jax.bench import time_to_accuracy
-from linear_jax.bench.numpy_losses import NUMPY_LOSSES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,16 +77,16 @@ def test_numpy_reference_keeps_float32(loss):
 
 
 def test_agreement_check_rejects_a_wrong_reference():
-  p = loss_throughput.problem(64, 12, 4)
-  jax_out = loss_throughput.jax_loss_and_grad("svm")(
+  p = sections.problem(64, 12, 4)
+  jax_out = sections.jax_loss_and_grad("svm")(
       {"W": jnp.asarray(p["W"]), "b": jnp.asarray(p["b"])},
       jnp.asarray(p["X"]), jnp.asarray(p["y"]), jnp.float32(0.5))
   value, dW, db = NUMPY_LOSSES["svm"](p["W"], p["b"], p["X"], p["y"],
                                       np.float32(0.5))
-  assert loss_throughput.check_agreement("svm", jax_out, (value, dW, db)) < 1e-5
+  assert sections.check_agreement("svm", jax_out, (value, dW, db)) < 1e-5
   wrong_dw = dW - 0.5 * p["W"]  # the classic bug: λW instead of 2λW
   with pytest.raises(Exception, match="differs from linear_jax.objective"):
-    loss_throughput.check_agreement("svm", jax_out, (value, wrong_dw, db))
+    sections.check_agreement("svm", jax_out, (value, wrong_dw, db))
 
 
 def fake_trainer(accuracies, calls):
@@ -98,7 +98,7 @@ def fake_trainer(accuracies, calls):
 
 def test_first_reaching_stops_at_first_epoch_count_that_reaches():
   calls = []
-  result = time_to_accuracy.first_reaching(
+  result = sections.first_reaching(
       fake_trainer([0.30, 0.38, 0.41, 0.50], calls), target=0.40,
       max_epochs=4, repeats=5, name="fake", log=lambda _: None)
   assert calls == [1, 2, 3, 3, 3]  # E=3 found, then timed 3 times in all
@@ -108,7 +108,7 @@ def test_first_reaching_stops_at_first_epoch_count_that_reaches():
 
 def test_first_reaching_reports_best_when_not_reached():
   calls = []
-  result = time_to_accuracy.first_reaching(
+  result = sections.first_reaching(
       fake_trainer([0.30, 0.36, 0.33], calls), target=0.40, max_epochs=3,
       repeats=5, name="fake", log=lambda _: None)
   assert calls == [1, 2, 3]
@@ -119,9 +119,10 @@ def test_first_reaching_reports_best_when_not_reached():
 def test_accuracy_section_skips_cleanly_without_the_dataset(monkeypatch):
   def missing(name, **kwargs):
     raise LinearJaxError(f"cifar10_jpeg needs cifar10-jpeg.tar.gz ({name})")
-  monkeypatch.setattr(time_to_accuracy.data_lib, "load_dataset", missing)
+  monkeypatch.setattr(sections.data_lib, "load_dataset", missing)
   lines = []
-  section = time_to_accuracy.run(bench.FULL, log=lines.append)
+  ds = sections.load_accuracy_dataset(sections.FULL, log=lines.append)
+  section = sections.run_accuracy(sections.FULL, ds, log=lines.append)
   assert section.rows == []
   assert len(section.notes) == 1
   assert section.notes[0].startswith("section skipped, cifar10_jpeg not "
@@ -129,10 +130,28 @@ def test_accuracy_section_skips_cleanly_without_the_dataset(monkeypatch):
   assert any("section skipped" in line for line in lines)
 
 
-def run_benchmark(*args, timeout=120, **env_vars):
+def test_torch_peer_first_step_is_minus_lr_times_the_gradient():
+  """From W = 0, one full-batch step of momentum SGD (torch: v = g, W −= lr·v;
+  the decay 2λW is 0 at W = 0) is −lr · ∇L, with ∇L from jax.grad."""
+  pytest.importorskip("torch")
+  W, b, X, y = small_problem(np.float32, n=32, d=6, c=4)
+  lr = 0.5
+  peer = peers.TorchLinear(X, y, num_classes=4, loss="softmax",
+                           learning_rate=lr, reg_strength=0.1, batch_size=32)
+  peer.epoch()
+  zero = {"W": jnp.zeros((6, 4)), "b": jnp.zeros(4)}
+  grads = jax.grad(lambda p: objective(p, X, y, loss="softmax"))(zero)
+  # float32 sums of 32 terms: rtol = 32 · eps32, with a margin of 10.
+  rtol = 10 * 32 * np.finfo(np.float32).eps
+  np.testing.assert_allclose(peer.model.weight.detach().cpu().numpy().T,
+                             -lr * np.asarray(grads["W"]), rtol=rtol,
+                             atol=rtol * lr * float(jnp.max(jnp.abs(grads["W"]))))
+
+
+def run_benchmark(*args, script="cpu", timeout=300, **env_vars):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
              **env_vars)
-  return subprocess.run([sys.executable, "-m", "experiments.benchmark", *args],
+  return subprocess.run([sys.executable, "-m", f"benchmarks.{script}", *args],
                         cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=timeout)
 
@@ -161,42 +180,42 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   result = json.loads(out.read_text())
   for key in ("command", "date", "device", "precision", "config"):
     assert result[key]
-  sections = result["sections"]
-  assert set(sections) == {"machine", "loss", "epoch", "accuracy", "sweep"}
-  for name, section in sections.items():
+  got = result["sections"]
+  assert set(got) == {"machine", "loss", "epoch", "accuracy", "sweep"}
+  for name, section in got.items():
     assert section["rows"], name
     for row in section["rows"]:
       values = numbers({k: v for k, v in row.items() if k != "extra"})
       values += numbers(row.get("extra", {}))
       assert values and all(math.isfinite(v) and v > 0 for v in values), row
 
-  loss_rows = sections["loss"]["rows"]
+  loss_rows = got["loss"]["rows"]
   assert sorted((r["extra"]["loss"], r["extra"]["impl"]) for r in loss_rows) \
       == sorted((l, i) for l in LOSSES
                 for i in ("jax", "jax_closed_form", "numpy"))
   assert all(("ratio" in r) == (r["extra"]["impl"] != "numpy")
              for r in loss_rows)
 
-  fused = [r for r in sections["epoch"]["rows"] if r["extra"].get("fused")]
+  fused = [r for r in got["epoch"]["rows"] if r["extra"].get("fused")]
   if fused:  # the C++ FFI epoch, where g++ builds it (else a note says why)
     assert [(r["extra"]["storage"], r["extra"]["batch_size"]) for r in fused] \
         == [("float32", 64)]
   else:
     assert any("fused CPU epoch skipped" in n
-               for n in sections["epoch"]["notes"])
-  epoch_rows = [r for r in sections["epoch"]["rows"]
-                if "ratio" in r and not r["extra"].get("fused")]
+               for n in got["epoch"]["notes"])
+  epoch_rows = [r for r in got["epoch"]["rows"] if "ratio" in r
+                and not r["extra"].get("fused") and "impl" not in r["extra"]]
   assert sorted((r["extra"]["storage"], r["extra"]["batch_size"],
                  r["extra"]["unroll"]) for r in epoch_rows) == sorted(
       (s, b, u) for s in ("float32", "uint8")
       for b, u in ((64, 1), (64, 2), (512, 1)))
-  floors = {r["extra"]["storage"]: r["extra"] for r in sections["epoch"]["rows"]
+  floors = {r["extra"]["storage"]: r["extra"] for r in got["epoch"]["rows"]
             if "ratio" not in r}
   assert floors["float32"]["read_seconds"] == pytest.approx(
       4 * floors["uint8"]["read_seconds"])  # 4 bytes per feature against 1
 
   accuracy = {(r["extra"]["impl"], r["extra"]["loss"]): r
-              for r in sections["accuracy"]["rows"]}
+              for r in got["accuracy"]["rows"]}
   assert set(accuracy) >= {("JAX", "softmax"), ("JAX", "svm"),
                            ("sklearn", "hinge"), ("sklearn", "log_loss")}
   for loss in ("softmax", "svm"):  # digits: 85 % within a few epochs
@@ -210,11 +229,11 @@ def test_tiny_benchmark_end_to_end(tmp_path):
         accuracy["JAX", "softmax"]["accuracy"], abs=0.01)
   assert accuracy["sklearn", "hinge"]["accuracy"] > 0.85
   assert any("LogisticRegression skipped" in n
-             for n in sections["accuracy"]["notes"])
+             for n in got["accuracy"]["notes"])
 
-  sweep = {r["extra"]["num_configs"]: r for r in sections["sweep"]["rows"]}
+  sweep = {r["extra"]["num_configs"]: r for r in got["sweep"]["rows"]}
   assert set(sweep) == {1, 8}
-  assert len(sections["sweep"]["rows"]) == 3
+  assert len(got["sweep"]["rows"]) == 3
 
 
 def test_unknown_section_is_a_one_line_error(tmp_path):
@@ -228,22 +247,21 @@ def test_unknown_section_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_benchmark_blocked_part_runs_on_cpu(tmp_path):
-  """``experiments/gpu_benchmark.py --only=blocked`` at toy size: the device
-  script cannot rot between GPU sessions; its agreement row must be tight."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", BENCH_N="1024",
-             BENCH_CONFIGS="4", BENCH_BLOCKS="2", PYTHONPATH=str(REPO))
-  env.pop("LINEAR_JAX_SHARED_DATA", None)
-  proc = subprocess.run(
-      [sys.executable, "experiments/gpu_benchmark.py", "--only=blocked",
-       f"--out={tmp_path}"], cwd=REPO, env=env, capture_output=True,
-      text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  rows = json.loads((tmp_path / "gpu_benchmark.json").read_text())["rows"]
-  whats = [r["what"] for r in rows]
-  assert whats[:2] == ["sweep 4 configs x 1 epoch f32 sgd, vmap (baseline)",
-                       "sweep 4 configs x 1 epoch f32 sgd, blocked k=2"]
-  assert all(r["ms"] > 0 for r in rows[:2])
-  agreement = rows[2]["note"]
-  relative = float(agreement.split("max |ΔW|/max|W| ")[1].split(",")[0])
-  assert relative < 1e-5, agreement
+def test_gpu_script_runs_on_cpu(tmp_path):
+  """``benchmarks/gpu.py --tiny`` on the CPU, its GPU-only sections: the
+  device script cannot rot between GPU runs; blocked must agree with vmap."""
+  out = tmp_path / "g.json"
+  proc = run_benchmark("--tiny", "--sections=blocked,pallas",
+                       "--block_steps=2,3", f"--out={out}", script="gpu")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "command: python -m benchmarks.gpu --tiny" in proc.stdout
+  result = json.loads(out.read_text())
+  blocked = result["sections"]["blocked"]
+  assert [r["extra"]["block_steps"] for r in blocked["rows"]] == [1, 2, 3]
+  assert all(r["seconds"] > 0 for r in blocked["rows"])
+  note, = blocked["notes"]
+  relative = float(note.split("max |ΔW| / max |W| = ")[1])
+  # float32, one epoch of 8 steps: agreement far inside 1e-5 (CPU: ~4e-7).
+  assert relative < 1e-5, note
+  assert result["sections"]["pallas"]["notes"] == [
+      "section skipped: the Pallas epoch needs a GPU"]

@@ -1,7 +1,7 @@
 """The one-kernel Pallas epoch computes what training.train_epoch computes.
 
 Runs in Pallas' interpreter on the CPU with one program (the grid barrier is
-exercised on a GPU by experiments/gpu_benchmark.py, which checks the same
+exercised on a GPU by benchmarks/gpu.py (section pallas), which checks the same
 equality at P = 96 before timing).
 """
 
