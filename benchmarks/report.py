@@ -1,7 +1,7 @@
 """Benchmark rows, the one markdown table they print as, and the JSON file.
 
-Every measurement is a ``Row``: a section (``loss``, ``epoch``, ``accuracy``,
-``sweep``, ``machine``), what was measured, and whichever of its numbers
+Every measurement is a ``Row``: a section (``machine`` or one of
+``sections.SECTIONS``), what was measured, and whichever of its numbers
 apply: time in seconds, a rate (with its unit), a ratio (with what it is a
 ratio of), a test accuracy. Numbers the table has no column for go in
 ``extra`` (kept in the JSON).

@@ -175,6 +175,7 @@ TINY = BenchConfig(
 
 
 def on_gpu() -> bool:
+  """Whether JAX's default device is a GPU."""
   return jax.devices()[0].platform == "gpu"
 
 
@@ -365,6 +366,7 @@ def time_epoch(config: training.TrainConfig, data: training.DeviceData,
 
 def epoch_row(section: Section, what: str, seconds: float, n: int,
               floor_seconds: float, log, **extra) -> None:
+  """Adds one timed epoch of ``n`` rows with its rate and time/floor."""
   section.add(Row(
       "epoch", what, seconds=seconds, rate=n / seconds, rate_unit="examples/s",
       ratio=seconds / floor_seconds, ratio_of="time/floor",
