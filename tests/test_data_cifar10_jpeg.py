@@ -13,7 +13,6 @@ import pytest
 
 from linear_jax import data
 
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog",
                    "frog", "horse", "ship", "truck")
 
@@ -22,13 +21,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-  if not ARCHIVE.is_file():
-    pytest.skip(f"{ARCHIVE} is absent; use the tfds dataset 'cifar10' instead")
   return tmp_path_factory.mktemp("cifar10_cache")
 
 
-def test_cifar10_jpeg_sizes_classes_and_cached_reload(cache_dir, monkeypatch):
-  monkeypatch.setenv("LINEAR_JAX_SHARED_DATA", str(ARCHIVE.parent))
+@pytest.fixture
+def archive(cifar10_jpeg_archive, monkeypatch):
+  monkeypatch.setenv("LINEAR_JAX_CIFAR10_JPEG", str(cifar10_jpeg_archive))
+  return cifar10_jpeg_archive
+
+
+def test_cifar10_jpeg_sizes_classes_and_cached_reload(archive, cache_dir):
   start = time.perf_counter()
   first_ds = data.load_dataset("cifar10_jpeg", data_dir=cache_dir)
   first = time.perf_counter() - start
@@ -53,8 +55,7 @@ def test_cifar10_jpeg_sizes_classes_and_cached_reload(cache_dir, monkeypatch):
   assert reload < 2.0
 
 
-def test_cifar10_jpeg_without_validation(cache_dir, monkeypatch):
-  monkeypatch.setenv("LINEAR_JAX_SHARED_DATA", str(ARCHIVE.parent))
+def test_cifar10_jpeg_without_validation(archive, cache_dir):
   ds = data.load_dataset("cifar10_jpeg", data_dir=cache_dir, validation_size=0,
                          subtract_mean=False)
   assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (50000, 0, 10000)
