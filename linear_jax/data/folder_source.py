@@ -96,6 +96,11 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
     raise LinearJaxError(
         f"cannot read archive {shown}: {' '.join(str(e).split())}; check the "
         "file, or unpack it and pass folder:<unpacked folder>") from None
+  if skipped and not entries:
+    raise LinearJaxError(
+        f"archive {shown} holds only links, special files or members with an "
+        f"absolute or '..' name (first: {skipped[0]}), which are never read; "
+        "pack the images as regular files named train/<class>/<image>.jpg")
   if skipped:
     logging.warning(
         "archive %s: skipped %d members that are links, special files or "
