@@ -31,6 +31,7 @@ from pathlib import Path
 from absl import logging
 import numpy as np
 
+from linear_jax.data import archive
 from linear_jax.data import cache
 from linear_jax.data import dataset
 from linear_jax.data import decode
@@ -80,22 +81,21 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
   Only directories and regular files count. Links, devices and members with
   an absolute or ``..`` name are skipped with one warning naming the first.
   """
-  entries, data, skipped = [], {}, []
+  is_image = lambda name: name.lower().endswith(layout.IMAGE_SUFFIXES)
   try:
-    with tarfile.open(path, "r:*") as tar:
-      for member in tar:
-        if _unsafe_name(member.name) or not (member.isdir() or
-                                             member.isfile()):
-          skipped.append(member.name)
-          continue
-        entries.append((member.name, member.isdir()))
-        if (member.isfile() and
-            member.name.lower().endswith(layout.IMAGE_SUFFIXES)):
-          data[member.name] = tar.extractfile(member).read()
+    members = archive.read_members(path, is_image)
   except (tarfile.TarError, EOFError, OSError) as e:
     raise LinearJaxError(
         f"cannot read archive {shown}: {' '.join(str(e).split())}; check the "
         "file, or unpack it and pass folder:<unpacked folder>") from None
+  entries, data, skipped = [], {}, []
+  for name, kind, content in members:
+    if kind == "other" or _unsafe_name(name):
+      skipped.append(name)
+      continue
+    entries.append((name, kind == "dir"))
+    if content is not None:
+      data[name] = content
   if skipped and not entries:
     raise LinearJaxError(
         f"archive {shown} holds only links, special files or members with an "
