@@ -9,8 +9,8 @@ on, trailing slashes of directories removed).
 
 A gzip-compressed archive of plain ustar/GNU headers (what ``tar czf``
 writes for ordinary files) is decompressed whole by zlib and its 512-byte
-headers are parsed here: about a tenth of ``tarfile``'s per-member Python
-cost, which dominates reading 60,000 small images. Anything else (pax or
+headers are parsed here, with a fraction of ``tarfile``'s per-member Python
+work, which dominates reading tens of thousands of small images. Anything else (pax or
 GNU long-name headers, sparse files, base-256 numbers, a bad checksum, bzip2
 or xz compression, truncation) is read by ``tarfile`` itself, so every
 archive gets ``tarfile``'s members and errors.

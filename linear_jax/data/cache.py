@@ -11,9 +11,10 @@ or a concurrent writer never leaves a half-written file behind.
 its own other fields (class names, splits). ``load_entry`` checks all of
 them and returns None on any difference, so a damaged or edited entry
 (changed bytes, another dtype, a truncated file, reordered class names) is
-rebuilt instead of used. CRC-32 detects every change of up to 32 consecutive
-bits and all but 2⁻³² of other changes, and runs at ~1.4 GB/s (zlib), so the
-check stays a small part of a cached load; it guards against accidents, not
+rebuilt instead of used. CRC-32 (zlib's, one pass over every byte) detects
+every change of up to 32 consecutive bits and all but 2⁻³² of other changes,
+and is among the cheapest full-content checks, so verifying stays a small part
+of a cached load (timings in BENCHMARKS.md); it guards against accidents, not
 against someone who rewrites ``meta.json`` as well.
 
 Entries are named by a key (``content_key``) built from what identifies the
