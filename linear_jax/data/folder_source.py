@@ -83,7 +83,6 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
   an absolute or ``..`` name are skipped with one warning naming the first.
   """
   is_image = lambda name: name.lower().endswith(layout.IMAGE_SUFFIXES)
-  logging.info("reading archive %s", shown)
   try:
     members = archive.read_members(path, is_image)
   except (tarfile.TarError, EOFError, OSError) as e:
