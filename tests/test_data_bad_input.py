@@ -40,7 +40,7 @@ def test_literal_pattern_name():
 def test_nan_or_inf_features_name_the_split(bad, split):
   x = {s: np.ones((10, 3)) for s in ("train", "test", "validation")}
   x[split][4, 1] = bad
-  y = np.zeros(10, int)
+  y = np.arange(10) % 2
   message = error_of(data.from_arrays, x["train"], y, x["test"], y,
                      x_val=x["validation"], y_val=y)
   assert f"x_{split} holds 1 NaN/Inf values" in message
@@ -78,17 +78,35 @@ def test_labels_out_of_range_or_mismatched():
 
 
 def test_own_validation_split_and_validation_size_conflict():
-  x, y = np.zeros((5, 2)), np.zeros(5, int)
+  x, y = np.zeros((5, 2)), np.arange(5) % 2
   message = error_of(data.from_arrays, x, y, x, y, x_val=x, y_val=y,
                      validation_size=2)
   assert "has its own validation split" in message
 
 
-def test_cifar10_jpeg_missing_points_to_tfds(monkeypatch, tmp_path):
-  from linear_jax.data import registry
-  monkeypatch.setenv("LINEAR_JAX_SHARED_DATA", str(tmp_path))
-  monkeypatch.chdir(tmp_path)
-  monkeypatch.setattr(registry, "CIFAR10_JPEG", "no-such-archive.tar.gz")
+def test_cifar10_jpeg_unset_names_the_variable(monkeypatch):
+  monkeypatch.delenv("LINEAR_JAX_CIFAR10_JPEG", raising=False)
   message = error_of(data.load_dataset, "cifar10_jpeg")
+  assert "set LINEAR_JAX_CIFAR10_JPEG=/path/to/cifar10-jpeg.tar.gz" in message
   assert "use the tfds dataset 'cifar10'" in message
-  assert str(tmp_path / "no-such-archive.tar.gz") in message
+
+
+def test_cifar10_jpeg_pointing_nowhere(monkeypatch, tmp_path):
+  missing = tmp_path / "no-such-archive.tar.gz"
+  monkeypatch.setenv("LINEAR_JAX_CIFAR10_JPEG", str(missing))
+  message = error_of(data.load_dataset, "cifar10_jpeg")
+  assert f"LINEAR_JAX_CIFAR10_JPEG={missing} does not exist" in message
+  assert "use the tfds dataset 'cifar10'" in message
+
+
+def test_cifar10_jpeg_is_not_searched_for_near_the_repository(monkeypatch,
+                                                             tmp_path):
+  """Neither the working directory's nor the repository's ../shared counts."""
+  monkeypatch.delenv("LINEAR_JAX_CIFAR10_JPEG", raising=False)
+  shared = tmp_path / "work" / "shared" / "data"
+  shared.mkdir(parents=True)
+  (shared / "cifar10-jpeg.tar.gz").write_bytes(b"")
+  (tmp_path / "work" / "repo").mkdir()
+  monkeypatch.chdir(tmp_path / "work" / "repo")
+  assert "set LINEAR_JAX_CIFAR10_JPEG" in error_of(data.load_dataset,
+                                                   "cifar10_jpeg")

@@ -1,7 +1,12 @@
 """Image folders and .tar.gz archives: decoding, cache reuse and invalidation, errors."""
 
+import io
+import logging
 import os
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +17,7 @@ from linear_jax import data
 from linear_jax.data import decode
 from linear_jax.data import folder_source
 
+REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "frog")
 SHAPE = (6, 5, 3)
 
@@ -221,3 +227,104 @@ def test_corrupt_member_of_archive_is_named(tmp_path, cache_dir):
   archive = make_archive(root, tmp_path / "mini.tar.gz")
   message = one_line_error(archive)
   assert f"{archive}:mini/test/cat/bad.png" in message
+
+
+# --- hostile archives and degenerate data -----------------------------------
+
+
+def add_member(tar, name, *, type_=tarfile.REGTYPE, data=b"", linkname=""):
+  info = tarfile.TarInfo(name)
+  info.type, info.size, info.linkname = type_, len(data), linkname
+  tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+def png_bytes(array):
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, "PNG")
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize("link_type", [tarfile.SYMTYPE, tarfile.LNKTYPE],
+                         ids=["symlink", "hardlink"])
+def test_link_members_named_like_images_are_skipped(tmp_path, cache_dir,
+                                                    link_type, caplog):
+  root = write_folder(tmp_path / "images")
+  archive = tmp_path / "links.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(root, arcname="mini")
+    add_member(tar, "mini/train/cat/evil.png", type_=link_type,
+               linkname="mini/train/cat/00.png" if link_type == tarfile.LNKTYPE
+               else "/etc/passwd")
+  with caplog.at_level(logging.WARNING):
+    raw = folder_source.load_folder(archive)
+  assert len(raw.splits["train"][1]) == 12  # the link is not an image
+  (warning,) = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING]
+  assert "skipped 1 members" in warning
+  assert "mini/train/cat/evil.png" in warning
+
+
+def test_absolute_and_dotdot_members_are_skipped(tmp_path, cache_dir):
+  good = png_bytes(pixels("train", 0, 0))
+  archive = tmp_path / "climb.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    for split, n in (("train", 5), ("test", 1)):
+      for c in ("a", "b"):
+        for i in range(n):
+          add_member(tar, f"{split}/{c}/{i}.png", data=good)
+    add_member(tar, "/abs/train/a/x.png", data=good)
+    add_member(tar, "train/a/../../up.png", data=good)
+  raw = folder_source.load_folder(archive)
+  assert len(raw.splits["train"][1]) == 10
+
+
+def test_archive_whose_only_image_has_an_absolute_name_is_refused(tmp_path,
+                                                                  cache_dir):
+  archive = tmp_path / "abs.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    add_member(tar, "/abs/train/a/x.png", data=png_bytes(pixels("train", 0, 0)))
+  message = one_line_error(archive)
+  assert "holds only links, special files or members with an absolute" in (
+      message) and "(first: /abs/train/a/x.png)" in message
+
+
+def test_single_class_is_refused(tmp_path, cache_dir):
+  root = write_folder(tmp_path / "images", classes=("cat",))
+  message = one_line_error(root)
+  assert "has 1 class(es) ['cat']" in message and "at least 2" in message
+
+
+def test_too_few_images_for_a_test_split_are_refused(tmp_path, cache_dir):
+  root = write_folder(tmp_path / "images", splits=(("train", 1),),
+                      classes=("cat", "dog"))
+  message = one_line_error(root, validation_size=0)
+  assert "empty test split" in message
+
+
+def test_too_few_images_for_a_validation_split_are_refused(tmp_path,
+                                                           cache_dir):
+  root = write_folder(tmp_path / "images", splits=(("train", 1), ("test", 1)),
+                      classes=("cat", "dog"))
+  message = one_line_error(root)
+  assert "too few to carve a validation split" in message
+  assert "validation_size=0" in message
+  ds = data.load_dataset(f"folder:{root}", validation_size=0)  # as offered
+  assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (2, 0, 2)
+
+
+def test_degenerate_archive_fails_the_binary_in_one_line(tmp_path):
+  archive = tmp_path / "abs.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    add_member(tar, "/abs/train/a/x.png", data=png_bytes(pixels("train", 0, 0)))
+  env = dict(os.environ, LINEAR_JAX_CACHE=str(tmp_path / "cache"),
+             JAX_PLATFORMS="cpu")
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.train", f"--dataset=folder:{archive}",
+       "--epochs=1", f"--workdir={tmp_path / 'run'}"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith("error: archive ") and "/abs/train/a/x.png" in (
+      lines[0])
+  assert not (tmp_path / "run" / "summary.json").exists()

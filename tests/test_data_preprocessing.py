@@ -79,7 +79,7 @@ def test_standardize_gives_zero_mean_unit_variance_on_train():
   x = rng.normal(loc=[3.0, -2.0, 10.0, 0.0], scale=[0.5, 4.0, 20.0, 1.0],
                  size=(500, 4))
   x[:, 3] = 7.0  # a constant feature: σ = 0 is replaced by 1
-  ds = data.from_arrays(x, np.zeros(500, int), x[:50], np.zeros(50, int),
+  ds = data.from_arrays(x, np.arange(500) % 2, x[:50], np.arange(50) % 2,
                         standardize=True, validation_size=100)
   np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
   np.testing.assert_allclose(ds.x_train[:, :3].std(axis=0), 1.0, rtol=1e-5)

@@ -7,8 +7,10 @@
 
 Modules: ``registry`` (names, ``load_dataset``, listing), ``dataset``
 (``Dataset``, splitting and preprocessing order), ``splits`` (seeded
-validation carve), ``preprocessing`` (``PreprocessStats``), ``tfds_source``,
-``folder_source`` + ``cache``, ``embedded`` (digits and 2-D point sets).
+validation carve), ``preprocessing`` (``PreprocessStats``), ``tfds_source``
+(the ``tfds`` extra), ``folder_source`` + ``layout``, ``archive``, ``decode``
+and ``cache`` (verified decoded arrays), ``embedded`` (digits and 2-D point
+sets).
 """
 
 from linear_jax.data.dataset import Dataset

@@ -1,11 +1,21 @@
-"""An on-disk cache of decoded image arrays, written atomically.
+"""An on-disk cache of decoded image arrays, verified on every load.
 
 Where: the ``data_dir`` argument, else ``$LINEAR_JAX_CACHE``, else
 ``~/.cache/linear_jax``. Each entry is one folder holding ``<array>.npy``
 files (uint8 images ``[N, H, W, C]``, int32 labels ``[N]``) and a
 ``meta.json`` written last: an entry without ``meta.json`` is incomplete and
-ignored. Every file goes through a temporary file and ``os.replace``, so a
-crash or a concurrent writer never leaves a half-written file behind.
+ignored. Every file is written by ``linear_jax.io.atomic_write``, so a crash
+or a concurrent writer never leaves a half-written file behind.
+
+``meta.json`` records each array's shape, dtype and CRC-32 and a SHA-256 of
+its own other fields (class names, splits). ``load_entry`` checks all of
+them and returns None on any difference, so a damaged or edited entry
+(changed bytes, another dtype, a truncated file, reordered class names) is
+rebuilt instead of used. CRC-32 (zlib's, one pass over every byte) detects
+every change of up to 32 consecutive bits and all but 2⁻³² of other changes,
+and is among the cheapest full-content checks, so verifying stays a small part
+of a cached load (timings in BENCHMARKS.md); it guards against accidents, not
+against someone who rewrites ``meta.json`` as well.
 
 Entries are named by a key (``content_key``) built from what identifies the
 source on disk: absolute path, size and modification time of every file. A
@@ -18,10 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import zlib
 from pathlib import Path
 
+from absl import logging
 import numpy as np
+
+from linear_jax import io
 
 CACHE_ENV = "LINEAR_JAX_CACHE"
 DEFAULT_CACHE = Path("~/.cache/linear_jax")
@@ -43,36 +56,71 @@ def content_key(*parts) -> str:
   return digest.hexdigest()[:20]
 
 
-def atomic_write(path: Path, write) -> None:
-  """Calls ``write(file_object)`` on a temporary file, then renames it to ``path``."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                             suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      write(f)
-    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-    os.replace(tmp, path)
-  except BaseException:
-    Path(tmp).unlink(missing_ok=True)
-    raise
+def array_digest(array: np.ndarray) -> str:
+  """``"crc32:<8 hex digits>"`` of the array's bytes in C order."""
+  return f"crc32:{zlib.crc32(memoryview(np.ascontiguousarray(array)).cast('B')):08x}"
+
+
+def _meta_digest(meta: dict) -> str:
+  """SHA-256 of ``meta`` without its ``digest`` field, keys sorted."""
+  body = {k: v for k, v in meta.items() if k != "digest"}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-  """Writes each array as ``entry/<name>.npy``, then ``entry/meta.json``."""
+  """Writes each array as ``entry/<name>.npy``, then ``entry/meta.json``.
+
+  An existing ``meta.json`` is removed first, so readers see the entry as
+  incomplete until it is whole again.
+  """
+  entry.mkdir(parents=True, exist_ok=True)
+  (entry / META).unlink(missing_ok=True)
+  described = {}
   for name, array in arrays.items():
-    atomic_write(entry / f"{name}.npy",
-                 lambda f, a=array: np.save(f, a, allow_pickle=False))
-  meta = dict(meta, arrays=sorted(arrays))
-  atomic_write(entry / META, lambda f: f.write(json.dumps(meta).encode()))
+    array = np.ascontiguousarray(array)
+    io.atomic_write(entry / f"{name}.npy",
+                    lambda f, a=array: np.save(f, a, allow_pickle=False))
+    described[name] = {"shape": list(array.shape), "dtype": array.dtype.str,
+                       "digest": array_digest(array)}
+  meta = dict(meta, arrays=described)
+  meta["digest"] = _meta_digest(meta)
+  io.atomic_write(entry / META, json.dumps(meta))
+
+
+def _verified(entry: Path) -> tuple[dict[str, np.ndarray], dict]:
+  """``(arrays, meta)`` of ``entry``; raises ValueError naming what differs."""
+  meta = json.loads((entry / META).read_text())
+  if not isinstance(meta, dict) or meta.get("digest") != _meta_digest(meta):
+    raise ValueError(f"{META} does not match its digest")
+  described = meta.get("arrays")
+  if not isinstance(described, dict):
+    raise ValueError(f"{META} describes no arrays")
+  arrays = {}
+  for name, want in described.items():
+    array = np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+    if (list(array.shape) != want["shape"] or
+        array.dtype.str != want["dtype"]):
+      raise ValueError(
+          f"{name}.npy is {array.dtype.str} {list(array.shape)}, expected "
+          f"{want['dtype']} {want['shape']}")
+    if array_digest(array) != want["digest"]:
+      raise ValueError(f"{name}.npy does not match its digest")
+    arrays[name] = array
+  return arrays, meta
 
 
 def load_entry(entry: Path) -> tuple[dict[str, np.ndarray], dict] | None:
-  """``(arrays, meta)`` of a complete entry, or None when absent or damaged."""
-  try:
-    meta = json.loads((entry / META).read_text())
-    arrays = {name: np.load(entry / f"{name}.npy", mmap_mode="r")
-              for name in meta["arrays"]}
-  except (OSError, ValueError, KeyError):
+  """``(arrays, meta)`` of a complete, verified entry, or None.
+
+  None when the entry is absent or incomplete (no ``meta.json``), and, with
+  one warning line, when anything in it differs from ``meta.json``: the
+  caller then rebuilds it.
+  """
+  if not (entry / META).is_file():
     return None
-  return arrays, meta
+  try:
+    return _verified(entry)
+  except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+    logging.warning("cache entry %s is damaged (%s); rebuilding it", entry,
+                    " ".join(str(e).split()) or type(e).__name__)
+    return None

@@ -160,6 +160,11 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
           f"{y.shape[0]}; pass one label per example")
     preprocessing.check_finite(x, split)
     arrays[split] = (x, y)
+  if num_classes < 2:
+    raise LinearJaxError(
+        f"dataset {name!r} has {num_classes} class(es) "
+        f"{list(raw.class_names)}; a classifier needs at least 2, add "
+        "examples of another class")
 
   x_train, y_train = arrays["train"]
   if "test" not in arrays:
@@ -186,6 +191,11 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
     x_val, y_val = arrays["validation"]
   else:
     x_val, y_val = x_train[val], y_train[val]
+  if validation_size is None and not len(y_val):
+    raise LinearJaxError(
+        f"dataset {name!r} has {len(y_train)} training examples, too few to "
+        "carve a validation split; add examples, or pass validation_size=0 "
+        "to train without one")
   x_train, y_train = x_train[train], y_train[train]
   if mirror_train:
     if raw.image_shape is None:
@@ -200,6 +210,11 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
       x_train, subtract_mean=subtract_mean, standardize=standardize,
       bias_column=bias_column)
   x_test, y_test = arrays["test"]
+  if not len(y_test):
+    raise LinearJaxError(
+        f"dataset {name!r} has an empty test split; add test examples (a "
+        "source without a test split needs at least 5 training examples for "
+        "its 20 % carve)")
   return Dataset(
       x_train=stats.apply(x_train), y_train=y_train,
       x_val=stats.apply(x_val), y_val=y_val,

@@ -19,8 +19,7 @@ from linear_jax.data import folder_source
 from linear_jax.data import tfds_source
 from linear_jax.checks import LinearJaxError
 
-SHARED_DATA_ENV = "LINEAR_JAX_SHARED_DATA"
-CIFAR10_JPEG = "cifar10-jpeg.tar.gz"
+CIFAR10_JPEG_ENV = "LINEAR_JAX_CIFAR10_JPEG"
 # Default validation size for folder:PATH and tfds:NAME (a fraction of train).
 DEFAULT_VALIDATION = 0.1
 
@@ -36,30 +35,26 @@ class Entry:
   load: Callable  # (data_dir, download) -> RawData
 
 
-def shared_cifar10_archive() -> Path:
-  """The shared CIFAR-10 JPEG archive, or an error pointing to tfds' cifar10.
+def cifar10_jpeg_path() -> Path:
+  """The CIFAR-10 JPEG archive named by ``$LINEAR_JAX_CIFAR10_JPEG``.
 
-  Looked for in ``$LINEAR_JAX_SHARED_DATA`` (the archive or its folder), then
-  ``../shared/data/`` relative to the working directory and to the folder
-  above the repository.
+  The variable holds the path of ``cifar10-jpeg.tar.gz`` (or of an unpacked
+  folder of it). Unset or pointing nowhere, the error says how to set it and
+  points to the tfds dataset ``cifar10`` instead.
   """
-  import linear_jax  # pylint: disable=g-import-not-at-top
-  candidates = []
-  env = os.environ.get(SHARED_DATA_ENV)
-  if env:
-    path = Path(env).expanduser()
-    candidates.append(path / CIFAR10_JPEG if path.is_dir() else path)
-  candidates.append(Path.cwd() / "../shared/data" / CIFAR10_JPEG)
-  candidates.append(
-      Path(linear_jax.__file__).resolve().parents[2] / "shared/data" /
-      CIFAR10_JPEG)
-  for path in candidates:
-    if path.is_file():
-      return path.resolve()
-  raise LinearJaxError(
-      f"cifar10_jpeg needs {CIFAR10_JPEG}, not found at "
-      f"{', '.join(str(p) for p in candidates)}; set {SHARED_DATA_ENV} to its "
-      "folder, or use the tfds dataset 'cifar10' instead")
+  value = os.environ.get(CIFAR10_JPEG_ENV)
+  if not value:
+    raise LinearJaxError(
+        f"cifar10_jpeg needs the CIFAR-10 JPEG archive: set "
+        f"{CIFAR10_JPEG_ENV}=/path/to/cifar10-jpeg.tar.gz, or pass "
+        "folder:/path/to/cifar10-jpeg.tar.gz, or use the tfds dataset "
+        "'cifar10' instead")
+  path = Path(value).expanduser()
+  if not path.exists():
+    raise LinearJaxError(
+        f"{CIFAR10_JPEG_ENV}={value} does not exist; point it at "
+        "cifar10-jpeg.tar.gz, or use the tfds dataset 'cifar10' instead")
+  return path.resolve()
 
 
 def _tfds(name):
@@ -71,9 +66,9 @@ def _embedded(make):
   return lambda data_dir, download: make()
 
 
-def _shared_cifar10(data_dir, download):
+def _cifar10_jpeg(data_dir, download):
   del download  # nothing to download: the archive is local
-  return folder_source.load_folder(shared_cifar10_archive(), cache_dir=data_dir)
+  return folder_source.load_folder(cifar10_jpeg_path(), cache_dir=data_dir)
 
 
 _POINTS = "2,500 points: 2,000 train+val / 500 test"
@@ -83,10 +78,10 @@ DATASETS = {
         "the lecture's CIFAR-10 (needs a prepared tfds data_dir)", 1000,
         _tfds("cifar10")),
     "cifar10_jpeg": Entry(
-        f"folder: shared {CIFAR10_JPEG}", "50,000 train+val / 10,000 test",
+        f"folder: ${CIFAR10_JPEG_ENV}", "50,000 train+val / 10,000 test",
         "32x32x3, 10 classes",
-        "CIFAR-10 re-encoded as JPEG, offline where the archive is present",
-        1000, _shared_cifar10),
+        "CIFAR-10 re-encoded as JPEG (cifar10-jpeg.tar.gz), offline", 1000,
+        _cifar10_jpeg),
     "mnist": Entry(
         "tfds", "60,000 train+val / 10,000 test", "28x28x1, 10 classes",
         "handwritten digits (needs a prepared tfds data_dir)", 5000,
@@ -191,9 +186,10 @@ def list_datasets() -> list[dict]:
     source = entry.source
     if name == "cifar10_jpeg":
       try:
-        shared_cifar10_archive()
+        cifar10_jpeg_path()
       except LinearJaxError:
-        source += " (not found here)"
+        source += " (unset)" if not os.environ.get(CIFAR10_JPEG_ENV) else (
+            " (not found)")
     rows.append({"name": name, "source": source, "sizes": entry.sizes,
                  "shape": entry.shape, "purpose": entry.purpose})
   return rows

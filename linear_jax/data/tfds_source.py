@@ -12,7 +12,10 @@ prepared in the data folder (``data_dir``, else ``$TFDS_DATA_DIR``, else
 go and the command that prepares them on a machine with network.
 
 TensorFlow is imported here only, inside ``load_tfds``, with GPUs hidden from
-it (JAX owns the accelerator) and its C++ logging quietened.
+it (JAX owns the accelerator) and its C++ logging quietened. TensorFlow and
+tensorflow-datasets are the optional extra ``linear_jax[tfds]``: without them
+a tfds name fails with one line naming the extra, and every other dataset
+works.
 
 Under ``tfds.testing.mock_data`` the preparation check is skipped (there,
 ``download_and_prepare`` is a no-op and the examples are generated).
@@ -30,6 +33,7 @@ from linear_jax.data.dataset import RawData
 from linear_jax.checks import LinearJaxError
 
 DATA_DIR_ENV = "TFDS_DATA_DIR"
+INSTALL_EXTRA = 'pip install "linear_jax[tfds]"'
 DEFAULT_DATA_DIR = Path("~/tensorflow_datasets")
 SPLITS = ("train", "validation", "test")
 _BATCH = 4096
@@ -47,15 +51,25 @@ def prepare_command(name: str, data_dir: Path) -> str:
           f"'{name}', data_dir='{data_dir}').download_and_prepare()\"")
 
 
-def _import_tfds():
-  """Imports tensorflow_datasets with GPUs hidden from TensorFlow."""
+def _import_tfds(name: str):
+  """Imports tensorflow_datasets with GPUs hidden from TensorFlow.
+
+  Raises ``LinearJaxError`` naming the ``tfds`` extra when either package is
+  not installed.
+  """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise LinearJaxError(
+        f"tfds dataset {name!r} needs TensorFlow and tensorflow-datasets "
+        f"({' '.join(str(e).split())}); install them with {INSTALL_EXTRA}, or "
+        "use folder:PATH or an embedded dataset such as digits") from None
   try:
     tf.config.set_visible_devices([], "GPU")
   except RuntimeError:  # TF's devices were already initialized elsewhere.
     pass
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   return tfds
 
 
@@ -117,7 +131,7 @@ def load_tfds(name: str, *, data_dir=None, download: bool = False) -> RawData:
     ``RawData`` with uint8 images ``[N, H, W, C]`` and int32 labels ``[N]``.
   """
   root = tfds_data_dir(data_dir)
-  tfds = _import_tfds()
+  tfds = _import_tfds(name)
   try:
     builder = tfds.builder(name, data_dir=str(root))
   except tfds.core.registered.DatasetNotFoundError:
