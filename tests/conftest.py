@@ -16,3 +16,17 @@ def x64():
   jax.config.update("jax_enable_x64", True)
   yield
   jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def blobs():
+  """Three well-separated Gaussian blobs ``[600, 5]`` as ``DeviceData``:
+  500 train, 100 validation rows."""
+  seed, n, d, c = 0, 600, 5, 3
+  import numpy as np
+  from linear_jax.train import DeviceData
+  rng = np.random.default_rng(seed)
+  centres = 3 * rng.normal(size=(c, d))
+  y = rng.integers(0, c, size=n)
+  x = centres[y] + rng.normal(size=(n, d))
+  return DeviceData.put(x[:500], y[:500], x[500:], y[500:])

@@ -89,14 +89,14 @@ def test_sweep_writes_results_and_selects_best_per_loss(single):
 
 @pytest.mark.slow
 def test_selected_row_equals_experiments_train(single, tmp_path):
-  from linear_jax import experiment
+  from linear_jax import train
   workdir, _ = single
   best = json.loads((workdir / "sweep_summary.json").read_text())["best"]["svm"]
-  summary = experiment.run(experiment.RunConfig(
+  summary = train.train_and_evaluate(train.RunConfig(
       dataset="blobs", loss="svm", margin=best["margin"], reg=best["reg"],
       reg_strength=best["reg_strength"], learning_rate=best["learning_rate"],
       optimizer="momentum", batch_size=64, epochs=3, seed=best["seed"],
-      workdir=str(tmp_path / "alone"), plots=False))
+      plots=False), str(tmp_path / "alone"))
   assert abs(summary["val_accuracy"] - best["val_accuracy"]) <= 1 / 400
   assert abs(summary["test_accuracy"] - best["test_accuracy"]) <= 1 / 500
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.sweep import grid as grid_lib
 from linear_jax.sweep import memory
 from linear_jax.sweep import report
@@ -70,7 +70,7 @@ def test_points_in_product_order_softmax_has_no_margin_axis():
       "softmax/l2 seed 0", "softmax/l2 seed 7", "softmax/l1 seed 0",
       "softmax/l1 seed 7"]
   assert [len(g.points) for g in groups] == [4] * 4 + [2] * 4
-  assert groups[2].config == training.TrainConfig(
+  assert groups[2].config == epoch_lib.TrainConfig(
       loss="svm", reg="l1", optimizer="momentum", batch_size=256, epochs=10)
   assert all(p.seed == g.seed for g in groups for p in g.points)
 
@@ -82,7 +82,7 @@ def test_stack_hparams_matches_make_hparams():
   points = grid.points()
   stacked = grid.stack_hparams(points)
   for k, p in enumerate(points):
-    alone = training.make_hparams(
+    alone = epoch_lib.make_hparams(
         learning_rate=p.learning_rate, reg_strength=p.reg_strength,
         margin=1.0 if p.margin is None else p.margin, momentum=0.8,
         label_smoothing=0.1)
@@ -97,7 +97,7 @@ def test_stack_hparams_matches_make_hparams():
     (dict(learning_rates=(0.0,)), "must be > 0"),
     (dict(reg_strengths=(-1.0,)), "≥ 0"),
     (dict(optimizer="rmsprop"), "unknown optimizer"),
-    (dict(momentum=1.5), "momentum must lie in"),
+    (dict(momentum=1.5), "momentum must be in"),
 ])
 def test_grid_validate(change, words):
   with pytest.raises(LinearJaxError, match=words):
@@ -108,7 +108,7 @@ def test_state_bytes_counts_optimizer_slots():
   d, c = 3072, 10
   params = (d + 1) * c * 4
   state = lambda opt: memory.state_bytes(
-      training.TrainConfig(optimizer=opt), d, c, 49000)
+      epoch_lib.TrainConfig(optimizer=opt), d, c, 49000)
   # Plus a few scalar step counters (int32).
   assert 0 <= state("sgd") - params <= 16
   assert 0 <= state("momentum") - 2 * params <= 16
@@ -116,7 +116,7 @@ def test_state_bytes_counts_optimizer_slots():
 
 
 def test_config_bytes_formula_and_auto_chunk():
-  config = training.TrainConfig(optimizer="momentum", batch_size=256)
+  config = epoch_lib.TrainConfig(optimizer="momentum", batch_size=256)
   per = memory.config_bytes(config, 3072, 10, 49000, 1000)
   state = memory.state_bytes(config, 3072, 10, 49000)
   params = 3073 * 10 * 4

@@ -60,7 +60,8 @@ def test_flagfile_then_command_line_override(tmp_path):
     ("--reg=l3", "should be one of"),
     ("--optimizer=rmsprop", "should be one of"),
     ("--dataset=no_such_set", "unknown dataset"),
-    ("--reg_strength=-1", "λ must be ≥ 0"),
+    ("--reg_strength=-1", "reg_strength must be ≥ 0"),
+    ("--seed=-1", "seed must be in [0, 4294967295]"),
     ("--batch_size=0", "batch_size must be ≥ 1"),
     ("--dataset=folder:/no/such/dir", "/no/such/dir"),
 ])
@@ -72,6 +73,49 @@ def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
   assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "w" / "checkpoint.npz").exists()
+
+
+def test_planted_symlinks_are_never_followed(tmp_path):
+  workdir = tmp_path / "wd"
+  workdir.mkdir()
+  victims = {}
+  for name in ("metrics.jsonl.tmp", "summary.json.tmp", "checkpoint.npz.tmp",
+               "curves.png.tmp"):
+    victim = tmp_path / f"victim-{name}"
+    victim.write_text("mine")
+    (workdir / name).symlink_to(victim)
+    victims[name] = victim
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
+                    f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name, victim in victims.items():
+    assert victim.read_text() == "mine", name
+  for name in ("metrics.jsonl", "summary.json", "checkpoint.npz",
+               "curves.png"):
+    assert not (workdir / name).is_symlink(), name
+  json.loads((workdir / "summary.json").read_text())
+  # A symlink planted at the appended file itself is refused, not followed.
+  workdir2 = tmp_path / "wd2"
+  workdir2.mkdir()
+  victim = tmp_path / "victim-metrics"
+  victim.write_text("mine")
+  (workdir2 / "metrics.jsonl").symlink_to(victim)
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
+                    f"--workdir={workdir2}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert victim.read_text() == "mine"
+
+
+def test_resume_with_another_optimizer_is_one_line(tmp_path):
+  workdir = tmp_path / "wd"
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
+                    "--noplots", f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
+                    "--optimizer=adam", "--resume", f"--workdir={workdir}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "optimizer='momentum'" in errors[0]
 
 
 @pytest.mark.slow

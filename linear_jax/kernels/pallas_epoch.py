@@ -19,7 +19,7 @@ keeps W[slice] ``[DS, Cp]`` and its momentum in registers, and per step
 All P programs must be resident at once (P ≤ the number of SMs), or the
 barrier deadlocks. Classes are padded to Cp = 16 (masked to −inf). TF32 dots.
 This is a benchmark fast path for (softmax, L2, momentum, constant rate);
-``linear_jax.training`` is the general implementation it is checked against.
+``linear_jax.train.train_epoch`` is the general implementation it is checked against.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from linear_jax import training
+from linear_jax import io
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import run as train_run
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import engine
@@ -95,13 +97,6 @@ class SweepRunConfig:
       engine.choose_algorithm(group.config, self.algorithm)
 
 
-def load_data(config: SweepRunConfig):
-  from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  return data_lib.load_dataset(
-      config.dataset, data_dir=config.data_dir, seed=config.seed,
-      standardize=config.standardize, validation_size=config.validation_size)
-
-
 def check_workdir(config: SweepRunConfig) -> str:
   """The results path; refuses an existing one unless ``overwrite``.
 
@@ -148,14 +143,14 @@ def run(config: SweepRunConfig) -> dict:
   config.check_algorithm()
   results_path = check_workdir(config)
   t0 = time.perf_counter()
-  dataset = load_data(config)
+  dataset = train_run.load_data(config)
   load_seconds = time.perf_counter() - t0
   result = engine.run_sweep(grid, dataset, num_classes=dataset.num_classes,
                             chunk_size=config.chunk_size,
                             algorithm=config.algorithm,
                             block_steps=config.block_steps)
   x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
-  test = {i: float(training.accuracy(result.best_params[loss], x_test, y_test))
+  test = {i: float(epoch_lib.accuracy(result.best_params[loss], x_test, y_test))
           for loss, i in result.best.items()}
   rows = report.result_rows(result, test)
   device = result.devices[0]
@@ -193,10 +188,9 @@ def run(config: SweepRunConfig) -> dict:
   if distributed.is_writer():
     os.makedirs(config.workdir, exist_ok=True)
     report.write_csv(results_path, rows)
-    report.write_text(os.path.join(config.workdir, "results.md"),
-                      report.markdown(rows, result.best, caption))
+    io.atomic_write(os.path.join(config.workdir, "results.md"),
+                    report.markdown(rows, result.best, caption))
     if config.plots:
       report.plot_heatmaps(rows, result.best, config.workdir, caption)
-    report.write_json(os.path.join(config.workdir, "sweep_summary.json"),
-                      summary)
+    io.write_json(os.path.join(config.workdir, "sweep_summary.json"), summary)
   return summary

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from linear_jax import losses as losses_lib
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
 
@@ -166,7 +166,7 @@ class Group:
     seed: the training seed (permutations), shared by all ``points``.
     points: the group's configurations, in grid order.
   """
-  config: training.TrainConfig
+  config: epoch_lib.TrainConfig
   seed: int
   points: tuple[Point, ...]
 
@@ -188,7 +188,7 @@ class SweepGrid:
     seeds: training seeds (minibatch permutations); each is its own group.
     optimizer, schedule, batch_size, epochs: as ``TrainConfig`` (static).
     momentum, weight_decay, label_smoothing, l1_ratio: fixed numeric knobs,
-      as in ``training.make_hparams``.
+      as in ``linear_jax.train.make_hparams``.
   """
   losses: tuple[str, ...] = ("svm", "softmax")
   regs: tuple[str, ...] = ("l2",)
@@ -230,8 +230,8 @@ class SweepGrid:
       self.train_config(loss, reg)
     return self
 
-  def train_config(self, loss: str, reg: str) -> training.TrainConfig:
-    return training.TrainConfig(
+  def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
+    return epoch_lib.TrainConfig(
         loss=loss, reg=reg, optimizer=self.optimizer, schedule=self.schedule,
         batch_size=self.batch_size, epochs=self.epochs).validate()
 
@@ -255,15 +255,15 @@ class SweepGrid:
     return tuple(Group(self.train_config(loss, reg), seed, tuple(points))
                  for (loss, reg, seed), points in by_key.items())
 
-  def stack_hparams(self, points) -> training.HyperParams:
+  def stack_hparams(self, points) -> epoch_lib.HyperParams:
     """``HyperParams`` of float32 numpy ``[K]``, one entry per point.
 
-    The same float32 values as ``training.make_hparams`` for each point alone
+    The same float32 values as ``linear_jax.train.make_hparams`` for each point alone
     (Δ = 1 where the loss has none; it is unused there).
     """
     k = len(points)
     column = lambda values: np.asarray(values, np.float32).reshape(k)
-    return training.HyperParams(
+    return epoch_lib.HyperParams(
         learning_rate=column([p.learning_rate for p in points]),
         reg_strength=column([p.reg_strength for p in points]),
         margin=column([1.0 if p.margin is None else p.margin for p in points]),

@@ -1,8 +1,10 @@
 """The host-side epoch loop: compile once, run epochs, stop on divergence.
 
 ``fit`` calls the compiled epoch program once per epoch (one dispatch and one
-small metrics fetch per epoch) so that it can log progress, checkpoint,
-stop early, and stop at the first NaN/Inf loss with the last good state.
+small metrics fetch per epoch) so that it can report progress
+(``linear_jax.progress``: the compile time, then ``epoch k/N`` with the ETA),
+checkpoint, stop early, and stop at the first NaN/Inf loss with the last good
+state.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import training
+from linear_jax import progress as progress_lib
+from linear_jax.train import epoch as epoch_lib
 
-
-DeviceData = training.DeviceData
 
 
 @dataclasses.dataclass
 class FitProgress:
   """Everything needed to resume: the state, per-epoch history and the best."""
-  state: training.TrainState
+  state: epoch_lib.TrainState
   history: list
   best_params: dict | None = None
   best_val_accuracy: float = -1.0
@@ -58,8 +59,8 @@ def divergence_message(epoch: int, metrics: dict, learning_rate: float) -> str:
           f"{learning_rate / 10:g}); kept the last good parameters")
 
 
-def fit(config: training.TrainConfig, hparams: training.HyperParams,
-        data: DeviceData, *, seed: int = 0, num_classes: int | None = None,
+def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
+        data: epoch_lib.DeviceData, *, seed: int = 0, num_classes: int | None = None,
         progress: FitProgress | None = None, early_stopping_patience: int = 0,
         on_epoch: Callable[[FitProgress], None] | None = None,
         log: bool = True, epoch_fn=None) -> FitResult:
@@ -75,8 +76,9 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
     early_stopping_patience: stop after this many epochs without a better
       validation accuracy, and return the best params (0: off).
     on_epoch: called with the progress after each good epoch (checkpoints).
-    log: one absl log line per epoch.
-    epoch_fn: the jitted epoch (default ``training.make_epoch_fn(config)``);
+    log: report the compilation and each epoch (``linear_jax.progress``:
+      a tqdm bar on a terminal, else one absl log line per epoch).
+    epoch_fn: the jitted epoch (default ``linear_jax.train.make_epoch_fn(config)``);
       e.g. ``kernels.cpu_epoch.fused_epoch(config)``, which has the same
       signature and results.
 
@@ -87,17 +89,20 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
   """
   config.validate()
   n, d = data.x_train.shape
-  training.check_lbfgs_full_batch(config, n)
+  epoch_lib.check_lbfgs_full_batch(config, n)
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(data.y_train))) + 1
   if progress is None:
-    progress = FitProgress(training.init_state(
+    progress = FitProgress(epoch_lib.init_state(
         config, hparams, seed, d, num_classes, n, data.x_train.dtype), [])
   if epoch_fn is None:
-    epoch_fn = training.make_epoch_fn(config)
-  t0 = time.perf_counter()
-  compiled = epoch_fn.lower(progress.state, hparams, data).compile()
-  compile_seconds = time.perf_counter() - t0
+    epoch_fn = epoch_lib.make_epoch_fn(config)
+  with progress_lib.timed(f"compiling the {config.loss} epoch (first time)",
+                         log=log) as timer:
+    compiled = epoch_fn.lower(progress.state, hparams, data).compile()
+  compile_seconds = timer.seconds
+  bar = (progress_lib.Progress("epoch", config.epochs,
+                               start=progress.epochs_done) if log else None)
   train_seconds = 0.0
   result = FitResult(progress, compile_seconds, 0.0)
   lr = float(hparams.learning_rate)
@@ -107,7 +112,7 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
     seconds = time.perf_counter() - t0
     train_seconds += seconds
-    if not training.is_finite_metrics(metrics):
+    if not epoch_lib.is_finite_metrics(metrics):
       result.diverged_epoch = epoch
       # Reported by the caller (experiment.run raises it as one line).
       result.divergence_message = divergence_message(epoch, metrics, lr)
@@ -116,13 +121,13 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
                    examples_per_second=n / seconds)
     progress.state = state
     progress.history.append(metrics)
-    if log:
-      logging.info(
-          "epoch %d/%d  loss %.4f (data %.4f + reg %.4f)  train acc %.4f  "
-          "val acc %.4f  %.0f examples/s", epoch, config.epochs,
-          metrics["data_loss"] + metrics["reg_loss"], metrics["data_loss"],
-          metrics["reg_loss"], metrics["train_accuracy"],
-          metrics["val_accuracy"], metrics["examples_per_second"])
+    if bar is not None:
+      bar.update(epoch, note=(
+          f"loss {metrics['data_loss'] + metrics['reg_loss']:.4f} (data "
+          f"{metrics['data_loss']:.4f} + reg {metrics['reg_loss']:.4f})  "
+          f"train acc {metrics['train_accuracy']:.4f}  val acc "
+          f"{metrics['val_accuracy']:.4f}  "
+          f"{metrics['examples_per_second']:.0f} examples/s"))
     if early_stopping_patience:
       if metrics["val_accuracy"] > progress.best_val_accuracy:
         progress.best_val_accuracy = metrics["val_accuracy"]
@@ -138,5 +143,7 @@ def fit(config: training.TrainConfig, hparams: training.HyperParams,
         logging.info("early stopping at epoch %d: no better validation "
                      "accuracy for %d epochs", epoch, early_stopping_patience)
       break
+  if bar is not None:
+    bar.close()
   result.train_seconds = train_seconds
   return result
