@@ -83,12 +83,13 @@ class Progress:
   def elapsed(self) -> float:
     return time.perf_counter() - self._t0
 
-  def eta(self) -> float | None:
+  def eta(self, elapsed: float | None = None) -> float | None:
     """Seconds left at the pace so far (None before the first unit)."""
     ran = self.done - self.start
     if ran <= 0:
       return None
-    return self.elapsed / ran * max(self.total - self.done, 0)
+    elapsed = self.elapsed if elapsed is None else elapsed
+    return elapsed / ran * max(self.total - self.done, 0)
 
   def update(self, done: int, total: int | None = None, *,
              note: str = "") -> None:
@@ -103,10 +104,11 @@ class Progress:
         self._bar.set_postfix_str(note, refresh=True)
       return
     self.done = done
-    eta = self.eta()
+    elapsed = self.elapsed
+    eta = self.eta(elapsed)
     logging.info("%s %d/%d  %s%selapsed %s  ETA %s", self.description, done,
                  self.total, note, "  " if note else "",
-                 format_seconds(self.elapsed),
+                 format_seconds(elapsed),
                  "?" if eta is None else format_seconds(eta))
 
   def close(self) -> None:

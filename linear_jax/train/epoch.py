@@ -120,8 +120,10 @@ class DeviceData(NamedTuple):
                as_vec(shift), as_vec(scale))
 
   def prepare(self, rows: jax.Array) -> jax.Array:
-    """Rows of ``x_*`` -> float32 features (x − shift) / scale."""
-    rows = rows.astype(jnp.float32)
+    """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
+    integer rows, float rows keep their dtype (float64 in x64 tests)."""
+    if not jnp.issubdtype(rows.dtype, jnp.floating):
+      rows = rows.astype(jnp.float32)
     if self.shift is not None:
       rows = rows - self.shift
     if self.scale is not None:
