@@ -143,7 +143,9 @@ def option(default, help: str, *, rule: Range | None = None,
 
 def check_options(config) -> None:
   """Checks every ``option`` field of the dataclass ``config`` against its
-  rule and choices; raises ``LinearJaxError`` (one line) at the first bad one."""
+  rule (each element of a tuple) and choices (scalar fields; a tuple of names
+  is the config's own ``validate`` to look up); raises ``LinearJaxError``
+  (one line) at the first bad one."""
   for field in dataclasses.fields(config):
     value = getattr(config, field.name)
     if value is None or isinstance(value, bool):
@@ -152,7 +154,7 @@ def check_options(config) -> None:
     if rule is not None:
       rule.check(value, field.name)
     choices = field.metadata.get("choices")
-    if choices is not None:
+    if choices is not None and not isinstance(value, (tuple, list)):
       lookup(dict.fromkeys(choices), value, field.name)
 
 

@@ -115,8 +115,10 @@ def test_refuses_to_overwrite_results(single):
 
 
 @pytest.mark.parametrize("flag,words", [
-    ("--losses=svm,softmx", "--losses: unknown loss 'softmx' (did you mean "
+    ("--losses=svm,softmx", "unknown loss 'softmx' (did you mean "
      "'softmax'?)"),
+    ("--seed=-1", "seed must be in [0, 4294967295], got -1"),
+    ("--seeds=0,-1", "seeds must be in [0, 4294967295]"),
     ("--learning_rates=logspace:1e-4:1e-1", "--learning_rates: bad range"),
     ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
     ("--regs=l2,l3", "unknown regularizer 'l3'"),

@@ -123,7 +123,7 @@ def test_supports_and_choice():
   assert not blocked.supports(epoch_lib.TrainConfig(optimizer="momentum"))
   assert engine.choose_algorithm(sgd, "blocked") == "blocked"
   assert engine.choose_algorithm(sgd, "vmap") == "vmap"
-  assert engine.choose_algorithm(sgd, "auto") == "vmap"  # opt-in for now
+  assert engine.choose_algorithm(sgd, "auto") == "vmap"  # blocked is opt-in
   momentum = epoch_lib.TrainConfig(optimizer="momentum")
   with pytest.raises(LinearJaxError, match="needs optimizer sgd and "
                      "regularizer l2 or none, got momentum/l2"):

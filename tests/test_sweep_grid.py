@@ -1,4 +1,4 @@
-"""Sweep grid, value syntax and memory arithmetic (pure Python, no training)."""
+"""Sweep grid and memory arithmetic (pure Python, no training)."""
 
 import numpy as np
 import pytest
@@ -8,48 +8,6 @@ from linear_jax.sweep import grid as grid_lib
 from linear_jax.sweep import memory
 from linear_jax.sweep import report
 from linear_jax.checks import LinearJaxError
-
-
-def test_parse_values_lists_and_ranges():
-  assert grid_lib.parse_values("1e-3, 1e-2", "x") == (1e-3, 1e-2)
-  np.testing.assert_allclose(
-      grid_lib.parse_values("logspace:1e-4:1e-1:4", "x"),
-      [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
-  np.testing.assert_allclose(
-      grid_lib.parse_values("0,logspace:1e-2:1:3", "x"), [0, 1e-2, 1e-1, 1],
-      rtol=1e-12)
-  assert grid_lib.parse_values("linspace:0:1:3", "x") == (0.0, 0.5, 1.0)
-  assert grid_lib.parse_values("logspace:1e-3:1e-3:1", "x") == (1e-3,)
-  assert grid_lib.parse_values("1,1.0,2", "x") == (1.0, 2.0)  # duplicates
-
-
-@pytest.mark.parametrize("text,words", [
-    ("logspace:1e-4:1e-1", "bad range"),
-    ("logspace:0:1:3", "START and STOP > 0"),
-    ("logspace:1e-4:1e-1:0", "NUM must be an integer ≥ 1"),
-    ("logspace:1e-4:1e-1:x", "NUM must be an integer ≥ 1"),
-    ("geomspace:1:2:3", "bad range"),
-    ("1e-3,abc", "'abc' is not a number"),
-    ("nan", "not a finite number"),
-    ("", "is empty"),
-    ("-1,2", "must be > 0"),
-])
-def test_parse_values_errors_name_the_flag(text, words):
-  with pytest.raises(LinearJaxError, match=words) as info:
-    grid_lib.parse_values(text, "learning_rates", strict=True)
-  assert "--learning_rates" in str(info.value)
-  assert "\n" not in str(info.value)
-
-
-def test_parse_names_and_ints():
-  from linear_jax.losses import LOSSES
-  assert grid_lib.parse_names("svm, softmax,svm", "losses", LOSSES,
-                              "loss") == ("svm", "softmax")
-  with pytest.raises(LinearJaxError, match="unknown loss 'hinge'"):
-    grid_lib.parse_names("svm,hinge", "losses", LOSSES, "loss")
-  assert grid_lib.parse_ints("0, 3,3", "seeds") == (0, 3)
-  with pytest.raises(LinearJaxError, match="--seeds"):
-    grid_lib.parse_ints("0,a", "seeds")
 
 
 def test_points_in_product_order_softmax_has_no_margin_axis():

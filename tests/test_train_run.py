@@ -102,6 +102,7 @@ def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(tmp_path)
   workdir = tmp_path / "run"
   workdir.mkdir()
   (workdir / f"{io.TEMP_PREFIX}x-checkpoint.npz").write_bytes(b"torn")
+  (workdir / ".checkpoint-abc.npz.tmp").write_bytes(b"torn")
   summary = train_run(workdir, epochs=1, resume=True)
   assert summary["epochs_run"] == 1
   assert sorted(p.name for p in workdir.iterdir()) == [

@@ -2,12 +2,11 @@
 
 ``linear_jax.train.train_epoch`` on XLA:CPU spends an epoch of B = 256 minibatches in
 ~200 iterations of two skinny matmuls (``[B, D] @ [D, C]`` and ``dSᵀ x``,
-C = 10) that Eigen runs at ~40 GFLOP/s, each re-reading the gathered
+C = 10) that Eigen runs far below the CPU's peak, each re-reading the gathered
 minibatch. ``cpu_epoch.cc`` reads every minibatch row once and computes its
 scores, softmax gradient and gradient contribution while the row is in
 cache, on all cores (rows split across threads, then features for the
-update). On the 2-core CI VM it ran an epoch in 107 ms against XLA's 178 ms
-in the same ``make bench`` epoch section (BENCHMARKS.md). It is to the CPU
+update); BENCHMARKS.md's epoch table times it against XLA. It is to the CPU
 what ``pallas_epoch`` is to GPUs: a fast path for one recipe, checked
 against the general implementation.
 

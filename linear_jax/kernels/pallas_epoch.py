@@ -1,8 +1,9 @@
 """One softmax-SGD epoch as a single Pallas (Triton) kernel, W kept on-chip.
 
 XLA runs an epoch of B = 256 minibatches as ~200 dependent loop iterations of
-several kernels each, so on an H200 it is bound by launch and loop latency
-(~4.4 ms against a 0.2 ms read-once floor). This kernel runs the whole epoch
+several kernels each, so on a GPU it is bound by launch and loop latency,
+far above the time to read the data once (BENCHMARKS.md has the
+measurements). This kernel runs the whole epoch
 in one launch. Each of P programs owns a slice of DS = D / P features: it
 keeps W[slice] ``[DS, Cp]`` and its momentum in registers, and per step
 

@@ -38,8 +38,8 @@ K configurations' weights are read and written once per block instead of
 once per step: the same numbers to float rounding, k-fold fewer weight bytes,
 15–30 % more FLOPs for 1,024 CIFAR-10 models (``blocked`` docstring). On a
 CPU the sweep is FLOP-bound and blocking is slower; on GPUs it is bound by
-weight traffic, but the blocked speed there is not measured yet, so
-``"auto"`` means ``"vmap"`` for now and ``"blocked"`` is opt-in.
+weight traffic. ``"auto"`` means ``"vmap"``; ``"blocked"`` is opt-in
+(BENCHMARKS.md compares the two).
 
 Divergence: configurations never interact (no reduction over the
 configuration axis; column k of x_b [W_1 … W_K] depends only on W_k), so a

@@ -30,6 +30,7 @@ flags of ``experiments/train.py``, and ``RunConfig.validate`` checks them.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import os
 import time
@@ -229,7 +230,13 @@ def prepare_workdir(workdir: str, *, resume: bool) -> bool:
     raise checks.LinearJaxError(
         f"--workdir {workdir} is a file, not a folder; choose another --workdir")
   os.makedirs(workdir, exist_ok=True)
-  for name in io.remove_temporaries(workdir):
+  # Also the checkpoint temporaries of earlier versions (".checkpoint-*").
+  stale = io.remove_temporaries(workdir) + [
+      name for name in sorted(os.listdir(workdir))
+      if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp")]
+  for name in stale:
+    if os.path.lexists(os.path.join(workdir, name)):
+      os.remove(os.path.join(workdir, name))
     logging.info("removed %s, left by an interrupted write", name)
   present = [name for name in OUTPUTS
              if os.path.lexists(os.path.join(workdir, name))]
