@@ -1,5 +1,9 @@
-"""Shared pytest setup: CPU only, no network, fixed thread use."""
+"""Shared pytest setup: CPU only, no network, fixed thread use; shared
+fixtures (float64, small device data, running the binaries)."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -19,7 +23,7 @@ def x64():
 
 
 @pytest.fixture
-def blobs():
+def device_blobs():
   """Three well-separated Gaussian blobs ``[600, 5]`` as ``DeviceData``:
   500 train, 100 validation rows."""
   seed, n, d, c = 0, 600, 5, 3
@@ -30,3 +34,22 @@ def blobs():
   y = rng.integers(0, c, size=n)
   x = centres[y] + rng.normal(size=(n, d))
   return DeviceData.put(x[:500], y[:500], x[500:], y[500:])
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_binary(module, *args, timeout=240, env=None):
+  """Runs ``python -m module *args`` from the repository root on the CPU, as
+  a user would; returns the ``CompletedProcess`` (text stdout/stderr)."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+             **(env or {}))
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                        env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def run_module():
+  """``run_binary``, for tests: ``run_module("experiments.train", ...)``."""
+  return run_binary

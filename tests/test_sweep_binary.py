@@ -18,24 +18,16 @@ SWEEP = ["--dataset=blobs", "--reg_strengths=1e-4,1",
          "--batch_size=64"]
 
 
-def run_sweep(*args, timeout=240, env=None):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-             **(env or {}))
-  return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
-                        cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=timeout)
-
-
 def read_csv(path):
   with open(path) as f:
     return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
+def single(tmp_path_factory, run_module):
   """One single-process sweep of svm and softmax (12 configurations)."""
   workdir = tmp_path_factory.mktemp("sweep") / "run"
-  proc = run_sweep("--losses=svm,softmax", *SWEEP, f"--workdir={workdir}")
+  proc = run_module("experiments.sweep", "--losses=svm,softmax", *SWEEP, f"--workdir={workdir}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc
 
@@ -102,10 +94,10 @@ def test_selected_row_equals_experiments_train(single, tmp_path):
 
 
 @pytest.mark.slow
-def test_refuses_to_overwrite_results(single):
+def test_refuses_to_overwrite_results(single, run_module):
   workdir, _ = single
   before = (workdir / "results.csv").read_bytes()
-  proc = run_sweep("--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
+  proc = run_module("experiments.sweep", "--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
   assert proc.returncode == 1
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert errors == [f"error: {workdir / 'results.csv'} exists; pass --overwrite "
@@ -127,8 +119,8 @@ def test_refuses_to_overwrite_results(single):
      "optimizer sgd and regularizer l2 or none, got momentum/l2"),
     ("--block_steps=0", "block_steps must be ≥ 1"),
 ])
-def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
-  proc = run_sweep(flag, "--dataset=blobs", f"--workdir={tmp_path / 'w'}",
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path, run_module):
+  proc = run_module("experiments.sweep", flag, "--dataset=blobs", f"--workdir={tmp_path / 'w'}",
                    timeout=120)
   assert proc.returncode != 0
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
@@ -187,9 +179,9 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
 
 @pytest.mark.parametrize("flagfile", ["cifar10_sweep.flags",
                                       "digits_sweep.flags"])
-def test_flagfiles_parse(flagfile, tmp_path):
+def test_flagfiles_parse(flagfile, tmp_path, run_module):
   """Every value in the flagfile parses; the run stops at the bad dataset."""
-  proc = run_sweep(f"--flagfile=experiments/flags/{flagfile}",
+  proc = run_module("experiments.sweep", f"--flagfile=experiments/flags/{flagfile}",
                    "--dataset=no_such_set", f"--workdir={tmp_path / 'w'}",
                    timeout=120)
   assert proc.returncode == 1

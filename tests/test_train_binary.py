@@ -1,9 +1,6 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +8,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_module(module, *args, timeout=240):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                        env=env, capture_output=True, text=True,
-                        timeout=timeout)
-
-
-def test_train_end_to_end_then_restore(tmp_path):
+def test_train_end_to_end_then_restore(tmp_path, run_module):
   workdir = tmp_path / "blobs"
   proc = run_module("experiments.train", "--dataset=blobs", "--loss=svm",
                     "--epochs=3", "--batch_size=64", "--learning_rate=0.05",
@@ -42,7 +32,7 @@ def test_train_end_to_end_then_restore(tmp_path):
       summary["test_accuracy"]
 
 
-def test_flagfile_then_command_line_override(tmp_path):
+def test_flagfile_then_command_line_override(tmp_path, run_module):
   flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
   proc = run_module("experiments.train", f"--flagfile={flagfile}",
                     "--dataset=hard_ring", "--nomirror_train", "--epochs=1",
@@ -65,7 +55,7 @@ def test_flagfile_then_command_line_override(tmp_path):
     ("--batch_size=0", "batch_size must be ≥ 1"),
     ("--dataset=folder:/no/such/dir", "/no/such/dir"),
 ])
-def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path, run_module):
   proc = run_module("experiments.train", flag, f"--workdir={tmp_path / 'w'}",
                     "--epochs=1", timeout=120)
   assert proc.returncode != 0
@@ -75,7 +65,7 @@ def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
   assert not (tmp_path / "w" / "checkpoint.npz").exists()
 
 
-def test_planted_symlinks_are_never_followed(tmp_path):
+def test_planted_symlinks_are_never_followed(tmp_path, run_module):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   victims = {}
@@ -106,7 +96,7 @@ def test_planted_symlinks_are_never_followed(tmp_path):
   assert victim.read_text() == "mine"
 
 
-def test_resume_with_another_optimizer_is_one_line(tmp_path):
+def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
   workdir = tmp_path / "wd"
   proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
                     "--noplots", f"--workdir={workdir}")
@@ -119,7 +109,7 @@ def test_resume_with_another_optimizer_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_main_job_trains_both_and_prints_table(tmp_path):
+def test_main_job_trains_both_and_prints_table(tmp_path, run_module):
   proc = run_module("experiments.main_job", f"--workdir={tmp_path}",
                     "--epochs=5")
   assert proc.returncode == 0, proc.stderr[-2000:]
