@@ -14,6 +14,10 @@ import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np  # pylint: disable=wrong-import-position
+
+from linear_jax.checks import LinearJaxError  # pylint: disable=wrong-import-position
+
 
 def quiet_backend_probe() -> None:
   """Hides JAX's INFO line about the missing TPU library (not an error)."""
@@ -30,7 +34,6 @@ def fail(message: str) -> None:
 def run_main(main):
   """Wraps an absl ``main`` so that ``LinearJaxError`` exits with one line."""
   def wrapped(argv):
-    from linear_jax.checks import LinearJaxError
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
     try:
@@ -62,21 +65,18 @@ RANGE_KINDS = ("logspace", "linspace")
 
 
 def _number(text: str, flag: str) -> float:
-  from linear_jax.checks import LinearJaxError  # pylint: disable=g-import-not-at-top
   try:
     value = float(text)
   except ValueError:
     raise LinearJaxError(
         f"--{flag}: {text!r} is not a number; use a comma list like 1e-4,1e-3 "
         "or a range like logspace:1e-4:1e-1:4") from None
-  if value != value or value in (float("inf"), float("-inf")):
+  if not np.isfinite(value):
     raise LinearJaxError(f"--{flag}: {text!r} is not a finite number")
   return value
 
 
 def _range(item: str, flag: str) -> list[float]:
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from linear_jax.checks import LinearJaxError  # pylint: disable=g-import-not-at-top
   kind, *parts = item.split(":")
   if kind not in RANGE_KINDS or len(parts) != 3:
     raise LinearJaxError(
@@ -119,7 +119,6 @@ def parse_values(text: str, flag: str) -> tuple[float, ...]:
 
 def parse_ints(text: str, flag: str) -> tuple[int, ...]:
   """``"0,1,2"`` -> ``(0, 1, 2)`` (seeds), duplicates dropped."""
-  from linear_jax.checks import LinearJaxError  # pylint: disable=g-import-not-at-top
   try:
     return tuple(dict.fromkeys(int(item) for item in _items(text)))
   except ValueError:

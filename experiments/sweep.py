@@ -34,6 +34,7 @@ from experiments import cli
 from linear_jax.sweep.experiment import SweepRunConfig
 
 cli.define_flags(SweepRunConfig, exclude=("command",))
+flags.adopt_module_key_flags(cli)  # --help lists the generated flags
 flags.DEFINE_string("coordinator_address", None,
                     "multi-process: HOST:PORT of process 0 (same everywhere)")
 flags.DEFINE_integer("num_processes", 1, "multi-process: number of processes")

@@ -22,6 +22,7 @@ from experiments import cli
 from linear_jax.train.run import RunConfig
 
 cli.define_flags(RunConfig)
+flags.adopt_module_key_flags(cli)  # --help lists the generated flags
 flags.DEFINE_string("workdir", "runs/train", "output directory")
 flags.DEFINE_bool("resume", False, "continue from workdir's checkpoint")
 flags.DEFINE_bool("restore", False, "only evaluate workdir's checkpoint on test")

@@ -106,44 +106,46 @@ def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
   train_seconds = 0.0
   result = FitResult(progress, compile_seconds, 0.0)
   lr = float(hparams.learning_rate)
-  for epoch in range(progress.epochs_done + 1, config.epochs + 1):
-    t0 = time.perf_counter()
-    state, metrics = compiled(progress.state, hparams, data)
-    metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    seconds = time.perf_counter() - t0
-    train_seconds += seconds
-    if not epoch_lib.is_finite_metrics(metrics):
-      result.diverged_epoch = epoch
-      # Reported by the caller (experiment.run raises it as one line).
-      result.divergence_message = divergence_message(epoch, metrics, lr)
-      break
-    metrics.update(epoch=epoch, seconds=seconds,
-                   examples_per_second=n / seconds)
-    progress.state = state
-    progress.history.append(metrics)
+  try:
+    for epoch in range(progress.epochs_done + 1, config.epochs + 1):
+      t0 = time.perf_counter()
+      state, metrics = compiled(progress.state, hparams, data)
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      seconds = time.perf_counter() - t0
+      train_seconds += seconds
+      if not epoch_lib.is_finite_metrics(metrics):
+        result.diverged_epoch = epoch
+        # Reported by the caller (train_and_evaluate raises it as one line).
+        result.divergence_message = divergence_message(epoch, metrics, lr)
+        break
+      metrics.update(epoch=epoch, seconds=seconds,
+                     examples_per_second=n / seconds)
+      progress.state = state
+      progress.history.append(metrics)
+      if bar is not None:
+        bar.update(epoch, note=(
+            f"loss {metrics['data_loss'] + metrics['reg_loss']:.4f} (data "
+            f"{metrics['data_loss']:.4f} + reg {metrics['reg_loss']:.4f})  "
+            f"train acc {metrics['train_accuracy']:.4f}  val acc "
+            f"{metrics['val_accuracy']:.4f}  "
+            f"{metrics['examples_per_second']:.0f} examples/s"))
+      if early_stopping_patience:
+        if metrics["val_accuracy"] > progress.best_val_accuracy:
+          progress.best_val_accuracy = metrics["val_accuracy"]
+          progress.best_params = state.params
+          progress.epochs_since_best = 0
+        else:
+          progress.epochs_since_best += 1
+      if on_epoch is not None:
+        on_epoch(progress)
+      if early_stopping_patience and progress.epochs_since_best >= early_stopping_patience:
+        result.stopped_early = True
+        if log:
+          logging.info("early stopping at epoch %d: no better validation "
+                       "accuracy for %d epochs", epoch, early_stopping_patience)
+        break
+  finally:
     if bar is not None:
-      bar.update(epoch, note=(
-          f"loss {metrics['data_loss'] + metrics['reg_loss']:.4f} (data "
-          f"{metrics['data_loss']:.4f} + reg {metrics['reg_loss']:.4f})  "
-          f"train acc {metrics['train_accuracy']:.4f}  val acc "
-          f"{metrics['val_accuracy']:.4f}  "
-          f"{metrics['examples_per_second']:.0f} examples/s"))
-    if early_stopping_patience:
-      if metrics["val_accuracy"] > progress.best_val_accuracy:
-        progress.best_val_accuracy = metrics["val_accuracy"]
-        progress.best_params = state.params
-        progress.epochs_since_best = 0
-      else:
-        progress.epochs_since_best += 1
-    if on_epoch is not None:
-      on_epoch(progress)
-    if early_stopping_patience and progress.epochs_since_best >= early_stopping_patience:
-      result.stopped_early = True
-      if log:
-        logging.info("early stopping at epoch %d: no better validation "
-                     "accuracy for %d epochs", epoch, early_stopping_patience)
-      break
-  if bar is not None:
-    bar.close()
+      bar.close()
   result.train_seconds = train_seconds
   return result
