@@ -1,8 +1,13 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +124,37 @@ def test_main_job_trains_both_and_prints_table(tmp_path, run_module):
     assert (tmp_path / name / "templates.png").exists()
     summary = json.loads((tmp_path / name / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.85
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_identical(tmp_path, run_module):
+  """SIGKILL mid-run, then --resume: the same arrays and metrics as a run
+  never killed, and no temporaries left behind."""
+  args = ["--dataset=blobs", "--epochs=150", "--batch_size=16", "--noplots"]
+  proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  workdir = tmp_path / "b"
+  killed = subprocess.Popen(
+      [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 200
+  while time.time() < deadline and killed.poll() is None and (
+      not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+    time.sleep(0.01)
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  assert not (workdir / "summary.json").exists()  # killed mid-run
+  proc = run_module("experiments.train", *args, "--resume",
+                    f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  a, b = (np.load(tmp_path / name / "checkpoint.npz") for name in "ab")
+  for key in a.files:
+    if key != "metadata_json":
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  strip = lambda path: [{k: v for k, v in json.loads(line).items()
+                         if k not in ("seconds", "examples_per_second")}
+                        for line in path.read_text().splitlines()]
+  assert strip(metrics) == strip(tmp_path / "a" / "metrics.jsonl")
+  assert sorted(p.name for p in workdir.iterdir()) == [
+      "checkpoint.npz", "metrics.jsonl", "summary.json"]
