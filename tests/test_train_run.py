@@ -137,3 +137,22 @@ def test_validate_is_one_line_per_rule(field, value, words):
   with pytest.raises(lj.LinearJaxError) as e:
     train.RunConfig(**{field: value}).validate()
   assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
+  """Checkpoints written with the history in their metadata (and no epoch)
+  still resume to the uninterrupted run."""
+  straight = train_run(tmp_path / "a")
+  train_run(tmp_path / "b", epochs=2)
+  path = tmp_path / "b" / "checkpoint.npz"
+  with np.load(path) as npz:
+    arrays = {k: npz[k] for k in npz.files}
+  meta = json.loads(str(arrays["metadata_json"]))
+  meta["history"] = io.read_jsonl(tmp_path / "b" / "metrics.jsonl")
+  del meta["epoch"], meta["last_metrics"]
+  arrays["metadata_json"] = np.asarray(json.dumps(meta))
+  np.savez(path, **arrays)
+  (tmp_path / "b" / "metrics.jsonl").unlink()
+  resumed = train_run(tmp_path / "b", resume=True)
+  assert resumed["epochs_run"] == 4
+  assert resumed["test_accuracy"] == straight["test_accuracy"]

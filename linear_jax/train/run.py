@@ -165,10 +165,13 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   _check_same_run(path, meta.get("config", {}), config)  # before unflattening
   template = _template(config, dataset)
   state, best, _, meta = checkpoint.load(path, template, template.params)
-  epochs = int(meta.get("epoch", 0))
+  saved_history = meta.get("history", [])  # checkpoints that carried it
+  epochs = int(meta.get("epoch", len(saved_history)))
   metrics_path = os.path.join(workdir, METRICS_NAME)
   history = (io.read_jsonl(metrics_path)
              if os.path.exists(metrics_path) else [])[:epochs]
+  if len(history) < epochs and len(saved_history) == epochs:
+    history = list(saved_history)
   if len(history) == epochs - 1 and meta.get("last_metrics"):
     history.append(meta["last_metrics"])  # killed between the two writes
   if len(history) != epochs:
@@ -211,7 +214,8 @@ def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
       os.path.join(workdir, checkpoint.CHECKPOINT_NAME))
   test = float(epoch_lib.accuracy(params, jnp.asarray(dataset.x_test),
                                   jnp.asarray(dataset.y_test)))
-  return {"test_accuracy": test, "epochs": int(meta.get("epoch", 0)),
+  epochs = meta.get("epoch", len(meta.get("history", [])))
+  return {"test_accuracy": test, "epochs": int(epochs),
           "checkpoint": os.path.join(workdir, checkpoint.CHECKPOINT_NAME)}
 
 
