@@ -27,4 +27,5 @@ from linear_jax.train.loop import FitResult
 from linear_jax.train.loop import fit
 from linear_jax.train.run import RunConfig
 from linear_jax.train.run import evaluate_checkpoint
+from linear_jax.train.run import restore
 from linear_jax.train.run import train_and_evaluate
