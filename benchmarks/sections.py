@@ -11,7 +11,7 @@ excluded, ``block_until_ready``, median of repeats. Sections, in order:
   ``objective_gradient`` against the course's vectorized NumPy
   (``peers.NUMPY_LOSSES``) on the same float32 arrays, after checking they
   agree;
-- ``epoch``: one epoch of ``training.make_epoch_fn`` (softmax, momentum) over
+- ``epoch``: one epoch of ``train.make_epoch_fn`` (softmax, momentum) over
   synthetic CIFAR-shaped rows, float32 and uint8 storage, batch B with unroll
   1 and ``unroll``, and the full batch, against the floor
   max(X read once / copy bandwidth, 4·N·D·C FLOPs / matmul rate); on a CPU
@@ -51,9 +51,9 @@ from linear_jax import checks
 from linear_jax import data as data_lib
 from linear_jax import losses as losses_lib
 from linear_jax import shuffle
-from linear_jax import training
+from linear_jax import train
 from linear_jax.checks import LinearJaxError
-from linear_jax.fit import fit
+from linear_jax.train import fit
 from linear_jax.gradients import objective_gradient
 from linear_jax.objective import objective
 from linear_jax.sweep import engine
@@ -232,7 +232,7 @@ def centred(pixels: Pixels) -> np.ndarray:
   return xf
 
 
-def device_data(pixels: Pixels, storage: str) -> training.DeviceData:
+def device_data(pixels: Pixels, storage: str) -> train.DeviceData:
   """The pixels on the device as ``storage``: float32 with the mean image
   subtracted (4 bytes per feature to read), or raw uint8 that each minibatch
   shifts by the mean on the fly (1 byte). The validation split is the first
@@ -241,9 +241,9 @@ def device_data(pixels: Pixels, storage: str) -> training.DeviceData:
   x, y = pixels.x, pixels.y
   val = min(NUM_VALIDATION, x.shape[0])
   if storage == "uint8":
-    return training.DeviceData.put(x, y, x[:val], y[:val], shift=pixels.mean)
+    return train.DeviceData.put(x, y, x[:val], y[:val], shift=pixels.mean)
   xf = centred(pixels)
-  return training.DeviceData.put(xf, y, xf[:val], y[:val])
+  return train.DeviceData.put(xf, y, xf[:val], y[:val])
 
 
 # -- loss: loss + gradient throughput against NumPy ---------------------------
@@ -345,21 +345,21 @@ def run_loss(config: BenchConfig, log=print) -> Section:
 # -- epoch: one epoch against its floor ---------------------------------------
 
 def epoch_config(batch_size: int | None, unroll: int = 1,
-                 optimizer: str = "momentum") -> training.TrainConfig:
+                 optimizer: str = "momentum") -> train.TrainConfig:
   """The timed program: softmax (``batch_size`` None: full batch)."""
-  return training.TrainConfig(loss="softmax", optimizer=optimizer,
+  return train.TrainConfig(loss="softmax", optimizer=optimizer,
                               batch_size=batch_size, epochs=10, unroll=unroll)
 
 
-def time_epoch(config: training.TrainConfig, data: training.DeviceData,
+def time_epoch(config: train.TrainConfig, data: train.DeviceData,
                num_classes: int, repeats: int, epoch_fn=None) -> float:
   """Median seconds of one epoch (compiled first, warmed up, blocked on) of
-  ``training.make_epoch_fn(config)`` or the given ``epoch_fn``."""
+  ``train.make_epoch_fn(config)`` or the given ``epoch_fn``."""
   n, d = data.x_train.shape
-  hparams = training.make_hparams(learning_rate=1e-7)
-  state = training.init_state(config, hparams, 0, d, num_classes, n)
+  hparams = train.make_hparams(learning_rate=1e-7)
+  state = train.init_state(config, hparams, 0, d, num_classes, n)
   if epoch_fn is None:
-    epoch_fn = training.make_epoch_fn(config).lower(state, hparams,
+    epoch_fn = train.make_epoch_fn(config).lower(state, hparams,
                                                     data).compile()
   return timing.median_seconds(epoch_fn, state, hparams, data, repeats=repeats)
 
@@ -374,7 +374,7 @@ def epoch_row(section: Section, what: str, seconds: float, n: int,
 
 
 def run_epoch(config: BenchConfig, pixels: Pixels,
-              float32: training.DeviceData, ceilings: dict,
+              float32: train.DeviceData, ceilings: dict,
               log=print) -> Section:
   """Times every (storage, batch, unroll); a floor row per storage.
   ``float32`` is ``device_data(pixels, "float32")``, already on the device."""
@@ -453,18 +453,18 @@ def torch_epoch_row(section: Section, pixels: Pixels, floor_seconds: float,
 Trainer = Callable[[int], tuple[float, float]]
 
 
-def jax_trainer(ds, data: training.DeviceData, *, loss: str,
+def jax_trainer(ds, data: train.DeviceData, *, loss: str,
                 learning_rate: float, config: BenchConfig,
                 fused: bool = False) -> Trainer:
   """E -> (``fit``'s train seconds, test accuracy) of the JAX recipe:
   ``config.optimizer``, cosine schedule, batch B, L2 λ (``fused``: through
   the fused C++ CPU epoch, ``kernels.cpu_epoch``)."""
-  hparams = training.make_hparams(learning_rate=learning_rate,
+  hparams = train.make_hparams(learning_rate=learning_rate,
                                   reg_strength=config.reg_strength)
   x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
 
   def train(epochs: int) -> tuple[float, float]:
-    recipe = training.TrainConfig(
+    recipe = train.TrainConfig(
         loss=loss, optimizer=config.optimizer, schedule="cosine",
         batch_size=config.accuracy_batch_size, epochs=epochs)
     epoch_fn = None
@@ -474,7 +474,7 @@ def jax_trainer(ds, data: training.DeviceData, *, loss: str,
     result = fit(recipe, hparams, data, num_classes=ds.num_classes,
                  log=False, epoch_fn=epoch_fn)
     return (result.train_seconds,
-            float(training.accuracy(result.params, x_test, y_test)))
+            float(train.accuracy(result.params, x_test, y_test)))
   return train
 
 
@@ -558,7 +558,7 @@ def run_accuracy(config: BenchConfig, ds, log=print) -> Section:
       f"dataset {config.accuracy_dataset}: {len(ds.y_train)} train / "
       f"{len(ds.y_val)} val / {len(ds.y_test)} test, standardized; λ = "
       f"{config.reg_strength:g}; JAX seconds are FitResult.train_seconds")
-  data = training.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+  data = train.DeviceData.put(ds.x_train, ds.y_train, ds.x_val, ds.y_val)
   recipes = (("softmax", config.softmax_lr), ("svm", config.svm_lr))
   for loss, lr in recipes:
     search(section, "JAX", loss, jax_trainer(
@@ -609,16 +609,16 @@ def run_accuracy(config: BenchConfig, ds, log=print) -> Section:
 # -- sweep and blocked: K configurations at once ------------------------------
 
 def stacked_hparams(num_configs: int, *, low: float = 1e-8, high: float = 1e-6,
-                    reg_strength: float = 0.0) -> training.HyperParams:
+                    reg_strength: float = 0.0) -> train.HyperParams:
   """``HyperParams[K]``: learning rates log-spaced in [low, high], small
   enough for raw ±128 pixels to stay finite, the rest equal."""
   lrs = jnp.asarray(np.logspace(np.log10(low), np.log10(high), num_configs),
                     jnp.float32)
-  one = training.make_hparams(reg_strength=reg_strength)
+  one = train.make_hparams(reg_strength=reg_strength)
   return jax.vmap(lambda lr: one._replace(learning_rate=lr))(lrs)
 
 
-def time_sweep_epoch(config: training.TrainConfig, data: training.DeviceData,
+def time_sweep_epoch(config: train.TrainConfig, data: train.DeviceData,
                      num_configs: int, num_classes: int, repeats: int, *,
                      algorithm: str = "vmap", block_steps: int = 8) -> float:
   """Median seconds of one epoch of ``num_configs`` configurations through
@@ -632,7 +632,7 @@ def time_sweep_epoch(config: training.TrainConfig, data: training.DeviceData,
                                repeats=repeats)
 
 
-def run_sweep(config: BenchConfig, data: training.DeviceData, ceilings: dict,
+def run_sweep(config: BenchConfig, data: train.DeviceData, ceilings: dict,
               log=print) -> Section:
   """Times 1 and K configurations (softmax, momentum); rows with both ratios:
   K configurations against one (target ≤ K/4) and against their FLOP floor
@@ -674,13 +674,13 @@ def run_sweep(config: BenchConfig, data: training.DeviceData, ceilings: dict,
   return section
 
 
-def blocked_agreement(data: training.DeviceData, num_classes: int, *,
+def blocked_agreement(data: train.DeviceData, num_classes: int, *,
                       num_configs: int, block_steps: int) -> float:
   """max |W_blocked − W_vmap| / max |W_vmap| after one epoch of plain SGD,
   lr 1e-9 … 1e-6, λ 1e-3: the stable range for raw ±128 pixels (two
   blown-up float32 trajectories need not agree)."""
   n, d = data.x_train.shape
-  config = training.TrainConfig(loss="softmax", optimizer="sgd",
+  config = train.TrainConfig(loss="softmax", optimizer="sgd",
                                 batch_size=min(256, n), epochs=1)
   hparams = stacked_hparams(num_configs, low=1e-9, reg_strength=1e-3)
   state = engine.vmapped_init(config, d, num_classes, n)(hparams)
@@ -690,7 +690,7 @@ def blocked_agreement(data: training.DeviceData, num_classes: int, *,
                jnp.max(jnp.abs(w["vmap"])))
 
 
-def run_blocked(config: BenchConfig, data: training.DeviceData,
+def run_blocked(config: BenchConfig, data: train.DeviceData,
                 log=print) -> Section:
   """K configurations of plain SGD, ``vmap`` against blocked for each k."""
   section = Section()
@@ -739,7 +739,7 @@ def pallas_epoch_fn(batch_size: int, num_programs: int, *, cosine=False,
   return epoch
 
 
-def run_pallas(config: BenchConfig, data: training.DeviceData, ds,
+def run_pallas(config: BenchConfig, data: train.DeviceData, ds,
                log=print) -> Section:
   """The Pallas epoch per (P, G) of ``PALLAS_VARIANTS``: its update checked
   against ``train_epoch``'s, its time beside XLA's; then one cosine epoch on
@@ -750,16 +750,16 @@ def run_pallas(config: BenchConfig, data: training.DeviceData, ds,
     return section
   n, d = data.x_train.shape
   c, b, repeats = config.num_classes, config.batch_size, config.repeats
-  train_config = training.TrainConfig(loss="softmax", reg="l2",
+  train_config = train.TrainConfig(loss="softmax", reg="l2",
                                       optimizer="momentum", batch_size=b,
                                       epochs=1)
-  hparams = training.make_hparams(learning_rate=1e-7, reg_strength=1e-3)
-  state = training.init_state(train_config, hparams, 0, d, c, n)
+  hparams = train.make_hparams(learning_rate=1e-7, reg_strength=1e-3)
+  state = train.init_state(train_config, hparams, 0, d, c, n)
   rng = np.random.default_rng(1)
   state = state._replace(params={
       "W": jnp.asarray(1e-3 * rng.normal(size=(d, c)), jnp.float32),
       "b": jnp.zeros(c, jnp.float32)})
-  xla_epoch = training.make_epoch_fn(train_config)
+  xla_epoch = train.make_epoch_fn(train_config)
   expected = xla_epoch(state, hparams, data)[0].params["W"]
   section.add(Row("pallas", f"XLA train_epoch softmax momentum B={b}",
                   seconds=timing.median_seconds(xla_epoch, state, hparams,
@@ -787,7 +787,7 @@ def run_pallas(config: BenchConfig, data: training.DeviceData, ds,
   args = (zero, jax.random.key_data(jax.random.key(0)),
           jnp.asarray(ds.x_train), jnp.asarray(ds.y_train),
           jnp.array([lr, 0.9, config.reg_strength], jnp.float32))
-  acc = float(training.accuracy(epoch(*args), jnp.asarray(ds.x_test),
+  acc = float(train.accuracy(epoch(*args), jnp.asarray(ds.x_test),
                                 jnp.asarray(ds.y_test)))
   section.add(Row(
       "pallas", f"{config.accuracy_dataset} softmax 1 epoch, Pallas, cosine, "

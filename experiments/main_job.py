@@ -43,15 +43,16 @@ def lecture_examples() -> str:
 
 def main(argv):
   del argv
-  from linear_jax import experiment
+  from linear_jax import train
   workdir = FLAGS.workdir or os.path.join(
       "runs", time.strftime("main-%Y%m%d-%H%M%S"))
   rows = []
   for name, recipe in RECIPES.items():
     logging.info("training %s on %s", name, FLAGS.dataset)
-    summary = experiment.run(experiment.RunConfig(
-        dataset=FLAGS.dataset, epochs=FLAGS.epochs, batch_size=64,
-        workdir=os.path.join(workdir, name), **recipe))
+    summary = train.train_and_evaluate(
+        train.RunConfig(dataset=FLAGS.dataset, epochs=FLAGS.epochs,
+                        batch_size=64, **recipe),
+        os.path.join(workdir, name))
     rows.append((name, summary))
   print(lecture_examples())
   print(f"\n{'classifier':<10} {'train acc':>9} {'val acc':>8} {'test acc':>9} "

@@ -10,6 +10,7 @@ so check data once before compiling (``linear_jax.data`` does).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 import jax
@@ -72,15 +73,96 @@ def check_label_range(labels, num_classes: int):
           f"[{lo}, {hi}]; remap labels to 0..C-1 or widen W to more classes")
 
 
-def check_nonnegative(value, name: str):
-  if value is not None and is_concrete(value):
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """A numeric rule, low ≤ v (or low < v) and v ≤ high, finite.
+
+  One object states a rule once: ``check`` enforces it (on concrete values
+  only, like every value check here), ``describe`` words it for help texts and
+  error messages (``"≥ 0"``, ``"> 0"``, ``"in [0, 1]"``).
+  """
+  low: float | None = None
+  high: float | None = None
+  low_open: bool = False
+
+  def describe(self) -> str:
+    if self.high is not None:
+      return (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+              f"{_number(self.high)}]")
+    return f"{'>' if self.low_open else '≥'} {_number(self.low)}"
+
+  def holds(self, value) -> bool:
     v = np.asarray(value)
-    if np.any(~np.isfinite(v)) or np.any(v < 0):
-      raise LinearJaxError(f"{name} must be a finite number >= 0, got {value}")
+    if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
+      return False
+    if self.low is not None and np.any(v <= self.low if self.low_open
+                                       else v < self.low):
+      return False
+    return self.high is None or not np.any(v > self.high)
+
+  def check(self, value, name: str):
+    """Raises ``LinearJaxError`` unless ``value`` (a number or an array of
+    them) follows the rule; skipped under ``jit``."""
+    if value is not None and is_concrete(value) and not self.holds(value):
+      raise LinearJaxError(f"{name} must be {self.describe()}, got {value}")
+    return value
+
+
+def _number(x: float) -> str:
+  return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+NONNEGATIVE = Range(0.0)
+POSITIVE = Range(0.0, low_open=True)
+UNIT_INTERVAL = Range(0.0, 1.0)
+AT_LEAST_ONE = Range(1.0)
+SEED = Range(0.0, 2.0 ** 32 - 1)  # numpy's and JAX's seeds are uint32
+
+
+def option(default, help: str, *, rule: Range | None = None,
+           choices=None):
+  """A config dataclass field that states its own help text and check.
+
+  Args:
+    default: the default value.
+    help: one line for ``--help``; the rule or choices are appended.
+    rule: a ``Range`` the value must follow (None values are skipped).
+    choices: the allowed names (e.g. ``sorted(LOSSES)``).
+
+  Returns:
+    ``dataclasses.field`` whose ``metadata`` holds ``help``, ``rule`` and
+    ``choices``; ``check_options`` enforces them, and
+    ``experiments/cli.define_flags`` turns them into flags.
+  """
+  if rule is not None:
+    help = f"{help} ({rule.describe()})"
+  return dataclasses.field(default=default, metadata={
+      "help": help, "rule": rule,
+      "choices": None if choices is None else tuple(choices)})
+
+
+def check_options(config) -> None:
+  """Checks every ``option`` field of the dataclass ``config`` against its
+  rule (each element of a tuple) and choices (scalar fields; a tuple of names
+  is the config's own ``validate`` to look up); raises ``LinearJaxError``
+  (one line) at the first bad one."""
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    if value is None or isinstance(value, bool):
+      continue
+    rule = field.metadata.get("rule")
+    if rule is not None:
+      rule.check(value, field.name)
+    choices = field.metadata.get("choices")
+    if choices is not None and not isinstance(value, (tuple, list)):
+      lookup(dict.fromkeys(choices), value, field.name)
+
+
+def check_nonnegative(value, name: str):
+  """``NONNEGATIVE.check``: a finite number ≥ 0."""
+  return NONNEGATIVE.check(value, name)
 
 
 def check_unit_interval(value, name: str):
-  if value is not None and is_concrete(value):
-    v = np.asarray(value)
-    if np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(v > 1):
-      raise LinearJaxError(f"{name} must lie in [0, 1], got {value}")
+  """``UNIT_INTERVAL.check``: a number in [0, 1]."""
+  return UNIT_INTERVAL.check(value, name)

@@ -2,8 +2,6 @@
 
 import numpy as np
 
-CLASSES = ("cat", "car", "frog")
-
 #: Scores of the cat, car and frog images (rows), for classes cat/car/frog.
 CAT_CAR_FROG_SCORES = np.array([[3.2, 5.1, -1.7],
                                 [1.3, 4.9, 2.0],

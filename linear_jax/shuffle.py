@@ -1,12 +1,13 @@
 """A fast pseudo-random permutation of [0, n) for per-epoch shuffling.
 
-``jax.random.permutation`` sorts random keys twice; on XLA:CPU that costs
-36 ms for n = 49,000, 15 % of a CIFAR-10 epoch. Here the permutation is a
+``jax.random.permutation`` sorts random keys twice, which on XLA:CPU is a
+sizeable part of a CIFAR-10 epoch (the README gives the measured times).
+Here the permutation is a
 4-round Feistel network on [0, 2^(2h)) ⊇ [0, n) — a bijection whatever its
 round function — restricted to [0, n) by cycle walking (values ≥ n are
 mapped again until they land inside, which keeps it a bijection). Each round
 mixes with the murmur3 finalizer keyed by random bits of ``key``. Elementwise
-work only: ~0.1 ms. It is a keyed pseudo-random permutation (as Luby–Rackoff
+work only, no sort. It is a keyed pseudo-random permutation (as Luby–Rackoff
 shows for Feistel networks), not a uniform draw over all n! permutations,
 which is what minibatch shuffling needs.
 """

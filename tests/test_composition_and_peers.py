@@ -9,9 +9,7 @@ import pytest
 import linear_jax as lj
 
 
-@pytest.fixture(autouse=True)
-def _float64(x64):
-  yield
+pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 
 def random_problem(seed=0, n=25, d=5, c=6):

@@ -1,4 +1,4 @@
-"""The fused C++ FFI CPU epoch equals ``training.train_epoch``.
+"""The fused C++ FFI CPU epoch equals ``train.train_epoch``.
 
 Built with the system's g++ on first use (into a temporary cache here); the
 tests skip, naming the reason, where it cannot be built.
@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linear_jax import fit as fit_lib
-from linear_jax import training
+from linear_jax.train import loop
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.kernels import cpu_epoch
 from linear_jax.checks import LinearJaxError
 
@@ -36,7 +36,7 @@ def toy_data(classes=C):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(N, D)).astype(np.float32)
   y = rng.integers(0, classes, N)
-  return training.DeviceData.put(x, y, x[:100], y[:100])
+  return epoch_lib.DeviceData.put(x, y, x[:100], y[:100])
 
 
 @pytest.mark.parametrize("reg,schedule,batch,threads,classes", [
@@ -49,12 +49,12 @@ def toy_data(classes=C):
 ])
 def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
                                         classes):
-  config = training.TrainConfig(loss="softmax", reg=reg, optimizer="momentum",
+  config = epoch_lib.TrainConfig(loss="softmax", reg=reg, optimizer="momentum",
                                 schedule=schedule, batch_size=batch, epochs=3)
-  hparams = training.make_hparams(learning_rate=0.05, reg_strength=0.01)
+  hparams = epoch_lib.make_hparams(learning_rate=0.05, reg_strength=0.01)
   data = toy_data(classes)
-  state = training.init_state(config, hparams, 3, D, classes, N)
-  want_fn = training.make_epoch_fn(config)
+  state = epoch_lib.init_state(config, hparams, 3, D, classes, N)
+  want_fn = epoch_lib.make_epoch_fn(config)
   got_fn = cpu_epoch.fused_epoch(config, threads=threads)
   want, got = state, state
   for _ in range(3):
@@ -74,36 +74,36 @@ def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
 
 
 def test_fit_with_the_fused_epoch_equals_fit():
-  config = training.TrainConfig(loss="softmax", optimizer="momentum",
+  config = epoch_lib.TrainConfig(loss="softmax", optimizer="momentum",
                                 schedule="cosine", batch_size=64, epochs=2)
-  hparams = training.make_hparams(learning_rate=0.05, reg_strength=0.01)
+  hparams = epoch_lib.make_hparams(learning_rate=0.05, reg_strength=0.01)
   data = toy_data()
-  want = fit_lib.fit(config, hparams, data, seed=1, log=False)
-  got = fit_lib.fit(config, hparams, data, seed=1, log=False,
+  want = loop.fit(config, hparams, data, seed=1, log=False)
+  got = loop.fit(config, hparams, data, seed=1, log=False,
                     epoch_fn=cpu_epoch.fused_epoch(config))
   np.testing.assert_allclose(got.params["W"], want.params["W"], atol=1e-6)
   assert [h["val_accuracy"] for h in got.progress.history] == [
       h["val_accuracy"] for h in want.progress.history]
-  smoothed = training.make_hparams(label_smoothing=0.1)
+  smoothed = epoch_lib.make_hparams(label_smoothing=0.1)
   with pytest.raises(LinearJaxError, match="no label smoothing"):
-    fit_lib.fit(config, smoothed, data, log=False,
+    loop.fit(config, smoothed, data, log=False,
                 epoch_fn=cpu_epoch.fused_epoch(config))
 
 
 def test_refuses_what_it_does_not_train():
   with pytest.raises(LinearJaxError, match="softmax with l2/none and "
                      "momentum, got svm/l2/momentum"):
-    cpu_epoch.fused_epoch(training.TrainConfig(loss="svm"))
-  assert not cpu_epoch.supports(training.TrainConfig(optimizer="adam"))
-  config = training.TrainConfig(loss="softmax", optimizer="momentum",
+    cpu_epoch.fused_epoch(epoch_lib.TrainConfig(loss="svm"))
+  assert not cpu_epoch.supports(epoch_lib.TrainConfig(optimizer="adam"))
+  config = epoch_lib.TrainConfig(loss="softmax", optimizer="momentum",
                                 batch_size=64)
-  raw = training.DeviceData.put(np.zeros((N, D), np.uint8), np.zeros(N),
+  raw = epoch_lib.DeviceData.put(np.zeros((N, D), np.uint8), np.zeros(N),
                                 np.zeros((10, D), np.uint8), np.zeros(10),
                                 shift=np.zeros(D))
-  hparams = training.make_hparams()
-  state = training.init_state(config, hparams, 0, D, C, N)
+  hparams = epoch_lib.make_hparams()
+  state = epoch_lib.init_state(config, hparams, 0, D, C, N)
   with pytest.raises(LinearJaxError, match="preprocessed float32 rows"):
     cpu_epoch.fused_epoch(config)(state, hparams, raw)
-  smoothed = training.make_hparams(label_smoothing=0.1)
+  smoothed = epoch_lib.make_hparams(label_smoothing=0.1)
   with pytest.raises(LinearJaxError, match="no label smoothing"):
     cpu_epoch.fused_epoch(config)(state, smoothed, toy_data())

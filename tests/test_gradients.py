@@ -12,9 +12,7 @@ LOSSES = sorted(lj.LOSSES)
 REGS = sorted(lj.REGULARIZERS)
 
 
-@pytest.fixture(autouse=True)
-def _float64(x64):
-  yield
+pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 
 def problem_away_from_kinks(loss, seed=0, n=20, d=6, c=4):

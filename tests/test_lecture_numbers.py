@@ -7,9 +7,7 @@ import linear_jax as lj
 from linear_jax import lecture
 
 
-@pytest.fixture(autouse=True)
-def _float64(x64):
-  yield
+pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 
 def test_cat_car_frog_svm_losses():

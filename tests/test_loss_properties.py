@@ -10,9 +10,7 @@ import linear_jax as lj
 HINGES = ("svm", "squared_svm", "crammer_singer")
 
 
-@pytest.fixture(autouse=True)
-def _float64(x64):
-  yield
+pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 
 def random_problem(seed, n=32, d=7, c=5, scale=1.0):

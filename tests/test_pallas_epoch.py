@@ -1,4 +1,4 @@
-"""The one-kernel Pallas epoch computes what training.train_epoch computes.
+"""The one-kernel Pallas epoch computes what train.train_epoch computes.
 
 Runs in Pallas' interpreter on the CPU with one program (the grid barrier is
 exercised on a GPU by benchmarks/gpu.py (section pallas), which checks the same
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from linear_jax import shuffle
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.kernels import pallas_epoch
 
 
@@ -21,15 +21,15 @@ def test_interpreted_kernel_matches_training_epoch(schedule):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(n, d)).astype(np.float32)
   y = rng.integers(0, c, n).astype(np.int32)
-  config = training.TrainConfig(loss="softmax", reg="l2", optimizer="momentum",
+  config = epoch_lib.TrainConfig(loss="softmax", reg="l2", optimizer="momentum",
                                 batch_size=b, epochs=1, schedule=schedule)
-  hp = training.make_hparams(learning_rate=0.1, reg_strength=1e-3, momentum=0.9)
-  data = training.DeviceData.put(x, y, x[:8], y[:8])
-  state = training.init_state(config, hp, 0, d, c, n)
+  hp = epoch_lib.make_hparams(learning_rate=0.1, reg_strength=1e-3, momentum=0.9)
+  data = epoch_lib.DeviceData.put(x, y, x[:8], y[:8])
+  state = epoch_lib.init_state(config, hp, 0, d, c, n)
   state = state._replace(params={
       "W": jnp.asarray(0.1 * rng.normal(size=(d, c)), jnp.float32),
       "b": jnp.asarray(0.1 * rng.normal(size=c), jnp.float32)})
-  expected, _ = training.make_epoch_fn(config)(state, hp, data)
+  expected, _ = epoch_lib.make_epoch_fn(config)(state, hp, data)
   _, perm_key = jax.random.split(jax.random.wrap_key_data(state.key))
   batches = shuffle.permutation(perm_key, n).reshape(-1, b)
   got = pallas_epoch.softmax_momentum_epoch(

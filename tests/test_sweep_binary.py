@@ -18,24 +18,16 @@ SWEEP = ["--dataset=blobs", "--reg_strengths=1e-4,1",
          "--batch_size=64"]
 
 
-def run_sweep(*args, timeout=240, env=None):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-             **(env or {}))
-  return subprocess.run([sys.executable, "-m", "experiments.sweep", *args],
-                        cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=timeout)
-
-
 def read_csv(path):
   with open(path) as f:
     return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
+def single(tmp_path_factory, run_module):
   """One single-process sweep of svm and softmax (12 configurations)."""
   workdir = tmp_path_factory.mktemp("sweep") / "run"
-  proc = run_sweep("--losses=svm,softmax", *SWEEP, f"--workdir={workdir}")
+  proc = run_module("experiments.sweep", "--losses=svm,softmax", *SWEEP, f"--workdir={workdir}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc
 
@@ -89,23 +81,23 @@ def test_sweep_writes_results_and_selects_best_per_loss(single):
 
 @pytest.mark.slow
 def test_selected_row_equals_experiments_train(single, tmp_path):
-  from linear_jax import experiment
+  from linear_jax import train
   workdir, _ = single
   best = json.loads((workdir / "sweep_summary.json").read_text())["best"]["svm"]
-  summary = experiment.run(experiment.RunConfig(
+  summary = train.train_and_evaluate(train.RunConfig(
       dataset="blobs", loss="svm", margin=best["margin"], reg=best["reg"],
       reg_strength=best["reg_strength"], learning_rate=best["learning_rate"],
       optimizer="momentum", batch_size=64, epochs=3, seed=best["seed"],
-      workdir=str(tmp_path / "alone"), plots=False))
+      plots=False), str(tmp_path / "alone"))
   assert abs(summary["val_accuracy"] - best["val_accuracy"]) <= 1 / 400
   assert abs(summary["test_accuracy"] - best["test_accuracy"]) <= 1 / 500
 
 
 @pytest.mark.slow
-def test_refuses_to_overwrite_results(single):
+def test_refuses_to_overwrite_results(single, run_module):
   workdir, _ = single
   before = (workdir / "results.csv").read_bytes()
-  proc = run_sweep("--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
+  proc = run_module("experiments.sweep", "--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
   assert proc.returncode == 1
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert errors == [f"error: {workdir / 'results.csv'} exists; pass --overwrite "
@@ -115,8 +107,10 @@ def test_refuses_to_overwrite_results(single):
 
 
 @pytest.mark.parametrize("flag,words", [
-    ("--losses=svm,softmx", "--losses: unknown loss 'softmx' (did you mean "
+    ("--losses=svm,softmx", "unknown loss 'softmx' (did you mean "
      "'softmax'?)"),
+    ("--seed=-1", "seed must be in [0, 4294967295], got -1"),
+    ("--seeds=0,-1", "seeds must be in [0, 4294967295]"),
     ("--learning_rates=logspace:1e-4:1e-1", "--learning_rates: bad range"),
     ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
     ("--regs=l2,l3", "unknown regularizer 'l3'"),
@@ -125,8 +119,8 @@ def test_refuses_to_overwrite_results(single):
      "optimizer sgd and regularizer l2 or none, got momentum/l2"),
     ("--block_steps=0", "block_steps must be ≥ 1"),
 ])
-def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
-  proc = run_sweep(flag, "--dataset=blobs", f"--workdir={tmp_path / 'w'}",
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path, run_module):
+  proc = run_module("experiments.sweep", flag, "--dataset=blobs", f"--workdir={tmp_path / 'w'}",
                    timeout=120)
   assert proc.returncode != 0
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
@@ -185,9 +179,9 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
 
 @pytest.mark.parametrize("flagfile", ["cifar10_sweep.flags",
                                       "digits_sweep.flags"])
-def test_flagfiles_parse(flagfile, tmp_path):
+def test_flagfiles_parse(flagfile, tmp_path, run_module):
   """Every value in the flagfile parses; the run stops at the bad dataset."""
-  proc = run_sweep(f"--flagfile=experiments/flags/{flagfile}",
+  proc = run_module("experiments.sweep", f"--flagfile=experiments/flags/{flagfile}",
                    "--dataset=no_such_set", f"--workdir={tmp_path / 'w'}",
                    timeout=120)
   assert proc.returncode == 1

@@ -2,7 +2,7 @@
 
 ``linear_jax.sweep.blocked`` reorganizes plain SGD over blocks of k
 minibatches (Gram-matrix corrections, one W read and write per block); in
-float64 it must give the vmapped ``training.train_epoch`` to rounding, for
+float64 it must give the vmapped ``train.train_epoch`` to rounding, for
 every loss, l2/none, schedules, a block count that does not divide the
 epoch, k = 1, and the full batch.
 """
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.data import load_dataset
 from linear_jax.sweep import SweepGrid
 from linear_jax.sweep import blocked
@@ -22,7 +22,7 @@ from linear_jax.sweep import vmapped_epoch
 from linear_jax.checks import LinearJaxError
 
 N, D, C = 150, 12, 4
-STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)
+STATE_AXES = epoch_lib.TrainState(params=0, opt_state=0, key=None, step=None)
 
 
 def toy_data(dtype):
@@ -31,16 +31,16 @@ def toy_data(dtype):
   y = rng.integers(0, C, N).astype(np.int32)
   # Centered "raw" rows: prepare() casts to float32, so make them exact.
   x = np.round(x * 64) / 64
-  return training.DeviceData(jnp.asarray(x, dtype), jnp.asarray(y),
+  return epoch_lib.DeviceData(jnp.asarray(x, dtype), jnp.asarray(y),
                              jnp.asarray(x[:40], dtype), jnp.asarray(y[:40]))
 
 
 def stacked(config, learning_rates, reg_strengths, margins, dtype):
   hparams = jax.tree.map(lambda *a: jnp.stack(a), *[
-      training.make_hparams(learning_rate=lr, reg_strength=lam, margin=m,
+      epoch_lib.make_hparams(learning_rate=lr, reg_strength=lam, margin=m,
                             dtype=dtype)
       for lr, lam, m in zip(learning_rates, reg_strengths, margins)])
-  state = jax.vmap(lambda h: training.init_state(config, h, 0, D, C, N, dtype),
+  state = jax.vmap(lambda h: epoch_lib.init_state(config, h, 0, D, C, N, dtype),
                    out_axes=STATE_AXES)(hparams)
   return state, hparams
 
@@ -67,7 +67,7 @@ CASES = [  # loss, reg, schedule, batch, block_steps
 @pytest.mark.parametrize("loss,reg,schedule,batch,block_steps", CASES)
 def test_blocked_epoch_equals_vmapped_epoch_float64(
     x64, loss, reg, schedule, batch, block_steps):
-  config = training.TrainConfig(loss=loss, reg=reg, optimizer="sgd",
+  config = epoch_lib.TrainConfig(loss=loss, reg=reg, optimizer="sgd",
                                 schedule=schedule, batch_size=batch, epochs=3)
   lrs = (1e-3, 1e-2, 3e-2) if loss == "squared_svm" else (1e-2, 1e-1, 0.5)
   state, hparams = stacked(config, lrs, (0.0, 0.05, 0.3), (1.0, 0.5, 2.0),
@@ -95,7 +95,7 @@ def test_blocked_epoch_equals_vmapped_epoch_float64(
 
 
 def test_a_diverging_configuration_leaves_the_others_unchanged():
-  config = training.TrainConfig(loss="softmax", reg="l2", optimizer="sgd",
+  config = epoch_lib.TrainConfig(loss="softmax", reg="l2", optimizer="sgd",
                                 batch_size=16, epochs=2)
   data = toy_data(jnp.float32)
   fn = blocked.blocked_epoch(config, 4)
@@ -116,15 +116,15 @@ def test_a_diverging_configuration_leaves_the_others_unchanged():
 
 
 def test_supports_and_choice():
-  sgd = training.TrainConfig(optimizer="sgd", reg="l2")
+  sgd = epoch_lib.TrainConfig(optimizer="sgd", reg="l2")
   assert blocked.supports(sgd)
-  assert blocked.supports(training.TrainConfig(optimizer="sgd", reg="none"))
-  assert not blocked.supports(training.TrainConfig(optimizer="sgd", reg="l1"))
-  assert not blocked.supports(training.TrainConfig(optimizer="momentum"))
+  assert blocked.supports(epoch_lib.TrainConfig(optimizer="sgd", reg="none"))
+  assert not blocked.supports(epoch_lib.TrainConfig(optimizer="sgd", reg="l1"))
+  assert not blocked.supports(epoch_lib.TrainConfig(optimizer="momentum"))
   assert engine.choose_algorithm(sgd, "blocked") == "blocked"
   assert engine.choose_algorithm(sgd, "vmap") == "vmap"
-  assert engine.choose_algorithm(sgd, "auto") == "vmap"  # opt-in for now
-  momentum = training.TrainConfig(optimizer="momentum")
+  assert engine.choose_algorithm(sgd, "auto") == "vmap"  # blocked is opt-in
+  momentum = epoch_lib.TrainConfig(optimizer="momentum")
   with pytest.raises(LinearJaxError, match="needs optimizer sgd and "
                      "regularizer l2 or none, got momentum/l2"):
     engine.choose_algorithm(momentum, "blocked")

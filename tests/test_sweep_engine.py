@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linear_jax import fit as fit_lib
-from linear_jax import training
+from linear_jax.train import loop
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.data import load_dataset
 from linear_jax.sweep import SweepGrid
 from linear_jax.sweep import memory
@@ -49,18 +49,18 @@ def sane(blobs):
   per = memory.config_bytes(config, 2, 4, len(blobs.y_train), len(blobs.y_val))
   shared = memory.data_bytes(config, 2, len(blobs.y_train), len(blobs.y_val))
   traces = []
-  original = training.train_epoch
+  original = epoch_lib.train_epoch
 
   def counting(*args, **kwargs):
     traces.append(1)
     return original(*args, **kwargs)
 
-  training.train_epoch = counting
+  epoch_lib.train_epoch = counting
   try:
     result = run_sweep(SANE, blobs, keep_params=True, log=False,
                        budget_bytes=shared + 2 * per + per // 2)
   finally:
-    training.train_epoch = original
+    epoch_lib.train_epoch = original
   return result, len(traces)
 
 
@@ -70,14 +70,14 @@ def key(p):
 
 def alone(blobs, p, epochs=3):
   """The configuration trained by itself, as experiments/train.py does."""
-  config = training.TrainConfig(loss=p.loss, reg=p.reg, optimizer="momentum",
+  config = epoch_lib.TrainConfig(loss=p.loss, reg=p.reg, optimizer="momentum",
                                 batch_size=64, epochs=epochs)
-  hparams = training.make_hparams(
+  hparams = epoch_lib.make_hparams(
       learning_rate=p.learning_rate, reg_strength=p.reg_strength,
       margin=1.0 if p.margin is None else p.margin)
-  data = fit_lib.DeviceData.put(blobs.x_train, blobs.y_train, blobs.x_val,
+  data = epoch_lib.DeviceData.put(blobs.x_train, blobs.y_train, blobs.x_val,
                                 blobs.y_val)
-  return fit_lib.fit(config, hparams, data, seed=p.seed,
+  return loop.fit(config, hparams, data, seed=p.seed,
                      num_classes=blobs.num_classes, log=False)
 
 
@@ -165,14 +165,14 @@ def test_each_configuration_equals_training_it_alone(blobs, full, index):
 FOUR_DEVICES = textwrap.dedent("""
     import json, re, sys
     import jax, numpy as np
-    from linear_jax import training
+    from linear_jax.train import epoch as epoch_lib
     from linear_jax.data import load_dataset
     from linear_jax.sweep import SweepGrid, distributed, engine, run_sweep
     grid = SweepGrid(**json.loads(sys.argv[2]))
     ds = load_dataset("blobs", seed=0)
     result = run_sweep(grid, ds, keep_params=True, log=False)
     mesh = distributed.config_mesh()
-    data = training.DeviceData(*(distributed.put_global(
+    data = epoch_lib.DeviceData(*(distributed.put_global(
         np.asarray(a), distributed.replicated(mesh))
         for a in (ds.x_train, ds.y_train, ds.x_val, ds.y_val)))
     program = engine.build_program(grid.train_config("svm", "l2"), 8, mesh,

@@ -1,24 +1,19 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
-import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_module(module, *args, timeout=240):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                        env=env, capture_output=True, text=True,
-                        timeout=timeout)
-
-
-def test_train_end_to_end_then_restore(tmp_path):
+def test_train_end_to_end_then_restore(tmp_path, run_module):
   workdir = tmp_path / "blobs"
   proc = run_module("experiments.train", "--dataset=blobs", "--loss=svm",
                     "--epochs=3", "--batch_size=64", "--learning_rate=0.05",
@@ -42,7 +37,7 @@ def test_train_end_to_end_then_restore(tmp_path):
       summary["test_accuracy"]
 
 
-def test_flagfile_then_command_line_override(tmp_path):
+def test_flagfile_then_command_line_override(tmp_path, run_module):
   flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
   proc = run_module("experiments.train", f"--flagfile={flagfile}",
                     "--dataset=hard_ring", "--nomirror_train", "--epochs=1",
@@ -60,11 +55,12 @@ def test_flagfile_then_command_line_override(tmp_path):
     ("--reg=l3", "should be one of"),
     ("--optimizer=rmsprop", "should be one of"),
     ("--dataset=no_such_set", "unknown dataset"),
-    ("--reg_strength=-1", "λ must be ≥ 0"),
+    ("--reg_strength=-1", "reg_strength must be ≥ 0"),
+    ("--seed=-1", "seed must be in [0, 4294967295]"),
     ("--batch_size=0", "batch_size must be ≥ 1"),
     ("--dataset=folder:/no/such/dir", "/no/such/dir"),
 ])
-def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
+def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path, run_module):
   proc = run_module("experiments.train", flag, f"--workdir={tmp_path / 'w'}",
                     "--epochs=1", timeout=120)
   assert proc.returncode != 0
@@ -74,8 +70,51 @@ def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path):
   assert not (tmp_path / "w" / "checkpoint.npz").exists()
 
 
+def test_planted_symlinks_are_never_followed(tmp_path, run_module):
+  workdir = tmp_path / "wd"
+  workdir.mkdir()
+  victims = {}
+  for name in ("metrics.jsonl.tmp", "summary.json.tmp", "checkpoint.npz.tmp",
+               "curves.png.tmp"):
+    victim = tmp_path / f"victim-{name}"
+    victim.write_text("mine")
+    (workdir / name).symlink_to(victim)
+    victims[name] = victim
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
+                    f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name, victim in victims.items():
+    assert victim.read_text() == "mine", name
+  for name in ("metrics.jsonl", "summary.json", "checkpoint.npz",
+               "curves.png"):
+    assert not (workdir / name).is_symlink(), name
+  json.loads((workdir / "summary.json").read_text())
+  # A symlink planted at the appended file itself is refused, not followed.
+  workdir2 = tmp_path / "wd2"
+  workdir2.mkdir()
+  victim = tmp_path / "victim-metrics"
+  victim.write_text("mine")
+  (workdir2 / "metrics.jsonl").symlink_to(victim)
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
+                    f"--workdir={workdir2}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert victim.read_text() == "mine"
+
+
+def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
+  workdir = tmp_path / "wd"
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
+                    "--noplots", f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
+                    "--optimizer=adam", "--resume", f"--workdir={workdir}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "optimizer='momentum'" in errors[0]
+
+
 @pytest.mark.slow
-def test_main_job_trains_both_and_prints_table(tmp_path):
+def test_main_job_trains_both_and_prints_table(tmp_path, run_module):
   proc = run_module("experiments.main_job", f"--workdir={tmp_path}",
                     "--epochs=5")
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -85,3 +124,37 @@ def test_main_job_trains_both_and_prints_table(tmp_path):
     assert (tmp_path / name / "templates.png").exists()
     summary = json.loads((tmp_path / name / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.85
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_identical(tmp_path, run_module):
+  """SIGKILL mid-run, then --resume: the same arrays and metrics as a run
+  never killed, and no temporaries left behind."""
+  args = ["--dataset=blobs", "--epochs=150", "--batch_size=16", "--noplots"]
+  proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  workdir = tmp_path / "b"
+  killed = subprocess.Popen(
+      [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 200
+  while time.time() < deadline and killed.poll() is None and (
+      not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+    time.sleep(0.01)
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  assert not (workdir / "summary.json").exists()  # killed mid-run
+  proc = run_module("experiments.train", *args, "--resume",
+                    f"--workdir={workdir}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  a, b = (np.load(tmp_path / name / "checkpoint.npz") for name in "ab")
+  for key in a.files:
+    if key != "metadata_json":
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  strip = lambda path: [{k: v for k, v in json.loads(line).items()
+                         if k not in ("seconds", "examples_per_second")}
+                        for line in path.read_text().splitlines()]
+  assert strip(metrics) == strip(tmp_path / "a" / "metrics.jsonl")
+  assert sorted(p.name for p in workdir.iterdir()) == [
+      "checkpoint.npz", "metrics.jsonl", "summary.json"]

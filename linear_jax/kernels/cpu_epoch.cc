@@ -10,7 +10,7 @@
 // backward pass adds dS^T x into [C, D] gradient rows in register blocks of
 // 16 features × 5 classes over feature chunks.
 //
-// Semantics (checked against linear_jax.training.train_epoch in tests):
+// Semantics (checked against linear_jax.train.train_epoch in tests):
 //   s = x W + b, p = softmax(s), dS = (p - onehot(y)) / B,
 //   g_W = x_b^T dS + 2 lambda W, g_b = sum dS (bias not regularized),
 //   trace = g + mu * trace, params -= lr_t * trace   (optax sgd(momentum)).

@@ -1,13 +1,12 @@
 """The softmax + momentum epoch as one fused C++ XLA FFI call on the CPU.
 
-``training.train_epoch`` on XLA:CPU spends an epoch of B = 256 minibatches in
+``linear_jax.train.train_epoch`` on XLA:CPU spends an epoch of B = 256 minibatches in
 ~200 iterations of two skinny matmuls (``[B, D] @ [D, C]`` and ``dSᵀ x``,
-C = 10) that Eigen runs at ~40 GFLOP/s, each re-reading the gathered
+C = 10) that Eigen runs far below the CPU's peak, each re-reading the gathered
 minibatch. ``cpu_epoch.cc`` reads every minibatch row once and computes its
 scores, softmax gradient and gradient contribution while the row is in
 cache, on all cores (rows split across threads, then features for the
-update). On the 2-core CI VM it ran an epoch in 107 ms against XLA's 178 ms
-in the same ``make bench`` epoch section (BENCHMARKS.md). It is to the CPU
+update); BENCHMARKS.md's epoch table times it against XLA. It is to the CPU
 what ``pallas_epoch`` is to GPUs: a fast path for one recipe, checked
 against the general implementation.
 
@@ -37,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
 
@@ -47,7 +46,7 @@ FLAGS = ("-O3", "-march=native", "-std=c++20", "-ffp-contract=fast", "-fPIC",
          "-shared", "-pthread", "-w")
 
 
-def supports(config: training.TrainConfig) -> bool:
+def supports(config: epoch_lib.TrainConfig) -> bool:
   """Whether ``fused_epoch`` can train ``config``."""
   return (config.loss == "softmax" and config.reg in ("l2", "none") and
           config.optimizer == "momentum")
@@ -131,8 +130,8 @@ def _kernel(wt, b, vt, vb, x, y, batches, learning_rates, momentum, reg,
               threads=np.int64(threads))
 
 
-def fused_epoch(config: training.TrainConfig, threads: int | None = None):
-  """``(state, hparams, data) -> (state, metrics)``: ``training.train_epoch``
+def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
+  """``(state, hparams, data) -> (state, metrics)``: ``linear_jax.train.train_epoch``
   for a supported ``config`` (module docstring), as one FFI call, jitted.
 
   The same permutation, steps, optimizer state and metrics as
@@ -146,14 +145,14 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
   register()
   threads = threads or os.cpu_count() or 1
 
-  def check(hparams: training.HyperParams):
+  def check(hparams: epoch_lib.HyperParams):
     smoothing = hparams.label_smoothing
     if checks.is_concrete(smoothing) and np.any(np.asarray(smoothing) != 0):
       raise LinearJaxError("the fused CPU epoch has no label smoothing; use "
                            "label_smoothing=0 or the XLA epoch")
 
-  def epoch(state: training.TrainState, hparams: training.HyperParams,
-            data: training.DeviceData):
+  def epoch(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
+            data: epoch_lib.DeviceData):
     check(hparams)
     return jitted(state, hparams, data)
 
@@ -162,17 +161,17 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
     return jitted.lower(state, hparams, data)
 
   @jax.jit
-  def jitted(state: training.TrainState, hparams: training.HyperParams,
-             data: training.DeviceData):
+  def jitted(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
+             data: epoch_lib.DeviceData):
     if data.shift is not None or data.scale is not None:
       raise LinearJaxError("the fused CPU epoch needs preprocessed float32 "
                            "rows (DeviceData without shift/scale)")
     x, y = data.x_train.astype(jnp.float32), data.y_train.astype(jnp.int32)
     n = x.shape[0]
-    per_epoch = training.steps_per_epoch(config, n)
-    key_data, batches = training.epoch_batches(config, state.key, n)
+    per_epoch = epoch_lib.steps_per_epoch(config, n)
+    key_data, batches = epoch_lib.epoch_batches(config, state.key, n)
     count = optax.tree_utils.tree_get(state.opt_state, "count")
-    learning_rates = training.epoch_learning_rates(
+    learning_rates = epoch_lib.epoch_learning_rates(
         config, hparams.learning_rate, count, n).astype(jnp.float32)
     trace = optax.tree_utils.tree_get(state.opt_state, "trace")
     reg = hparams.reg_strength if config.reg == "l2" else jnp.zeros(())
@@ -186,10 +185,10 @@ def fused_epoch(config: training.TrainConfig, threads: int | None = None):
         "data_loss": jnp.mean(losses),
         "reg_loss": jnp.mean(reg * sq_parts.sum(axis=1)),
         "train_accuracy": jnp.mean(correct),
-        "val_accuracy": training.accuracy(params, data.prepare(data.x_val),
+        "val_accuracy": epoch_lib.accuracy(params, data.prepare(data.x_val),
                                           data.y_val),
     }
-    return training.TrainState(params, opt_state, key_data,
+    return epoch_lib.TrainState(params, opt_state, key_data,
                                state.step + per_epoch), metrics
   epoch.lower = lower
   return epoch

@@ -1,8 +1,9 @@
 """One softmax-SGD epoch as a single Pallas (Triton) kernel, W kept on-chip.
 
 XLA runs an epoch of B = 256 minibatches as ~200 dependent loop iterations of
-several kernels each, so on an H200 it is bound by launch and loop latency
-(~4.4 ms against a 0.2 ms read-once floor). This kernel runs the whole epoch
+several kernels each, so on a GPU it is bound by launch and loop latency,
+far above the time to read the data once (BENCHMARKS.md has the
+measurements). This kernel runs the whole epoch
 in one launch. Each of P programs owns a slice of DS = D / P features: it
 keeps W[slice] ``[DS, Cp]`` and its momentum in registers, and per step
 
@@ -19,7 +20,7 @@ keeps W[slice] ``[DS, Cp]`` and its momentum in registers, and per step
 All P programs must be resident at once (P ≤ the number of SMs), or the
 barrier deadlocks. Classes are padded to Cp = 16 (masked to −inf). TF32 dots.
 This is a benchmark fast path for (softmax, L2, momentum, constant rate);
-``linear_jax.training`` is the general implementation it is checked against.
+``linear_jax.train.train_epoch`` is the general implementation it is checked against.
 """
 
 from __future__ import annotations

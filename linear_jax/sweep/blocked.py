@@ -35,7 +35,7 @@ trade does not pay (64 configurations ran slower at k = 4, BENCHMARKS.md),
 and with k = 1 (one minibatch per epoch) it only adds the Gram matrix. On
 GPUs it is opt-in (``engine.choose_algorithm``) until measured there.
 
-The epoch is the same as ``training.train_epoch`` vmapped (same permutation,
+The epoch is the same as ``linear_jax.train.train_epoch`` vmapped (same permutation,
 same scores before each update, same metrics, same ``TrainState`` layout):
 ``data_loss`` and ``train_accuracy`` are running means over the minibatches,
 ``reg_loss`` = λ‖W_j‖² per step, tracked without reading W through
@@ -56,22 +56,22 @@ import jax.numpy as jnp
 import optax
 
 from linear_jax import losses as losses_lib
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 
 #: Steps per block by default: W is read and written once per 8 steps.
 DEFAULT_BLOCK_STEPS = 8
 
 
-def supports(config: training.TrainConfig) -> bool:
+def supports(config: epoch_lib.TrainConfig) -> bool:
   """Whether ``blocked_epoch`` can train ``config`` (sgd with l2 or none)."""
   return config.optimizer == "sgd" and config.reg in ("l2", "none")
 
 
-def steps_per_block(config: training.TrainConfig, num_examples: int,
+def steps_per_block(config: epoch_lib.TrainConfig, num_examples: int,
                     block_steps: int = DEFAULT_BLOCK_STEPS) -> int:
   """k: ``block_steps``, at most the epoch's minibatches."""
-  return min(block_steps, training.steps_per_epoch(config, num_examples))
+  return min(block_steps, epoch_lib.steps_per_epoch(config, num_examples))
 
 
 def _mean_loss_and_grad(loss: str):
@@ -118,7 +118,7 @@ def _block(carry, rows, labels, *, hparams, config, num_classes, learning_rates,
   flat = rows.reshape(k * batch, -1).astype(w.dtype)
   from_start = (flat @ w).reshape(k, batch, -1)           # X_j W_0
   gram = (flat @ flat.T).reshape(k, batch, k, batch)        # X_j X_iᵀ
-  options = training.loss_options(config.loss, hparams)
+  options = epoch_lib.loss_options(config.loss, hparams)
   per_config_grad = jax.vmap(grad_fn, in_axes=(1, None, 0), out_axes=(0, 1))
 
   decays = []      # d_i [K]
@@ -162,7 +162,7 @@ def _block(carry, rows, labels, *, hparams, config, num_classes, learning_rates,
   return (w, b, sq_norm), (data_loss, reg_loss, correct)
 
 
-def blocked_epoch(config: training.TrainConfig,
+def blocked_epoch(config: epoch_lib.TrainConfig,
                   block_steps: int = DEFAULT_BLOCK_STEPS):
   """``(state[K], hparams[K], data) -> (state[K], metrics[K])``, one epoch.
 
@@ -181,17 +181,17 @@ def blocked_epoch(config: training.TrainConfig,
         f"block_steps must be ≥ 1, got {block_steps}")
   grad_fn = _mean_loss_and_grad(config.loss)
 
-  def epoch(state: training.TrainState, hparams: training.HyperParams,
-            data: training.DeviceData):
+  def epoch(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
+            data: epoch_lib.DeviceData):
     x, y = data.x_train, data.y_train
     n = x.shape[0]
-    batch = training.effective_batch_size(config, n)
-    per_epoch = training.steps_per_epoch(config, n)
-    key_data, order = training.epoch_batches(config, state.key, n)
+    batch = epoch_lib.effective_batch_size(config, n)
+    per_epoch = epoch_lib.steps_per_epoch(config, n)
+    key_data, order = epoch_lib.epoch_batches(config, state.key, n)
     num_configs, num_features, num_classes = state.params["W"].shape
     count = optax.tree_utils.tree_get(state.opt_state, "count")   # [K]
     learning_rates = jax.vmap(
-        lambda lr, c: training.epoch_learning_rates(config, lr, c, n),
+        lambda lr, c: epoch_lib.epoch_learning_rates(config, lr, c, n),
         out_axes=1)(hparams.learning_rate, count)               # [steps, K]
     w = state.params["W"].transpose(1, 0, 2).reshape(num_features, -1)
     sq_norm = jnp.sum(jnp.square(state.params["W"]), axis=(1, 2))
@@ -222,12 +222,12 @@ def blocked_epoch(config: training.TrainConfig,
     w, b, _ = carry
     params = {"W": w.reshape(num_features, num_configs, num_classes
                              ).transpose(1, 0, 2), "b": b}
-    val_accuracy = jax.vmap(training.accuracy, in_axes=(0, None, None))(
+    val_accuracy = jax.vmap(epoch_lib.accuracy, in_axes=(0, None, None))(
         params, data.prepare(data.x_val), data.y_val)
     metrics = {"data_loss": data_loss.mean(0), "reg_loss": reg_loss.mean(0),
                "train_accuracy": correct.mean(0), "val_accuracy": val_accuracy}
     opt_state = optax.tree_utils.tree_set(state.opt_state,
                                           count=count + per_epoch)
-    return training.TrainState(params, opt_state, key_data,
+    return epoch_lib.TrainState(params, opt_state, key_data,
                                state.step + per_epoch), metrics
   return epoch

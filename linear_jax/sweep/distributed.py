@@ -50,9 +50,6 @@ def initialize(coordinator_address: str | None, num_processes: int,
     raise LinearJaxError(
         "--num_processes > 1 needs --coordinator_address=HOST:PORT (the "
         "address of process 0, the same for every process)")
-  if not 0 <= process_id < num_processes:
-    raise LinearJaxError(
-        f"--process_id must lie in [0, {num_processes}), got {process_id}")
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id)

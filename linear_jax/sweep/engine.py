@@ -5,7 +5,7 @@ are cut into equal chunks (``memory.split_evenly``), each padded to a multiple
 of the device count with copies of its first configuration (dropped from the
 results). One chunk of K configurations is trained by
 
-    jit(vmap(training.train_epoch,
+    jit(vmap(epoch_lib.train_epoch,
              in_axes=(TrainState(params=0, opt_state=0, key=None, step=None),
                       HyperParams(all 0), None)))
 
@@ -38,8 +38,8 @@ K configurations' weights are read and written once per block instead of
 once per step: the same numbers to float rounding, k-fold fewer weight bytes,
 15–30 % more FLOPs for 1,024 CIFAR-10 models (``blocked`` docstring). On a
 CPU the sweep is FLOP-bound and blocking is slower; on GPUs it is bound by
-weight traffic, but the blocked speed there is not measured yet, so
-``"auto"`` means ``"vmap"`` for now and ``"blocked"`` is opt-in.
+weight traffic. ``"auto"`` means ``"vmap"``; ``"blocked"`` is opt-in
+(BENCHMARKS.md compares the two).
 
 Divergence: configurations never interact (no reduction over the
 configuration axis; column k of x_b [W_1 … W_K] depends only on W_k), so a
@@ -58,7 +58,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
@@ -68,35 +68,35 @@ from linear_jax.sweep.grid import Point
 from linear_jax.sweep.grid import SweepGrid
 
 #: vmap axes of a ``TrainState``: per configuration, except key and step.
-STATE_AXES = training.TrainState(params=0, opt_state=0, key=None, step=None)
+STATE_AXES = epoch_lib.TrainState(params=0, opt_state=0, key=None, step=None)
 METRICS = ("data_loss", "reg_loss", "train_accuracy", "val_accuracy")
 ALGORITHMS = ("auto", "vmap", "blocked")
 
 
-def vmapped_epoch(config: training.TrainConfig):
+def vmapped_epoch(config: epoch_lib.TrainConfig):
   """``(state[K], hparams[K], data) -> (state[K], metrics[K])``, one epoch.
 
-  ``training.train_epoch`` vmapped over the configuration axis of params,
+  ``linear_jax.train.train_epoch`` vmapped over the configuration axis of params,
   optimizer state and ``HyperParams``; key, step and data are shared.
   """
   def one(state, hparams, data):
-    return training.train_epoch(state, hparams, data, config=config)
+    return epoch_lib.train_epoch(state, hparams, data, config=config)
   return jax.vmap(one, in_axes=(STATE_AXES, 0, None), out_axes=(STATE_AXES, 0))
 
 
-def vmapped_init(config: training.TrainConfig, num_features: int,
+def vmapped_init(config: epoch_lib.TrainConfig, num_features: int,
                  num_classes: int, num_examples: int):
   """``hparams[K] -> state[K]``: zero weights and fresh optimizer state each.
 
   The key is that of seed 0; callers replace it with the group's seed.
   """
   def one(hparams):
-    return training.init_state(config, hparams, 0, num_features, num_classes,
+    return epoch_lib.init_state(config, hparams, 0, num_features, num_classes,
                                num_examples)
   return jax.vmap(one, out_axes=STATE_AXES)
 
 
-def choose_algorithm(config: training.TrainConfig, algorithm: str) -> str:
+def choose_algorithm(config: epoch_lib.TrainConfig, algorithm: str) -> str:
   """``"vmap"`` or ``"blocked"`` for one group (module docstring).
 
   Raises:
@@ -113,7 +113,7 @@ def choose_algorithm(config: training.TrainConfig, algorithm: str) -> str:
   return algorithm
 
 
-def epoch_function(config: training.TrainConfig, algorithm: str,
+def epoch_function(config: epoch_lib.TrainConfig, algorithm: str,
                    block_steps: int = blocked.DEFAULT_BLOCK_STEPS):
   """The unjitted ``(state[K], hparams[K], data) -> (state[K], metrics[K])``
   of ``"vmap"`` or ``"blocked"``."""
@@ -141,8 +141,8 @@ class Program:
   algorithm: str = "vmap"
 
 
-def build_program(config: training.TrainConfig, length: int, mesh,
-                  data: training.DeviceData, num_classes: int, *,
+def build_program(config: epoch_lib.TrainConfig, length: int, mesh,
+                  data: epoch_lib.DeviceData, num_classes: int, *,
                   algorithm: str = "vmap",
                   block_steps: int = blocked.DEFAULT_BLOCK_STEPS) -> Program:
   """Compiles the init and epoch programs for K = ``length`` configurations.
@@ -163,15 +163,15 @@ def build_program(config: training.TrainConfig, length: int, mesh,
   by_config = distributed.config_sharding(mesh)
   rep = distributed.replicated(mesh)
   num_train, num_features = data.x_train.shape
-  hp_shapes = training.HyperParams(
+  hp_shapes = epoch_lib.HyperParams(
       *([jax.ShapeDtypeStruct((length,), np.float32, sharding=by_config)] * 7))
   init_fn = vmapped_init(config, num_features, num_classes, num_train)
   state_shapes = jax.eval_shape(init_fn, hp_shapes)
-  state_sharding = training.TrainState(
+  state_sharding = epoch_lib.TrainState(
       params=jax.tree.map(lambda _: by_config, state_shapes.params),
       opt_state=jax.tree.map(lambda _: by_config, state_shapes.opt_state),
       key=rep, step=rep)
-  hp_sharding = training.HyperParams(*([by_config] * 7))
+  hp_sharding = epoch_lib.HyperParams(*([by_config] * 7))
   data_sharding = jax.tree.map(lambda _: rep, data)
   metrics_sharding = {name: by_config for name in METRICS}
   init = jax.jit(init_fn, in_shardings=(hp_sharding,),
@@ -259,7 +259,7 @@ class _Sweep:
     self.keep_params = keep_params
     self.num_classes = num_classes
     rep = distributed.replicated(mesh)
-    self.data = training.DeviceData(
+    self.data = epoch_lib.DeviceData(
         distributed.put_global(np.asarray(data.x_train, np.float32), rep),
         distributed.put_global(np.asarray(data.y_train, np.int32), rep),
         distributed.put_global(np.asarray(data.x_val, np.float32), rep),
@@ -278,7 +278,7 @@ class _Sweep:
     self.train_seconds = 0.0
     self.chunks: list = []
 
-  def program(self, config: training.TrainConfig, length: int) -> Program:
+  def program(self, config: epoch_lib.TrainConfig, length: int) -> Program:
     """``build_program``, once per (config, K)."""
     cache_key = (config, length)
     if cache_key not in self.programs:
@@ -442,7 +442,7 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
   groups = grid.groups()
   blocks = {}  # group name -> steps per block of its algorithm (0: vmap)
   for group in groups:
-    training.check_lbfgs_full_batch(group.config, num_train)
+    epoch_lib.check_lbfgs_full_batch(group.config, num_train)
     chosen = choose_algorithm(group.config, algorithm)
     blocks[group.name] = (blocked.steps_per_block(group.config, num_train,
                                                   block_steps)

@@ -33,7 +33,14 @@ import time
 import jax
 import jax.numpy as jnp
 
-from linear_jax import training
+from linear_jax import checks
+from linear_jax import io
+from linear_jax import losses as losses_lib
+from linear_jax import optimizers
+from linear_jax import regularizers
+from linear_jax.checks import option
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import run as train_run
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import engine
@@ -44,34 +51,69 @@ from linear_jax.checks import LinearJaxError
 RESULTS = "results.csv"
 
 
+_RULES = epoch_lib.HPARAM_RULES
+_VALUES = ("comma list of numbers and ranges logspace:START:STOP:NUM / "
+           "linspace:START:STOP:NUM, e.g. 0,logspace:1e-4:1e-1:4")
+
+
 @dataclasses.dataclass
 class SweepRunConfig:
-  """Every option of a sweep (the flags of ``experiments/sweep.py``)."""
-  dataset: str = "digits"
-  data_dir: str | None = None
-  losses: tuple = ("svm", "softmax")
-  regs: tuple = ("l2",)
-  reg_strengths: tuple = (1e-4, 1e-3, 1e-2)
-  learning_rates: tuple = (1e-3, 1e-2, 1e-1)
-  margins: tuple = (1.0,)
-  seeds: tuple | None = None  # training seeds; None: (seed,)
-  optimizer: str = "momentum"
-  schedule: str = "constant"
-  momentum: float = 0.9
-  weight_decay: float = 1e-4
-  label_smoothing: float = 0.0
-  batch_size: int = 256
-  full_batch: bool = False
-  epochs: int = 10
-  seed: int = 0
-  standardize: bool = False
-  validation_size: int | None = None
-  chunk_size: int = 0
-  algorithm: str = "auto"  # engine.ALGORITHMS
-  block_steps: int = blocked.DEFAULT_BLOCK_STEPS  # minibatches per block
-  workdir: str = "runs/sweep"
-  overwrite: bool = False
-  plots: bool = True
+  """Every setting of a sweep, each with its help text and rule (the flags
+  of ``experiments/sweep.py`` are generated from these fields)."""
+  dataset: str = option(
+      "digits", "a tfds name, folder:PATH, or an embedded name (see "
+      "python -m experiments.train --list_datasets)")
+  data_dir: str | None = option(None, "tfds data_dir / cache directory")
+  losses: tuple[str, ...] = option(
+      ("svm", "softmax"), "comma list of losses; each is its own compiled "
+      "program", choices=sorted(losses_lib.LOSSES))
+  regs: tuple[str, ...] = option(
+      ("l2",), "comma list of regularizers; each is its own compiled "
+      "program", choices=sorted(regularizers.REGULARIZERS))
+  reg_strengths: tuple[float, ...] = option(
+      (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), f"λ values: {_VALUES}",
+      rule=_RULES["reg_strength"])
+  learning_rates: tuple[float, ...] = option(
+      (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.POSITIVE)
+  margins: tuple[float, ...] = option(
+      (1.0,), f"hinge margins Δ (svm losses only): {_VALUES}",
+      rule=_RULES["margin"])
+  seeds: tuple[int, ...] | None = option(
+      None, "comma list of training seeds (minibatch permutations), each a "
+      "separate group; empty: --seed", rule=checks.SEED)
+  optimizer: str = option("momentum", "optax optimizer (static: one per "
+                          "sweep)", choices=list(optimizers.OPTIMIZERS))
+  schedule: str = option("constant", "learning-rate schedule",
+                         choices=list(optimizers.SCHEDULES))
+  momentum: float = option(0.9, "momentum (momentum, nesterov)",
+                           rule=_RULES["momentum"])
+  weight_decay: float = option(1e-4, "decoupled weight decay (adamw)",
+                               rule=_RULES["weight_decay"])
+  label_smoothing: float = option(0.0, "ε (softmax)",
+                                  rule=_RULES["label_smoothing"])
+  batch_size: int = option(256, "minibatch size", rule=checks.AT_LEAST_ONE)
+  full_batch: bool = option(False, "the whole training set per step")
+  epochs: int = option(10, "epochs", rule=checks.AT_LEAST_ONE)
+  seed: int = option(0, "seed of the validation split (and of the "
+                     "permutations unless --seeds)", rule=checks.SEED)
+  standardize: bool = option(False, "divide features by their train std")
+  validation_size: int | None = option(
+      None, "held-out examples carved from train", rule=checks.NONNEGATIVE)
+  chunk_size: int = option(
+      0, "at most this many configurations per compiled call, rounded up to "
+      "a multiple of the device count; 0: as many as fit in device memory",
+      rule=checks.NONNEGATIVE)
+  sweep_algorithm: str = option(
+      "auto", "vmap: one vmapped step per minibatch; blocked: plain SGD "
+      "(--optimizer=sgd, l2/none) with the weight updates delayed over "
+      "--block_steps minibatches, the same numbers with k-fold less weight "
+      "traffic but more FLOPs; auto: vmap", choices=engine.ALGORITHMS)
+  block_steps: int = option(blocked.DEFAULT_BLOCK_STEPS,
+                            "minibatches per block of --sweep_algorithm="
+                            "blocked", rule=checks.AT_LEAST_ONE)
+  workdir: str = option("runs/sweep", "output directory")
+  overwrite: bool = option(False, "replace an existing results.csv")
+  plots: bool = option(True, "write heatmap PNGs")
   command: str = ""  # recorded in captions and the summary
 
   def grid(self) -> SweepGrid:
@@ -87,19 +129,13 @@ class SweepRunConfig:
         weight_decay=self.weight_decay,
         label_smoothing=self.label_smoothing).validate()
 
-  def check_algorithm(self) -> None:
-    """Fails fast (one line) when ``algorithm`` cannot train the grid."""
-    if self.block_steps < 1:
-      raise LinearJaxError(f"block_steps must be ≥ 1, got {self.block_steps}")
+  def validate(self) -> "SweepRunConfig":
+    """Checks every field's rule, the grid, and that ``sweep_algorithm``
+    can train it; one line if bad (pure Python: safe before JAX starts)."""
+    checks.check_options(self)
     for group in self.grid().groups():
-      engine.choose_algorithm(group.config, self.algorithm)
-
-
-def load_data(config: SweepRunConfig):
-  from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  return data_lib.load_dataset(
-      config.dataset, data_dir=config.data_dir, seed=config.seed,
-      standardize=config.standardize, validation_size=config.validation_size)
+      engine.choose_algorithm(group.config, self.sweep_algorithm)
+    return self
 
 
 def check_workdir(config: SweepRunConfig) -> str:
@@ -144,18 +180,17 @@ def run(config: SweepRunConfig) -> dict:
   Raises:
     LinearJaxError: bad options (one line), or an existing results.csv.
   """
-  grid = config.grid()
-  config.check_algorithm()
+  grid = config.validate().grid()
   results_path = check_workdir(config)
   t0 = time.perf_counter()
-  dataset = load_data(config)
+  dataset = train_run.load_data(config)
   load_seconds = time.perf_counter() - t0
   result = engine.run_sweep(grid, dataset, num_classes=dataset.num_classes,
                             chunk_size=config.chunk_size,
-                            algorithm=config.algorithm,
+                            algorithm=config.sweep_algorithm,
                             block_steps=config.block_steps)
   x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
-  test = {i: float(training.accuracy(result.best_params[loss], x_test, y_test))
+  test = {i: float(epoch_lib.accuracy(result.best_params[loss], x_test, y_test))
           for loss, i in result.best.items()}
   rows = report.result_rows(result, test)
   device = result.devices[0]
@@ -193,10 +228,9 @@ def run(config: SweepRunConfig) -> dict:
   if distributed.is_writer():
     os.makedirs(config.workdir, exist_ok=True)
     report.write_csv(results_path, rows)
-    report.write_text(os.path.join(config.workdir, "results.md"),
-                      report.markdown(rows, result.best, caption))
+    io.atomic_write(os.path.join(config.workdir, "results.md"),
+                    report.markdown(rows, result.best, caption))
     if config.plots:
       report.plot_heatmaps(rows, result.best, config.workdir, caption)
-    report.write_json(os.path.join(config.workdir, "sweep_summary.json"),
-                      summary)
+    io.write_json(os.path.join(config.workdir, "sweep_summary.json"), summary)
   return summary

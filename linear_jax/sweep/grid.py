@@ -1,8 +1,7 @@
 """A sweep as data: the product of value lists, grouped by compiled program.
 
     grid = SweepGrid(losses=("svm", "softmax"), regs=("l2",),
-                     reg_strengths=parse_values("logspace:1e-4:1e-1:4",
-                                                "reg_strengths"),
+                     reg_strengths=(1e-4, 1e-3, 1e-2, 1e-1),
                      learning_rates=(1e-3, 1e-2), epochs=5)
     grid.points()   # 2 × 1 × 4 × 2 = 16 ``Point``s, in product order
     grid.groups()   # 2 ``Group``s: (svm, l2, seed 0) and (softmax, l2, seed 0)
@@ -22,12 +21,6 @@ one training seed: the configurations of a group share the minibatch
 permutation (one gather of the data per step for all of them), so different
 seeds are separate groups that reuse the same compiled program (the key is
 an unbatched argument, not a constant).
-
-Value lists on the command line (``parse_values``) are comma-separated items,
-each a number or a range: ``logspace:START:STOP:NUM`` (NUM values spaced
-evenly in log10 from START to STOP, both included, both > 0) or
-``linspace:START:STOP:NUM``; e.g. ``0,logspace:1e-4:1e-1:4`` is
-``0, 1e-4, 1e-3, 1e-2, 1e-1``.
 """
 
 from __future__ import annotations
@@ -39,107 +32,9 @@ from typing import NamedTuple
 import numpy as np
 
 from linear_jax import losses as losses_lib
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
-
-RANGE_KINDS = ("logspace", "linspace")
-
-
-def _number(text: str, flag: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise LinearJaxError(
-        f"--{flag}: {text!r} is not a number; use a comma list like 1e-4,1e-3 "
-        "or a range like logspace:1e-4:1e-1:4") from None
-  if not np.isfinite(value):
-    raise LinearJaxError(f"--{flag}: {text!r} is not a finite number")
-  return value
-
-
-def _range(item: str, flag: str) -> list[float]:
-  kind, *parts = item.split(":")
-  if kind not in RANGE_KINDS or len(parts) != 3:
-    raise LinearJaxError(
-        f"--{flag}: bad range {item!r}; write logspace:START:STOP:NUM or "
-        "linspace:START:STOP:NUM, e.g. logspace:1e-4:1e-1:4")
-  start, stop = _number(parts[0], flag), _number(parts[1], flag)
-  try:
-    num = int(parts[2])
-  except ValueError:
-    num = 0
-  if num < 1:
-    raise LinearJaxError(
-        f"--{flag}: in {item!r} NUM must be an integer ≥ 1, got {parts[2]!r}")
-  if kind == "logspace":
-    if start <= 0 or stop <= 0:
-      raise LinearJaxError(
-          f"--{flag}: logspace needs START and STOP > 0, got {item!r}; use "
-          "linspace or list 0 separately, e.g. 0,logspace:1e-4:1e-1:4")
-    return [float(v) for v in np.logspace(np.log10(start), np.log10(stop), num)]
-  return [float(v) for v in np.linspace(start, stop, num)]
-
-
-def parse_values(text: str, flag: str, *, minimum: float = 0.0,
-                 strict: bool = False) -> tuple[float, ...]:
-  """A comma list of numbers and ranges -> a tuple of floats (module docstring).
-
-  Args:
-    text: e.g. ``"1e-3,1e-2"``, ``"logspace:1e-4:1e-1:7"``, ``"0,logspace:..."``.
-    flag: the flag's name, for error messages.
-    minimum: every value must be ≥ ``minimum`` (> when ``strict``).
-    strict: require values > ``minimum``.
-
-  Returns:
-    The values in the order given, duplicates dropped.
-
-  Raises:
-    LinearJaxError: one line naming the flag and the expected syntax.
-  """
-  items = [s.strip() for s in str(text).split(",") if s.strip()]
-  if not items:
-    raise LinearJaxError(f"--{flag} is empty; give at least one value")
-  values = []
-  for item in items:
-    values.extend(_range(item, flag) if ":" in item else [_number(item, flag)])
-  for v in values:
-    if v < minimum or (strict and v == minimum):
-      op = ">" if strict else "≥"
-      raise LinearJaxError(f"--{flag}: every value must be {op} {minimum:g}, "
-                           f"got {v:g}")
-  return tuple(dict.fromkeys(values))
-
-
-def parse_names(text, flag: str, registry: dict, what: str) -> tuple[str, ...]:
-  """``"svm,softmax"`` (or a sequence) -> names checked against ``registry``."""
-  items = text.split(",") if isinstance(text, str) else list(text)
-  names = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
-  if not names:
-    raise LinearJaxError(f"--{flag} is empty; valid names: "
-                         f"{', '.join(sorted(registry))}")
-  for name in names:
-    try:
-      checks.lookup(registry, name, what)
-    except LinearJaxError as e:
-      raise LinearJaxError(f"--{flag}: {e}") from None
-  return names
-
-
-def parse_ints(text, flag: str) -> tuple[int, ...]:
-  """``"0,1,2"`` -> ``(0, 1, 2)`` (seeds)."""
-  items = text.split(",") if isinstance(text, str) else list(text)
-  try:
-    values = tuple(dict.fromkeys(int(str(s).strip()) for s in items
-                                 if str(s).strip()))
-  except ValueError:
-    raise LinearJaxError(
-        f"--{flag}: {text!r} must be comma-separated integers, e.g. 0,1,2"
-    ) from None
-  if not values or min(values) < 0:
-    raise LinearJaxError(f"--{flag}: give integers ≥ 0, got {text!r}")
-  return values
-
 
 def takes_margin(loss: str) -> bool:
   """True for the hinge losses (Δ is one of their options)."""
@@ -166,7 +61,7 @@ class Group:
     seed: the training seed (permutations), shared by all ``points``.
     points: the group's configurations, in grid order.
   """
-  config: training.TrainConfig
+  config: epoch_lib.TrainConfig
   seed: int
   points: tuple[Point, ...]
 
@@ -188,7 +83,7 @@ class SweepGrid:
     seeds: training seeds (minibatch permutations); each is its own group.
     optimizer, schedule, batch_size, epochs: as ``TrainConfig`` (static).
     momentum, weight_decay, label_smoothing, l1_ratio: fixed numeric knobs,
-      as in ``training.make_hparams``.
+      as in ``linear_jax.train.make_hparams``.
   """
   losses: tuple[str, ...] = ("svm", "softmax")
   regs: tuple[str, ...] = ("l2",)
@@ -207,31 +102,25 @@ class SweepGrid:
 
   def validate(self) -> "SweepGrid":
     """Checks names and ranges (pure Python: safe before JAX starts)."""
-    parse_names(self.losses, "losses", losses_lib.LOSSES, "loss")
-    for name, values in (("reg_strengths", self.reg_strengths),
-                         ("learning_rates", self.learning_rates),
-                         ("margins", self.margins)):
-      if not values:
-        raise LinearJaxError(f"--{name} is empty; give at least one value")
-      if min(values) < 0 or not np.all(np.isfinite(values)):
-        raise LinearJaxError(f"--{name}: values must be finite and ≥ 0, got "
-                             f"{list(values)}")
-    if min(self.learning_rates) <= 0:
-      raise LinearJaxError(
-          f"--learning_rates: values must be > 0, got {list(self.learning_rates)}")
-    if not self.seeds:
-      raise LinearJaxError("--seeds is empty; give at least one seed")
-    for value, name in ((self.momentum, "momentum"),
-                        (self.label_smoothing, "label_smoothing"),
-                        (self.l1_ratio, "l1_ratio")):
-      checks.check_unit_interval(value, name)
-    checks.check_nonnegative(self.weight_decay, "weight_decay")
+    for name in ("losses", "regs", "reg_strengths", "learning_rates",
+                 "margins", "seeds"):
+      if not getattr(self, name):
+        raise LinearJaxError(f"{name} is empty; give at least one value")
+    for loss in self.losses:
+      losses_lib.get_loss(loss)
+    for name, rule in (("reg_strengths", checks.NONNEGATIVE),
+                       ("learning_rates", checks.POSITIVE),
+                       ("margins", checks.NONNEGATIVE),
+                       ("seeds", checks.SEED)):
+      rule.check(getattr(self, name), name)
+    for name in ("momentum", "weight_decay", "label_smoothing", "l1_ratio"):
+      epoch_lib.HPARAM_RULES[name].check(getattr(self, name), name)
     for loss, reg in itertools.product(self.losses, self.regs):
       self.train_config(loss, reg)
     return self
 
-  def train_config(self, loss: str, reg: str) -> training.TrainConfig:
-    return training.TrainConfig(
+  def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
+    return epoch_lib.TrainConfig(
         loss=loss, reg=reg, optimizer=self.optimizer, schedule=self.schedule,
         batch_size=self.batch_size, epochs=self.epochs).validate()
 
@@ -255,15 +144,15 @@ class SweepGrid:
     return tuple(Group(self.train_config(loss, reg), seed, tuple(points))
                  for (loss, reg, seed), points in by_key.items())
 
-  def stack_hparams(self, points) -> training.HyperParams:
+  def stack_hparams(self, points) -> epoch_lib.HyperParams:
     """``HyperParams`` of float32 numpy ``[K]``, one entry per point.
 
-    The same float32 values as ``training.make_hparams`` for each point alone
+    The same float32 values as ``linear_jax.train.make_hparams`` for each point alone
     (Δ = 1 where the loss has none; it is unused there).
     """
     k = len(points)
     column = lambda values: np.asarray(values, np.float32).reshape(k)
-    return training.HyperParams(
+    return epoch_lib.HyperParams(
         learning_rate=column([p.learning_rate for p in points]),
         reg_strength=column([p.reg_strength for p in points]),
         margin=column([1.0 if p.margin is None else p.margin for p in points]),

@@ -43,7 +43,7 @@ import math
 import jax
 import numpy as np
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 from linear_jax.checks import LinearJaxError
 
 CPU_BUDGET_BYTES = 2 << 30
@@ -64,12 +64,12 @@ def device_budget(device=None) -> int:
   return CPU_BUDGET_BYTES
 
 
-def state_bytes(config: training.TrainConfig, num_features: int,
+def state_bytes(config: epoch_lib.TrainConfig, num_features: int,
                 num_classes: int, num_examples: int) -> int:
   """Bytes of one configuration's params + optimizer state (exact, by shape)."""
   def init():
-    hparams = training.HyperParams(*([np.float32(0.5)] * 7))
-    state = training.init_state(config, hparams, 0, num_features, num_classes,
+    hparams = epoch_lib.HyperParams(*([np.float32(0.5)] * 7))
+    state = epoch_lib.init_state(config, hparams, 0, num_features, num_classes,
                                 num_examples)
     return state.params, state.opt_state
   shapes = jax.eval_shape(init)
@@ -77,24 +77,24 @@ def state_bytes(config: training.TrainConfig, num_features: int,
                  for s in jax.tree.leaves(shapes)))
 
 
-def config_bytes(config: training.TrainConfig, num_features: int,
+def config_bytes(config: epoch_lib.TrainConfig, num_features: int,
                  num_classes: int, num_train: int, num_val: int,
                  block_steps: int = 0) -> int:
   """Device bytes per configuration (module docstring), with ``SAFETY``;
   ``block_steps`` > 0: k of the blocked algorithm (``blocked.steps_per_block``)."""
   params = (num_features + 1) * num_classes * FLOAT_BYTES
   state = state_bytes(config, num_features, num_classes, num_train)
-  batch = training.effective_batch_size(config, num_train)
+  batch = epoch_lib.effective_batch_size(config, num_train)
   scores = (4 * batch + num_val) * num_classes * FLOAT_BYTES
   blocks = (params + 3 * block_steps * batch * num_classes * FLOAT_BYTES
             if block_steps else 0)
   return int(SAFETY * (2 * state + 2 * params + scores + blocks))
 
 
-def data_bytes(config: training.TrainConfig, num_features: int,
+def data_bytes(config: epoch_lib.TrainConfig, num_features: int,
                num_train: int, num_val: int, block_steps: int = 0) -> int:
   """Device bytes shared by all configurations (one copy per device)."""
-  batch = training.effective_batch_size(config, num_train)
+  batch = epoch_lib.effective_batch_size(config, num_train)
   rows = num_train + num_val
   block_rows = max(block_steps, 1) * batch
   gram = (block_rows ** 2) * FLOAT_BYTES if block_steps else 0

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import json
+import io as std_io
 import math
 import os
 import textwrap
 
 import numpy as np
+
+from linear_jax import io
+from linear_jax.train import plots
 
 COLUMNS = ("loss", "reg", "reg_strength", "learning_rate", "margin", "seed",
            "val_accuracy", "train_accuracy", "data_loss", "reg_loss",
@@ -77,7 +79,7 @@ def result_rows(result, test_accuracy: dict[int, float]) -> list[dict]:
 
 
 def csv_text(rows: list[dict]) -> str:
-  out = io.StringIO()
+  out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(COLUMNS)
   for row in rows:
@@ -90,20 +92,9 @@ def digest(rows: list[dict]) -> str:
   return hashlib.sha256(csv_text(rows).encode()).hexdigest()
 
 
-def write_text(path: str, text: str) -> str:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-  return path
-
-
 def write_csv(path: str, rows: list[dict]) -> str:
-  return write_text(path, csv_text(rows))
-
-
-def write_json(path: str, obj) -> str:
-  return write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
+  io.atomic_write(path, csv_text(rows))
+  return path
 
 
 def _fmt(value, spec: str) -> str:
@@ -194,9 +185,7 @@ def plot_heatmap(rows: list[dict], loss: str, reg: str, best: int | None,
   if caption:
     fig.text(0.01, 0.01, caption, fontsize=6, va="bottom")
   fig.tight_layout(rect=(0, (foot + 0.05) / height if caption else 0, 1, 1))
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return plots.save_figure(fig, path)
 
 
 def heatmap_name(loss: str, reg: str, regs) -> str:

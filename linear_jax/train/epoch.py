@@ -1,4 +1,4 @@
-"""Minibatch training of a linear classifier: pure functions + a small state.
+"""One training epoch of a linear classifier: pure functions + a small state.
 
 Minimizes the full loss L = (1/N) Σ L_i + λR(W) (``linear_jax.objective``,
 the one place it is reduced) with an optax optimizer. The data stay resident
@@ -48,12 +48,9 @@ class TrainConfig:
                       "optimizer")
     checks.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
                       "schedule")
-    if self.batch_size is not None and self.batch_size < 1:
-      raise checks.LinearJaxError(
-          f"batch_size must be ≥ 1, got {self.batch_size}; use --full_batch "
-          "for the whole training set")
-    if self.epochs < 1:
-      raise checks.LinearJaxError(f"epochs must be ≥ 1, got {self.epochs}")
+    checks.AT_LEAST_ONE.check(self.batch_size, "batch_size")
+    checks.AT_LEAST_ONE.check(self.epochs, "epochs")
+    checks.AT_LEAST_ONE.check(self.unroll, "unroll")
     return self
 
 
@@ -68,20 +65,31 @@ class HyperParams(NamedTuple):
   l1_ratio: jax.Array
 
 
+#: The rule each numeric knob follows; ``make_hparams`` checks it, and the
+#: run and sweep configs state the same rule objects on their fields.
+HPARAM_RULES = {
+    "learning_rate": checks.NONNEGATIVE,
+    "reg_strength": checks.NONNEGATIVE,
+    "margin": checks.NONNEGATIVE,
+    "label_smoothing": checks.UNIT_INTERVAL,
+    "momentum": checks.UNIT_INTERVAL,
+    "weight_decay": checks.NONNEGATIVE,
+    "l1_ratio": checks.UNIT_INTERVAL,
+}
+
+
 def make_hparams(*, learning_rate=1e-3, reg_strength=0.0, margin=1.0,
                  label_smoothing=0.0, momentum=0.9, weight_decay=1e-4,
                  l1_ratio=0.5, dtype=jnp.float32) -> HyperParams:
-  """``HyperParams`` from numbers; checks signs and ranges."""
-  checks.check_nonnegative(learning_rate, "learning_rate")
-  checks.check_nonnegative(reg_strength, "reg_strength (λ)")
-  checks.check_nonnegative(margin, "margin (Δ)")
-  checks.check_unit_interval(label_smoothing, "label_smoothing")
-  checks.check_unit_interval(momentum, "momentum")
-  checks.check_nonnegative(weight_decay, "weight_decay")
-  checks.check_unit_interval(l1_ratio, "l1_ratio")
-  return HyperParams(*(jnp.asarray(v, dtype) for v in (
-      learning_rate, reg_strength, margin, label_smoothing, momentum,
-      weight_decay, l1_ratio)))
+  """``HyperParams`` from numbers, each checked against ``HPARAM_RULES``."""
+  values = dict(learning_rate=learning_rate, reg_strength=reg_strength,
+                margin=margin, label_smoothing=label_smoothing,
+                momentum=momentum, weight_decay=weight_decay,
+                l1_ratio=l1_ratio)
+  for name, value in values.items():
+    HPARAM_RULES[name].check(value, name)
+  return HyperParams(**{name: jnp.asarray(value, dtype)
+                        for name, value in values.items()})
 
 
 class DeviceData(NamedTuple):
@@ -112,8 +120,10 @@ class DeviceData(NamedTuple):
                as_vec(shift), as_vec(scale))
 
   def prepare(self, rows: jax.Array) -> jax.Array:
-    """Rows of ``x_*`` -> float32 features (x − shift) / scale."""
-    rows = rows.astype(jnp.float32)
+    """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
+    integer rows, float rows keep their dtype (float64 in x64 tests)."""
+    if not jnp.issubdtype(rows.dtype, jnp.floating):
+      rows = rows.astype(jnp.float32)
     if self.shift is not None:
       rows = rows - self.shift
     if self.scale is not None:
@@ -199,9 +209,10 @@ def init_state(config: TrainConfig, hparams: HyperParams, seed,
 
 
 def loss_options(loss: str, hparams: HyperParams) -> dict:
-  if loss == "softmax":
-    return {"label_smoothing": hparams.label_smoothing}
-  return {"margin": hparams.margin}
+  """The keyword options ``loss`` takes (``losses.LOSS_OPTIONS``), valued
+  from ``hparams``, e.g. ``{"margin": Δ}`` for the hinge losses."""
+  return {name: getattr(hparams, name)
+          for name in losses_lib.LOSS_OPTIONS[loss]}
 
 
 def batch_objective(config: TrainConfig, hparams: HyperParams):

@@ -1,11 +1,14 @@
 """PNG plots: learning curves, weights as class templates, decision regions.
 
 matplotlib is imported lazily with the Agg backend (no display needed).
+Every figure is written through ``linear_jax.io.atomic_write``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from linear_jax import io
 
 
 def _pyplot():
@@ -13,6 +16,16 @@ def _pyplot():
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   return plt
+
+
+def save_figure(fig, path: str, *, dpi: int = 100) -> str:
+  """Writes ``fig`` as a PNG at ``path`` atomically, closes it; returns path."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  try:
+    io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+  finally:
+    plt.close(fig)
+  return path
 
 
 def plot_curves(history: list[dict], path: str, title: str = "") -> str:
@@ -34,9 +47,7 @@ def plot_curves(history: list[dict], path: str, title: str = "") -> str:
   ax_acc.legend()
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def weight_templates(w: np.ndarray, image_shape) -> np.ndarray:
@@ -65,9 +76,7 @@ def plot_templates(w, image_shape, class_names, path: str, title: str = "") -> s
     ax.axis("off")
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def plot_decision_regions(predict_fn, x: np.ndarray, y: np.ndarray, path: str,
@@ -90,6 +99,4 @@ def plot_decision_regions(predict_fn, x: np.ndarray, y: np.ndarray, path: str,
              vmin=0, vmax=9)
   ax.set(title=title, xlabel="x1", ylabel="x2")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)

@@ -1,0 +1,405 @@
+"""One training run end to end: ``train_and_evaluate(config, workdir)``.
+
+    from linear_jax import train
+    summary = train.train_and_evaluate(
+        train.RunConfig(dataset="digits", loss="svm", epochs=5), "runs/svm")
+    summary["test_accuracy"]
+
+loads the data, trains with ``fit``, evaluates the final (or, with early
+stopping, the best) parameters once on the test split and writes ``workdir``:
+
+- ``checkpoint.npz``: state, best params, preprocessing statistics, config
+  and the epoch it holds; written before each epoch's metrics line, and once
+  before the first epoch, so any workdir with outputs has one;
+- ``metrics.jsonl``: one JSON object per epoch (epoch, data_loss, reg_loss,
+  train_accuracy, val_accuracy, seconds, examples_per_second), appended and
+  fsynced per epoch;
+- ``summary.json``: test/val accuracy, ``train_seconds`` (epochs only, after
+  compilation, data loading excluded), ``compile_seconds``, config, device;
+  strict JSON: a number that is not finite is ``null`` with its reason in
+  ``null_reasons``;
+- ``curves.png``, ``templates.png`` (image data) or ``regions.png`` (2-D data).
+
+Every file goes through ``linear_jax.io``. A run killed at any point resumes
+(``resume=True``) bit-identically to one never killed: the history is read
+back from ``metrics.jsonl`` up to the checkpoint's epoch. ``RunConfig`` is the
+one statement of a run's settings: each field's help and rule generate the
+flags of ``experiments/train.py``, and ``RunConfig.validate`` checks them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from linear_jax import checks
+from linear_jax import io
+from linear_jax import losses
+from linear_jax import optimizers
+from linear_jax import regularizers
+from linear_jax.checks import option
+from linear_jax.train import checkpoint
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import loop
+from linear_jax.train import plots
+
+_RULES = epoch_lib.HPARAM_RULES
+METRICS_NAME = "metrics.jsonl"
+SUMMARY_NAME = "summary.json"
+#: What a run writes; an earlier run's files are never replaced without resume.
+OUTPUTS = (checkpoint.CHECKPOINT_NAME, METRICS_NAME, SUMMARY_NAME)
+#: Settings a resumed run must share with its checkpoint.
+RESUME_KEYS = ("dataset", "loss", "reg", "optimizer", "batch_size",
+               "full_batch", "schedule", "standardize", "mirror_train",
+               "validation_size", "seed")
+
+
+@dataclasses.dataclass
+class RunConfig:
+  """Every setting of a training run, each with its help text and rule."""
+  dataset: str = option(
+      "digits", "a tfds name (cifar10, mnist, ...), folder:PATH, or an "
+      "embedded name; see --list_datasets")
+  data_dir: str | None = option(None, "tfds data_dir / cache directory")
+  loss: str = option("softmax", "loss L_i", choices=sorted(losses.LOSSES))
+  margin: float = option(1.0, "hinge margin Δ (svm losses)",
+                         rule=_RULES["margin"])
+  label_smoothing: float = option(0.0, "ε (softmax)",
+                                  rule=_RULES["label_smoothing"])
+  reg: str = option("l2", "regularizer R(W)",
+                    choices=sorted(regularizers.REGULARIZERS))
+  reg_strength: float = option(1e-4, "λ", rule=_RULES["reg_strength"])
+  optimizer: str = option("momentum", "optax optimizer",
+                          choices=list(optimizers.OPTIMIZERS))
+  learning_rate: float = option(1e-2, "learning rate", rule=checks.POSITIVE)
+  momentum: float = option(0.9, "momentum (momentum, nesterov)",
+                           rule=_RULES["momentum"])
+  weight_decay: float = option(1e-4, "decoupled weight decay (adamw)",
+                               rule=_RULES["weight_decay"])
+  schedule: str = option("constant", "learning-rate schedule",
+                         choices=list(optimizers.SCHEDULES))
+  batch_size: int = option(256, "minibatch size", rule=checks.AT_LEAST_ONE)
+  full_batch: bool = option(False, "use the whole training set per step "
+                            "(overrides --batch_size; needed by lbfgs)")
+  epochs: int = option(10, "epochs", rule=checks.AT_LEAST_ONE)
+  seed: int = option(0, "seed of the split and the permutations",
+                     rule=checks.SEED)
+  standardize: bool = option(False, "divide features by their train std")
+  mirror_train: bool = option(False, "augment training images with their "
+                              "left-right mirror images (2N rows per epoch)")
+  validation_size: int | None = option(
+      None, "held-out examples carved from train", rule=checks.NONNEGATIVE)
+  early_stopping_patience: int = option(
+      0, "stop after this many epochs without better val accuracy (0: off)",
+      rule=checks.NONNEGATIVE)
+  plots: bool = option(True, "write PNG plots")
+
+  def validate(self) -> "RunConfig":
+    """Checks every field's rule and the static choices; one line if bad."""
+    checks.check_options(self)
+    self.train_config()
+    return self
+
+  def train_config(self) -> epoch_lib.TrainConfig:
+    return epoch_lib.TrainConfig(
+        loss=self.loss, reg=self.reg, optimizer=self.optimizer,
+        schedule=self.schedule,
+        batch_size=None if self.full_batch else self.batch_size,
+        epochs=self.epochs).validate()
+
+  def hparams(self) -> epoch_lib.HyperParams:
+    return epoch_lib.make_hparams(
+        learning_rate=self.learning_rate, reg_strength=self.reg_strength,
+        margin=self.margin, label_smoothing=self.label_smoothing,
+        momentum=self.momentum, weight_decay=self.weight_decay)
+
+  @classmethod
+  def from_dict(cls, values: dict) -> "RunConfig":
+    """A config from saved values (keys it does not know are ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def device_description() -> dict:
+  device = jax.devices()[0]
+  return {"platform": device.platform, "kind": device.device_kind,
+          "count": jax.device_count()}
+
+
+def load_data(config):
+  """The dataset a run or sweep config names (``linear_jax.data``)."""
+  from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  return data_lib.load_dataset(
+      config.dataset, data_dir=config.data_dir, seed=config.seed,
+      standardize=config.standardize, validation_size=config.validation_size,
+      mirror_train=getattr(config, "mirror_train", False))
+
+
+def _template(config: RunConfig, dataset) -> epoch_lib.TrainState:
+  return epoch_lib.init_state(
+      config.train_config(), config.hparams(), config.seed,
+      dataset.num_features, dataset.num_classes, len(dataset.y_train))
+
+
+def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
+  for key in RESUME_KEYS:
+    if key in saved and saved[key] != getattr(config, key):
+      raise checks.LinearJaxError(
+          f"--resume: checkpoint {path} was trained with {key}={saved[key]!r},"
+          f" not {getattr(config, key)!r}; use the same flags or a new "
+          "--workdir")
+
+
+def _restore_progress(workdir: str, config: RunConfig, dataset):
+  """The checkpoint's ``FitProgress``, its history read from metrics.jsonl."""
+  path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
+  meta = checkpoint.load_metadata(path)
+  _check_same_run(path, meta.get("config", {}), config)  # before unflattening
+  template = _template(config, dataset)
+  state, best, _, meta = checkpoint.load(path, template, template.params)
+  saved_history = meta.get("history", [])  # checkpoints that carried it
+  epochs = int(meta.get("epoch", len(saved_history)))
+  metrics_path = os.path.join(workdir, METRICS_NAME)
+  history = (io.read_jsonl(metrics_path)
+             if os.path.exists(metrics_path) else [])[:epochs]
+  if len(history) < epochs and len(saved_history) == epochs:
+    history = list(saved_history)
+  if len(history) == epochs - 1 and meta.get("last_metrics"):
+    history.append(meta["last_metrics"])  # killed between the two writes
+  if len(history) != epochs:
+    raise checks.LinearJaxError(
+        f"{metrics_path} has {len(history)} epochs but {path} holds epoch "
+        f"{epochs}; restore metrics.jsonl or choose a new --workdir")
+  # Lines after the checkpoint's epoch belong to no saved state: drop them.
+  io.atomic_write(metrics_path, "".join(io.dumps(row) + "\n"
+                                        for row in history))
+  return loop.FitProgress(
+      jax.device_put(state), history, best,
+      meta.get("best_val_accuracy", -1.0), meta.get("epochs_since_best", 0))
+
+
+def restore(workdir: str, *, data_dir: str | None = None):
+  """``(config, dataset, params)`` of ``workdir``'s checkpoint: the saved
+  preprocessing statistics checked against freshly loaded data, and the
+  best params if early stopping kept them, else the last."""
+  path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
+  meta = checkpoint.load_metadata(path)
+  config = RunConfig.from_dict(meta["config"])
+  config.data_dir = data_dir or config.data_dir
+  dataset = load_data(config)
+  template = _template(config, dataset)
+  state, best, stats, _ = checkpoint.load(path, template, template.params)
+  for name, value in stats.items():
+    current = getattr(dataset.stats, name, None)
+    if current is not None and not np.allclose(current, value):
+      raise checks.LinearJaxError(
+          f"preprocessing statistic {name!r} in {path} differs from the data "
+          "now loaded; the dataset changed since training")
+  return config, dataset, best if best is not None else state.params
+
+
+def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
+  """Reloads ``workdir``'s checkpoint (``restore``) and evaluates it on the
+  test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``."""
+  _, dataset, params = restore(workdir, data_dir=data_dir)
+  meta = checkpoint.load_metadata(
+      os.path.join(workdir, checkpoint.CHECKPOINT_NAME))
+  test = float(epoch_lib.accuracy(params, jnp.asarray(dataset.x_test),
+                                  jnp.asarray(dataset.y_test)))
+  epochs = meta.get("epoch", len(meta.get("history", [])))
+  return {"test_accuracy": test, "epochs": int(epochs),
+          "checkpoint": os.path.join(workdir, checkpoint.CHECKPOINT_NAME)}
+
+
+def prepare_workdir(workdir: str, *, resume: bool) -> bool:
+  """Creates ``workdir`` and says whether to resume from its checkpoint.
+
+  Refuses a file in its place, and earlier outputs unless resuming. A workdir
+  without a checkpoint starts fresh, also with ``resume``, unless it holds
+  other outputs: those are listed, never overwritten. Temporaries left by a
+  killed write are removed.
+
+  Returns:
+    True when ``workdir`` has a checkpoint to resume from.
+  """
+  if os.path.lexists(workdir) and not os.path.isdir(workdir):
+    raise checks.LinearJaxError(
+        f"--workdir {workdir} is a file, not a folder; choose another --workdir")
+  os.makedirs(workdir, exist_ok=True)
+  # Also the checkpoint temporaries of earlier versions (".checkpoint-*").
+  stale = io.remove_temporaries(workdir) + [
+      name for name in sorted(os.listdir(workdir))
+      if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp")]
+  for name in stale:
+    if os.path.lexists(os.path.join(workdir, name)):
+      os.remove(os.path.join(workdir, name))
+    logging.info("removed %s, left by an interrupted write", name)
+  present = [name for name in OUTPUTS
+             if os.path.lexists(os.path.join(workdir, name))]
+  has_checkpoint = checkpoint.CHECKPOINT_NAME in present
+  if present and not has_checkpoint:
+    raise checks.LinearJaxError(
+        f"{workdir} holds {', '.join(present)} but no "
+        f"{checkpoint.CHECKPOINT_NAME}, so no run can continue there; remove "
+        f"{', '.join(present)} or choose a new --workdir (nothing was "
+        "overwritten)")
+  if present and not resume:
+    raise checks.LinearJaxError(
+        f"{os.path.join(workdir, present[0])} exists; pass --resume to "
+        "continue that run or choose a new --workdir (nothing was overwritten)")
+  if resume and not has_checkpoint:
+    logging.info("--resume: no checkpoint in %s yet; starting fresh", workdir)
+  return has_checkpoint
+
+
+def _finite_summary(summary: dict, reasons: dict) -> dict:
+  """``summary`` with each non-finite number None and its reason recorded."""
+  null_reasons = {}
+  for key, value in summary.items():
+    if isinstance(value, float) and not math.isfinite(value):
+      summary[key] = None
+      null_reasons[key] = reasons.get(key, f"{key} was {value}")
+  if null_reasons:
+    summary["null_reasons"] = null_reasons
+  return summary
+
+
+def train_and_evaluate(config: RunConfig, workdir: str, *,
+                       resume: bool = False) -> dict:
+  """Trains, evaluates on test once, writes ``workdir``; returns the summary.
+
+  Args:
+    config: the run's settings (validated here).
+    workdir: the output folder (module docstring).
+    resume: continue from ``workdir``'s checkpoint (the same settings, more
+      epochs or another learning rate are fine).
+
+  Returns:
+    The summary that ``summary.json`` holds.
+
+  Raises:
+    LinearJaxError: one line, on bad settings, a workdir that holds another
+      run, or divergence (``DivergedError``, after the summary is written).
+  """
+  config.validate()
+  tc = config.train_config()
+  hparams = config.hparams()
+  has_checkpoint = prepare_workdir(workdir, resume=resume)
+  t0 = time.perf_counter()
+  dataset = load_data(config)
+  data = epoch_lib.DeviceData.put(dataset.x_train, dataset.y_train,
+                                  dataset.x_val, dataset.y_val)
+  load_seconds = time.perf_counter() - t0
+  ckpt_path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
+  metrics_path = os.path.join(workdir, METRICS_NAME)
+  stats = dataset.stats.to_dict()
+  config_dict = dataclasses.asdict(config)
+
+  def save(progress: loop.FitProgress):
+    checkpoint.save(ckpt_path, state=progress.state,
+                    best_params=progress.best_params, stats=stats,
+                    metadata={"config": config_dict,
+                              "epoch": progress.epochs_done,
+                              "last_metrics": (progress.history[-1]
+                                               if progress.history else None),
+                              "best_val_accuracy": progress.best_val_accuracy,
+                              "epochs_since_best": progress.epochs_since_best})
+
+  def save_epoch(progress: loop.FitProgress):
+    save(progress)  # the checkpoint first: a metrics line implies its state
+    io.append_jsonl(metrics_path, progress.history[-1])
+
+  if has_checkpoint:
+    progress = _restore_progress(workdir, config, dataset)
+    logging.info("resuming from %s after epoch %d", ckpt_path,
+                 progress.epochs_done)
+  else:
+    epoch_lib.check_lbfgs_full_batch(tc, len(dataset.y_train))
+    progress = loop.FitProgress(epoch_lib.init_state(
+        tc, hparams, config.seed, dataset.num_features, dataset.num_classes,
+        len(dataset.y_train)), [])
+    save(progress)  # epoch 0: the workdir always has a checkpoint
+  result = loop.fit(tc, hparams, data, seed=config.seed,
+                    num_classes=dataset.num_classes, progress=progress,
+                    early_stopping_patience=config.early_stopping_patience,
+                    on_epoch=save_epoch)
+  params = result.params
+  test_accuracy = float(epoch_lib.accuracy(
+      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)))
+  history = result.progress.history
+  summary = {
+      "test_accuracy": test_accuracy,
+      "val_accuracy": history[-1]["val_accuracy"] if history else None,
+      "train_accuracy": history[-1]["train_accuracy"] if history else None,
+      "best_val_accuracy": max((h["val_accuracy"] for h in history),
+                               default=None),
+      "train_seconds": result.train_seconds,
+      "compile_seconds": result.compile_seconds,
+      "load_seconds": load_seconds,
+      "epochs_run": len(history),
+      "diverged_epoch": result.diverged_epoch,
+      "stopped_early": result.stopped_early,
+      "num_train": int(len(dataset.y_train)),
+      "num_val": int(len(dataset.y_val)),
+      "num_test": int(len(dataset.y_test)),
+      "num_features": int(dataset.num_features),
+      "num_classes": int(dataset.num_classes),
+      "config": config_dict,
+      "device": device_description(),
+      "precision": "float32 (XLA default matmul precision; TF32 on GPUs)",
+  }
+  empty = {"test_accuracy": "the test split is empty",
+           "val_accuracy": "the validation split is empty",
+           "best_val_accuracy": "the validation split is empty"}
+  _finite_summary(summary, {
+      k: v for k, v in empty.items()
+      if summary["num_test" if k == "test_accuracy" else "num_val"] == 0})
+  if config.plots and history:
+    summary["plots"] = _write_plots(config, workdir, dataset, params, history)
+  io.write_json(os.path.join(workdir, SUMMARY_NAME), summary)
+  if result.diverged_epoch is not None:
+    raise epoch_lib.DivergedError(result.divergence_message)
+  return summary
+
+
+def _write_plots(config, workdir, dataset, params, history) -> list[str]:
+  paths = [plots.plot_curves(history, os.path.join(workdir, "curves.png"),
+                             f"{config.loss} on {dataset.name}")]
+  w = np.asarray(params["W"])
+  if dataset.image_shape is not None:
+    # In pixel space: s = ((x − μ)/σ)·W = x·(W/σ) + const, so show W/σ.
+    scale = dataset.stats.scale
+    pixel_w = w if scale is None else w[:len(scale)] / np.asarray(scale)[:, None]
+    paths.append(plots.plot_templates(
+        pixel_w, dataset.image_shape, dataset.class_names,
+        os.path.join(workdir, "templates.png"),
+        f"{config.loss}: learned weights as class templates"))
+  elif dataset.num_features == 2:
+    stats = dataset.stats
+
+    def predict_raw(points):
+      return np.argmax(stats.apply(points) @ w + np.asarray(params["b"]), -1)
+
+    raw_test = _unpreprocess(dataset.x_test, stats)
+    paths.append(plots.plot_decision_regions(
+        predict_raw, raw_test, dataset.y_test,
+        os.path.join(workdir, "regions.png"),
+        f"{config.loss} on {dataset.name}: decision regions"))
+  return paths
+
+
+def _unpreprocess(x, stats):
+  x = np.asarray(x)[:, :2]
+  if stats.scale is not None:
+    x = x * stats.scale
+  if stats.mean is not None:
+    x = x + stats.mean
+  return x

@@ -1,0 +1,82 @@
+"""experiments/cli.py: value lists, flags generated from a config dataclass."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from absl import flags
+
+from experiments import cli
+from linear_jax import checks
+from linear_jax.checks import LinearJaxError
+from linear_jax.checks import option
+
+
+def test_parse_values_lists_and_ranges():
+  assert cli.parse_values("1e-3, 1e-2", "x") == (1e-3, 1e-2)
+  np.testing.assert_allclose(
+      cli.parse_values("logspace:1e-4:1e-1:4", "x"),
+      [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
+  np.testing.assert_allclose(
+      cli.parse_values("0,logspace:1e-2:1:3", "x"), [0, 1e-2, 1e-1, 1],
+      rtol=1e-12)
+  assert cli.parse_values("linspace:0:1:3", "x") == (0.0, 0.5, 1.0)
+  assert cli.parse_values("logspace:1e-3:1e-3:1", "x") == (1e-3,)
+  assert cli.parse_values("1,1.0,2", "x") == (1.0, 2.0)  # duplicates
+
+
+@pytest.mark.parametrize("text,words", [
+    ("logspace:1e-4:1e-1", "bad range"),
+    ("logspace:0:1:3", "START and STOP > 0"),
+    ("logspace:1e-4:1e-1:0", "NUM must be an integer ≥ 1"),
+    ("logspace:1e-4:1e-1:x", "NUM must be an integer ≥ 1"),
+    ("geomspace:1:2:3", "bad range"),
+    ("1e-3,abc", "'abc' is not a number"),
+    ("nan", "not a finite number"),
+])
+def test_parse_values_errors_name_the_flag(text, words):
+  with pytest.raises(LinearJaxError, match=words) as info:
+    cli.parse_values(text, "learning_rates")
+  assert "--learning_rates" in str(info.value)
+  assert "\n" not in str(info.value)
+
+
+def test_parse_ints():
+  assert cli.parse_ints("0, 3,3", "seeds") == (0, 3)
+  with pytest.raises(LinearJaxError, match="--seeds"):
+    cli.parse_ints("0,a", "seeds")
+
+
+
+@dataclasses.dataclass
+class Toy:
+  name: str = option("a", "a name", choices=("a", "b"))
+  rate: float = option(0.5, "a rate", rule=checks.UNIT_INTERVAL)
+  count: int | None = option(None, "a count", rule=checks.AT_LEAST_ONE)
+  values: tuple[float, ...] = option((1.0, 2.0), "values",
+                                     rule=checks.NONNEGATIVE)
+  on: bool = option(True, "a switch")
+
+
+def test_flags_are_generated_from_the_fields():
+  values = flags.FlagValues()
+  cli.define_flags(Toy, flag_values=values)
+  values(["prog", "--name=b", "--rate=0.25", "--count=3",
+          "--values=0,logspace:1e-2:1:3", "--noon"])
+  toy = cli.config_from_flags(Toy, flag_values=values)
+  assert values["rate"].help == "a rate (in [0, 1])"
+  assert (toy.name, toy.rate, toy.count, toy.on) == ("b", 0.25, 3, False)
+  np.testing.assert_allclose(toy.values, [0, 1e-2, 1e-1, 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("change,words", [
+    (dict(rate=1.5), "rate must be in [0, 1], got 1.5"),
+    (dict(count=0), "count must be ≥ 1, got 0"),
+    (dict(values=(1.0, -2.0)), "values must be ≥ 0"),
+    (dict(name="c"), "unknown name 'c'"),
+])
+def test_check_options_one_line(change, words):
+  with pytest.raises(LinearJaxError) as e:
+    checks.check_options(Toy(**change))
+  assert words in str(e.value) and "\n" not in str(e.value)
+  checks.check_options(Toy())

@@ -1,0 +1,158 @@
+"""``train.train_and_evaluate``: the workdir, resume, restore, and faults
+(stuck workdirs, killed writes, strict JSON)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import linear_jax as lj
+from linear_jax import io
+from linear_jax import train
+from linear_jax.train import run
+
+
+def train_run(workdir, *, resume=False, **overrides):
+  base = dict(dataset="blobs", loss="svm", epochs=4, batch_size=32,
+              learning_rate=0.05, plots=False)
+  base.update(overrides)
+  return train.train_and_evaluate(train.RunConfig(**base), str(workdir),
+                                  resume=resume)
+
+
+def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
+  straight = train_run(tmp_path / "a")
+  train_run(tmp_path / "b", epochs=2)
+  with pytest.raises(lj.LinearJaxError, match="--resume"):
+    train_run(tmp_path / "b")
+  resumed = train_run(tmp_path / "b", resume=True)
+  assert resumed["epochs_run"] == straight["epochs_run"] == 4
+  a = np.load(tmp_path / "a" / "checkpoint.npz")
+  b = np.load(tmp_path / "b" / "checkpoint.npz")
+  for key in a.files:
+    if key != "metadata_json":
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  assert resumed["test_accuracy"] == straight["test_accuracy"]
+  strip = lambda rows: [{k: v for k, v in r.items()
+                         if k not in ("seconds", "examples_per_second")}
+                        for r in rows]
+  assert strip(io.read_jsonl(tmp_path / "b" / "metrics.jsonl")) == \
+      strip(io.read_jsonl(tmp_path / "a" / "metrics.jsonl"))
+
+
+def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
+  """A kill after the checkpoint but before its metrics line, or after lines
+  the checkpoint does not hold, resumes to the same history."""
+  straight = train_run(tmp_path / "a")
+  train_run(tmp_path / "b", epochs=3)
+  meta = train.checkpoint.load_metadata(str(tmp_path / "b" / "checkpoint.npz"))
+  assert meta["epoch"] == 3 and "history" not in meta
+  metrics = tmp_path / "b" / "metrics.jsonl"
+  lines = metrics.read_text().splitlines(keepends=True)
+  metrics.write_text("".join(lines[:2]))  # the epoch-3 line never landed
+  train_run(tmp_path / "b", resume=True)
+  assert [r["epoch"] for r in io.read_jsonl(metrics)] == [1, 2, 3, 4]
+  assert [r["val_accuracy"] for r in io.read_jsonl(metrics)] == \
+      [r["val_accuracy"] for r in io.read_jsonl(tmp_path / "a" / "metrics.jsonl")]
+  assert straight["epochs_run"] == 4
+
+
+def test_restore_evaluates_the_saved_model(tmp_path):
+  summary = train_run(tmp_path / "run", standardize=True)
+  restored = train.evaluate_checkpoint(str(tmp_path / "run"))
+  assert restored["test_accuracy"] == summary["test_accuracy"]
+  assert restored["epochs"] == 4
+  assert summary["test_accuracy"] > 0.95
+
+
+def test_diverging_run_keeps_previous_checkpoint(tmp_path):
+  train_run(tmp_path / "run", loss="softmax", epochs=2)
+  before = np.load(tmp_path / "run" / "checkpoint.npz")["state/0000"].copy()
+  with pytest.raises(train.DivergedError, match="epoch 3"):
+    train_run(tmp_path / "run", loss="softmax", epochs=4,
+              learning_rate=1e38, resume=True)
+  after = np.load(tmp_path / "run" / "checkpoint.npz")
+  np.testing.assert_array_equal(after["state/0000"], before)
+  assert np.all(np.isfinite(after["state/0000"]))
+
+
+def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
+  with pytest.raises(train.DivergedError, match="epoch 1"):
+    train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e38)
+  summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+  assert summary["diverged_epoch"] == 1 and summary["epochs_run"] == 0
+  resumed = train_run(tmp_path / "run", loss="softmax", epochs=2,
+                      learning_rate=0.05, resume=True)
+  assert resumed["epochs_run"] == 2 and resumed["test_accuracy"] > 0.9
+
+
+def test_workdir_guard_keeps_earlier_outputs(tmp_path):
+  (tmp_path / "summary.json").write_text("earlier")
+  for resume in (False, True):
+    with pytest.raises(lj.LinearJaxError, match="remove summary.json"):
+      train_run(tmp_path, resume=resume)
+  assert (tmp_path / "summary.json").read_text() == "earlier"
+  afile = tmp_path / "afile"
+  afile.write_text("x")
+  with pytest.raises(lj.LinearJaxError, match="is a file, not a folder"):
+    run.prepare_workdir(str(afile), resume=False)
+
+
+def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / f"{io.TEMP_PREFIX}x-checkpoint.npz").write_bytes(b"torn")
+  (workdir / ".checkpoint-abc.npz.tmp").write_bytes(b"torn")
+  summary = train_run(workdir, epochs=1, resume=True)
+  assert summary["epochs_run"] == 1
+  assert sorted(p.name for p in workdir.iterdir()) == [
+      "checkpoint.npz", "metrics.jsonl", "summary.json"]
+
+
+def test_resume_refuses_other_settings_before_reading_state(tmp_path):
+  train_run(tmp_path / "run", epochs=1)
+  with pytest.raises(lj.LinearJaxError, match="standardize"):
+    train_run(tmp_path / "run", epochs=2, resume=True, standardize=True)
+  with pytest.raises(lj.LinearJaxError, match="optimizer='momentum'"):
+    train_run(tmp_path / "run", epochs=2, resume=True, optimizer="adam")
+
+
+def test_summary_is_strict_json_with_reasons():
+  summary = {"test_accuracy": float("nan"), "val_accuracy": 0.5}
+  run._finite_summary(summary, {"test_accuracy": "the test split is empty"})
+  assert summary["test_accuracy"] is None
+  assert summary["null_reasons"] == {"test_accuracy": "the test split is empty"}
+  assert json.loads(io.dumps(summary))["val_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("seed", -1, "seed must be in [0, 4294967295]"),
+    ("reg_strength", -1.0, "reg_strength must be ≥ 0"),
+    ("label_smoothing", 2.0, "label_smoothing must be in [0, 1]"),
+    ("learning_rate", 0.0, "learning_rate must be > 0"),
+    ("epochs", 0, "epochs must be ≥ 1"),
+    ("loss", "hinge", "unknown loss 'hinge'"),
+])
+def test_validate_is_one_line_per_rule(field, value, words):
+  with pytest.raises(lj.LinearJaxError) as e:
+    train.RunConfig(**{field: value}).validate()
+  assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
+  """Checkpoints written with the history in their metadata (and no epoch)
+  still resume to the uninterrupted run."""
+  straight = train_run(tmp_path / "a")
+  train_run(tmp_path / "b", epochs=2)
+  path = tmp_path / "b" / "checkpoint.npz"
+  with np.load(path) as npz:
+    arrays = {k: npz[k] for k in npz.files}
+  meta = json.loads(str(arrays["metadata_json"]))
+  meta["history"] = io.read_jsonl(tmp_path / "b" / "metrics.jsonl")
+  del meta["epoch"], meta["last_metrics"]
+  arrays["metadata_json"] = np.asarray(json.dumps(meta))
+  np.savez(path, **arrays)
+  (tmp_path / "b" / "metrics.jsonl").unlink()
+  resumed = train_run(tmp_path / "b", resume=True)
+  assert resumed["epochs_run"] == 4
+  assert resumed["test_accuracy"] == straight["test_accuracy"]
