@@ -93,3 +93,91 @@ def plot_decision_regions(predict_fn, x: np.ndarray, y: np.ndarray, path: str,
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
+
+
+#: Colours of the error-decomposition terms, bottom to top of a bar.
+TERM_COLOURS = {"bayes": "#7f7f7f", "approximation": "#d62728",
+                "approx_plus_bayes": "#b35806", "estimation": "#1f77b4",
+                "optimization": "#2ca02c", "total_excess": "#000000"}
+TERM_LABELS = {"bayes": "Bayes R*", "approximation": "approximation",
+               "approx_plus_bayes": "approximation + Bayes",
+               "estimation": "estimation", "optimization": "optimization",
+               "total_excess": "total excess"}
+
+
+def _save(fig, path: str) -> str:
+  """Writes ``fig`` as a PNG through ``io.atomic_write`` and closes it."""
+  from linear_jax import io
+  io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+  _pyplot().close(fig)
+  return path
+
+
+def plot_decomposition_bars(rows: list[dict], path: str) -> str:
+  """One stacked bar per (dataset, loss): Bayes, approximation, estimation,
+  optimization (the error-decomposition slide), in percent.
+
+  ``rows`` are ``decomposition.decompose`` rows (one per bar). Where R* is
+  unknown the bottom segment is "approximation + Bayes". A term below 0
+  (within its error) is drawn as 0; the whisker is R(f̃_n) ± its error.
+  """
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
+  seen = set()
+  for i, row in enumerate(rows):
+    terms = (("bayes", "approximation") if row["bayes"] is not None
+             else ("approx_plus_bayes",)) + ("estimation", "optimization")
+    bottom = 0.0
+    for term in terms:
+      height = 100 * max(row[term], 0.0)
+      ax.bar(i, height, bottom=bottom, color=TERM_COLOURS[term],
+             hatch="//" if term == "approx_plus_bayes" else None,
+             label=None if term in seen else TERM_LABELS[term])
+      seen.add(term)
+      bottom += height
+    ax.errorbar(i, 100 * row["risk"], yerr=100 * row["risk_se"], color="k",
+                capsize=3)
+  ax.set_xticks(range(len(rows)))
+  ax.set_xticklabels([f"{r['dataset']}\n{r['loss']}" for r in rows],
+                     fontsize=7)
+  ax.set_ylabel("0–1 risk (%)")
+  if rows:
+    ax.set_title(f"error decomposition, n = {rows[0]['n']}, budget = "
+                 f"{rows[0]['budget']} steps (surrogate-trained)", fontsize=9)
+  ax.legend(fontsize=7, loc="upper left")
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
+  """Each term against n (log x; symmetric-log y, since a term can be ≤ 0
+  within its error), one panel per dataset, svm solid and others dashed;
+  optimization at ``budget`` steps."""
+  plt = _pyplot()
+  datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+  losses = list(dict.fromkeys(r["loss"] for r in rows))
+  fig, axes = plt.subplots(1, len(datasets), squeeze=False,
+                           figsize=(3.4 * len(datasets), 3.4))
+  for ax, name in zip(axes[0], datasets):
+    for k, loss in enumerate(losses):
+      sel = sorted((r for r in rows if r["dataset"] == name and
+                    r["loss"] == loss and r["budget"] == budget),
+                   key=lambda r: r["n"])
+      known = sel and sel[0]["bayes"] is not None
+      terms = (("approximation", "estimation", "optimization", "total_excess")
+               if known else ("approx_plus_bayes", "estimation",
+                              "optimization"))
+      for term in terms:
+        ax.errorbar([r["n"] for r in sel], [100 * r[term] for r in sel],
+                    yerr=[100 * r[term + "_se"] for r in sel],
+                    color=TERM_COLOURS[term], linestyle="-" if k == 0 else "--",
+                    marker="o", markersize=3, capsize=2,
+                    label=f"{TERM_LABELS[term]} ({loss})")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.axhline(0, color="k", linewidth=0.5)
+    ax.set(title=name, xlabel="n (training examples)", ylabel="percentage points")
+  axes[0][-1].legend(fontsize=6)
+  fig.suptitle(f"terms against n (f̃_n: {budget} steps)", fontsize=9)
+  fig.tight_layout()
+  return _save(fig, path)
