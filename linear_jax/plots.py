@@ -119,7 +119,8 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
 
   ``rows`` are ``decomposition.decompose`` rows (one per bar). Where R* is
   unknown the bottom segment is "approximation + Bayes". A term below 0
-  (within its error) is drawn as 0; the whisker is R(f̃_n) ± its error.
+  is drawn hatched, downwards from the sum of the terms below it, so the
+  top of a bar is R(f̃_n); the whisker is R(f̃_n) ± its error.
   """
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
@@ -129,9 +130,11 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
              else ("approx_plus_bayes",)) + ("estimation", "optimization")
     bottom = 0.0
     for term in terms:
-      height = 100 * max(row[term], 0.0)
+      height = 100 * row[term]
       ax.bar(i, height, bottom=bottom, color=TERM_COLOURS[term],
-             hatch="//" if term == "approx_plus_bayes" else None,
+             alpha=1.0 if height >= 0 else 0.5,
+             hatch=("//" if term == "approx_plus_bayes" else
+                    "xx" if height < 0 else None),
              label=None if term in seen else TERM_LABELS[term])
       seen.add(term)
       bottom += height
@@ -142,8 +145,9 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
                      fontsize=7)
   ax.set_ylabel("0–1 risk (%)")
   if rows:
-    ax.set_title(f"error decomposition, n = {rows[0]['n']}, budget = "
-                 f"{rows[0]['budget']} steps (surrogate-trained)", fontsize=9)
+    ax.set_title(f"error decomposition, n = {rows[0]['n']}, f̃_n: "
+                 f"{rows[0]['budget']} step(s); surrogate-trained, negative "
+                 "terms hatched", fontsize=9)
   ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
   return _save(fig, path)
@@ -157,7 +161,7 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
   datasets = list(dict.fromkeys(r["dataset"] for r in rows))
   losses = list(dict.fromkeys(r["loss"] for r in rows))
   fig, axes = plt.subplots(1, len(datasets), squeeze=False,
-                           figsize=(3.4 * len(datasets), 3.4))
+                           figsize=(3.4 * len(datasets), 4.2))
   for ax, name in zip(axes[0], datasets):
     for k, loss in enumerate(losses):
       sel = sorted((r for r in rows if r["dataset"] == name and
@@ -177,7 +181,8 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
     ax.set_yscale("symlog", linthresh=0.1)
     ax.axhline(0, color="k", linewidth=0.5)
     ax.set(title=name, xlabel="n (training examples)", ylabel="percentage points")
-  axes[0][-1].legend(fontsize=6)
-  fig.suptitle(f"terms against n (f̃_n: {budget} steps)", fontsize=9)
-  fig.tight_layout()
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
+  fig.suptitle(f"terms against n (f̃_n: {budget} step(s))", fontsize=9)
+  fig.tight_layout(rect=(0, 0.16, 1, 1))
   return _save(fig, path)
