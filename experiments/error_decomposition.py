@@ -41,6 +41,8 @@ flags.DEFINE_float("gaussian_label_noise", 0.1,
                    "label-noise rate of noisy_gaussians")
 flags.DEFINE_float("separation", 1.0, "‖μ‖ of the Gaussian class means ±μ")
 flags.DEFINE_bool("standardize", True, "standardize image features")
+flags.DEFINE_integer("validation_size", None, "examples held out of an image "
+                     "dataset's training split (default: the dataset's)")
 flags.DEFINE_string("data_dir", None, "cache folder for image datasets")
 flags.DEFINE_integer("seed", 0, "base seed of every sample")
 flags.DEFINE_string("workdir", None, "output folder (must not hold outputs)")
@@ -65,7 +67,7 @@ def main(argv):
   names = {"datasets", "losses", "seeds", "steps", "large_n", "large_steps",
            "large_batch", "test_n", "learning_rate", "decay_steps", "reg",
            "reg_strength", "margin", "label_noise", "gaussian_label_noise",
-           "separation", "standardize", "data_dir", "seed"}
+           "separation", "standardize", "validation_size", "data_dir", "seed"}
   values = {name: FLAGS[name].value for name in names}
   values["datasets"] = tuple(values["datasets"])
   values["losses"] = tuple(values["losses"])

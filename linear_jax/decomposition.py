@@ -118,6 +118,9 @@ class DecompositionConfig:
     gaussian_label_noise: η of ``noisy_gaussians``.
     separation: ‖μ‖ of the two Gaussian classes.
     standardize: divide image features by their training std.
+    validation_size: examples held out of an image dataset's training split
+      (unused here; None: the dataset's default), e.g. 1,000 for CIFAR-10's
+      49,000 training images.
     data_dir: cache folder for image datasets.
     seed: the base seed of every sample and permutation.
   """
@@ -140,6 +143,7 @@ class DecompositionConfig:
   gaussian_label_noise: float = 0.1
   separation: float = 1.0
   standardize: bool = True
+  validation_size: int | None = None
   data_dir: str | None = None
   seed: int = 0
 
@@ -410,7 +414,8 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
   f_n on the first n of a random permutation per seed, its test split."""
   from linear_jax import data  # pylint: disable=g-import-not-at-top
   ds = data.load_dataset(name, data_dir=config.data_dir, seed=config.seed,
-                         standardize=config.standardize)
+                         standardize=config.standardize,
+                         validation_size=config.validation_size)
   n_train = len(ds.y_train)
   n_max = max(config.sizes)
   if n_max > n_train:
