@@ -95,7 +95,7 @@ IDENTITY_TOLERANCE = 1e-12
 
 @dataclasses.dataclass(frozen=True)
 class DecompositionConfig:
-  """What to measure. The defaults are the ≤ 60 s synthetic run.
+  """What to measure. The defaults are the synthetic run of the binary.
 
   Attributes:
     datasets: names in ``distributions.DISTRIBUTIONS`` (R* known) or any
