@@ -123,8 +123,8 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
   top of a bar is R(f̃_n); the whisker is R(f̃_n) ± its error.
   """
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
-  seen = set()
+  fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(rows) + 3), 4.5))
+  seen = {}  # terms drawn, in order, for the legend
   for i, row in enumerate(rows):
     terms = (("bayes", "approximation") if row["bayes"] is not None
              else ("approx_plus_bayes",)) + ("estimation", "optimization")
@@ -134,21 +134,24 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
       ax.bar(i, height, bottom=bottom, color=TERM_COLOURS[term],
              alpha=1.0 if height >= 0 else 0.5,
              hatch=("//" if term == "approx_plus_bayes" else
-                    "xx" if height < 0 else None),
-             label=None if term in seen else TERM_LABELS[term])
-      seen.add(term)
+                    "xx" if height < 0 else None))
+      seen.setdefault(term)
       bottom += height
     ax.errorbar(i, 100 * row["risk"], yerr=100 * row["risk_se"], color="k",
                 capsize=3)
   ax.set_xticks(range(len(rows)))
-  ax.set_xticklabels([f"{r['dataset']}\n{r['loss']}" for r in rows],
-                     fontsize=7)
+  ax.set_xticklabels([f"{r['dataset'].rsplit('/', 1)[-1]}\n{r['loss']}"
+                      for r in rows], fontsize=7)
   ax.set_ylabel("0–1 risk (%)")
   if rows:
     ax.set_title(f"error decomposition, n = {rows[0]['n']}, f̃_n: "
                  f"{rows[0]['budget']} step(s); surrogate-trained, negative "
-                 "terms hatched", fontsize=9)
-  ax.legend(fontsize=7, loc="upper left")
+                 "terms hatched", fontsize=8)
+  from matplotlib.patches import Patch
+  ax.legend(handles=[Patch(facecolor=TERM_COLOURS[t], label=TERM_LABELS[t],
+                           hatch="//" if t == "approx_plus_bayes" else None)
+                     for t in seen], fontsize=7, loc="upper left",
+            bbox_to_anchor=(1.0, 1.0))
   fig.tight_layout()
   return _save(fig, path)
 
@@ -180,7 +183,8 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.1)
     ax.axhline(0, color="k", linewidth=0.5)
-    ax.set(title=name, xlabel="n (training examples)", ylabel="percentage points")
+    ax.set(title=name.rsplit("/", 1)[-1], xlabel="n (training examples)",
+           ylabel="percentage points")
   handles, labels = axes[0][0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
   fig.suptitle(f"terms against n (f̃_n: {budget} step(s))", fontsize=9)
