@@ -144,3 +144,28 @@ def test_binary_end_to_end(tmp_path):
   assert again.stderr.strip().splitlines() == [
       f"error: {workdir}/decomposition.json exists; choose a new --workdir "
       "(nothing was overwritten)"]
+
+
+CIFAR10 = "/work/shared/data/cifar10-jpeg.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CIFAR10),
+                    reason="the shared CIFAR-10 JPEG set is absent")
+def test_cifar10_reports_approximation_plus_bayes():
+  """R* unknown: R(f*_F) on all 49,000 training images is one term."""
+  config = decomposition.DecompositionConfig(
+      datasets=(f"folder:{CIFAR10}",), losses=("softmax",), sizes=(100, 1000),
+      seeds=2, budgets=(1,), steps=20, validation_size=1000,
+      learning_rate=1e-3, decay_steps=100.0, reg_strength=1e-3)
+  result = decomposition.run(config)
+  info = result["datasets"][f"folder:{CIFAR10}"]
+  assert (info["train_large"], info["test"], info["bayes_risk"]) == (
+      49_000, 10_000, None)
+  small, large = result["rows"]
+  assert small["bayes"] is None and small["approximation"] is None
+  # 20 full-batch steps on 49,000 images: far better than chance (90 %).
+  assert small["approx_plus_bayes"] < 0.75
+  assert (small["estimation"] - large["estimation"] > 3 * math.hypot(
+      small["estimation_se"], large["estimation_se"]))
+  assert result["identity_residual"] <= decomposition.IDENTITY_TOLERANCE
