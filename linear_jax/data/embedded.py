@@ -2,7 +2,8 @@
 
 The 2-D point sets are the lecture's "hard cases for a linear classifier"
 plus one easy case; each draws ``NUM_POINTS`` points ``[N, 2]`` from a fixed
-generator seed (so every run sees the same points; ``load_dataset``'s
+generator seed (the hard cases are samples of the noise-free distributions
+in ``distributions``) (so every run sees the same points; ``load_dataset``'s
 ``seed`` only changes the validation split). Label 1 is the lecture's
 "class 1", label 0 its "class 2":
 
@@ -27,68 +28,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from linear_jax.data import distributions
 from linear_jax.data.dataset import RawData
 
 NUM_POINTS = 2500
-_MODE_CENTRES = 1.5 * np.array(
-    [[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])])
-
-
-def _uniform(rng, n: int, half_width: float) -> np.ndarray:
-  return rng.uniform(-half_width, half_width, size=(n, 2))
-
-
-def _balanced(rng, n: int, sample_class_0, sample_class_1) -> RawData:
-  """Half of ``n`` points from each sampler, shuffled; labels 0 then 1."""
-  x = np.concatenate([sample_class_0(n - n // 2), sample_class_1(n // 2)])
-  y = np.repeat(np.array([0, 1], np.int32), [n - n // 2, n // 2])
-  order = rng.permutation(n)
-  return x[order].astype(np.float32), y[order]
-
-
-def _rejection(rng, n: int, half_width: float, keep) -> np.ndarray:
-  """``n`` uniform points in [-w, w]² for which ``keep(points)`` holds."""
-  out = np.empty((0, 2))
-  while len(out) < n:
-    points = _uniform(rng, 4 * n, half_width)
-    out = np.concatenate([out, points[keep(points)]])
-  return out[:n]
+_MODE_CENTRES = distributions.MODE_CENTRES
 
 
 def hard_parity(n: int = NUM_POINTS, seed: int = 1) -> RawData:
   """Class 1 (label 1): an odd number of positive coordinates; ``x [n, 2]``."""
-  rng = np.random.default_rng(seed)
-  x = _uniform(rng, n, 1.0).astype(np.float32)
-  y = ((x > 0).sum(axis=1) % 2).astype(np.int32)
-  return RawData({"train": (x, y)}, ("even", "odd"), None)
+  return _points(distributions.parity(), n, seed)
 
 
 def hard_ring(n: int = NUM_POINTS, seed: int = 2) -> RawData:
   """Class 1 (label 1): 1 ≤ ‖x‖₂ ≤ 2, class 2 the rest of [-3, 3]²."""
-  rng = np.random.default_rng(seed)
-  in_ring = lambda p: (np.linalg.norm(p, axis=1) >= 1) & (
-      np.linalg.norm(p, axis=1) <= 2)
-  x, y = _balanced(rng, n,
-                   lambda k: _rejection(rng, k, 3.0, lambda p: ~in_ring(p)),
-                   lambda k: _rejection(rng, k, 3.0, in_ring))
-  return RawData({"train": (x, y)}, ("outside", "ring"), None)
+  return _points(distributions.ring(), n, seed)
 
 
 def hard_modes(n: int = NUM_POINTS, seed: int = 3) -> RawData:
   """Class 1 (label 1): three Gaussian modes; class 2 everywhere else."""
-  rng = np.random.default_rng(seed)
+  return _points(distributions.modes(), n, seed)
 
-  def modes(k):
-    centre = _MODE_CENTRES[rng.integers(0, 3, size=k)]
-    return centre + 0.3 * rng.normal(size=(k, 2))
 
-  def far_from_modes(p):
-    dist = np.linalg.norm(p[:, None, :] - _MODE_CENTRES[None], axis=-1)
-    return dist.min(axis=1) >= 1.0
-
-  x, y = _balanced(rng, n,
-                   lambda k: _rejection(rng, k, 3.0, far_from_modes), modes)
-  return RawData({"train": (x, y)}, ("elsewhere", "modes"), None)
+def _points(distribution: distributions.Distribution, n: int,
+            seed: int) -> RawData:
+  """``n`` points of a noise-free lecture distribution as a training split."""
+  x, y = distribution.sample(n, seed)
+  return RawData({"train": (x, y)}, distribution.class_names, None)
 
 
 def blobs(n: int = NUM_POINTS, seed: int = 4) -> RawData:

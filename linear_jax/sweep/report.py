@@ -30,7 +30,7 @@ import textwrap
 import numpy as np
 
 from linear_jax import io
-from linear_jax.train import plots
+from linear_jax import plots
 
 COLUMNS = ("loss", "reg", "reg_strength", "learning_rate", "margin", "seed",
            "val_accuracy", "train_accuracy", "data_loss", "reg_loss",

@@ -6,8 +6,7 @@
   stops on divergence or early stopping, and reports progress;
 - ``checkpoint``: one ``.npz`` per run, written atomically;
 - ``run``: ``train_and_evaluate(config, workdir)``, data -> fit -> test ->
-  workdir (metrics, summary, checkpoint, plots), and ``evaluate_checkpoint``;
-- ``plots``: learning curves, weights as templates, decision regions.
+  workdir (metrics, summary, checkpoint, plots), and ``evaluate_checkpoint``.
 """
 
 from linear_jax.train.epoch import DeviceData

@@ -49,7 +49,7 @@ from linear_jax.checks import option
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import loop
-from linear_jax.train import plots
+from linear_jax import plots
 
 _RULES = epoch_lib.HPARAM_RULES
 METRICS_NAME = "metrics.jsonl"
