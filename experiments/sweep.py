@@ -75,7 +75,13 @@ flags.DEFINE_enum("sweep_algorithm", "auto", ["auto", "vmap", "blocked"],
 flags.DEFINE_integer("block_steps", 8, "minibatches per block of "
                      "--sweep_algorithm=blocked (≥ 1)")
 flags.DEFINE_string("workdir", "runs/sweep", "output directory")
-flags.DEFINE_bool("overwrite", False, "replace an existing results.csv")
+flags.DEFINE_bool("overwrite", False, "replace an existing sweep in --workdir")
+flags.DEFINE_bool("resume", False, "continue the sweep in --workdir from its "
+                  "sweep_checkpoint.npz (same flags); finished chunks are "
+                  "not recomputed")
+flags.DEFINE_float("checkpoint_seconds", 300.0, "inside a chunk, save the "
+                   "sweep's progress at most this often (it is always saved "
+                   "after each chunk); 0: every epoch")
 flags.DEFINE_bool("plots", True, "write heatmap PNGs")
 flags.DEFINE_string("coordinator_address", None,
                     "multi-process: HOST:PORT of process 0 (same everywhere)")
@@ -89,6 +95,8 @@ flags.register_validator("batch_size", lambda v: v >= 1,
 flags.register_validator("epochs", lambda v: v >= 1, "epochs must be ≥ 1")
 flags.register_validator("block_steps", lambda v: v >= 1,
                          "block_steps must be ≥ 1")
+flags.register_validator("checkpoint_seconds", lambda v: v >= 0,
+                         "checkpoint_seconds must be ≥ 0 (0: every epoch)")
 flags.register_validator("chunk_size", lambda v: v >= 0,
                          "chunk_size must be ≥ 0 (0: automatic)")
 
@@ -115,7 +123,8 @@ def run_config():
       standardize=FLAGS.standardize, validation_size=FLAGS.validation_size,
       chunk_size=FLAGS.chunk_size, algorithm=FLAGS.sweep_algorithm,
       block_steps=FLAGS.block_steps, workdir=FLAGS.workdir,
-      overwrite=FLAGS.overwrite, plots=FLAGS.plots,
+      overwrite=FLAGS.overwrite, resume=FLAGS.resume,
+      checkpoint_seconds=FLAGS.checkpoint_seconds, plots=FLAGS.plots,
       command="python -m experiments.sweep " + " ".join(sys.argv[1:]))
   config.grid()  # validates names and ranges before any process waits
   config.check_algorithm()
