@@ -41,7 +41,7 @@ def data_digest(*arrays) -> str:
   for a in arrays:
     a = np.ascontiguousarray(a)
     h.update(f"{a.shape}{a.dtype}".encode())
-    h.update(memoryview(a).cast("B"))
+    h.update(a.reshape(-1).view(np.uint8))
   return h.hexdigest()
 
 
