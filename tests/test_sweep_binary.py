@@ -36,8 +36,8 @@ def single(tmp_path_factory, run_module):
 def test_sweep_writes_results_and_selects_best_per_loss(single):
   workdir, proc = single
   assert sorted(p.name for p in workdir.iterdir()) == [
-      "heatmap_softmax.png", "heatmap_svm.png", "results.csv", "results.md",
-      "sweep_summary.json"]
+      "heatmap_softmax.png", "heatmap_svm.png", "history.csv", "results.csv",
+      "results.md", "sweep_checkpoint.npz", "sweep_summary.json"]
   for name in ("heatmap_softmax.png", "heatmap_svm.png"):
     assert (workdir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   rows = read_csv(workdir / "results.csv")
@@ -100,9 +100,10 @@ def test_refuses_to_overwrite_results(single, run_module):
   proc = run_module("experiments.sweep", "--losses=svm", *SWEEP, f"--workdir={workdir}", timeout=120)
   assert proc.returncode == 1
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert errors == [f"error: {workdir / 'results.csv'} exists; pass --overwrite "
-                    "to replace the earlier sweep or choose a new --workdir "
-                    "(nothing was written)"], proc.stderr[-1500:]
+  assert errors == [f"error: {workdir / 'results.csv'} exists; pass --resume "
+                    "to continue that sweep, --overwrite to replace it, or "
+                    "choose a new --workdir (nothing was written)"
+                    ], proc.stderr[-1500:]
   assert (workdir / "results.csv").read_bytes() == before
 
 

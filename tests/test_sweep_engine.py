@@ -220,3 +220,22 @@ def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
   np.testing.assert_allclose(four["b"][ok], full.params["b"][svm][ok],
                              rtol=RTOL, atol=ATOL)
   np.testing.assert_array_equal(four["val"][ok], full.val_accuracy[svm][ok])
+
+
+def test_a_chunk_size_above_the_memory_model_is_warned_about(blobs, caplog):
+  config = SANE.train_config("svm", "l2")
+  per = memory.config_bytes(config, 2, 4, len(blobs.y_train), len(blobs.y_val))
+  shared = memory.data_bytes(config, 2, len(blobs.y_train), len(blobs.y_val))
+  grid = SweepGrid(losses=("svm",), reg_strengths=(1e-4,),
+                   learning_rates=(1e-2, 1e-1), epochs=1, batch_size=64)
+  with caplog.at_level("WARNING"):
+    run_sweep(grid, blobs, log=False, chunk_size=2,
+              budget_bytes=shared + per + per // 2)  # the model fits 1
+  warned = [r.getMessage() for r in caplog.records
+            if "--chunk_size 2 is above the 1 configurations" in r.getMessage()]
+  assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    run_sweep(grid, blobs, log=False, chunk_size=2,
+              budget_bytes=shared + 2 * per + per // 2)  # fits 2: silent
+  assert not [r for r in caplog.records if "--chunk_size" in r.getMessage()]

@@ -63,6 +63,7 @@ from linear_jax import checks
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import memory
+from linear_jax.sweep import resume
 from linear_jax.sweep.grid import Group
 from linear_jax.sweep.grid import Point
 from linear_jax.sweep.grid import SweepGrid
@@ -133,12 +134,14 @@ class Program:
     take_row: ``(params[K], i) -> params[i]``, replicated (one small gather).
     length: K, a multiple of the mesh size.
     algorithm: ``"vmap"`` or ``"blocked"``.
+    state_sharding: the ``TrainState`` of shardings (to restore a state).
   """
   init: object
   epoch: object
   take_row: object
   length: int
   algorithm: str = "vmap"
+  state_sharding: object = None
 
 
 def build_program(config: epoch_lib.TrainConfig, length: int, mesh,
@@ -186,7 +189,7 @@ def build_program(config: epoch_lib.TrainConfig, length: int, mesh,
       donate_argnums=(0,)).lower(state_args, hp_shapes, data).compile()
   take_row = jax.jit(lambda params, i: jax.tree.map(lambda a: a[i], params),
                      out_shardings=rep)
-  return Program(init, epoch, take_row, length, algorithm)
+  return Program(init, epoch, take_row, length, algorithm, state_sharding)
 
 
 @dataclasses.dataclass
@@ -277,6 +280,50 @@ class _Sweep:
     self.compile_seconds = 0.0
     self.train_seconds = 0.0
     self.chunks: list = []
+    self.done: list = []          # names of finished chunks
+    self.checkpoint: resume.SweepCheckpoint | None = None
+    self.unfinished: dict | None = None  # a loaded chunk to continue
+    self.total_units = k * epochs  # configuration-epochs of the whole sweep
+    self.done_units = 0
+    self.started = time.perf_counter()
+    self.units_at_start = 0
+
+  def progress(self) -> dict:
+    """Everything a resumed sweep needs besides an unfinished chunk."""
+    out = {f"history_{name}": self.history[name] for name in METRICS}
+    out.update({f"last_{name}": self.last[name] for name in METRICS})
+    out["diverged_epoch"] = self.diverged_epoch
+    for loss, params in self.best_params.items():
+      for k, v in params.items():
+        out[f"best_params_{loss}_{k}"] = np.asarray(v)
+    if self.params is not None:
+      for k, v in self.params.items():
+        out[f"params_{k}"] = v
+    out.update(best={loss: list(v) for loss, v in self.best.items()},
+               done=self.done, chunks=self.chunks, done_units=self.done_units,
+               compile_seconds=self.compile_seconds,
+               train_seconds=self.train_seconds)
+    return out
+
+  def restore(self, progress: dict, unfinished: dict | None) -> None:
+    """The inverse of ``progress`` (and the chunk to continue)."""
+    for name in METRICS:
+      self.history[name] = progress[f"history_{name}"]
+      self.last[name] = progress[f"last_{name}"]
+    self.diverged_epoch = progress["diverged_epoch"]
+    self.best = {loss: (float(v), int(i))
+                 for loss, (v, i) in progress["best"].items()}
+    self.best_params = {
+        loss: {k: progress[f"best_params_{loss}_{k}"] for k in ("W", "b")}
+        for loss in self.best}
+    if self.keep_params and "params_W" in progress:
+      self.params = {k: progress[f"params_{k}"] for k in ("W", "b")}
+    self.done = list(progress["done"])
+    self.chunks = list(progress["chunks"])
+    self.done_units = self.units_at_start = int(progress["done_units"])
+    self.compile_seconds = float(progress["compile_seconds"])
+    self.train_seconds = float(progress["train_seconds"])
+    self.unfinished = unfinished
 
   def program(self, config: epoch_lib.TrainConfig, length: int) -> Program:
     """``build_program``, once per (config, K)."""
@@ -299,15 +346,21 @@ class _Sweep:
     count = len(group.points)
     num_chunks, length = memory.split_evenly(count, chunk_size, num_devices)
     per_chunk = -(-count // num_chunks)
-    program = self.program(group.config, length)
+    program = None
     for c in range(num_chunks):
+      label = f"{group.name} chunk {c + 1}/{num_chunks}"
+      if label in self.done:  # finished before a resume
+        continue
+      program = program or self.program(group.config, length)
       points = group.points[c * per_chunk:(c + 1) * per_chunk]
+      self.run_chunk(program, group, points, label)
       self.chunks.append({"group": group.name, "chunk": c + 1,
                           "configs": len(points),
                           "padding": length - len(points), "length": length,
                           "algorithm": program.algorithm})
-      self.run_chunk(program, group, points, f"{group.name} chunk "
-                     f"{c + 1}/{num_chunks}")
+      self.done.append(label)
+      if self.checkpoint is not None:
+        self.checkpoint.save(self.progress())
 
   def run_chunk(self, program: Program, group: Group, points, label) -> None:
     """Trains ``points`` (padded to ``program.length``) for all epochs."""
@@ -319,9 +372,18 @@ class _Sweep:
     key = np.asarray(jax.random.key_data(jax.random.key(group.seed)))
     state = program.init(hparams)._replace(
         key=distributed.put_global(key, distributed.replicated(mesh)))
+    first = 1
+    if self.unfinished is not None and self.unfinished["name"] == label:
+      # Continue from the saved state, bit for bit (``resume``).
+      leaves = jax.tree.leaves(program.state_sharding)
+      restored = [distributed.put_global(a, sh) for a, sh in
+                  zip(self.unfinished["leaves"], leaves, strict=True)]
+      state = jax.tree.unflatten(jax.tree.structure(state), restored)
+      first = int(self.unfinished["epoch"]) + 1
+      self.unfinished = None
     index = np.array([p.index for p in points])
     epochs = group.config.epochs
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
       t0 = time.perf_counter()
       with jax.transfer_guard("disallow"):
         state, metrics = program.epoch(state, hparams, self.data)
@@ -330,8 +392,14 @@ class _Sweep:
       seconds = time.perf_counter() - t0
       self.train_seconds += seconds
       self.record(index, epoch, metrics)
+      self.done_units += n
       if self.log:
         self.log_epoch(label, index, epoch, epochs, program.length, seconds)
+      if (self.checkpoint is not None and epoch < epochs and
+          self.checkpoint.due()):
+        self.checkpoint.save(self.progress(), {
+            "name": label, "epoch": epoch,
+            "state": distributed.to_host(state)})
     self.collect_params(program, state, points, index)
 
   def record(self, index, epoch, metrics) -> None:
@@ -356,9 +424,20 @@ class _Sweep:
     else:
       best = "all diverged"
     logging.info("%s [%d configs + %d padding on %d devices] epoch %d/%d  %s  "
-                 "diverged %d/%d  %.3f s", label, len(index),
+                 "diverged %d/%d  %.3f s  |  %s", label, len(index),
                  length - len(index), self.mesh.size, epoch, epochs, best,
-                 int((~ok).sum()), len(index), seconds)
+                 int((~ok).sum()), len(index), seconds, self.overall())
+
+  def overall(self) -> str:
+    """Progress over every group, seed and chunk, with an ETA."""
+    configs_done = sum(c["configs"] for c in self.chunks)
+    elapsed = time.perf_counter() - self.started
+    fresh = self.done_units - self.units_at_start
+    left = self.total_units - self.done_units
+    eta = f"{elapsed / fresh * left:.0f} s" if fresh else "?"
+    return (f"sweep {configs_done}/{len(self.points)} configurations "
+            f"({100 * self.done_units / self.total_units:.1f} %), "
+            f"elapsed {elapsed:.0f} s, ETA {eta}")
 
   def collect_params(self, program, state, points, index) -> None:
     """Keeps the final params of a new best (and of all, ``keep_params``)."""
@@ -406,7 +485,9 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
               chunk_size: int = 0, mesh=None, keep_params: bool = False,
               budget_bytes: int | None = None, log: bool = True,
               algorithm: str = "auto",
-              block_steps: int = blocked.DEFAULT_BLOCK_STEPS) -> SweepResult:
+              block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
+              checkpoint_path: str | None = None,
+              checkpoint_seconds: float = 300.0) -> SweepResult:
   """Trains every configuration of ``grid``; see the module docstring.
 
   Args:
@@ -425,9 +506,15 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
     log: one absl line per epoch per chunk (process 0 only).
     algorithm: ``"auto"``, ``"vmap"`` or ``"blocked"`` (module docstring).
     block_steps: minibatches per block of ``"blocked"`` (≥ 1).
+    checkpoint_path: where to keep the sweep's progress (``resume``): saved
+      after every chunk and every ``checkpoint_seconds`` inside a chunk; if
+      the file exists, the sweep continues from it (it must come from the
+      same grid, data, algorithm and chunk size). None: no checkpoints.
+    checkpoint_seconds: the save interval inside a chunk (0: every epoch).
 
   Returns:
-    A ``SweepResult``; identical on every process.
+    A ``SweepResult``; identical on every process, and identical whether or
+    not the sweep was interrupted and resumed.
   """
   grid.validate()
   if block_steps < 1:
@@ -457,10 +544,36 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
   budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
   chunk = memory.resolve_chunk_size(chunk_size, mesh.size, per_config,
                                     shared, budget)
+  fits = memory.auto_chunk_size(per_config, shared, mesh.size, budget)
+  if chunk > fits and distributed.is_writer():
+    logging.warning(
+        "--chunk_size %d is above the %d configurations that the memory "
+        "model fits in %.2f GiB per device (%.2f MiB each + %.1f MiB data); "
+        "the program may run out of memory", chunk, fits, budget / 2**30,
+        per_config / 2**20, shared / 2**20)
   memory_info = {"per_config_bytes": per_config, "shared_bytes": shared,
                  "budget_bytes_per_device": budget}
   sweep = _Sweep(grid, data, num_classes, mesh, keep_params, log, algorithm,
                  block_steps)
+  if checkpoint_path is not None:
+    sweep.checkpoint = resume.SweepCheckpoint(
+        checkpoint_path, resume.fingerprint({
+            "grid": dataclasses.asdict(grid), "algorithm": algorithm,
+            "block_steps": block_steps, "chunk": chunk,
+            "num_classes": num_classes, "keep_params": keep_params,
+            "devices": mesh.size,
+            "data": resume.data_digest(data.x_train, data.y_train,
+                                       data.x_val, data.y_val)}),
+        every_seconds=checkpoint_seconds, writer=distributed.is_writer())
+    loaded = sweep.checkpoint.load()
+    if loaded is not None:
+      sweep.restore(*loaded)
+      if sweep.log:
+        logging.info("resuming the sweep from %s: %d chunks done%s",
+                     checkpoint_path, len(sweep.done),
+                     "" if sweep.unfinished is None else
+                     f", {sweep.unfinished['name']} after epoch "
+                     f"{sweep.unfinished['epoch']}")
   if sweep.log:
     logging.info("sweep: %d configurations in %d groups on %d devices, at "
                  "most %d per chunk (%.2f MiB each, data %.1f MiB)",

@@ -11,7 +11,11 @@
   ``load_seconds``, ``num_configs``, ``num_diverged``, ``devices``, ``best``
   (per loss: the configuration, val/train/test accuracy), chunking, the
   memory estimate, ``results_sha256`` (``report.digest``) and the config;
-- ``heatmap_<loss>.png`` (``report`` module docstring).
+- ``history.csv``: every configuration's metrics after every epoch;
+- ``heatmap_<loss>.png`` (``report`` module docstring);
+- ``sweep_checkpoint.npz`` while it runs and after (``resume``): a killed
+  sweep continues with ``resume=True`` (``--resume``) without recomputing
+  finished chunks, and gives the same results as one never interrupted.
 
 Selection: per loss, the non-diverged configuration with the highest final
 validation accuracy (ties: the first in grid order), over every regularizer,
@@ -32,6 +36,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 
 from linear_jax import checks
 from linear_jax import io
@@ -45,6 +50,7 @@ from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import engine
 from linear_jax.sweep import report
+from linear_jax.sweep import resume
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.checks import LinearJaxError
 
@@ -112,7 +118,14 @@ class SweepRunConfig:
                             "minibatches per block of --sweep_algorithm="
                             "blocked", rule=checks.AT_LEAST_ONE)
   workdir: str = option("runs/sweep", "output directory")
-  overwrite: bool = option(False, "replace an existing results.csv")
+  overwrite: bool = option(False, "replace an existing sweep in --workdir")
+  resume: bool = option(False, "continue the sweep in --workdir from its "
+                        "sweep_checkpoint.npz (same flags); finished chunks "
+                        "are not recomputed")
+  checkpoint_seconds: float = option(
+      300.0, "inside a chunk, save the sweep's progress at most this often "
+      "(it is always saved after each chunk); 0: every epoch",
+      rule=checks.NONNEGATIVE)
   plots: bool = option(True, "write heatmap PNGs")
   command: str = ""  # recorded in captions and the summary
 
@@ -149,17 +162,26 @@ def check_workdir(config: SweepRunConfig) -> str:
         f"--workdir {config.workdir} is a file, not a folder; choose another "
         "--workdir")
   path = os.path.join(config.workdir, RESULTS)
+  if config.resume and config.overwrite:
+    raise LinearJaxError("--resume continues a sweep and --overwrite starts "
+                         "it over; pass one of them")
   existing = [p for p in (glob.glob(os.path.join(config.workdir, "*"))
                           if os.path.isdir(config.workdir) else [])
-              if os.path.basename(p) in (RESULTS, "results.md",
-                                         "sweep_summary.json")
+              if os.path.basename(p) in OUTPUTS
               or fnmatch.fnmatch(os.path.basename(p), "heatmap_*.png")]
-  if distributed.agree(bool(existing)) and not config.overwrite:
+  if (distributed.agree(bool(existing)) and not config.overwrite and
+      not config.resume):
     raise LinearJaxError(
-        f"{existing[0] if existing else path} exists; pass --overwrite to "
-        "replace the earlier sweep or choose a new --workdir (nothing was "
-        "written)")
+        f"{path if path in existing else (existing or [path])[0]} exists; "
+        "pass --resume to "
+        "continue that sweep, --overwrite to replace it, or choose a new "
+        "--workdir (nothing was written)")
   return path
+
+
+#: What a sweep writes (besides heatmaps); guarded against overwriting.
+OUTPUTS = (RESULTS, "results.md", "sweep_summary.json", "history.csv",
+           resume.CHECKPOINT_NAME)
 
 
 def best_summary(rows: list[dict], best: dict) -> dict:
@@ -182,13 +204,23 @@ def run(config: SweepRunConfig) -> dict:
   """
   grid = config.validate().grid()
   results_path = check_workdir(config)
+  checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()
   dataset = train_run.load_data(config)
   load_seconds = time.perf_counter() - t0
+  if distributed.is_writer():  # after the data: a bad dataset writes nothing
+    os.makedirs(config.workdir, exist_ok=True)
+    io.remove_temporaries(config.workdir)
+    if config.overwrite and os.path.exists(checkpoint_path):
+      os.remove(checkpoint_path)
+  if config.resume and not os.path.exists(checkpoint_path):
+    logging.info("--resume: no %s yet; starting the sweep", checkpoint_path)
   result = engine.run_sweep(grid, dataset, num_classes=dataset.num_classes,
                             chunk_size=config.chunk_size,
                             algorithm=config.sweep_algorithm,
-                            block_steps=config.block_steps)
+                            block_steps=config.block_steps,
+                            checkpoint_path=checkpoint_path,
+                            checkpoint_seconds=config.checkpoint_seconds)
   x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
   test = {i: float(epoch_lib.accuracy(result.best_params[loss], x_test, y_test))
           for loss, i in result.best.items()}
@@ -222,12 +254,15 @@ def run(config: SweepRunConfig) -> dict:
       "date": date,
       "config": dataclasses.asdict(config),
   }
-  summary["files"] = [RESULTS, "results.md", "sweep_summary.json"] + (
+  summary["files"] = [RESULTS, "results.md", "sweep_summary.json",
+                      "history.csv"] + (
       [name for _, _, name in report.heatmap_names(rows)] if config.plots
       else [])
   if distributed.is_writer():
     os.makedirs(config.workdir, exist_ok=True)
     report.write_csv(results_path, rows)
+    io.atomic_write(os.path.join(config.workdir, "history.csv"),
+                    report.history_csv_text(result))
     io.atomic_write(os.path.join(config.workdir, "results.md"),
                     report.markdown(rows, result.best, caption))
     if config.plots:

@@ -87,6 +87,22 @@ def csv_text(rows: list[dict]) -> str:
   return out.getvalue()
 
 
+def history_csv_text(result) -> str:
+  """Every configuration's metrics after every epoch (``result.history``):
+  columns ``index, epoch`` and the metrics, float32 values written as in
+  ``results.csv``; empty after a configuration diverged."""
+  names = sorted(result.history)
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator="\n")
+  writer.writerow(("index", "epoch") + tuple(names))
+  k, epochs = result.history[names[0]].shape
+  for i in range(k):
+    for e in range(epochs):
+      writer.writerow([i, e + 1] + [
+          _cell(float32_value(result.history[n][i, e])) for n in names])
+  return out.getvalue()
+
+
 def digest(rows: list[dict]) -> str:
   """sha256 of ``csv_text(rows)``: equal on processes that agree exactly."""
   return hashlib.sha256(csv_text(rows).encode()).hexdigest()
