@@ -92,7 +92,7 @@ def history_csv_text(result) -> str:
   columns ``index, epoch`` and the metrics, float32 values written as in
   ``results.csv``; empty after a configuration diverged."""
   names = sorted(result.history)
-  out = io.StringIO()
+  out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(("index", "epoch") + tuple(names))
   k, epochs = result.history[names[0]].shape
