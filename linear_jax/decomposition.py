@@ -65,7 +65,6 @@ import dataclasses
 import functools
 import math
 import os
-import time
 import zlib
 
 import jax
@@ -78,6 +77,7 @@ from jax.typing import ArrayLike
 from linear_jax import checks
 from linear_jax import io
 from linear_jax import losses as losses_lib
+from linear_jax import progress
 from linear_jax import regularizers
 from linear_jax.data import distributions
 from linear_jax.objective import objective
@@ -543,28 +543,13 @@ def check_identity(rows: list[dict]) -> float:
 # ---------------------------------------------------------------- driver
 
 
-class _Progress:
-  """One log line per stage with the elapsed wall time."""
-
-  def __init__(self):
-    self.start = time.perf_counter()
-
-  def __call__(self, message: str, *args) -> None:
-    logging.info("[%6.1f s] " + message, time.perf_counter() - self.start,
-                 *args)
-
-  @property
-  def seconds(self) -> float:
-    return time.perf_counter() - self.start
-
-
 def _hparams(config: DecompositionConfig) -> dict:
   return {k: jnp.float32(getattr(config, k)) for k in (
       "learning_rate", "decay_steps", "reg_strength", "margin")}
 
 
-def measure_problem(problem: Problem, loss: str, config: DecompositionConfig,
-                    progress=None) -> dict:
+def measure_problem(problem: Problem, loss: str, config: DecompositionConfig
+                    ) -> dict:
   """Trains f*_F and every f_n, f̃_n of one (dataset, loss) and decomposes.
 
   Returns:
@@ -573,7 +558,6 @@ def measure_problem(problem: Problem, loss: str, config: DecompositionConfig,
     the relative change of the objective over the last tenth of the steps,
     for f*_F and (the largest over seeds) for each n.
   """
-  progress = progress or _Progress()
   snapshots = _snapshot_steps(config.steps, config.budgets)
   keep = [snapshots.index(b) for b in config.budgets] + [len(snapshots) - 1]
   kwargs = dict(loss=loss, reg=config.reg, snapshots=snapshots,
@@ -598,12 +582,12 @@ def measure_problem(problem: Problem, loss: str, config: DecompositionConfig,
              "objective": large["objective"]}
     how = f"{config.steps} full-batch steps"
   jax.block_until_ready(large)
-  progress("%s/%s: f*_F trained on %d examples, %s", problem.name, loss,
-           len(problem.large_y), how)
+  logging.info("%s/%s: f*_F trained on %d examples, %s", problem.name, loss,
+               len(problem.large_y), how)
   runs = fit_prefixes(problem.blocks_x, problem.blocks_y, masks, hp, **kwargs)
   jax.block_until_ready(runs)
-  progress("%s/%s: %d seeds x %d sizes trained in one program", problem.name,
-           loss, config.seeds, len(config.sizes))
+  logging.info("%s/%s: %d seeds x %d sizes trained in one program",
+               problem.name, loss, config.seeds, len(config.sizes))
 
   w = runs["W"][:, :, np.asarray(keep)]
   b = runs["b"][:, :, np.asarray(keep)]
@@ -644,21 +628,25 @@ def run(config: DecompositionConfig) -> dict:
     "max_risk_se", "identity_residual", "seconds", "caveat"}``.
   """
   config.check()
-  progress = _Progress()
+  bar = progress.Progress("(dataset, loss)", len(config.datasets) *
+                          len(config.losses))
   datasets, results = {}, []
   for name in config.datasets:
     problem = load_problem(name, config)
     known = problem.bayes_risk
-    progress("%s: sampled %d seeds x %d, %d for f*_F, %d test (R*: %s)", name,
-             config.seeds, problem.blocks_x.shape[1], len(problem.large_y),
-             len(problem.test_y), "unknown" if known is None else known.method)
+    logging.info("%s: sampled %d seeds x %d, %d for f*_F, %d test (R*: %s)",
+                 name, config.seeds, problem.blocks_x.shape[1],
+                 len(problem.large_y), len(problem.test_y),
+                 "unknown" if known is None else known.method)
     datasets[name] = {
         "bayes_method": "unknown" if known is None else known.method,
         "bayes_risk": None if known is None else known.value,
         "bayes_risk_se": None if known is None else known.se,
         "train_large": len(problem.large_y), "test": len(problem.test_y)}
     for loss in config.losses:
-      results.append(measure_problem(problem, loss, config, progress))
+      results.append(measure_problem(problem, loss, config))
+      bar.update(len(results), note=f"{name}/{loss}")
+  bar.close()
   rows = [row for result in results for row in result["rows"]]
   max_risk_se = max(row["risk_se_test"] for row in rows)
   return {
@@ -668,7 +656,7 @@ def run(config: DecompositionConfig) -> dict:
       "rows": rows,
       "max_risk_se": max_risk_se,
       "identity_residual": check_identity(rows),
-      "seconds": progress.seconds,
+      "seconds": bar.elapsed,
       "caveat": SURROGATE_CAVEAT.format(loss="named"),
   }
 

@@ -64,15 +64,19 @@ class Progress:
     start: units already done before this reporter began (a resumed run).
     bar: draw a tqdm bar (default: when stderr is a terminal); otherwise
       one absl INFO line per update.
+    every_seconds: without a bar, log at most one line per this many seconds
+      (the last unit is always logged).
   """
 
   def __init__(self, description: str, total: int, *, start: int = 0,
-               bar: bool | None = None):
+               bar: bool | None = None, every_seconds: float = 0.0):
     self.description = description
     self.total = total
     self.start = start
     self.done = start
+    self.every_seconds = every_seconds
     self._t0 = time.perf_counter()
+    self._last_log = -float("inf")
     self._bar = None
     if stderr_is_terminal() if bar is None else bar:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -105,6 +109,9 @@ class Progress:
       return
     self.done = done
     elapsed = self.elapsed
+    if elapsed - self._last_log < self.every_seconds and done < self.total:
+      return
+    self._last_log = elapsed
     eta = self.eta(elapsed)
     logging.info("%s %d/%d  %s%selapsed %s  ETA %s", self.description, done,
                  self.total, note, "  " if note else "",

@@ -18,15 +18,14 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import os
-import sys
 import time
 from pathlib import Path
 
-from absl import logging
 import numpy as np
 from PIL import Image
 from PIL import JpegImagePlugin
 
+from linear_jax import progress
 from linear_jax.checks import LinearJaxError
 
 try:
@@ -122,35 +121,6 @@ def decode_image(source: Path | bytes, name: str) -> np.ndarray:
   return decode_pil(source, name) if array is None else array
 
 
-class _Progress:
-  """``update(done, total)`` of a long count: a tqdm bar on a terminal, else
-  an absl INFO line at most every ``PROGRESS_EVERY_S`` seconds."""
-
-  def __init__(self, description: str, unit: str):
-    self.description, self.unit = description, unit
-    self._t0 = self._last = time.perf_counter()
-    self._bar = None
-    if sys.stderr is not None and sys.stderr.isatty():
-      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-      self._bar = tqdm(desc=description, unit=f" {unit}", leave=False)
-
-  def update(self, done: int, total: int) -> None:
-    now = time.perf_counter()
-    if self._bar is not None:
-      self._bar.total = total
-      self._bar.update(done - self._bar.n)
-    elif now - self._last >= PROGRESS_EVERY_S or done == total:
-      self._last = now
-      rate = done / max(now - self._t0, 1e-9)
-      logging.info("%s: %s/%s %s (%.0f %%), %s %s/s", self.description,
-                   f"{done:,}", f"{total:,}", self.unit, 100 * done / total,
-                   f"{rate:,.0f}", self.unit)
-
-  def close(self) -> None:
-    if self._bar is not None:
-      self._bar.close()
-
-
 def decode_images(sources: list, names: list[str], shape: tuple, *,
                   description: str | None = None) -> np.ndarray:
   """uint8 ``[N, *shape]`` from N paths or byte strings; all must be ``shape``.
@@ -173,16 +143,20 @@ def decode_images(sources: list, names: list[str], shape: tuple, *,
       out[i] = image
     return stop - start
 
-  progress = _Progress(description, "images") if description else None
+  bar = (progress.Progress(description, len(sources),
+                           every_seconds=PROGRESS_EVERY_S)
+         if description else None)
+  t0 = time.perf_counter()
   workers = min(4, os.cpu_count() or 1)
   done = 0
   try:
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       for count in pool.map(fill, range(0, len(sources), _CHUNK)):
         done += count
-        if progress is not None:
-          progress.update(done, len(sources))
+        if bar is not None:
+          rate = done / max(time.perf_counter() - t0, 1e-9)
+          bar.update(done, note=f"{rate:,.0f} images/s")
   finally:
-    if progress is not None:
-      progress.close()
+    if bar is not None:
+      bar.close()
   return out

@@ -60,6 +60,7 @@ from absl import logging
 
 from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
+from linear_jax import progress
 from linear_jax.sweep import blocked
 from linear_jax.sweep import distributed
 from linear_jax.sweep import memory
@@ -285,10 +286,9 @@ class _Sweep:
     self.unfinished: dict | None = None  # a loaded chunk to continue
     self.total_units = k * epochs  # configuration-epochs of the whole sweep
     self.done_units = 0
-    self.started = time.perf_counter()
-    self.units_at_start = 0
+    self.bar = None  # the overall progress.Progress, when logging
 
-  def progress(self) -> dict:
+  def snapshot(self) -> dict:
     """Everything a resumed sweep needs besides an unfinished chunk."""
     out = {f"history_{name}": self.history[name] for name in METRICS}
     out.update({f"last_{name}": self.last[name] for name in METRICS})
@@ -305,24 +305,24 @@ class _Sweep:
                train_seconds=self.train_seconds)
     return out
 
-  def restore(self, progress: dict, unfinished: dict | None) -> None:
-    """The inverse of ``progress`` (and the chunk to continue)."""
+  def restore(self, saved: dict, unfinished: dict | None) -> None:
+    """The inverse of ``snapshot`` (and the chunk to continue)."""
     for name in METRICS:
-      self.history[name] = progress[f"history_{name}"]
-      self.last[name] = progress[f"last_{name}"]
-    self.diverged_epoch = progress["diverged_epoch"]
+      self.history[name] = saved[f"history_{name}"]
+      self.last[name] = saved[f"last_{name}"]
+    self.diverged_epoch = saved["diverged_epoch"]
     self.best = {loss: (float(v), int(i))
-                 for loss, (v, i) in progress["best"].items()}
+                 for loss, (v, i) in saved["best"].items()}
     self.best_params = {
-        loss: {k: progress[f"best_params_{loss}_{k}"] for k in ("W", "b")}
+        loss: {k: saved[f"best_params_{loss}_{k}"] for k in ("W", "b")}
         for loss in self.best}
-    if self.keep_params and "params_W" in progress:
-      self.params = {k: progress[f"params_{k}"] for k in ("W", "b")}
-    self.done = list(progress["done"])
-    self.chunks = list(progress["chunks"])
-    self.done_units = self.units_at_start = int(progress["done_units"])
-    self.compile_seconds = float(progress["compile_seconds"])
-    self.train_seconds = float(progress["train_seconds"])
+    if self.keep_params and "params_W" in saved:
+      self.params = {k: saved[f"params_{k}"] for k in ("W", "b")}
+    self.done = list(saved["done"])
+    self.chunks = list(saved["chunks"])
+    self.done_units = int(saved["done_units"])
+    self.compile_seconds = float(saved["compile_seconds"])
+    self.train_seconds = float(saved["train_seconds"])
     self.unfinished = unfinished
 
   def program(self, config: epoch_lib.TrainConfig, length: int) -> Program:
@@ -360,7 +360,7 @@ class _Sweep:
                           "algorithm": program.algorithm})
       self.done.append(label)
       if self.checkpoint is not None:
-        self.checkpoint.save(self.progress())
+        self.checkpoint.save(self.snapshot())
 
   def run_chunk(self, program: Program, group: Group, points, label) -> None:
     """Trains ``points`` (padded to ``program.length``) for all epochs."""
@@ -397,7 +397,7 @@ class _Sweep:
         self.log_epoch(label, index, epoch, epochs, program.length, seconds)
       if (self.checkpoint is not None and epoch < epochs and
           self.checkpoint.due()):
-        self.checkpoint.save(self.progress(), {
+        self.checkpoint.save(self.snapshot(), {
             "name": label, "epoch": epoch,
             "state": distributed.to_host(state)})
     self.collect_params(program, state, points, index)
@@ -423,21 +423,12 @@ class _Sweep:
               + ("" if p.margin is None else f", Δ={p.margin:g}") + ")")
     else:
       best = "all diverged"
-    logging.info("%s [%d configs + %d padding on %d devices] epoch %d/%d  %s  "
-                 "diverged %d/%d  %.3f s  |  %s", label, len(index),
-                 length - len(index), self.mesh.size, epoch, epochs, best,
-                 int((~ok).sum()), len(index), seconds, self.overall())
-
-  def overall(self) -> str:
-    """Progress over every group, seed and chunk, with an ETA."""
     configs_done = sum(c["configs"] for c in self.chunks)
-    elapsed = time.perf_counter() - self.started
-    fresh = self.done_units - self.units_at_start
-    left = self.total_units - self.done_units
-    eta = f"{elapsed / fresh * left:.0f} s" if fresh else "?"
-    return (f"sweep {configs_done}/{len(self.points)} configurations "
-            f"({100 * self.done_units / self.total_units:.1f} %), "
-            f"elapsed {elapsed:.0f} s, ETA {eta}")
+    self.bar.update(self.done_units, note=(
+        f"{label} [{len(index)} configs + {length - len(index)} padding on "
+        f"{self.mesh.size} devices] epoch {epoch}/{epochs}  {best}  diverged "
+        f"{int((~ok).sum())}/{len(index)}  {seconds:.3f} s  |  configurations "
+        f"done {configs_done}/{len(self.points)}"))
 
   def collect_params(self, program, state, points, index) -> None:
     """Keeps the final params of a new best (and of all, ``keep_params``)."""
@@ -575,10 +566,16 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
                      f", {sweep.unfinished['name']} after epoch "
                      f"{sweep.unfinished['epoch']}")
   if sweep.log:
+    sweep.bar = progress.Progress("sweep configuration-epochs",
+                                  sweep.total_units, start=sweep.done_units)
     logging.info("sweep: %d configurations in %d groups on %d devices, at "
                  "most %d per chunk (%.2f MiB each, data %.1f MiB)",
                  len(sweep.points), len(groups), mesh.size, chunk,
                  per_config / 2**20, shared / 2**20)
-  for group in groups:
-    sweep.run_group(group, chunk)
+  try:
+    for group in groups:
+      sweep.run_group(group, chunk)
+  finally:
+    if sweep.bar is not None:
+      sweep.bar.close()
   return sweep.result(chunk, memory_info)

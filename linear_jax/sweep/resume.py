@@ -73,7 +73,7 @@ class SweepCheckpoint:
     return time.monotonic() - self.last_save >= self.every_seconds
 
   def save(self, progress: dict, chunk: dict | None = None) -> None:
-    """Writes ``progress`` (see ``_Sweep.progress``) and an unfinished chunk.
+    """Writes ``progress`` (see ``_Sweep.snapshot``) and an unfinished chunk.
 
     Args:
       progress: name -> numpy array or JSON-able value.
