@@ -94,22 +94,16 @@ DATASETS = {
         "embedded (scikit-learn)", "1,797: 1,438 train+val / 359 test",
         "8x8x1, 10 classes", "small offline image set, default of make run",
         0.2, _embedded(embedded.digits)),
-    "hard_parity": Entry(
-        "embedded", _POINTS, "2-D, 2 classes",
-        "lecture hard case: odd vs even number of positive coordinates", 0.2,
-        _embedded(embedded.hard_parity)),
-    "hard_ring": Entry(
-        "embedded", _POINTS, "2-D, 2 classes",
-        "lecture hard case: 1 <= ||x|| <= 2 vs everything else", 0.2,
-        _embedded(embedded.hard_ring)),
-    "hard_modes": Entry(
-        "embedded", _POINTS, "2-D, 2 classes",
-        "lecture hard case: three Gaussian modes vs everything else", 0.2,
-        _embedded(embedded.hard_modes)),
-    "blobs": Entry(
-        "embedded", _POINTS, "2-D, 4 classes",
-        "easy case: linearly separable Gaussian blobs", 0.2,
-        _embedded(embedded.blobs)),
+    **{name: Entry("embedded", _POINTS, shape, what, 0.2, _embedded(make))
+       for name, shape, what, make in (
+           ("hard_parity", "2-D, 2 classes", "lecture hard case: odd vs "
+            "even number of positive coordinates", embedded.hard_parity),
+           ("hard_ring", "2-D, 2 classes", "lecture hard case: "
+            "1 <= ||x|| <= 2 vs everything else", embedded.hard_ring),
+           ("hard_modes", "2-D, 2 classes", "lecture hard case: three "
+            "Gaussian modes vs everything else", embedded.hard_modes),
+           ("blobs", "2-D, 4 classes", "easy case: linearly separable "
+            "Gaussian blobs", embedded.blobs))},
 }
 PATTERNS = {
     "folder:PATH": Entry(
