@@ -11,6 +11,8 @@ import jax
 import numpy as np
 import pytest
 
+from linear_jax.objective import objective_terms
+
 EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 ≈ 1.19e-7
 
 
@@ -54,6 +56,23 @@ def assert_f32_close(got, want, rtol: float, *, err_msg: str = ""):
   scale = float(np.max(np.abs(want))) if want.size else 0.0
   np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol,
                              atol=rtol * scale, err_msg=err_msg)
+
+
+def data_loss_atol(params, x, y, rtol: float, *, loss: str,
+                   margin: float | None = None) -> float:
+  """|Δ data_loss| allowed when the parameters may differ by rtol·max|θ|.
+
+  First order: |ΔL| ≤ ‖∇_θ L‖₁ · max|Δθ|. A relative tolerance alone fails
+  near separation: the svm loss is then a few hinge terms 1 + s_j − s_y that
+  cancel scores of size ~10 down to ~1e-4, so a 1e-6 change in W is a 1e-5
+  change of the loss relative to itself (seen on AVX-512 CPUs).
+  """
+  options = {} if margin is None else {"margin": margin}  # None: softmax
+  grad = jax.grad(lambda q: objective_terms(
+      q, x, y, loss=loss, **options)["data_loss"])(params)
+  scale = max(float(np.abs(v).max()) for v in jax.tree.leaves(params))
+  return sum(float(np.abs(g).sum()) for g in jax.tree.leaves(grad)) * (
+      rtol * scale)
 
 
 @pytest.fixture

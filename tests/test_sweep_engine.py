@@ -8,14 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
 from conftest import assert_f32_close
+from conftest import data_loss_atol
 from conftest import f32_tolerance
 
 from linear_jax import fit as fit_lib
-from linear_jax.objective import objective_terms
 from linear_jax import training
 from linear_jax.data import load_dataset
 from linear_jax.sweep import SweepGrid
@@ -88,21 +87,10 @@ def alone(blobs, p, epochs=3):
                      num_classes=blobs.num_classes, log=False)
 
 
-def data_loss_atol(blobs, p, params):
-  """|Δ data_loss| allowed when the parameters may differ by RTOL·max|θ|.
-
-  First order: |ΔL| ≤ ‖∇_θ L‖₁ · max|Δθ|. A relative tolerance alone fails
-  near separation: the svm loss is then a few hinge terms 1 + s_j − s_y
-  that cancel scores of size ~10 down to ~1e-4, so a 1e-6 change in W is a
-  1e-5 change of the loss relative to itself (seen on AVX-512 CPUs).
-  """
-  options = {"margin": p.margin} if p.margin is not None else {}
-  grad = jax.grad(lambda q: objective_terms(
-      q, blobs.x_train, blobs.y_train, loss=p.loss, **options)["data_loss"])(
-          params)
-  scale = max(float(np.abs(v).max()) for v in jax.tree.leaves(params))
-  return sum(float(np.abs(g).sum()) for g in jax.tree.leaves(grad)) * (
-      RTOL * scale)
+def loss_atol(blobs, p, params):
+  """data_loss_atol for point p trained on blobs."""
+  return data_loss_atol(params, blobs.x_train, blobs.y_train, RTOL,
+                        loss=p.loss, margin=p.margin)
 
 
 def test_absurd_learning_rate_diverges_and_is_reported(full):
@@ -141,7 +129,7 @@ def test_diverged_configuration_leaves_the_others_unchanged(blobs, full,
     assert abs(result.val_accuracy[p.index] - full.val_accuracy[i]) <= 1 / len(
         blobs.y_val)
     np.testing.assert_allclose(result.data_loss[p.index], full.data_loss[i],
-                               rtol=RTOL, atol=data_loss_atol(blobs, p, params))
+                               rtol=RTOL, atol=loss_atol(blobs, p, params))
     compared += 1
   assert compared == 4
 
@@ -181,7 +169,7 @@ def test_each_configuration_equals_training_it_alone(blobs, full, index):
   # At most one validation example may flip on float rounding.
   assert abs(full.val_accuracy[index] - last["val_accuracy"]) <= 1 / len(blobs.y_val)
   np.testing.assert_allclose(full.data_loss[index], last["data_loss"], rtol=RTOL,
-                             atol=data_loss_atol(blobs, p, single.params))
+                             atol=loss_atol(blobs, p, single.params))
   # λ‖W‖²/2: twice W's relative error.
   np.testing.assert_allclose(full.reg_loss[index], last["reg_loss"],
                              rtol=2 * RTOL)
