@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import f32_tolerance
 
 from linear_jax import LOSSES
 from linear_jax import LinearJaxError
@@ -246,4 +247,6 @@ def test_gpu_benchmark_blocked_part_runs_on_cpu(tmp_path):
   assert all(r["ms"] > 0 for r in rows[:2])
   agreement = rows[2]["note"]
   relative = float(agreement.split("max |ΔW|/max|W| ")[1].split(",")[0])
-  assert relative < 1e-5, agreement
+  # Dots over D = 3072 features through 1024 / 256 = 4 steps (f32_tolerance):
+  # ≈ 1.3e-4, while a missed Gram correction moves W by > 1e-2 of max|W|.
+  assert relative < f32_tolerance(3072, steps=1024 // 256), agreement
