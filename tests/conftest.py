@@ -1,5 +1,7 @@
 """Shared pytest setup: CPU only, no network, fixed thread use; shared
-fixtures (float64, small device data, running the binaries)."""
+fixtures (float64, small device data, running the binaries), and the one
+rule for float32 tolerances (``f32_tolerance``)."""
+import math
 import os
 import subprocess
 import sys
@@ -10,6 +12,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +20,69 @@ REPO = Path(__file__).resolve().parents[1]
 # ../shared/data/ next to the repository.
 CIFAR10_JPEG_ENV = "LINEAR_JAX_CIFAR10_JPEG"
 DEFAULT_CIFAR10_JPEG = REPO / "../shared/data/cifar10-jpeg.tar.gz"
+
+from linear_jax.objective import objective_terms
+
+EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 ≈ 1.19e-7
+
+
+def f32_tolerance(num_terms: int, *, steps: int = 1,
+                  factor: float = 10.0) -> float:
+  """Relative disagreement two float32 summation orders may show.
+
+  rtol = factor · eps32 · sqrt(num_terms · steps). A sum or dot of K terms
+  rounds to about sqrt(K) · eps32 of Σ|terms| (independent roundings add as a
+  random walk; K · eps32 is the worst case); each of S training steps adds
+  such an error, which a stable (non-expansive) step carries on without
+  growth, so S steps give sqrt(K · S) · eps32. ``factor`` = 10 covers the
+  largest of many entries (≈ 4σ) and a 2-3x conditioning margin (momentum,
+  cancellation in scores); pass more, with the reason, where a problem is
+  worse conditioned. Different CPUs (SSE/AVX/AVX-512 widths, thread
+  splits) change the summation order, never the algorithm, so a tolerance
+  from this rule holds on all of them while a real bug (a wrong learning
+  rate, a missed step, a swapped label) moves results by ≥ 1e-3.
+
+  Args:
+    num_terms: K, the length of the longest reduction feeding one result
+      (a minibatch gradient sums B rows; a dot sums D features).
+    steps: S, the number of training steps the result went through.
+    factor: the safety factor above the typical error.
+
+  Returns:
+    The relative tolerance, to scale by the magnitude of the summed terms
+    (see ``assert_f32_close``).
+  """
+  return factor * EPS32 * math.sqrt(num_terms * steps)
+
+
+def assert_f32_close(got, want, rtol: float, *, err_msg: str = ""):
+  """Asserts got ≈ want to ``rtol`` of want's largest magnitude.
+
+  Rounding error scales with Σ|terms|, which the largest entry measures, not
+  with each entry: a weight near zero carries the same absolute error as
+  the largest one.
+  """
+  want = np.asarray(want, np.float64)
+  scale = float(np.max(np.abs(want))) if want.size else 0.0
+  np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol,
+                             atol=rtol * scale, err_msg=err_msg)
+
+
+def data_loss_atol(params, x, y, rtol: float, *, loss: str,
+                   margin: float | None = None) -> float:
+  """|Δ data_loss| allowed when the parameters may differ by rtol·max|θ|.
+
+  First order: |ΔL| ≤ ‖∇_θ L‖₁ · max|Δθ|. A relative tolerance alone fails
+  near separation: the svm loss is then a few hinge terms 1 + s_j − s_y that
+  cancel scores of size ~10 down to ~1e-4, so a 1e-6 change in W is a 1e-5
+  change of the loss relative to itself (seen on AVX-512 CPUs).
+  """
+  options = {} if margin is None else {"margin": margin}  # None: softmax
+  grad = jax.grad(lambda q: objective_terms(
+      q, x, y, loss=loss, **options)["data_loss"])(params)
+  scale = max(float(np.abs(v).max()) for v in jax.tree.leaves(params))
+  return sum(float(np.abs(g).sum()) for g in jax.tree.leaves(grad)) * (
+      rtol * scale)
 
 
 @pytest.fixture

@@ -37,7 +37,10 @@ def test_mean_comes_from_training_rows_only():
   assert sorted(np.concatenate([rows, val_rows])) == list(range(100))
   # With the test rows (1e6) in the mean it would be ~2.9e5, not ~50.
   assert abs(ds.stats.mean[1]) < 1
-  np.testing.assert_allclose(ds.x_test.mean(), 1e6 - ds.stats.mean.mean(),
+  # Means in float64: only each value's float32 storage rounding
+  # (≤ eps32/2 ≈ 6e-8 relative) is left, on any CPU.
+  np.testing.assert_allclose(ds.x_test.mean(dtype=np.float64),
+                             1e6 - ds.stats.mean.mean(dtype=np.float64),
                              rtol=1e-6)
 
 
@@ -81,8 +84,12 @@ def test_standardize_gives_zero_mean_unit_variance_on_train():
   x[:, 3] = 7.0  # a constant feature: σ = 0 is replaced by 1
   ds = data.from_arrays(x, np.arange(500) % 2, x[:50], np.arange(50) % 2,
                         standardize=True, validation_size=100)
-  np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)
-  np.testing.assert_allclose(ds.x_train[:, :3].std(axis=0), 1.0, rtol=1e-5)
+  # float64 reductions of the float32 rows: only their storage rounding
+  # (eps32 · |x| ≈ 1e-6 for |x| ≤ 10) is left, on any CPU.
+  np.testing.assert_allclose(ds.x_train.mean(axis=0, dtype=np.float64), 0.0,
+                             atol=1e-5)
+  np.testing.assert_allclose(ds.x_train[:, :3].std(axis=0, dtype=np.float64),
+                             1.0, rtol=1e-5)
   assert ds.stats.scale[3] == 1.0 and np.all(ds.x_train[:, 3] == 0.0)
   np.testing.assert_allclose(ds.stats.scale[:3], [0.5, 4.0, 20.0], rtol=0.1)
 
@@ -103,7 +110,9 @@ def test_bias_column_is_appended_to_every_split():
   assert ds.num_features == 6 and ds.stats.num_features == 5
   for x in (ds.x_train, ds.x_val, ds.x_test):
     assert x.shape[1] == 6 and np.all(x[:, -1] == 1.0)
-  np.testing.assert_allclose(ds.x_train[:, :-1].mean(0), 0.0, atol=1e-4)
+  # float64 mean: only the float32 storage of values ≤ ~100 (≈ 1e-5) is left.
+  np.testing.assert_allclose(ds.x_train[:, :-1].mean(0, dtype=np.float64), 0.0,
+                             atol=1e-4)
 
 
 def test_stats_round_trip_through_npz_and_reproduce_x_test(tmp_path):

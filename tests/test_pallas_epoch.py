@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_f32_close
+from conftest import f32_tolerance
 
 from linear_jax import shuffle
 from linear_jax.train import epoch as epoch_lib
@@ -38,5 +40,11 @@ def test_interpreted_kernel_matches_training_epoch(schedule):
       interpret=True, cosine=schedule == "cosine")
   step = expected.params["W"] - state.params["W"]
   err = jnp.linalg.norm(got["W"] - expected.params["W"]) / jnp.linalg.norm(step)
-  assert float(err) < 1e-5
-  np.testing.assert_allclose(got["b"], expected.params["b"], atol=1e-6)
+  # 3 steps of 256-row gradient sums, then W + step rounds at eps32·‖W‖:
+  # rtol · (‖W‖ + ‖step‖) / ‖step‖ ≈ 7e-4 of the step (measured 3e-7); a
+  # wrong momentum, schedule or softmax moves W by > 1e-2 of the step.
+  rtol = f32_tolerance(b, steps=n // b)
+  norm_w = jnp.linalg.norm(expected.params["W"])
+  assert float(err) < rtol * float((norm_w + jnp.linalg.norm(step)) /
+                                   jnp.linalg.norm(step))
+  assert_f32_close(got["b"], expected.params["b"], rtol)
