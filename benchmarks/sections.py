@@ -460,10 +460,10 @@ def jax_trainer(ds, data: train.DeviceData, *, loss: str,
   ``config.optimizer``, cosine schedule, batch B, L2 λ (``fused``: through
   the fused C++ CPU epoch, ``kernels.cpu_epoch``)."""
   hparams = train.make_hparams(learning_rate=learning_rate,
-                                  reg_strength=config.reg_strength)
+                               reg_strength=config.reg_strength)
   x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
 
-  def train(epochs: int) -> tuple[float, float]:
+  def run_epochs(epochs: int) -> tuple[float, float]:
     recipe = train.TrainConfig(
         loss=loss, optimizer=config.optimizer, schedule="cosine",
         batch_size=config.accuracy_batch_size, epochs=epochs)
@@ -475,19 +475,19 @@ def jax_trainer(ds, data: train.DeviceData, *, loss: str,
                  log=False, epoch_fn=epoch_fn)
     return (result.train_seconds,
             float(train.accuracy(result.params, x_test, y_test)))
-  return train
+  return run_epochs
 
 
 def torch_trainer(ds, *, loss: str, learning_rate: float,
                   config: BenchConfig) -> Trainer:
   """E -> (seconds, test accuracy) of the same recipe in PyTorch."""
-  def train(epochs: int) -> tuple[float, float]:
+  def run_epochs(epochs: int) -> tuple[float, float]:
     return peers.torch_train(
         ds.x_train, ds.y_train, ds.x_test, ds.y_test, loss=loss,
         epochs=epochs, learning_rate=learning_rate,
         reg_strength=config.reg_strength,
         batch_size=config.accuracy_batch_size)
-  return train
+  return run_epochs
 
 
 def first_reaching(train: Trainer, *, target: float, max_epochs: int,

@@ -3,7 +3,6 @@ where it is absent): sizes, classes, and a cached reload equal to the first
 load."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
