@@ -149,7 +149,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
   def predict(self, X) -> np.ndarray:
     """The label of the highest score ``[N]``."""
-    return self.classes_[np.argmax(self._scores(X), axis=1)]
+    scores = self._scores(X)  # checks fitted before classes_ is read
+    return self.classes_[np.argmax(scores, axis=1)]
 
   def _is_softmax(self):
     return self.loss == "softmax"
