@@ -37,7 +37,7 @@ flags.DEFINE_integer("max_test", 2000, "test examples used (0: all).")
 flags.DEFINE_integer("num_c", 16, "values on the C path.")
 flags.DEFINE_float("c_min", 1e-5, "smallest C.")
 flags.DEFINE_float("c_max", 1.0, "largest C.")
-flags.DEFINE_integer("sklearn_max_iter", 2000, "scikit-learn max_iter.")
+flags.DEFINE_integer("sklearn_max_iter", 1000, "scikit-learn max_iter.")
 flags.DEFINE_float("sklearn_tol", 1e-6, "scikit-learn tol.")
 flags.DEFINE_integer("rank", 256, "Nyström preconditioner rank.")
 flags.DEFINE_bool("sklearn", True, "also run the scikit-learn loop.")
@@ -108,10 +108,13 @@ def main(argv):
   if FLAGS.sklearn:
     from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
     t0 = time.perf_counter()
-    models = [LogisticRegression(C=c, solver="lbfgs",
-                                 max_iter=FLAGS.sklearn_max_iter,
-                                 tol=FLAGS.sklearn_tol).fit(x_tr, y_tr)
-              for c in cs]
+    models = []
+    for c in cs:
+      models.append(LogisticRegression(
+          C=c, solver="lbfgs", max_iter=FLAGS.sklearn_max_iter,
+          tol=FLAGS.sklearn_tol).fit(x_tr, y_tr))
+      print(f"  C={c:.3g}: {time.perf_counter() - t0:.1f} s so far, "
+            f"{int(np.max(models[-1].n_iter_))} iterations", flush=True)
     sk_seconds = time.perf_counter() - t0
     print(f"scikit-learn loop: {sk_seconds:.2f} s", flush=True)
     for k, (row, m) in enumerate(zip(rows, models)):

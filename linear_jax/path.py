@@ -5,17 +5,18 @@ The linear-probe workflow: for λ_1..λ_K minimize
     L_k(W, b) = (1/N) Σ_i L_i(x_i W + b, y_i) + λ_k Σ W²       (b unregularized)
 
 choose the λ with the best validation accuracy, and report its test accuracy.
-``lambda_path`` runs all K problems at once (``vmap`` over λ, λ an array), by
+``lambda_path`` solves all K problems in one compiled program (λ an array), by
 full-batch L-BFGS (``minimize_lbfgs``, backtracking line search) in
-preconditioned coordinates, either one λ after another with warm starts along
-the path (CPUs) or all λ at once by ``vmap`` (accelerators); there is no learning
-rate to sweep, the line search sets the step.
+preconditioned coordinates: one λ after another from the largest, each warm
+started at the previous solution (``lax.scan``; CPUs), or all λ at once from
+zero (``vmap``; accelerators). There is no learning rate to sweep: the line
+search sets the step.
 
 Preconditioning: the data part of the Hessian is bounded by ρ·(X_cᵀX_c/N) ⊗ A
 (X_c the centred rows; for softmax ρ = ½ and A the projection I − 11ᵀ/C,
 Böhning's bound), so each λ's Hessian is close to ρG + 2λI with
-G = X_cᵀX_c/N. On raw pixels G spans 5-6 decades and plain L-BFGS needs
-hundreds of iterations. A randomized Nyström approximation of G, rank r,
+G = X_cᵀX_c/N. Correlated features (neighbouring pixels) make G, and so
+the problem, ill-conditioned for plain L-BFGS. A randomized Nyström approximation of G, rank r,
 G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ) (``nystrom_gram``, two passes over X,
 no D³ factorization), gives H_k = V diag(ρs + 2λ_k) Vᵀ + (ρ s_tail + 2λ_k)
 (I − VVᵀ), and L-BFGS runs on U with W = H_k^{-1/2} U: per iteration and λ
