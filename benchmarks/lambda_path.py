@@ -13,8 +13,10 @@ objectives, validation and test accuracies, and the selected C.
     PYTHONPATH=. python -m benchmarks.lambda_path --features=relu \
         --relu_dim=8192 --max_train=1000
 
-Runs on whatever device JAX picks (``JAX_PLATFORMS=cuda`` for a GPU); raw
-results go to ``benchmarks/results/lambda_path_<features>_<N>.json``.
+Runs on whatever device JAX picks (``JAX_PLATFORMS=cuda`` for a GPU; there
+``--strategy=vmap``, the default on accelerators, and ``--strategy=warm``
+compare the two ways of solving the path); raw results go to
+``benchmarks/results/lambda_path_<features>_<N>_<platform>.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ flags.DEFINE_integer("sklearn_max_iter", 1000, "scikit-learn max_iter.")
 flags.DEFINE_float("sklearn_tol", 1e-6, "scikit-learn tol.")
 flags.DEFINE_integer("rank", 256, "Nyström preconditioner rank.")
 flags.DEFINE_bool("sklearn", True, "also run the scikit-learn loop.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "warm", "vmap"],
+                  "lambda_path's warm_start: auto (warm on CPU, vmap on "
+                  "accelerators), warm or vmap.")
 flags.DEFINE_string("out", "benchmarks/results", "folder of the JSON results.")
 
 
@@ -89,7 +94,9 @@ def main(argv):
   t0 = time.perf_counter()
   result = path.lambda_path(x_tr, y_tr, x_va, y_va, x_te, y_te,
                             reg_strengths=lams, rank=FLAGS.rank,
-                            num_classes=ds.num_classes)
+                            num_classes=ds.num_classes,
+                            warm_start={"auto": None, "warm": True,
+                                        "vmap": False}[FLAGS.strategy])
   ours_seconds = time.perf_counter() - t0
   print(f"linear_jax path: {ours_seconds:.2f} s, iterations "
         f"{result.iterations.tolist()}", flush=True)
