@@ -108,6 +108,31 @@ def nystrom_gram(x: ArrayLike, *, rank: int, key: jax.Array,
   return q @ e, jnp.maximum(s, 0.0), jnp.maximum(tail, 0.0)
 
 
+def row_space_basis(x: np.ndarray, *, rcond: float = 1e-10
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """An orthonormal basis B ``[D, r]`` of the centred rows' span, and μ ``[D]``.
+
+  With L2 regularization the minimizer W lies in the span of the centred
+  rows X_c (∂L/∂W = X_cᵀ(...) + 2λW, and W = 0 at the start); writing
+  W = B W_z gives scores X_c B W_z and ΣW² = ΣW_z², the same problem with
+  r ≤ min(N, D) features. B = X_cᵀ U S^{-1/2} from the eigendecomposition
+  X_c X_cᵀ = U S Uᵀ (float64), keeping eigenvalues above rcond · max S.
+
+  Args:
+    x: ``[N, D]`` rows.
+    rcond: relative cut-off of the eigenvalues.
+
+  Returns:
+    ``(B [D, r], μ [D])``, float64.
+  """
+  x = np.asarray(x, np.float64)
+  mu = x.mean(axis=0)
+  xc = x - mu
+  s, u = np.linalg.eigh(xc @ xc.T)
+  keep = s > rcond * max(s.max(), np.finfo(np.float64).tiny)
+  return xc.T @ (u[:, keep] / np.sqrt(s[keep])), mu
+
+
 def _loss_options(loss: str, margin) -> dict:
   return {"margin": margin} if "margin" in losses_lib.LOSS_OPTIONS[loss] else {}
 
@@ -264,6 +289,7 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
                 num_classes: int | None = None, max_iter: int = 500,
                 tol: float = 1e-6, ftol: float = 1e-7, rank: int = 256,
                 memory_size: int = 10, warm_start: bool | None = None,
+                row_space: bool | None = None,
                 seed: int = 0) -> PathResult:
   """Solves L_k for every λ_k, selects on validation, evaluates on test.
 
@@ -291,6 +317,9 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
       converges and multiplies every step's FLOPs by K, which a FLOP-bound
       CPU pays in full; warm starts cut the iterations of each λ and keep one
       [N, D] × [D, C] product per step, which leaves a GPU idle.
+    row_space: solve in the span of the centred training rows (see
+      ``row_space_basis``): r ≤ N features instead of D, exactly the same
+      minimizers. None: when N < D.
     seed: seeds the preconditioner's random test matrix.
 
   Returns:
@@ -313,19 +342,32 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(y_train))) + 1
   checks.check_label_range(y_train, num_classes)
-  rank = int(min(rank, x_train.shape[1]))
   dtype = x_train.dtype
+  n, d = x_train.shape
+  if row_space is None:
+    row_space = n < d
+  x_solve = x_train
+  if row_space:
+    basis, mu = row_space_basis(np.asarray(x_train))
+    x_solve = jnp.asarray((np.asarray(x_train, np.float64) - mu) @ basis,
+                          dtype)
+  rank = int(min(rank, x_solve.shape[1]))
   if warm_start is None:
     warm_start = jax.default_backend() == "cpu"
   order = np.argsort(-lams, kind="stable")  # largest λ first
   unsort = np.argsort(order)
   params, value, iters, gnorm = _solve(
-      x_train, y_train, jnp.asarray(lams[order], dtype), jnp.asarray(margin, dtype),
+      x_solve, y_train, jnp.asarray(lams[order], dtype), jnp.asarray(margin, dtype),
       jnp.asarray(tol, dtype), jnp.asarray(ftol, dtype), jax.random.key(seed), loss=loss,
       num_classes=num_classes, max_iter=int(max_iter), rank=rank,
       memory_size=int(memory_size), warm_start=bool(warm_start))
   params, value, iters, gnorm = jax.tree.map(
       lambda a: a[unsort], (params, value, iters, gnorm))
+  if row_space:
+    # (x − μ)B W_z + b_z = xW + (b_z − μW) with W = B W_z.
+    w = jnp.einsum("dr,krc->kdc", jnp.asarray(basis, dtype), params["W"])
+    params = {"W": w, "b": params["b"] - jnp.einsum(
+        "d,kdc->kc", jnp.asarray(mu, dtype), w)}
   val = np.asarray(_accuracies(params, jnp.asarray(x_val, dtype),
                                jnp.asarray(y_val, jnp.int32)))
   if x_test is not None:

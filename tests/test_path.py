@@ -122,3 +122,22 @@ def test_bad_input():
     path.lambda_path(x, y, x, y, reg_strengths=[])
   with pytest.raises(LinearJaxError, match="one label per row"):
     path.lambda_path(x, y[:5], x, y, reg_strengths=[1.0])
+
+
+def test_row_space_path_equals_the_full_path(x64):
+  # N < D: the row-space solve must give the same minimizers as the
+  # D-dimensional one (both converged in float64).
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(40, 90)) + 1.0
+  y = rng.integers(0, 3, 40)
+  lams = np.array([1e-1, 1e-2])
+  kw = dict(reg_strengths=lams, max_iter=3000, tol=1e-10, ftol=0.0, rank=16)
+  full = path.lambda_path(x, y, x, y, row_space=False, **kw)
+  reduced = path.lambda_path(x, y, x, y, row_space=True, **kw)
+  np.testing.assert_allclose(reduced.objective, full.objective, rtol=1e-9)
+  np.testing.assert_allclose(reduced.params["W"], full.params["W"], atol=1e-6)
+  np.testing.assert_allclose(reduced.params["b"], full.params["b"], atol=1e-6)
+  basis, _ = path.row_space_basis(x)
+  np.testing.assert_allclose(basis.T @ basis, np.eye(basis.shape[1]),
+                             atol=1e-10)
+  assert basis.shape == (90, 39)  # centring removes one dimension
