@@ -23,6 +23,11 @@ no D³ factorization), gives H_k = V diag(ρs + 2λ_k) Vᵀ + (ρ s_tail + 2λ_k
 that costs two ``[D, r] × [r, C]`` products beside the ``[N, D] × [D, C]``
 scores. The centring is undone exactly at the end: (x − μ)W + b = xW + (b − μW).
 
+When N < D (features wider than the training set, e.g. a probe on a few
+thousand examples), the problem is first rewritten in an orthonormal basis of
+the centred rows' span (``row_space_basis``): the minimizers are the same and
+each step costs [N, N] × [N, C] instead of [N, D] × [D, C].
+
 Hinge losses (``svm``, ``crammer_singer``) are not differentiable at the
 margin; L-BFGS on them stops at the iteration cap near the minimizer rather
 than at a gradient tolerance. ``squared_svm`` and ``softmax`` are smooth.
