@@ -1,8 +1,10 @@
 """Dataset names, ``load_dataset``, and the table ``--list_datasets`` prints.
 
 A name is one of ``DATASETS`` (below), ``folder:PATH`` (an image folder or a
-``.tar.gz`` of one, see ``folder_source``) or ``tfds:NAME`` (any
-tensorflow-datasets image classification dataset, see ``tfds_source``).
+``.tar.gz`` of one, see ``folder_source``), ``tfds:NAME`` (any
+tensorflow-datasets image classification dataset, see ``tfds_source``),
+``npz:PATH`` or ``svmlight:TRAIN[,TEST]`` (feature arrays, see
+``npz_source``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from linear_jax import checks
 from linear_jax.data import dataset as dataset_lib
 from linear_jax.data import embedded
 from linear_jax.data import folder_source
+from linear_jax.data import npz_source
 from linear_jax.data import tfds_source
 from linear_jax.checks import LinearJaxError
 
@@ -114,6 +117,14 @@ PATTERNS = {
         "tfds", "as in tfds", "as in tfds",
         "any tfds dataset with 'image' and 'label' features",
         DEFAULT_VALIDATION, None),
+    "npz:PATH": Entry(
+        "NumPy .npz", "as found", "[N, D] features",
+        "your arrays: x, y (split for you) or x_train, y_train, x_test, "
+        "y_test[, x_val, y_val]", DEFAULT_VALIDATION, None),
+    "svmlight:TRAIN[,TEST]": Entry(
+        "LIBSVM text", "as found", "[N, D], densified",
+        "svmlight/LIBSVM files (a train file, optionally a test file)",
+        DEFAULT_VALIDATION, None),
 }
 
 
@@ -127,7 +138,8 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
 
   Args:
     name: one of ``DATASETS`` (see ``format_dataset_table()``),
-      ``folder:PATH`` or ``tfds:NAME``.
+      ``folder:PATH``, ``tfds:NAME``, ``npz:PATH`` or
+      ``svmlight:TRAIN[,TEST]``.
     data_dir: for tfds names, the tfds data folder (default
       ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``); for folders and
       ``cifar10_jpeg``, the cache folder (default ``$LINEAR_JAX_CACHE`` or
@@ -154,9 +166,15 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
   if isinstance(name, str) and name in PATTERNS:
     raise LinearJaxError(
         f"{name!r} is a pattern; replace PATH or NAME, e.g. "
-        "folder:/data/images or tfds:mnist")
+        "folder:/data/images, tfds:mnist or npz:/data/features.npz")
   if isinstance(name, str) and name.startswith("folder:"):
     raw = folder_source.load_folder(name[len("folder:"):], cache_dir=data_dir)
+    default = DEFAULT_VALIDATION
+  elif isinstance(name, str) and name.startswith("npz:"):
+    raw = npz_source.load_npz(name[len("npz:"):])
+    default = DEFAULT_VALIDATION
+  elif isinstance(name, str) and name.startswith("svmlight:"):
+    raw = npz_source.load_svmlight(name[len("svmlight:"):])
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("tfds:"):
     raw = tfds_source.load_tfds(name[len("tfds:"):], data_dir=data_dir,

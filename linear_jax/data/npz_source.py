@@ -1,0 +1,279 @@
+"""Your own feature arrays: ``npz:PATH`` (NumPy ``.npz``) and ``svmlight:PATH``.
+
+``npz:PATH`` holds either
+
+    x [N, D], y [N]                        split by ``from_raw`` (a fixed 20 %
+                                           test carve, then the seeded
+                                           validation carve of ``splits``)
+    x_train, y_train, x_test, y_test       and optionally x_val, y_val
+
+with features float16/32/64 or integers (e.g. uint8), two-dimensional, and
+labels of any kind (ints or strings). ``svmlight:TRAIN[,TEST]`` reads one or
+two LIBSVM/svmlight text files with ``sklearn.datasets.load_svmlight_files``
+(one feature space for both) and densifies them; a dense matrix above the
+device budget (``linear_jax.sweep.memory.device_budget``) is refused.
+
+Labels become ``[0, C)`` in sorted order of the distinct training labels;
+``RawData.class_names`` keeps the original labels as strings (``"cat"``,
+``"7"``), in label order, so predictions can be mapped back. Every bad input is
+one ``LinearJaxError`` line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from linear_jax.checks import LinearJaxError
+from linear_jax.data.dataset import RawData
+from linear_jax.data.preprocessing import check_finite
+
+# npz key pairs per split; "x"/"y" alone means "split it for me".
+_SPLIT_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test"),
+               "validation": ("x_val", "y_val")}
+
+
+def _check_file(path: Path, what: str) -> Path:
+  if not path.is_file():
+    raise LinearJaxError(
+        f"{what} file {path} does not exist; pass the path of an existing "
+        "file")
+  if path.stat().st_size == 0:
+    raise LinearJaxError(
+        f"{what} file {path} is empty; write the arrays into it first")
+  return path
+
+
+def _features(x, key: str, shown: str) -> np.ndarray:
+  """``x`` checked as a 2-D real numeric ``[N, D]`` array with N, D ≥ 1."""
+  x = np.asarray(x)
+  if x.ndim != 2:
+    raise LinearJaxError(
+        f"{shown}: {key!r} has shape {x.shape}, features must be 2-D [N, D]; "
+        f"reshape it, e.g. x.reshape(len(x), -1)")
+  if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or
+                                 np.issubdtype(x.dtype, np.integer)):
+    raise LinearJaxError(
+        f"{shown}: {key!r} has dtype {x.dtype}; store features as float16, "
+        "float32, float64 or an integer type such as uint8")
+  if x.shape[0] == 0 or x.shape[1] == 0:
+    raise LinearJaxError(
+        f"{shown}: {key!r} has shape {x.shape}, with no examples or no "
+        "features; store at least one example with one feature")
+  return x
+
+
+def _label_values(y, key: str, shown: str) -> np.ndarray:
+  """``y`` as a 1-D array of ints or strings (integral floats become ints)."""
+  y = np.asarray(y)
+  if y.ndim != 1:
+    raise LinearJaxError(
+        f"{shown}: {key!r} has shape {y.shape}, labels must be 1-D [N]; store "
+        "one label per example")
+  if np.issubdtype(y.dtype, np.floating):
+    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+      raise LinearJaxError(
+          f"{shown}: {key!r} holds non-integer float labels; classes must be "
+          "ints or strings (this is a classifier, not a regression)")
+    y = y.astype(np.int64)
+  elif y.dtype == np.bool_:
+    y = y.astype(np.int64)
+  elif not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "US"):
+    raise LinearJaxError(
+        f"{shown}: {key!r} has dtype {y.dtype}; store labels as ints or "
+        "strings")
+  return y
+
+
+def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
+  """Maps every split's labels to [0, C) by the sorted distinct train labels.
+
+  Args:
+    splits: ``{split: (x [N, D], y [N] ints or strings)}`` with a "train"
+      split.
+    shown: how errors name the source.
+
+  Returns:
+    ``(splits with int32 labels, class names)``: class c is the c-th smallest
+    training label, its name that label as a string.
+  """
+  labels = {s: _label_values(y, f"y_{s}" if s != "train" or "test" in splits
+                             else "y", shown)
+            for s, (_, y) in splits.items()}
+  kinds = {s: y.dtype.kind in "US" for s, y in labels.items()}
+  if len(set(kinds.values())) > 1:
+    raise LinearJaxError(
+        f"{shown}: labels are strings in some splits and numbers in others; "
+        "use one label type in every split")
+  classes = np.unique(labels["train"])
+  if len(classes) < 2:
+    raise LinearJaxError(
+        f"{shown}: the training labels hold {len(classes)} class "
+        f"({', '.join(map(str, classes))}); a classifier needs at least 2 "
+        "classes")
+  for split, y in labels.items():
+    found = np.unique(y)
+    unknown = np.setdiff1d(found, classes)
+    missing = np.setdiff1d(classes, found) if split == "test" else []
+    if len(unknown) or len(missing):
+      parts = []
+      if len(unknown):
+        parts.append(f"{len(unknown)} not in train (e.g. {unknown[0]!s})")
+      if len(missing):
+        parts.append(f"{len(missing)} train classes absent (e.g. "
+                     f"{missing[0]!s})")
+      raise LinearJaxError(
+          f"{shown}: the {split} labels differ from the training labels: "
+          f"{'; '.join(parts)}; give every split the same set of classes")
+  out = {s: (x, np.searchsorted(classes, labels[s]).astype(np.int32))
+         for s, (x, _) in splits.items()}
+  return out, tuple(str(c) for c in classes)
+
+
+def _check_rows(splits: dict, shown: str) -> None:
+  for split, (x, y) in splits.items():
+    if len(x) != len(y):
+      raise LinearJaxError(
+          f"{shown}: the {split} split has {len(x)} feature rows but "
+          f"{len(y)} labels; store one label per example")
+
+
+def _check_widths(splits: dict, shown: str) -> None:
+  widths = {s: x.shape[1] for s, (x, _) in splits.items()}
+  if len(set(widths.values())) > 1:
+    raise LinearJaxError(
+        f"{shown}: the splits have different feature counts {widths}; give "
+        "every split the same D")
+
+
+def raw_from_arrays(splits: dict, shown: str) -> RawData:
+  """Checked ``RawData`` from ``{split: (x [N, D], y [N])}`` of any label type.
+
+  Checks rows against labels, equal widths, finite features and the label
+  sets (see ``encode_labels``), each failing in one line that names
+  ``shown``.
+  """
+  _check_rows(splits, shown)
+  _check_widths(splits, shown)
+  for split, (x, _) in splits.items():
+    try:
+      check_finite(x, split)
+    except LinearJaxError as e:
+      raise LinearJaxError(f"{shown}: {e}") from None
+  splits, class_names = encode_labels(splits, shown)
+  return RawData(splits=splits, class_names=class_names, image_shape=None)
+
+
+def load_npz(path: str | os.PathLike) -> RawData:
+  """``RawData`` from an ``.npz`` of ``x``/``y`` or per-split keys (module doc).
+
+  Args:
+    path: the ``.npz`` file.
+
+  Returns:
+    ``RawData`` with the file's features as stored (``[N, D]``), int32 labels
+    in [0, C), the original labels as class names, and no image shape.
+  """
+  path = _check_file(Path(path).expanduser(), "npz")
+  shown = f"npz:{path}"
+  with open(path, "rb") as f:
+    if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+      raise LinearJaxError(
+          f"{shown} is not a NumPy .npz file (no zip header); write it with "
+          "np.savez(path, x=..., y=...)")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except ValueError as e:
+    if "pickle" in str(e):
+      raise LinearJaxError(
+          f"{shown} holds object arrays; store labels as ints or fixed-width "
+          "strings (np.array(labels, dtype=str))") from None
+    raise LinearJaxError(
+        f"{shown} is not a NumPy .npz file ({e}); write it with np.savez"
+    ) from None
+  except (OSError, zipfile.BadZipFile, EOFError) as e:
+    raise LinearJaxError(
+        f"{shown} is not a readable NumPy .npz file ({' '.join(str(e).split())}"
+        "); write it with np.savez") from None
+  splits = {}
+  if "x_train" in arrays or "y_train" in arrays:
+    for split, (xk, yk) in _SPLIT_KEYS.items():
+      present = [k for k in (xk, yk) if k in arrays]
+      if split == "validation" and not present:
+        continue
+      if len(present) < 2:
+        missing = sorted({xk, yk} - set(present))
+        raise LinearJaxError(
+            f"{shown} lacks {', '.join(missing)} (found keys "
+            f"{', '.join(sorted(arrays))}); store x_train, y_train, x_test, "
+            "y_test (and optionally x_val, y_val), or just x and y")
+      splits[split] = (_features(arrays[xk], xk, shown), arrays[yk])
+  else:
+    if "x" not in arrays or "y" not in arrays:
+      missing = [k for k in ("x", "y") if k not in arrays]
+      raise LinearJaxError(
+          f"{shown} lacks {', '.join(missing)} (found keys "
+          f"{', '.join(sorted(arrays)) or 'none'}); store x and y, or "
+          "x_train, y_train, x_test, y_test")
+    splits["train"] = (_features(arrays["x"], "x", shown), arrays["y"])
+  return raw_from_arrays(splits, shown)
+
+
+def parse_svmlight_name(spec: str) -> list[Path]:
+  """``"TRAIN[,TEST]"`` -> one or two paths."""
+  paths = [p for p in spec.split(",")]
+  if not 1 <= len(paths) <= 2 or not all(paths):
+    raise LinearJaxError(
+        f"svmlight:{spec} must name a train file and optionally a test file, "
+        "as svmlight:TRAIN or svmlight:TRAIN,TEST")
+  return [Path(p).expanduser() for p in paths]
+
+
+def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
+  """``RawData`` from ``"TRAIN[,TEST]"`` svmlight files, densified as float32.
+
+  Args:
+    spec: the train file, optionally followed by ``,`` and the test file.
+    budget_bytes: refuse dense float32 matrices above this (default: the
+      device budget of ``linear_jax.sweep.memory``).
+
+  Returns:
+    ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
+    over both files.
+  """
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
+  paths = [_check_file(p, "svmlight") for p in parse_svmlight_name(spec)]
+  shown = f"svmlight:{spec}"
+  try:
+    loaded = sk_datasets.load_svmlight_files(
+        [str(p) for p in paths], dtype=np.float32)
+  except (ValueError, RuntimeError, UnicodeDecodeError) as e:
+    raise LinearJaxError(
+        f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
+        "must be '<label> <index>:<value> ...' with increasing indices"
+    ) from None
+  xs, ys = loaded[0::2], loaded[1::2]
+  n = sum(x.shape[0] for x in xs)
+  d = xs[0].shape[1]
+  need = n * d * 4
+  if budget_bytes is None:
+    from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+    budget_bytes = memory.device_budget()
+  if need > budget_bytes:
+    raise LinearJaxError(
+        f"{shown}: densified, {n} x {d} float32 features need "
+        f"{need / 2**30:.2f} GiB, over the {budget_bytes / 2**30:.2f} GiB "
+        "device budget; select fewer features or examples (sparse training is "
+        "not supported)")
+  if n == 0 or d == 0:
+    raise LinearJaxError(
+        f"{shown} holds {n} examples with {d} features; write at least one "
+        "example")
+  splits = {"train": (xs[0].toarray(), ys[0])}
+  if len(xs) == 2:
+    splits["test"] = (xs[1].toarray(), ys[1])
+  return raw_from_arrays(splits, shown)
