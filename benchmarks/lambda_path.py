@@ -8,9 +8,11 @@ solutions are scored with this objective in float64 here. Reported: wall time
 of each whole path (compilation included for linear_jax), per C the two
 objectives, validation and test accuracies, and the selected C.
 
-    PYTHONPATH=. python -m benchmarks.lambda_path --features=pixels \
+    LINEAR_JAX_CIFAR10_JPEG=/path/to/cifar10-jpeg.tar.gz \
+        python -m benchmarks.lambda_path --features=pixels \
         --max_train=2000
-    PYTHONPATH=. python -m benchmarks.lambda_path --features=relu \
+    LINEAR_JAX_CIFAR10_JPEG=/path/to/cifar10-jpeg.tar.gz \
+        python -m benchmarks.lambda_path --features=relu \
         --relu_dim=8192 --max_train=1000
 
 Runs on whatever device JAX picks (``JAX_PLATFORMS=cuda`` for a GPU; there
@@ -26,8 +28,10 @@ import sys
 import time
 
 import numpy as np
-from absl import app
 from absl import flags
+
+from benchmarks import timing
+from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "cifar10_jpeg", "linear_jax dataset name.")
@@ -74,7 +78,6 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   from linear_jax import io as io_lib  # pylint: disable=g-import-not-at-top
   from linear_jax import path  # pylint: disable=g-import-not-at-top
-  from linear_jax.bench import machine  # pylint: disable=g-import-not-at-top
   from linear_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
 
   ds = load_dataset(FLAGS.dataset, standardize=True,
@@ -136,7 +139,7 @@ def main(argv):
     sk_best = path.select(lams, [r["sklearn_val_accuracy"] for r in rows])
 
   summary = {
-      **machine.header(" ".join(["python -m benchmarks.lambda_path"] +
+      **timing.header(" ".join(["python -m benchmarks.lambda_path"] +
                                 sys.argv[1:])),
       "num_train": n, "num_features": d, "num_val": int(len(y_va)),
       "num_test": int(len(y_te)), "ours_seconds": ours_seconds,
@@ -161,4 +164,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.start(main)

@@ -7,7 +7,7 @@
     clf.fit(x, y).score(x_test, y_test)
 
 Any labels (ints, strings) are mapped to [0, C) by ``np.unique`` and back by
-``classes_``. Training is ``linear_jax.training.train_epoch`` (the same
+``classes_``. Training is ``linear_jax.train.train_epoch`` (the same
 objective, optimizers and schedules as the binaries) run for ``epochs``
 epochs inside one jitted program, cached per static choice (loss, reg,
 optimizer, schedule, batch size, epochs): numeric knobs (λ, learning rate,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.base import ClassifierMixin
@@ -32,7 +31,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from sklearn.utils.validation import validate_data
 
-from linear_jax import training
+from linear_jax.train import epoch as epoch_lib
 
 #: scikit-learn estimator checks this estimator does not pass, with why.
 EXPECTED_FAILED_CHECKS = {}
@@ -42,13 +41,13 @@ TRACE_COUNT = [0]
 
 
 @functools.lru_cache(maxsize=32)
-def _train_program(config: training.TrainConfig):
+def _train_program(config: epoch_lib.TrainConfig):
   """jit(epochs × train_epoch) for one static ``TrainConfig``."""
   def run(state, hparams, data):
     TRACE_COUNT[0] += 1
     return jax.lax.fori_loop(
         0, config.epochs,
-        lambda _, s: training.train_epoch(s, hparams, data, config=config)[0],
+        lambda _, s: epoch_lib.train_epoch(s, hparams, data, config=config)[0],
         state)
   return jax.jit(run)
 
@@ -94,15 +93,15 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     self.l1_ratio = l1_ratio
     self.seed = seed
 
-  def _config(self, n: int) -> training.TrainConfig:
+  def _config(self, n: int) -> epoch_lib.TrainConfig:
     batch = self.batch_size
     if batch is not None and batch >= n:
       batch = None
-    config = training.TrainConfig(
+    config = epoch_lib.TrainConfig(
         loss=self.loss, reg=self.reg, optimizer=self.optimizer,
         schedule=self.schedule, batch_size=batch, epochs=int(self.epochs))
     config.validate()
-    training.check_lbfgs_full_batch(config, n)
+    epoch_lib.check_lbfgs_full_batch(config, n)
     return config
 
   def fit(self, X, y):
@@ -116,13 +115,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
           f"({classes[0]!r}); pass labels of two or more classes")
     n, d = X.shape
     config = self._config(n)
-    hparams = training.make_hparams(
+    hparams = epoch_lib.make_hparams(
         learning_rate=self.learning_rate, reg_strength=self.reg_strength,
         margin=self.margin, momentum=self.momentum, l1_ratio=self.l1_ratio)
     x32 = np.asarray(X, np.float32)
     # Validation accuracy is not used here: one row keeps its cost nil.
-    data = training.DeviceData.put(x32, codes, x32[:1], codes[:1])
-    state = training.init_state(config, hparams, self.seed, d, len(classes),
+    data = epoch_lib.DeviceData.put(x32, codes, x32[:1], codes[:1])
+    state = epoch_lib.init_state(config, hparams, self.seed, d, len(classes),
                                 n)
     state = _train_program(config)(state, hparams, data)
     params = jax.device_get(state.params)

@@ -14,8 +14,7 @@ from linear_jax.sklearn import LinearClassifier
 
 @pytest.mark.slow
 @parametrize_with_checks(
-    [LinearClassifier(), LinearClassifier(loss="svm", optimizer="momentum",
-                                          batch_size=16, epochs=20)],
+    [LinearClassifier()],
     expected_failed_checks=lambda est: lj_sklearn.EXPECTED_FAILED_CHECKS)
 def test_sklearn_estimator_checks(estimator, check):
   check(estimator)

@@ -47,7 +47,7 @@ def _check_file(path: Path, what: str) -> Path:
   return path
 
 
-def _features(x, key: str, shown: str) -> np.ndarray:
+def features_array(x, key: str, shown: str) -> np.ndarray:
   """``x`` checked as a 2-D real numeric ``[N, D]`` array with N, D ≥ 1."""
   x = np.asarray(x)
   if x.ndim != 2:
@@ -66,7 +66,7 @@ def _features(x, key: str, shown: str) -> np.ndarray:
   return x
 
 
-def _label_values(y, key: str, shown: str) -> np.ndarray:
+def label_values(y, key: str, shown: str) -> np.ndarray:
   """``y`` as a 1-D array of ints or strings (integral floats become ints)."""
   y = np.asarray(y)
   if y.ndim != 1:
@@ -100,7 +100,7 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
     ``(splits with int32 labels, class names)``: class c is the c-th smallest
     training label, its name that label as a string.
   """
-  labels = {s: _label_values(y, f"y_{s}" if s != "train" or "test" in splits
+  labels = {s: label_values(y, f"y_{s}" if s != "train" or "test" in splits
                              else "y", shown)
             for s, (_, y) in splits.items()}
   kinds = {s: y.dtype.kind in "US" for s, y in labels.items()}
@@ -167,15 +167,11 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
   return RawData(splits=splits, class_names=class_names, image_shape=None)
 
 
-def load_npz(path: str | os.PathLike) -> RawData:
-  """``RawData`` from an ``.npz`` of ``x``/``y`` or per-split keys (module doc).
+def read_npz_arrays(path: str | os.PathLike) -> dict:
+  """Every array of an ``.npz`` file (no pickles), checked to be one.
 
-  Args:
-    path: the ``.npz`` file.
-
-  Returns:
-    ``RawData`` with the file's features as stored (``[N, D]``), int32 labels
-    in [0, C), the original labels as class names, and no image shape.
+  Raises:
+    LinearJaxError: a missing, empty or foreign file, or object arrays.
   """
   path = _check_file(Path(path).expanduser(), "npz")
   shown = f"npz:{path}"
@@ -186,7 +182,7 @@ def load_npz(path: str | os.PathLike) -> RawData:
           "np.savez(path, x=..., y=...)")
   try:
     with np.load(path, allow_pickle=False) as f:
-      arrays = {k: f[k] for k in f.files}
+      return {k: f[k] for k in f.files}
   except ValueError as e:
     if "pickle" in str(e):
       raise LinearJaxError(
@@ -199,6 +195,20 @@ def load_npz(path: str | os.PathLike) -> RawData:
     raise LinearJaxError(
         f"{shown} is not a readable NumPy .npz file ({' '.join(str(e).split())}"
         "); write it with np.savez") from None
+
+
+def load_npz(path: str | os.PathLike) -> RawData:
+  """``RawData`` from an ``.npz`` of ``x``/``y`` or per-split keys (module doc).
+
+  Args:
+    path: the ``.npz`` file.
+
+  Returns:
+    ``RawData`` with the file's features as stored (``[N, D]``), int32 labels
+    in [0, C), the original labels as class names, and no image shape.
+  """
+  arrays = read_npz_arrays(path)
+  shown = f"npz:{Path(path).expanduser()}"
   splits = {}
   if "x_train" in arrays or "y_train" in arrays:
     for split, (xk, yk) in _SPLIT_KEYS.items():
@@ -211,7 +221,7 @@ def load_npz(path: str | os.PathLike) -> RawData:
             f"{shown} lacks {', '.join(missing)} (found keys "
             f"{', '.join(sorted(arrays))}); store x_train, y_train, x_test, "
             "y_test (and optionally x_val, y_val), or just x and y")
-      splits[split] = (_features(arrays[xk], xk, shown), arrays[yk])
+      splits[split] = (features_array(arrays[xk], xk, shown), arrays[yk])
   else:
     if "x" not in arrays or "y" not in arrays:
       missing = [k for k in ("x", "y") if k not in arrays]
@@ -219,7 +229,7 @@ def load_npz(path: str | os.PathLike) -> RawData:
           f"{shown} lacks {', '.join(missing)} (found keys "
           f"{', '.join(sorted(arrays)) or 'none'}); store x and y, or "
           "x_train, y_train, x_test, y_test")
-    splits["train"] = (_features(arrays["x"], "x", shown), arrays["y"])
+    splits["train"] = (features_array(arrays["x"], "x", shown), arrays["y"])
   return raw_from_arrays(splits, shown)
 
 
@@ -233,24 +243,22 @@ def parse_svmlight_name(spec: str) -> list[Path]:
   return [Path(p).expanduser() for p in paths]
 
 
-def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
-  """``RawData`` from ``"TRAIN[,TEST]"`` svmlight files, densified as float32.
+def read_svmlight_files(paths: list, shown: str, *,
+                        num_features: int | None = None,
+                        budget_bytes: int | None = None) -> list:
+  """``[(x float32 [N, D] dense, y [N]) per file]`` of svmlight files read
+  into one feature space (D: ``num_features``, else the largest index).
 
-  Args:
-    spec: the train file, optionally followed by ``,`` and the test file.
-    budget_bytes: refuse dense float32 matrices above this (default: the
-      device budget of ``linear_jax.sweep.memory``).
-
-  Returns:
-    ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
-    over both files.
+  Raises:
+    LinearJaxError: a malformed line, no examples, or a dense matrix above
+      ``budget_bytes`` (default: the device budget of
+      ``linear_jax.sweep.memory``), with its size.
   """
   from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
-  paths = [_check_file(p, "svmlight") for p in parse_svmlight_name(spec)]
-  shown = f"svmlight:{spec}"
+  paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
   try:
     loaded = sk_datasets.load_svmlight_files(
-        [str(p) for p in paths], dtype=np.float32)
+        [str(p) for p in paths], dtype=np.float32, n_features=num_features)
   except (ValueError, RuntimeError, UnicodeDecodeError) as e:
     raise LinearJaxError(
         f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
@@ -273,7 +281,22 @@ def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
     raise LinearJaxError(
         f"{shown} holds {n} examples with {d} features; write at least one "
         "example")
-  splits = {"train": (xs[0].toarray(), ys[0])}
-  if len(xs) == 2:
-    splits["test"] = (xs[1].toarray(), ys[1])
-  return raw_from_arrays(splits, shown)
+  return [(x.toarray(), y) for x, y in zip(xs, ys)]
+
+
+def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
+  """``RawData`` from ``"TRAIN[,TEST]"`` svmlight files, densified as float32.
+
+  Args:
+    spec: the train file, optionally followed by ``,`` and the test file.
+    budget_bytes: refuse dense float32 matrices above this (default: the
+      device budget of ``linear_jax.sweep.memory``).
+
+  Returns:
+    ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
+    over both files.
+  """
+  files = read_svmlight_files(parse_svmlight_name(spec), f"svmlight:{spec}",
+                              budget_bytes=budget_bytes)
+  splits = dict(zip(("train", "test"), files))
+  return raw_from_arrays(splits, f"svmlight:{spec}")

@@ -143,6 +143,15 @@ def load_data(config):
       mirror_train=getattr(config, "mirror_train", False))
 
 
+def model_description(dataset) -> dict:
+  """What ``linear_jax.model.load_model`` needs besides the arrays, saved in
+  the checkpoint's metadata: class names, D, the raw image shape."""
+  return {"class_names": [str(c) for c in dataset.class_names],
+          "num_features": int(dataset.num_features),
+          "image_shape": (None if dataset.image_shape is None else
+                          [int(v) for v in dataset.image_shape])}
+
+
 def _template(config: RunConfig, dataset) -> epoch_lib.TrainState:
   return epoch_lib.init_state(
       config.train_config(), config.hparams(), config.seed,
@@ -302,11 +311,13 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
   metrics_path = os.path.join(workdir, METRICS_NAME)
   stats = dataset.stats.to_dict()
   config_dict = dataclasses.asdict(config)
+  model = model_description(dataset)
 
   def save(progress: loop.FitProgress):
     checkpoint.save(ckpt_path, state=progress.state,
                     best_params=progress.best_params, stats=stats,
                     metadata={"config": config_dict,
+                              "model": model,
                               "epoch": progress.epochs_done,
                               "last_metrics": (progress.history[-1]
                                                if progress.history else None),
@@ -352,6 +363,7 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
       "num_test": int(len(dataset.y_test)),
       "num_features": int(dataset.num_features),
       "num_classes": int(dataset.num_classes),
+      "class_names": model["class_names"],
       "config": config_dict,
       "device": device_description(),
       "precision": "float32 (XLA default matmul precision; TF32 on GPUs)",

@@ -1,0 +1,231 @@
+"""A trained model as a pure function: raw examples in, scores and labels out.
+
+``load_model(workdir)`` reads a training run's ``checkpoint.npz`` (written by
+``linear_jax.train.train_and_evaluate``) and returns a ``Model``: the params
+(the best on validation when early stopping kept them, else the last), the
+preprocessing fitted on the training split, and the class names. Nothing
+else is needed: not the training data, not the run's settings.
+
+``Model.scores`` is a pure, jittable function of raw examples ``x_raw``
+``[N, ...]`` (any numeric dtype, flattened to ``[N, D]``):
+
+    s = ((x_raw − μ) / σ) W + b        (μ, σ: the saved statistics, if any)
+
+computed as ``PreprocessStats.apply`` and ``linear_scores`` compute it in
+training, so predictions equal those behind the run's reported accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from linear_jax import checks
+from linear_jax.data import preprocessing
+from linear_jax.scores import linear_scores
+from linear_jax.train import checkpoint
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import run as run_lib
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+  """A trained linear classifier with its preprocessing and class names.
+
+  Attributes:
+    params: ``{"W": [D, C], "b": [C]}`` float32 (D counts the ones column
+      when ``stats.bias_column``).
+    stats: the ``PreprocessStats`` fitted on the training split.
+    class_names: the C class names, in label order.
+    image_shape: ``(H, W, C)`` of one raw example for image data, else None.
+  """
+  params: dict
+  stats: preprocessing.PreprocessStats
+  class_names: tuple
+  image_shape: tuple | None = None
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def preprocess(self, x_raw: ArrayLike) -> jax.Array:
+    """Raw ``[N, ...]`` -> float32 ``[N, D]``: (x − μ) / σ (+ ones column)."""
+    x = jnp.reshape(jnp.asarray(x_raw), (jnp.shape(x_raw)[0], -1))
+    if x.shape[1] != self.stats.num_features:
+      raise checks.LinearJaxError(
+          f"inputs have {x.shape[1]} features after flattening but the model "
+          f"was trained on {self.stats.num_features}; pass examples shaped "
+          "like the training set")
+    x = x.astype(jnp.float32)
+    if self.stats.mean is not None:
+      x = x - self.stats.mean
+    if self.stats.scale is not None:
+      x = x / self.stats.scale
+    if self.stats.bias_column:
+      x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+    return x
+
+  def scores(self, x_raw: ArrayLike) -> jax.Array:
+    """s = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""
+    return linear_scores(self.params, self.preprocess(x_raw))
+
+  def predict(self, x_raw: ArrayLike) -> jax.Array:
+    """argmax_j s_j: int32 labels ``[N]`` in [0, C)."""
+    return jnp.argmax(self.scores(x_raw), axis=-1).astype(jnp.int32)
+
+  def names(self, labels: ArrayLike) -> np.ndarray:
+    """The class name of each label: ``[N]`` strings."""
+    return np.asarray([str(c) for c in self.class_names])[np.asarray(labels)]
+
+
+def load_model(workdir: str) -> Model:
+  """The ``Model`` saved in ``workdir/checkpoint.npz``.
+
+  Raises:
+    LinearJaxError: no or a damaged checkpoint, or one without the model's
+      description (one line each).
+  """
+  path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
+  meta = checkpoint.load_metadata(path)
+  model = meta.get("model")
+  if not model:
+    raise checks.LinearJaxError(
+        f"{path} does not describe its model (class names, feature count); "
+        "it was written by an older linear_jax: train again to predict")
+  config = run_lib.RunConfig.from_dict(meta["config"])
+  template = epoch_lib.init_state(
+      config.train_config(), config.hparams(), config.seed,
+      model["num_features"], len(model["class_names"]), 1)
+  state, best, stats, _ = checkpoint.load(path, template, template.params)
+  params = best if best is not None else state.params
+  image_shape = model.get("image_shape")
+  return Model(
+      params={k: jnp.asarray(v, jnp.float32) for k, v in params.items()},
+      stats=preprocessing.PreprocessStats.from_dict(stats),
+      class_names=tuple(model["class_names"]),
+      image_shape=None if image_shape is None else tuple(image_shape))
+
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def load_inputs(spec: str, *, split: str = "test",
+                num_features: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+  """Raw examples (and their labels as strings, if the input has them).
+
+  Args:
+    spec: ``npz:PATH`` (keys ``x`` and optionally ``y``, or the ``split``'s
+      ``x_<split>``/``y_<split>``), ``svmlight:PATH`` (labels read too), or
+      ``folder:PATH`` (images in the tfds ImageFolder layout, the ``split``'s
+      folder; class folders give the labels). A bare ``PATH.npz`` is
+      ``npz:PATH``.
+    split: which split of a file holding several (``test``, ``train``,
+      ``val``/``validation``).
+    num_features: D of the model (svmlight files are read with that width).
+
+  Returns:
+    ``(x_raw [N, ...], labels [N] str or None)``.
+  """
+  from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+  kind, _, path = spec.partition(":")
+  if not path and spec.endswith(".npz"):
+    kind, path = "npz", spec
+  if kind == "npz":
+    raw = npz_source.read_npz_arrays(path)
+    short = {"validation": "val"}.get(split, split)
+    for xk, yk in (("x", "y"), (f"x_{short}", f"y_{short}")):
+      if xk in raw:
+        x = npz_source.features_array(raw[xk], xk, f"npz:{path}")
+        y = raw.get(yk)
+        return x, (None if y is None else npz_source.label_values(
+            y, yk, f"npz:{path}").astype(str))
+    raise checks.LinearJaxError(
+        f"npz:{path} has neither 'x' nor 'x_{short}' (found keys "
+        f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x")
+  if kind == "svmlight":
+    (x, y), = npz_source.read_svmlight_files(
+        [path], f"svmlight:{path}", num_features=num_features)
+    return x, npz_source.label_values(y, "labels", f"svmlight:{path}").astype(str)
+  if kind == "folder":
+    from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
+    raw = folder_source.load_folder(path)
+    name = {"val": "validation"}.get(split, split)
+    if name not in raw.splits:
+      raise checks.LinearJaxError(
+          f"folder:{path} has no {split!r} split (it has "
+          f"{', '.join(sorted(raw.splits))}); pass --split")
+    x, y = raw.splits[name]
+    return x, np.asarray(raw.class_names)[np.asarray(y)].astype(str)
+  raise checks.LinearJaxError(
+      f"--input {spec!r}: give npz:PATH, svmlight:PATH or folder:PATH")
+
+
+def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
+  """Labels given as class names -> int ``[N]`` in the model's order."""
+  index = {str(c): i for i, c in enumerate(model.class_names)}
+  unknown = sorted(set(names.tolist()) - set(index))
+  if unknown:
+    raise checks.LinearJaxError(
+        f"the inputs' labels {unknown[:5]} are not among the model's classes "
+        f"{list(model.class_names)[:10]}; pass inputs of the same classes")
+  return np.asarray([index[n] for n in names.tolist()], np.int32)
+
+
+def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
+  """``.npz`` (``labels [N]``, ``class_names [N]``, ``scores [N, C]``,
+  ``classes [C]``) or ``.csv`` (``index,label,class_name,score_<class>…``),
+  written atomically."""
+  from linear_jax import io  # pylint: disable=g-import-not-at-top
+  labels = np.argmax(scores, axis=-1)
+  names = model.names(labels)
+  if path.endswith(".npz"):
+    arrays = {"labels": labels.astype(np.int32), "class_names": names,
+              "scores": scores.astype(np.float32),
+              "classes": np.asarray([str(c) for c in model.class_names])}
+    io.atomic_write(path, lambda f: np.savez(f, **arrays))
+  elif path.endswith(".csv"):
+    import csv  # pylint: disable=g-import-not-at-top
+    import io as std_io  # pylint: disable=g-import-not-at-top
+    out = std_io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["index", "label", "class_name"] +
+                    [f"score_{c}" for c in model.class_names])
+    for i, (label, name, row) in enumerate(zip(labels, names, scores)):
+      writer.writerow([i, int(label), name] +
+                      [repr(float(np.float32(v))) for v in row])
+    io.atomic_write(path, out.getvalue())
+  else:
+    raise checks.LinearJaxError(
+        f"--output {path}: name a .npz or .csv file")
+
+
+def predict_file(workdir: str, input_spec: str, output: str, *,
+                 split: str = "test") -> dict:
+  """Loads ``workdir``'s model, predicts ``input_spec``, writes ``output``.
+
+  Returns:
+    ``{"examples", "output", "accuracy"}``; ``accuracy`` is None when the
+    inputs carry no labels.
+  """
+  if not output.endswith((".npz", ".csv")):
+    raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
+  if os.path.lexists(output):
+    raise checks.LinearJaxError(
+        f"{output} exists; choose another --output (nothing was overwritten)")
+  model = load_model(workdir)
+  x_raw, names = load_inputs(input_spec, split=split,
+                             num_features=model.stats.num_features)
+  labels = None if names is None else label_indices(model, names)
+  scores = np.asarray(jax.jit(model.scores)(x_raw))
+  write_predictions(output, model, scores)
+  accuracy = (None if labels is None else
+              float(np.mean(np.argmax(scores, axis=-1) == labels)))
+  return {"examples": int(len(scores)), "output": output,
+          "accuracy": accuracy}

@@ -1,0 +1,129 @@
+"""linear_jax.model: a workdir's model predicts exactly what its training
+run reported, as a pure function, through the predict binary too."""
+
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+from linear_jax import model as model_lib
+from linear_jax import train
+from linear_jax.checks import LinearJaxError
+
+CLASSES = np.array(["cat", "dog", "emu"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A standardized softmax run on string-labelled npz features."""
+  root = tmp_path_factory.mktemp("predict")
+  rng = np.random.default_rng(0)
+  centres = 0.7 * rng.normal(size=(3, 6))  # overlapping: errors to match
+
+  def sample(n):
+    y = rng.integers(0, 3, size=n)
+    return (centres[y] + rng.normal(size=(n, 6))).astype(np.float32), CLASSES[y]
+
+  (x_train, y_train), (x_test, y_test) = sample(400), sample(300)
+  data = root / "feats.npz"
+  np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test,
+           y_test=y_test)
+  config = train.RunConfig(dataset=f"npz:{data}", loss="softmax", epochs=3,
+                           batch_size=32, standardize=True, plots=False)
+  summary = train.train_and_evaluate(config, str(root / "run"))
+  return root, data, summary, x_test, y_test
+
+
+def test_predictions_reproduce_the_reported_test_accuracy(trained):
+  root, data, summary, _, _ = trained
+  out = root / "preds.npz"
+  result = model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
+  assert result["examples"] == 300
+  # The same examples right: counts equal (the run reports a float32 mean).
+  assert round(result["accuracy"] * 300) == round(summary["test_accuracy"] * 300)
+  assert 0.5 < result["accuracy"] < 0.95  # learned, with errors to reproduce
+  with np.load(out) as f:
+    assert f["classes"].tolist() == ["cat", "dog", "emu"]
+    assert f["scores"].shape == (300, 3)
+    np.testing.assert_array_equal(f["labels"], f["scores"].argmax(-1))
+    np.testing.assert_array_equal(f["class_names"], CLASSES[f["labels"]])
+  assert summary["class_names"] == ["cat", "dog", "emu"]
+
+
+def test_scores_are_a_pure_function_of_raw_inputs(trained):
+  root, _, _, x_test, _ = trained
+  model = model_lib.load_model(str(root / "run"))
+  traces = []
+
+  def scores(x):
+    traces.append(1)
+    return model.scores(x)
+
+  fn = jax.jit(scores)
+  a = np.asarray(fn(x_test[:50]))
+  b = np.asarray(fn(x_test[50:100]))
+  assert len(traces) == 1  # same shapes: compiled once
+  # s = ((x − μ)/σ) W + b, written out in float64 from the saved arrays.
+  x = (x_test[:100].astype(np.float64) - model.stats.mean) / model.stats.scale
+  expected = x @ np.asarray(model.params["W"], np.float64) + np.asarray(
+      model.params["b"], np.float64)
+  # float32: D = 6 terms per score, |terms| ≲ 10, so ≲ 1e-5 absolute.
+  np.testing.assert_allclose(np.concatenate([a, b]), expected, atol=1e-4)
+  np.testing.assert_array_equal(model.predict(x_test[:100]),
+                                np.concatenate([a, b]).argmax(-1))
+
+
+def test_csv_output(trained):
+  root, data, _, _, _ = trained
+  out = root / "preds.csv"
+  model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
+  rows = list(csv.DictReader(open(out)))
+  assert len(rows) == 300
+  assert list(rows[0]) == ["index", "label", "class_name", "score_cat",
+                           "score_dog", "score_emu"]
+  for row in rows[:20]:
+    scores = [float(row[f"score_{c}"]) for c in CLASSES]
+    assert int(row["label"]) == int(np.argmax(scores))
+    assert row["class_name"] == CLASSES[int(row["label"])]
+
+
+def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
+  root, data, _, x_test, _ = trained
+  run = str(root / "run")
+  existing = tmp_path / "exists.npz"
+  existing.write_bytes(b"mine")
+  bad_labels = tmp_path / "bad.npz"
+  np.savez(bad_labels, x=x_test[:5], y=np.array(["cat", "yak", "cat", "emu",
+                                                 "dog"]))
+  narrow = tmp_path / "narrow.npz"
+  np.savez(narrow, x=x_test[:5, :4])
+  cases = [
+      (run, f"npz:{data}", str(existing), "exists"),
+      (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
+      (str(tmp_path / "nowhere"), f"npz:{data}", str(tmp_path / "p.npz"),
+       "no checkpoint"),
+      (run, f"npz:{bad_labels}", str(tmp_path / "p.npz"), "'yak'"),
+      (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
+      (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
+  ]
+  for workdir, spec, out, words in cases:
+    with pytest.raises(LinearJaxError) as e:
+      model_lib.predict_file(workdir, spec, out)
+    assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+  assert existing.read_bytes() == b"mine"
+  assert not (tmp_path / "p.npz").exists()
+
+
+def test_binary(trained, run_module):
+  root, data, summary, _, _ = trained
+  out = root / "binary.npz"
+  proc = run_module("experiments.predict", f"--workdir={root / 'run'}",
+                    f"--input=npz:{data}", f"--output={out}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f"accuracy {summary['test_accuracy']:.4f}" in proc.stdout
+  proc = run_module("experiments.predict", f"--workdir={root / 'run'}",
+                    f"--input=npz:{data}", f"--output={out}")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "Traceback" not in proc.stderr
