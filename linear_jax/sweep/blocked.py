@@ -176,9 +176,7 @@ def blocked_epoch(config: epoch_lib.TrainConfig,
         f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
         f"or none, got {config.optimizer}/{config.reg}; use the vmap "
         "algorithm (engine.vmapped_epoch)")
-  if block_steps < 1:
-    raise checks.LinearJaxError(
-        f"block_steps must be ≥ 1, got {block_steps}")
+  checks.AT_LEAST_ONE.check(block_steps, "block_steps")
   grad_fn = _mean_loss_and_grad(config.loss)
 
   def epoch(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,

@@ -508,9 +508,7 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
     not the sweep was interrupted and resumed.
   """
   grid.validate()
-  if block_steps < 1:
-    raise checks.LinearJaxError(
-        f"block_steps must be ≥ 1, got {block_steps}")
+  checks.AT_LEAST_ONE.check(block_steps, "block_steps")
   if num_classes is None:
     num_classes = getattr(data, "num_classes", None)
   if num_classes is None:
