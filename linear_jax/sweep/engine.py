@@ -423,7 +423,8 @@ class _Sweep:
               + ("" if p.margin is None else f", Δ={p.margin:g}") + ")")
     else:
       best = "all diverged"
-    configs_done = sum(c["configs"] for c in self.chunks)
+    configs_done = sum(c["configs"] for c in self.chunks) + (
+        len(index) if epoch == epochs else 0)  # this chunk's, once finished
     self.bar.update(self.done_units, note=(
         f"{label} [{len(index)} configs + {length - len(index)} padding on "
         f"{self.mesh.size} devices] epoch {epoch}/{epochs}  {best}  diverged "
