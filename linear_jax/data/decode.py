@@ -126,7 +126,7 @@ def decode_images(sources: list, names: list[str], shape: tuple, *,
   """uint8 ``[N, *shape]`` from N paths or byte strings; all must be ``shape``.
 
   Chunks of images go to a small thread pool (libjpeg-turbo and PIL's
-  decoders release the GIL). ``description`` turns on progress reporting
+  decoders drop the GIL while they work). ``description`` turns on progress reporting
   (count and rate) under that title.
   """
   out = np.empty((len(sources),) + tuple(shape), np.uint8)

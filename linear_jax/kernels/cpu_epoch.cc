@@ -313,7 +313,7 @@ class SpinBarrier {
     const int gen = generation_.load(std::memory_order_acquire);
     if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
       count_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.fetch_add(1, std::memory_order_acq_rel);
     } else {
       while (generation_.load(std::memory_order_acquire) == gen)
         __builtin_ia32_pause();
