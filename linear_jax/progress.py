@@ -87,6 +87,11 @@ class Progress:
   def elapsed(self) -> float:
     return time.perf_counter() - self._t0
 
+  def discount(self, seconds: float) -> None:
+    """Leaves ``seconds`` of work that is not counted (e.g. compiling a
+    program midway) out of the elapsed time and so out of the pace."""
+    self._t0 += seconds
+
   def eta(self, elapsed: float | None = None) -> float | None:
     """Seconds left at the pace so far (None before the first unit)."""
     ran = self.done - self.start

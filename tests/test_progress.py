@@ -41,3 +41,19 @@ def test_timed_reports_seconds(monkeypatch):
   assert lines == ["compiling x (first time) ...",
                    "compiling x (first time): 1.50 s"]
   assert progress.format_seconds(245) == "4 min 05 s"
+
+
+def test_throttled_lines_and_discounted_time(monkeypatch):
+  lines = []
+  monkeypatch.setattr(absl_logging, "info",
+                      lambda fmt, *args: lines.append(fmt % args))
+  clock = iter([0.0, 1.0, 2.5, 3.5, 4.0])
+  monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+  bar = progress.Progress("images", 4, bar=False, every_seconds=2.0)
+  bar.update(1)  # t = 1.0: the first line
+  bar.update(2)  # t = 2.5: 1.5 s after the last line, dropped
+  bar.discount(2.0)  # 2 s of compiling: not the counted work's pace
+  bar.update(3)  # t = 3.5 - 2 = 1.5 < 1.0 + 2: dropped
+  bar.update(4)  # the last unit is always logged; 4 units in 2.0 s
+  assert lines == ["images 1/4  elapsed 1.00 s  ETA 3.00 s",
+                   "images 4/4  elapsed 2.00 s  ETA 0.00 s"]

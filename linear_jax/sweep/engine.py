@@ -336,6 +336,8 @@ class _Sweep:
           algorithm=algorithm, block_steps=self.block_steps)
       seconds = time.perf_counter() - t0
       self.compile_seconds += seconds
+      if self.bar is not None:
+        self.bar.discount(seconds)  # the ETA is the pace of training
       if self.log:
         logging.info("compiled %s/%s (%s) for %d configurations in %.2f s",
                      config.loss, config.reg, algorithm, length, seconds)
