@@ -80,3 +80,31 @@ def test_check_options_one_line(change, words):
     checks.check_options(Toy(**change))
   assert words in str(e.value) and "\n" not in str(e.value)
   checks.check_options(Toy())
+
+
+FLAGFILE_BINARY = {"cifar10_softmax": "train", "cifar10_svm": "train",
+                   "cifar10_sweep": "sweep", "digits_sweep": "sweep",
+                   "probe_sweep": "sweep",
+                   "decomposition_cifar10": "error_decomposition",
+                   "decomposition_synthetic": "error_decomposition"}
+
+
+@pytest.mark.parametrize("binary", sorted(set(FLAGFILE_BINARY.values())))
+def test_every_flagfile_parses_with_its_binary(binary):
+  """Each flagfile's flags exist in its binary and take its values."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+  repo = Path(__file__).resolve().parents[1]
+  found = sorted(p.stem for p in (repo / "experiments/flags").glob("*.flags"))
+  assert found == sorted(FLAGFILE_BINARY), "map each flagfile to its binary"
+  names = [n for n, b in FLAGFILE_BINARY.items() if b == binary]
+  code = (f"import experiments.{binary}\nfrom absl import flags\n"
+          f"for name in {names!r}:\n"
+          "  flags.FLAGS.unparse_flags()\n"
+          "  flags.FLAGS(['prog', f'--flagfile=experiments/flags/{name}.flags', '--workdir=unused'])\n"
+          f"print('parsed', {len(names)})")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=repo,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f"parsed {len(names)}" in proc.stdout
