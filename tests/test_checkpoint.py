@@ -14,6 +14,15 @@ def test_refuses_nan_and_survives_a_killed_write(tmp_path, monkeypatch):
   checkpoint.save(path, state=state, metadata={"epoch": 1})
   with pytest.raises(lj.LinearJaxError, match="NaN"):
     checkpoint.save(path, state={"W": np.full((2, 2), np.nan)}, metadata={})
+  # Only parameters must be finite: an optimizer state may hold inf.
+  from linear_jax.train import epoch as epoch_lib  # pylint: disable=g-import-not-at-top
+  good = epoch_lib.TrainState({"W": np.ones((2, 2))}, (np.float32(np.inf),),
+                              np.zeros(2, np.uint32), np.int32(0))
+  checkpoint.save(str(tmp_path / "lbfgs.npz"), state=good, metadata={})
+  with pytest.raises(lj.LinearJaxError, match="NaN"):
+    checkpoint.save(str(tmp_path / "bad.npz"), state=good, metadata={},
+                    best_params={"W": np.full((2, 2), np.inf)})
+  (tmp_path / "lbfgs.npz").unlink()
 
   def killed(f, **arrays):
     f.write(b"partial garbage")

@@ -117,6 +117,22 @@ def test_resume_refuses_other_settings_before_reading_state(tmp_path):
     train_run(tmp_path / "run", epochs=2, resume=True, optimizer="adam")
 
 
+def test_a_decaying_schedule_resumes_only_with_its_epochs(tmp_path):
+  train_run(tmp_path / "run", epochs=2, schedule="cosine")
+  with pytest.raises(lj.LinearJaxError, match="resume with --epochs=2"):
+    train_run(tmp_path / "run", epochs=4, resume=True, schedule="cosine")
+  train_run(tmp_path / "const", epochs=1)  # constant: training longer is fine
+  assert train_run(tmp_path / "const", epochs=2, resume=True)["epochs_run"] == 2
+
+
+def test_lbfgs_trains_through_the_workdir(tmp_path):
+  """optax's lbfgs keeps inf in its state at the start; only the parameters
+  must be finite in a checkpoint."""
+  summary = train_run(tmp_path / "run", loss="softmax", optimizer="lbfgs",
+                      full_batch=True, epochs=3, learning_rate=1.0)
+  assert summary["epochs_run"] == 3 and summary["test_accuracy"] > 0.9
+
+
 def test_summary_is_strict_json_with_reasons():
   summary = {"test_accuracy": float("nan"), "val_accuracy": 0.5}
   run._finite_summary(summary, {"test_accuracy": "the test split is empty"})

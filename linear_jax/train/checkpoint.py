@@ -54,10 +54,11 @@ def save(path: str, *, state, best_params=None, metadata: dict,
   for name, value in (stats or {}).items():
     if value is not None:
       arrays[f"stats/{name}"] = np.asarray(value)
-  params_leaves = [v for k, v in arrays.items()
-                   if k.startswith(("state", "best_params")) and
-                   np.issubdtype(v.dtype, np.floating)]
-  if not all(np.all(np.isfinite(v)) for v in params_leaves):
+  # The parameters must be finite; optimizer state may hold ±inf by design
+  # (optax's lbfgs starts its value and curvature errors at inf).
+  params = [getattr(state, "params", state), best_params]
+  if not all(np.all(np.isfinite(np.asarray(jax.device_get(v))))
+             for v in jax.tree.leaves(params)):
     raise checks.LinearJaxError(
         f"refusing to write a checkpoint with NaN/Inf values to {path}; the "
         "previous checkpoint is kept")

@@ -165,6 +165,15 @@ def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
           f"--resume: checkpoint {path} was trained with {key}={saved[key]!r},"
           f" not {getattr(config, key)!r}; use the same flags or a new "
           "--workdir")
+  # A decaying schedule's horizon is epochs × steps: more epochs would
+  # change every rate already applied.
+  if (config.schedule != "constant" and "epochs" in saved and
+      saved["epochs"] != config.epochs):
+    raise checks.LinearJaxError(
+        f"--resume: checkpoint {path} was trained for epochs="
+        f"{saved['epochs']} with the {config.schedule} schedule, whose rates "
+        f"depend on the number of epochs; resume with --epochs="
+        f"{saved['epochs']}, or use --schedule=constant to train longer")
 
 
 def _restore_progress(workdir: str, config: RunConfig, dataset):
