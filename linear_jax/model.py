@@ -43,11 +43,14 @@ class Model:
     stats: the ``PreprocessStats`` fitted on the training split.
     class_names: the C class names, in label order.
     image_shape: ``(H, W, C)`` of one raw example for image data, else None.
+    svmlight_zero_based: for a model trained on svmlight files, whether their
+      feature indices started at 0 (inputs are read the same way).
   """
   params: dict
   stats: preprocessing.PreprocessStats
   class_names: tuple
   image_shape: tuple | None = None
+  svmlight_zero_based: bool | None = None
 
   @property
   def num_classes(self) -> int:
@@ -108,7 +111,8 @@ def load_model(workdir: str) -> Model:
       params={k: jnp.asarray(v, jnp.float32) for k, v in params.items()},
       stats=preprocessing.PreprocessStats.from_dict(stats),
       class_names=tuple(model["class_names"]),
-      image_shape=None if image_shape is None else tuple(image_shape))
+      image_shape=None if image_shape is None else tuple(image_shape),
+      svmlight_zero_based=model.get("svmlight_zero_based"))
 
 
 
@@ -116,7 +120,8 @@ def load_model(workdir: str) -> Model:
 
 
 def load_inputs(spec: str, *, split: str = "test",
-                num_features: int | None = None
+                num_features: int | None = None,
+                zero_based: bool | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None]:
   """Raw examples (and their labels as strings, if the input has them).
 
@@ -129,6 +134,8 @@ def load_inputs(spec: str, *, split: str = "test",
     split: which split of a file holding several (``test``, ``train``,
       ``val``/``validation``).
     num_features: D of the model (svmlight files are read with that width).
+    zero_based: whether the model's svmlight features were 0-based (None:
+      decided from the file).
 
   Returns:
     ``(x_raw [N, ...], labels [N] str or None)``.
@@ -150,8 +157,9 @@ def load_inputs(spec: str, *, split: str = "test",
         f"npz:{path} has neither 'x' nor 'x_{short}' (found keys "
         f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x")
   if kind == "svmlight":
-    (x, y), = npz_source.read_svmlight_files(
-        [path], f"svmlight:{path}", num_features=num_features)
+    ((x, y),), _ = npz_source.read_svmlight_files(
+        [path], f"svmlight:{path}", num_features=num_features,
+        zero_based=zero_based)
     return x, npz_source.label_values(y, "labels", f"svmlight:{path}").astype(str)
   if kind == "folder":
     from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
@@ -221,7 +229,8 @@ def predict_file(workdir: str, input_spec: str, output: str, *,
         f"{output} exists; choose another --output (nothing was overwritten)")
   model = load_model(workdir)
   x_raw, names = load_inputs(input_spec, split=split,
-                             num_features=model.stats.num_features)
+                             num_features=model.stats.num_features,
+                             zero_based=model.svmlight_zero_based)
   labels = None if names is None else label_indices(model, names)
   scores = np.asarray(jax.jit(model.scores)(x_raw))
   write_predictions(output, model, scores)

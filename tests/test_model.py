@@ -127,3 +127,29 @@ def test_binary(trained, run_module):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "Traceback" not in proc.stderr
+
+
+def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
+  """A 0-based training file and an input file that happens to have no
+  feature 0 are read in the same columns (not shifted by one)."""
+  from sklearn.datasets import dump_svmlight_file  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(200, 5)).astype(np.float32)
+  y = (x[:, 0] + x[:, 3] > 0).astype(int)
+  dump_svmlight_file(x, y, str(tmp_path / "train.txt"), zero_based=True)
+  x_new = rng.normal(size=(40, 5)).astype(np.float32)
+  x_new[:, 0] = 0.0  # no "0:" entries in this file
+  dump_svmlight_file(x_new, np.zeros(40, int), str(tmp_path / "new.txt"),
+                     zero_based=True)
+  config = train.RunConfig(dataset=f"svmlight:{tmp_path / 'train.txt'}",
+                           loss="softmax", epochs=2, batch_size=32,
+                           plots=False)
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  model = model_lib.load_model(str(tmp_path / "run"))
+  assert model.svmlight_zero_based is True
+  out = tmp_path / "p.npz"
+  model_lib.predict_file(str(tmp_path / "run"),
+                         f"svmlight:{tmp_path / 'new.txt'}", str(out))
+  with np.load(out) as f:
+    np.testing.assert_allclose(f["scores"], model.scores(x_new), rtol=1e-6,
+                               atol=1e-6)

@@ -245,28 +245,54 @@ def parse_svmlight_name(spec: str) -> list[Path]:
 
 def read_svmlight_files(paths: list, shown: str, *,
                         num_features: int | None = None,
-                        budget_bytes: int | None = None) -> list:
-  """``[(x float32 [N, D] dense, y [N]) per file]`` of svmlight files read
-  into one feature space (D: ``num_features``, else the largest index).
+                        zero_based: bool | None = None,
+                        budget_bytes: int | None = None
+                        ) -> tuple[list, bool]:
+  """svmlight files read into one dense float32 feature space.
+
+  Args:
+    paths: the files.
+    shown: how errors name the input.
+    num_features: D (e.g. a trained model's); default the largest index.
+    zero_based: whether feature indices start at 0. None: decided from all
+      the files together (0-based if any index is 0), so that a train and a
+      test file, or a model and its inputs, agree on the columns.
+    budget_bytes: refuse dense matrices above this (default: the device
+      budget of ``linear_jax.sweep.memory``).
+
+  Returns:
+    ``([(x float32 [N, D], y [N]) per file], zero_based)``.
 
   Raises:
-    LinearJaxError: a malformed line, no examples, or a dense matrix above
-      ``budget_bytes`` (default: the device budget of
-      ``linear_jax.sweep.memory``), with its size.
+    LinearJaxError: a malformed line, no examples, an index beyond
+      ``num_features``, or a dense matrix above the budget (with its size).
   """
   from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
   paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
-  try:
+  try:  # indices as written: column j is index j
     loaded = sk_datasets.load_svmlight_files(
-        [str(p) for p in paths], dtype=np.float32, n_features=num_features)
+        [str(p) for p in paths], dtype=np.float32, zero_based=True)
   except (ValueError, RuntimeError, UnicodeDecodeError) as e:
     raise LinearJaxError(
         f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
         "must be '<label> <index>:<value> ...' with increasing indices"
     ) from None
-  xs, ys = loaded[0::2], loaded[1::2]
+  xs, ys = list(loaded[0::2]), list(loaded[1::2])
+  uses_zero = any(x[:, 0].nnz for x in xs)
+  if zero_based is None:
+    zero_based = bool(uses_zero)
+  elif not zero_based and uses_zero:
+    raise LinearJaxError(
+        f"{shown} uses feature index 0 but the model's inputs are 1-based; "
+        "write the features with the indices used in training")
+  if not zero_based:
+    xs = [x[:, 1:] for x in xs]
   n = sum(x.shape[0] for x in xs)
-  d = xs[0].shape[1]
+  d = xs[0].shape[1] if num_features is None else num_features
+  if xs[0].shape[1] > d:
+    raise LinearJaxError(
+        f"{shown} has feature indices up to {xs[0].shape[1]} but the model "
+        f"takes {d} features; pass inputs of the training feature space")
   need = n * d * 4
   if budget_bytes is None:
     from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
@@ -281,7 +307,17 @@ def read_svmlight_files(paths: list, shown: str, *,
     raise LinearJaxError(
         f"{shown} holds {n} examples with {d} features; write at least one "
         "example")
-  return [(x.toarray(), y) for x, y in zip(xs, ys)]
+  dense = []
+  for x, y in zip(xs, ys):
+    out = np.zeros((x.shape[0], d), np.float32)
+    out[:, :x.shape[1]] = x.toarray()
+    dense.append((out, y))
+  return dense, zero_based
+
+
+def svmlight_zero_based(spec: str) -> bool:
+  """Whether ``svmlight:spec``'s feature indices start at 0 (as loaded)."""
+  return read_svmlight_files(parse_svmlight_name(spec), f"svmlight:{spec}")[1]
 
 
 def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
@@ -296,7 +332,7 @@ def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
     ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
     over both files.
   """
-  files = read_svmlight_files(parse_svmlight_name(spec), f"svmlight:{spec}",
-                              budget_bytes=budget_bytes)
+  files, _ = read_svmlight_files(parse_svmlight_name(spec),
+                                 f"svmlight:{spec}", budget_bytes=budget_bytes)
   splits = dict(zip(("train", "test"), files))
   return raw_from_arrays(splits, f"svmlight:{spec}")

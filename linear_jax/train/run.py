@@ -146,10 +146,15 @@ def load_data(config):
 def model_description(dataset) -> dict:
   """What ``linear_jax.model.load_model`` needs besides the arrays, saved in
   the checkpoint's metadata: class names, D, the raw image shape."""
-  return {"class_names": [str(c) for c in dataset.class_names],
-          "num_features": int(dataset.num_features),
-          "image_shape": (None if dataset.image_shape is None else
-                          [int(v) for v in dataset.image_shape])}
+  out = {"class_names": [str(c) for c in dataset.class_names],
+         "num_features": int(dataset.num_features),
+         "image_shape": (None if dataset.image_shape is None else
+                         [int(v) for v in dataset.image_shape])}
+  if dataset.name.startswith("svmlight:"):
+    from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+    out["svmlight_zero_based"] = npz_source.svmlight_zero_based(
+        dataset.name.removeprefix("svmlight:"))
+  return out
 
 
 def _template(config: RunConfig, dataset) -> epoch_lib.TrainState:
