@@ -6,7 +6,7 @@ Every file the library writes goes through ``atomic_write``:
   target's directory (``O_CREAT | O_EXCL`` with a random name, so a symlink
   planted at a predictable name is never followed);
 - the file is flushed and ``fsync``ed, given the permissions the umask allows
-  (``0o666 & ~umask``, like any ``open(path, "w")``), then ``os.replace``d
+  (``0o666 & ~umask``, the umask read at import), then ``os.replace``d
   over ``path``: a reader sees the old file or the new one, never a torn one.
 
 ``append_jsonl`` opens with ``O_NOFOLLOW`` and fsyncs each line, so a killed
@@ -27,10 +27,13 @@ from typing import Any, Callable, BinaryIO
 TEMP_PREFIX = ".tmp-"
 
 
-def _umask_mode() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return 0o666 & ~mask
+def _read_umask() -> int:
+  mask = os.umask(0o022)  # os.umask only reads by setting: once, at import,
+  os.umask(mask)          # before other threads could create files
+  return mask
+
+
+_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str |
@@ -54,7 +57,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str |
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
       f.flush()
       os.fsync(f.fileno())
-    os.chmod(tmp, _umask_mode())
+    os.chmod(tmp, _MODE)
     os.replace(tmp, path)
   except BaseException:
     if os.path.lexists(tmp):

@@ -44,12 +44,17 @@ def test_append_refuses_a_symlink(tmp_path):
 
 
 def test_permissions_follow_the_umask(tmp_path):
-  old = os.umask(0o027)
-  try:
-    io.atomic_write(tmp_path / "a", "x")
-  finally:
-    os.umask(old)
+  """A process started under umask 027 writes 0640 files (0600 would be
+  mkstemp's own mode)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = (f"from linear_jax import io; io.atomic_write({str(tmp_path / 'a')!r}, "
+          "'x')")
+  subprocess.run([sys.executable, "-c", code], check=True,
+                 preexec_fn=lambda: os.umask(0o027))
   assert (os.stat(tmp_path / "a").st_mode & 0o777) == 0o640
+  io.atomic_write(tmp_path / "b", "x")  # this process: its own umask
+  assert (os.stat(tmp_path / "b").st_mode & 0o777) == 0o666 & ~io._read_umask()
 
 
 def test_json_is_strict():
