@@ -8,12 +8,16 @@ r"""Sweep losses × regularizers × λ × learning rates in one compiled program
   # two hosts (or two processes on one): the same command on each, plus
   #   --num_processes=2 --process_id=<0|1> --coordinator_address=HOST0:1234
 
-Writes results.csv, results.md, sweep_summary.json and heatmap_<loss>.png
-(validation accuracy over learning rate × λ, each cell the best over Δ and
-seeds; heatmap_<loss>_<reg>.png when --regs has several) to --workdir (see
-linear_jax/sweep/experiment.py), and prints the best configuration of each
-loss (selected on validation, evaluated once on test) and a sha256 of every
-result, the same on every process.
+Writes results.csv, results.md, sweep_summary.json, history.csv (metrics per
+configuration and epoch), heatmap_<loss>.png (validation accuracy over
+learning rate × λ, each cell the best over Δ and seeds;
+heatmap_<loss>_<reg>.png when --regs has several) and sweep_checkpoint.npz to
+--workdir (see linear_jax/sweep/experiment.py), and prints the best
+configuration of each loss (selected on validation, evaluated once on test)
+and a sha256 of every result, the same on every process.
+
+  # killed? the same command again, plus --resume (finished chunks are kept)
+  python -m experiments.sweep --flagfile=... --workdir=runs/s --resume
 
 Every setting is a field of ``linear_jax.sweep.experiment.SweepRunConfig``;
 its flags, help texts and checks come from there. Value lists

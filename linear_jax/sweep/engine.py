@@ -52,6 +52,7 @@ state; it is never selected as best.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import jax
@@ -557,7 +558,10 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
             "data": resume.data_digest(data.x_train, data.y_train,
                                        data.x_val, data.y_val)}),
         every_seconds=checkpoint_seconds, writer=distributed.is_writer())
-    loaded = sweep.checkpoint.load()
+    # Process 0 decides, so that every process resumes or none does (the
+    # checkpoint must then be on a filesystem that all of them read).
+    loaded = (sweep.checkpoint.load()
+              if distributed.agree(os.path.exists(checkpoint_path)) else None)
     if loaded is not None:
       sweep.restore(*loaded)
       if sweep.log:

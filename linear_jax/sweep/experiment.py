@@ -213,6 +213,7 @@ def run(config: SweepRunConfig) -> dict:
     io.remove_temporaries(config.workdir)
     if config.overwrite and os.path.exists(checkpoint_path):
       os.remove(checkpoint_path)
+  distributed.agree(True)  # a barrier: nobody looks before the removal
   if config.resume and not os.path.exists(checkpoint_path):
     logging.info("--resume: no %s yet; starting the sweep", checkpoint_path)
   result = engine.run_sweep(grid, dataset, num_classes=dataset.num_classes,
