@@ -119,8 +119,8 @@ class DecompositionConfig:
     separation: ‖μ‖ of the two Gaussian classes.
     standardize: divide image features by their training std.
     validation_size: examples held out of an image dataset's training split
-      (unused here; None: the dataset's default), e.g. 1,000 for CIFAR-10's
-      49,000 training images.
+      and not trained on (None: the dataset's default), e.g. 1,000 for
+      CIFAR-10's 49,000 training images.
     data_dir: cache folder for image datasets.
     seed: the base seed of every sample and permutation.
   """

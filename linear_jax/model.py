@@ -99,7 +99,7 @@ def load_model(workdir: str) -> Model:
   if not model:
     raise checks.LinearJaxError(
         f"{path} does not describe its model (class names, feature count); "
-        "it was written by an older linear_jax: train again to predict")
+        "train again to predict with it")
   config = run_lib.RunConfig.from_dict(meta["config"])
   template = epoch_lib.init_state(
       config.train_config(), config.hparams(), config.seed,

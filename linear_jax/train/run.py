@@ -257,7 +257,7 @@ def prepare_workdir(workdir: str, *, resume: bool) -> bool:
     raise checks.LinearJaxError(
         f"--workdir {workdir} is a file, not a folder; choose another --workdir")
   os.makedirs(workdir, exist_ok=True)
-  # Also the checkpoint temporaries of earlier versions (".checkpoint-*").
+  # And ".checkpoint-*.npz.tmp" temporaries of a killed checkpoint write.
   stale = io.remove_temporaries(workdir) + [
       name for name in sorted(os.listdir(workdir))
       if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp")]
