@@ -181,9 +181,6 @@ class DecompositionConfig:
 # ---------------------------------------------------------------- training
 
 
-def _loss_options(loss: str, margin: jax.Array) -> dict:
-  return {"margin": margin} if "margin" in losses_lib.LOSS_OPTIONS[loss] else {}
-
 
 def _snapshot_steps(steps: int, budgets) -> tuple:
   """Sorted steps at which weights are kept: budgets, 0.9·steps, steps."""
@@ -222,7 +219,7 @@ def _run_to_snapshots(step, carry, snapshots: tuple):
 
 def _objective_fn(x, y, weights, hparams, loss: str, reg: str):
   """params -> Σ w_i L_i / Σ w_i + λR(W) on (x, y)."""
-  options = _loss_options(loss, hparams["margin"])
+  options = losses_lib.loss_options(loss, margin=hparams["margin"])
   return lambda params: objective(
       params, x, y, loss=loss, reg=reg, reg_strength=hparams["reg_strength"],
       sample_weight=weights, **options)

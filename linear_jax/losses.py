@@ -178,6 +178,12 @@ def get_loss(name: str):
   return checks.lookup(LOSSES, name, "loss")
 
 
+def loss_options(name: str, **values) -> dict:
+  """The entries of ``values`` that loss ``name`` takes (``LOSS_OPTIONS``),
+  e.g. ``loss_options("svm", margin=Δ, label_smoothing=ε) == {"margin": Δ}``."""
+  return {k: v for k, v in values.items() if k in LOSS_OPTIONS[name]}
+
+
 def check_loss_options(name: str, options: dict) -> None:
   """Rejects options the named loss does not take, e.g. ``margin`` for softmax."""
   allowed = LOSS_OPTIONS[name]

@@ -138,9 +138,6 @@ def row_space_basis(x: np.ndarray, *, rcond: float = 1e-10
   return xc.T @ (u[:, keep] / np.sqrt(s[keep])), mu
 
 
-def _loss_options(loss: str, margin) -> dict:
-  return {"margin": margin} if "margin" in losses_lib.LOSS_OPTIONS[loss] else {}
-
 
 def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
                    ftol: ArrayLike = 0.0, memory_size: int = 10, armijo: float = 1e-4,
@@ -239,7 +236,7 @@ def _solve(x, y, reg_strengths, margin, tol, ftol, key, *, loss, num_classes,
   xc = x - mu
   v, s, tail = nystrom_gram(xc, rank=rank, key=key)
   rho = CURVATURE[loss]
-  options = _loss_options(loss, margin)
+  options = losses_lib.loss_options(loss, margin=margin)
 
   def solve_one(lam, w0, b0):
     top = jnp.sqrt(rho * s + 2 * lam)      # H^{1/2} on span(V)

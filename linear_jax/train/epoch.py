@@ -211,8 +211,8 @@ def init_state(config: TrainConfig, hparams: HyperParams, seed,
 def loss_options(loss: str, hparams: HyperParams) -> dict:
   """The keyword options ``loss`` takes (``losses.LOSS_OPTIONS``), valued
   from ``hparams``, e.g. ``{"margin": Δ}`` for the hinge losses."""
-  return {name: getattr(hparams, name)
-          for name in losses_lib.LOSS_OPTIONS[loss]}
+  return losses_lib.loss_options(loss, margin=hparams.margin,
+                                 label_smoothing=hparams.label_smoothing)
 
 
 def batch_objective(config: TrainConfig, hparams: HyperParams):
