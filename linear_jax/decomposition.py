@@ -124,58 +124,68 @@ class DecompositionConfig:
     data_dir: cache folder for image datasets.
     seed: the base seed of every sample and permutation.
   """
-  datasets: tuple = SYNTHETIC
-  losses: tuple = ("svm", "softmax")
-  sizes: tuple = (16, 64, 256, 1024)
-  seeds: int = 8
-  budgets: tuple = (1, 8)
-  steps: int = 300
-  large_n: int = 1_000_000
-  large_steps: int = 2000
-  large_batch: int = 1000
-  test_n: int = 100_000
-  learning_rate: float = 0.1
-  decay_steps: float = 20.0
-  reg: str = "l2"
-  reg_strength: float = 1e-4
-  margin: float = 1.0
-  label_noise: float = 0.0
-  gaussian_label_noise: float = 0.1
-  separation: float = 1.0
-  standardize: bool = True
-  validation_size: int | None = None
-  data_dir: str | None = None
-  seed: int = 0
+  datasets: tuple[str, ...] = checks.option(
+      SYNTHETIC, "distributions (gaussians, noisy_gaussians, parity, ring, "
+      "modes: R* known) or datasets load_dataset takes (folder:PATH, digits, "
+      "...: R* unknown)")
+  losses: tuple[str, ...] = checks.option(
+      ("svm", "softmax"), "surrogate losses", choices=sorted(losses_lib.LOSSES))
+  sizes: tuple[int, ...] = checks.option(
+      (16, 64, 256, 1024), "training-set sizes n", rule=checks.AT_LEAST_ONE)
+  seeds: int = checks.option(8, "independent training samples per n (the "
+                             "seed spread is an error bar)", rule=checks.Range(2))
+  budgets: tuple[int, ...] = checks.option(
+      (1, 8), "optimizer steps of f̃_n (< --steps)", rule=checks.AT_LEAST_ONE)
+  steps: int = checks.option(300, "full-batch Adam steps of f_n",
+                             rule=checks.Range(2))
+  large_n: int = checks.option(1_000_000, "sample size of f*_F (synthetic)",
+                               rule=checks.AT_LEAST_ONE)
+  large_steps: int = checks.option(2000, "minibatch steps of f*_F (synthetic)",
+                                   rule=checks.Range(10))
+  large_batch: int = checks.option(1000, "minibatch size of f*_F (synthetic)",
+                                   rule=checks.AT_LEAST_ONE)
+  test_n: int = checks.option(100_000, "test samples (synthetic)",
+                              rule=checks.Range(2))
+  learning_rate: float = checks.option(0.1, "η of η_t = η / (1 + t/τ)",
+                                       rule=checks.POSITIVE)
+  decay_steps: float = checks.option(20.0, "τ of η_t = η / (1 + t/τ)",
+                                     rule=checks.POSITIVE)
+  reg: str = checks.option("l2", "regularizer R(W)",
+                           choices=sorted(regularizers.REGULARIZERS))
+  reg_strength: float = checks.option(1e-4, "λ", rule=checks.NONNEGATIVE)
+  margin: float = checks.option(1.0, "Δ of the hinge losses",
+                                rule=checks.NONNEGATIVE)
+  label_noise: float = checks.option(
+      0.0, "label-noise rate of parity, ring, modes", rule=checks.UNIT_INTERVAL)
+  gaussian_label_noise: float = checks.option(
+      0.1, "label-noise rate of noisy_gaussians", rule=checks.UNIT_INTERVAL)
+  separation: float = checks.option(1.0, "‖μ‖ of the Gaussian class means ±μ",
+                                    rule=checks.NONNEGATIVE)
+  standardize: bool = checks.option(True, "standardize image features")
+  validation_size: int | None = checks.option(
+      None, "examples held out of an image dataset's training split "
+      "(default: the dataset's)", rule=checks.NONNEGATIVE)
+  data_dir: str | None = checks.option(None, "cache folder for image datasets")
+  seed: int = checks.option(0, "base seed of every sample", rule=checks.SEED)
 
-  def check(self) -> None:
-    """Raises ``LinearJaxError`` naming the first bad setting."""
+  def check(self) -> "DecompositionConfig":
+    """Raises ``LinearJaxError`` naming the first bad setting: each field's
+    rule, then what relates fields."""
+    checks.check_options(self)
     for loss in self.losses:
       losses_lib.get_loss(loss)
-    regularizers.get_regularizer(self.reg)
-    if not self.datasets or not self.losses:
-      raise checks.LinearJaxError("give at least one dataset and one loss")
-    if not self.sizes or min(self.sizes) < 1:
+    if not self.datasets or not self.losses or not self.sizes:
       raise checks.LinearJaxError(
-          f"sizes must be positive ints, got {self.sizes}")
-    if self.seeds < 2:
-      raise checks.LinearJaxError(
-          f"seeds must be ≥ 2 (the seed spread is an error bar), got {self.seeds}")
-    if not self.budgets or min(self.budgets) < 1 or max(self.budgets) >= self.steps:
+          "give at least one dataset, one loss and one size")
+    if not self.budgets or max(self.budgets) >= self.steps:
       raise checks.LinearJaxError(
           f"budgets must lie in [1, steps={self.steps}), got {self.budgets}; "
           "raise --steps or lower --budgets")
-    if not 1 <= self.large_batch <= self.large_n or self.large_steps < 10:
+    if self.large_batch > self.large_n:
       raise checks.LinearJaxError(
-          f"need 1 ≤ large_batch ≤ large_n and large_steps ≥ 10, got "
-          f"{self.large_batch}, {self.large_n}, {self.large_steps}")
-    if self.test_n < 2:
-      raise checks.LinearJaxError(f"test_n must be ≥ 2, got {self.test_n}")
-    for name, value in (("learning_rate", self.learning_rate),
-                        ("decay_steps", self.decay_steps)):
-      if not value > 0:
-        raise checks.LinearJaxError(f"{name} must be > 0, got {value}")
-    checks.check_nonnegative(np.float32(self.reg_strength), "reg_strength (λ)")
-    checks.check_nonnegative(np.float32(self.margin), "margin (Δ)")
+          f"large_batch must be ≤ large_n, got {self.large_batch} > "
+          f"{self.large_n}")
+    return self
 
 
 # ---------------------------------------------------------------- training
