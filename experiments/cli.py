@@ -32,7 +32,8 @@ def fail(message: str) -> None:
 
 
 def run_main(main):
-  """Wraps an absl ``main`` so that ``LinearJaxError`` exits with one line."""
+  """Wraps an absl ``main`` so that ``LinearJaxError`` (and a failing path or
+  allocation) exits with one line."""
   def wrapped(argv):
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
@@ -42,6 +43,11 @@ def run_main(main):
       fail(str(e))
     except KeyboardInterrupt:
       fail("interrupted; the last completed checkpoint is kept")
+    except OSError as e:  # a path the user gave: missing, not a folder, ...
+      where = f": {e.filename}" if e.filename else ""
+      fail(f"{e.strerror or e}{where}; check the path and its permissions")
+    except MemoryError:
+      fail("out of memory; use a smaller dataset, batch or --chunk_size")
   return wrapped
 
 

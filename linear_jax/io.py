@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from typing import Any, Callable, BinaryIO
 
@@ -65,14 +66,26 @@ def atomic_write(path: str | os.PathLike, data: bytes | str |
     raise
 
 
+# mkstemp's names: the prefix, 8 characters of its alphabet, the suffix.
+_TEMPORARY = re.compile(re.escape(TEMP_PREFIX) + r"[a-z0-9_]{8}-.+")
+
+
+def is_temporary(name: str) -> bool:
+  """Whether ``name`` is one that ``atomic_write`` gives its temporaries."""
+  return _TEMPORARY.fullmatch(name) is not None
+
+
 def remove_temporaries(directory: str | os.PathLike) -> list[str]:
-  """Deletes temporary files that a killed ``atomic_write`` left in
-  ``directory``; returns their names."""
+  """Deletes the temporary files that a killed ``atomic_write`` left in
+  ``directory`` (regular files or links named like ``is_temporary``; nothing
+  else); returns their names."""
   removed = []
   if os.path.isdir(directory):
     for name in sorted(os.listdir(directory)):
-      if name.startswith(TEMP_PREFIX):
-        os.remove(os.path.join(directory, name))
+      path = os.path.join(directory, name)
+      if is_temporary(name) and (os.path.islink(path) or
+                                 os.path.isfile(path)):
+        os.remove(path)
         removed.append(name)
   return removed
 

@@ -231,6 +231,7 @@ def predict_file(workdir: str, input_spec: str, output: str, *,
   x_raw, names = load_inputs(input_spec, split=split,
                              num_features=model.stats.num_features,
                              zero_based=model.svmlight_zero_based)
+  preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
   scores = np.asarray(jax.jit(model.scores)(x_raw))
   write_predictions(output, model, scores)

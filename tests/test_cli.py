@@ -108,3 +108,19 @@ def test_every_flagfile_parses_with_its_binary(binary):
                         capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert f"parsed {len(names)}" in proc.stdout
+
+
+def test_failing_paths_and_allocations_are_one_line(capsys):
+  def main_os(argv):
+    open("/nonexistent-dir/x", "w")  # pylint: disable=consider-using-with
+
+  def main_memory(argv):
+    raise MemoryError
+
+  for main, words in ((main_os, "No such file or directory: /nonexistent-dir/x"),
+                      (main_memory, "out of memory")):
+    with pytest.raises(SystemExit) as e:
+      cli.run_main(main)(["prog"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err

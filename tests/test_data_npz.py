@@ -1,5 +1,6 @@
 """npz:PATH datasets: keys, dtypes, label remapping, preprocessing, bad input."""
 
+import io
 import json
 import os
 import subprocess
@@ -135,6 +136,26 @@ def test_bad_files(tmp_path):
   objects = tmp_path / "objects.npz"
   np.savez(objects, x=np.ones((2, 2)), y=np.array([0, "a"], dtype=object))
   assert "object arrays" in error_of(f"npz:{objects}")
+  # A header that promises 224 GiB is refused before anything is allocated.
+  import zipfile  # pylint: disable=g-import-not-at-top
+  forged = tmp_path / "forged.npz"
+  header = io.BytesIO()
+  np.lib.format.write_array_header_1_0(
+      header, {"descr": "<f4", "fortran_order": False, "shape": (60, 10**9)})
+  with zipfile.ZipFile(forged, "w") as archive:
+    archive.writestr("x.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
+    buf = io.BytesIO()
+    np.save(buf, np.arange(60) % 2)
+    archive.writestr("y.npy", buf.getvalue())
+  assert "GiB, over the" in error_of(f"npz:{forged}")
+
+
+def test_bytes_labels_are_named_like_strings(tmp_path):
+  rng = np.random.default_rng(0)
+  y = np.array([b"ant", b"bee"])[rng.integers(0, 2, 100)]
+  path = save(tmp_path, x=rng.normal(size=(100, 3)), y=y)
+  ds = load_dataset(path)
+  assert ds.class_names == ("ant", "bee")
 
 
 def run_module(module, *args, timeout=240):

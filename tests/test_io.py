@@ -74,8 +74,12 @@ def test_jsonl_append_and_torn_last_line(tmp_path):
                                  {"epoch": 2, "loss": 0.5}]
 
 
-def test_remove_temporaries(tmp_path):
-  (tmp_path / f"{io.TEMP_PREFIX}abc-checkpoint.npz").write_text("x")
+def test_remove_temporaries_removes_ours_only(tmp_path):
+  ours = f"{io.TEMP_PREFIX}ab3_x9yz-checkpoint.npz"  # mkstemp: 8 characters
+  (tmp_path / ours).write_text("x")
   (tmp_path / "keep.npz").write_text("y")
-  assert io.remove_temporaries(tmp_path) == [f"{io.TEMP_PREFIX}abc-checkpoint.npz"]
-  assert sorted(os.listdir(tmp_path)) == ["keep.npz"]
+  (tmp_path / f"{io.TEMP_PREFIX}notes").write_text("a user's file")
+  (tmp_path / f"{io.TEMP_PREFIX}abcdefgh-dir").mkdir()
+  assert io.remove_temporaries(tmp_path) == [ours]
+  assert sorted(os.listdir(tmp_path)) == [
+      f"{io.TEMP_PREFIX}abcdefgh-dir", f"{io.TEMP_PREFIX}notes", "keep.npz"]

@@ -78,7 +78,8 @@ def test_csv_output(trained):
   root, data, _, _, _ = trained
   out = root / "preds.csv"
   model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
-  rows = list(csv.DictReader(open(out)))
+  with open(out) as f:
+    rows = list(csv.DictReader(f))
   assert len(rows) == 300
   assert list(rows[0]) == ["index", "label", "class_name", "score_cat",
                            "score_dog", "score_emu"]
@@ -98,6 +99,8 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
                                                  "dog"]))
   narrow = tmp_path / "narrow.npz"
   np.savez(narrow, x=x_test[:5, :4])
+  infinite = tmp_path / "inf.npz"
+  np.savez(infinite, x=np.where(np.eye(5, 6) > 0, np.inf, x_test[:5]))
   cases = [
       (run, f"npz:{data}", str(existing), "exists"),
       (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
@@ -106,6 +109,7 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
       (run, f"npz:{bad_labels}", str(tmp_path / "p.npz"), "'yak'"),
       (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
       (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
+      (run, f"npz:{infinite}", str(tmp_path / "p.npz"), "NaN/Inf"),
   ]
   for workdir, spec, out, words in cases:
     with pytest.raises(LinearJaxError) as e:

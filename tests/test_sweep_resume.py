@@ -172,3 +172,14 @@ def test_binary_refuses_a_second_sweep_without_resume(tmp_path):
   assert "Traceback" not in proc.stderr
   assert "pass --resume" in lines[-1]
   assert (workdir / resume.CHECKPOINT_NAME).read_bytes() == b"x"
+
+
+def test_resume_without_a_checkpoint_keeps_earlier_results(tmp_path):
+  workdir = tmp_path / "wd"
+  workdir.mkdir()
+  (workdir / "results.csv").write_text("mine")
+  proc = subprocess.run(sweep_cmd(workdir, "--resume"), cwd=REPO, env=env(),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "but no sweep_checkpoint.npz" in proc.stderr.strip().splitlines()[-1]
+  assert (workdir / "results.csv").read_text() == "mine"

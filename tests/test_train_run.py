@@ -101,12 +101,14 @@ def test_workdir_guard_keeps_earlier_outputs(tmp_path):
 def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(tmp_path):
   workdir = tmp_path / "run"
   workdir.mkdir()
-  (workdir / f"{io.TEMP_PREFIX}x-checkpoint.npz").write_bytes(b"torn")
+  (workdir / f"{io.TEMP_PREFIX}x1y2z3w4-checkpoint.npz").write_bytes(b"torn")
   (workdir / ".checkpoint-abc.npz.tmp").write_bytes(b"torn")
+  (workdir / ".tmp-notes").write_text("a user's file")
   summary = train_run(workdir, epochs=1, resume=True)
   assert summary["epochs_run"] == 1
   assert sorted(p.name for p in workdir.iterdir()) == [
-      "checkpoint.npz", "metrics.jsonl", "summary.json"]
+      ".tmp-notes", "checkpoint.npz", "metrics.jsonl", "summary.json"]
+  assert (workdir / ".tmp-notes").read_text() == "a user's file"
 
 
 def test_resume_refuses_other_settings_before_reading_state(tmp_path):
@@ -131,6 +133,25 @@ def test_lbfgs_trains_through_the_workdir(tmp_path):
   summary = train_run(tmp_path / "run", loss="softmax", optimizer="lbfgs",
                       full_batch=True, epochs=3, learning_rate=1.0)
   assert summary["epochs_run"] == 3 and summary["test_accuracy"] > 0.9
+
+
+def test_resume_refuses_other_data(tmp_path):
+  rng = np.random.default_rng(0)
+  data = tmp_path / "d.npz"
+
+  def write(n_features, shift):
+    x = rng.normal(size=(200, n_features)) + shift
+    np.savez(data, x=x, y=(x[:, 0] > shift).astype(int))
+
+  write(5, 0.0)
+  base = dict(dataset=f"npz:{data}", loss="softmax")
+  train_run(tmp_path / "run", epochs=1, **base)
+  write(5, 3.0)  # other rows, same shape
+  with pytest.raises(lj.LinearJaxError, match="trained on other data"):
+    train_run(tmp_path / "run", epochs=2, resume=True, **base)
+  write(7, 0.0)  # another width
+  with pytest.raises(lj.LinearJaxError, match="num_features 5 then, 7 now"):
+    train_run(tmp_path / "run", epochs=2, resume=True, **base)
 
 
 def test_summary_is_strict_json_with_reasons():

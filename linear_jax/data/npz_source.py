@@ -79,6 +79,8 @@ def label_values(y, key: str, shown: str) -> np.ndarray:
           f"{shown}: {key!r} holds non-integer float labels; classes must be "
           "ints or strings (this is a classifier, not a regression)")
     y = y.astype(np.int64)
+  elif y.dtype.kind == "S":  # bytes: the same names as strings
+    y = np.char.decode(y, "utf-8", errors="replace")
   elif y.dtype == np.bool_:
     y = y.astype(np.int64)
   elif not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "US"):
@@ -167,6 +169,33 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
   return RawData(splits=splits, class_names=class_names, image_shape=None)
 
 
+def _check_sizes(path: Path, shown: str) -> None:
+  """Refuses arrays whose headers promise more than the memory budget,
+  before anything is allocated."""
+  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+  budget = memory.device_budget()
+  sizes = []
+  try:
+    with zipfile.ZipFile(path) as archive:
+      for info in archive.infolist():
+        with archive.open(info) as member:
+          version = np.lib.format.read_magic(member)
+          read_header = (np.lib.format.read_array_header_1_0
+                         if version == (1, 0) else
+                         np.lib.format.read_array_header_2_0)
+          shape, _, dtype = read_header(member)
+        sizes.append((info.filename, shape, dtype))
+  except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+    return  # not a plain .npy member: np.load reports it below
+  for name, shape, dtype in sizes:
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if need > budget:
+      raise LinearJaxError(
+          f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
+          f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
+          "features")
+
+
 def read_npz_arrays(path: str | os.PathLike) -> dict:
   """Every array of an ``.npz`` file (no pickles), checked to be one.
 
@@ -180,6 +209,7 @@ def read_npz_arrays(path: str | os.PathLike) -> dict:
       raise LinearJaxError(
           f"{shown} is not a NumPy .npz file (no zip header); write it with "
           "np.savez(path, x=..., y=...)")
+  _check_sizes(path, shown)
   try:
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}

@@ -146,6 +146,10 @@ class SweepRunConfig:
     """Checks every field's rule, the grid, and that ``sweep_algorithm``
     can train it; one line if bad (pure Python: safe before JAX starts)."""
     checks.check_options(self)
+    if self.validation_size == 0:
+      raise LinearJaxError(
+          "validation_size must be ≥ 1: a sweep selects its best "
+          "configuration on the validation split")
     for group in self.grid().groups():
       engine.choose_algorithm(group.config, self.sweep_algorithm)
     return self
@@ -169,6 +173,14 @@ def check_workdir(config: SweepRunConfig) -> str:
                           if os.path.isdir(config.workdir) else [])
               if os.path.basename(p) in OUTPUTS
               or fnmatch.fnmatch(os.path.basename(p), "heatmap_*.png")]
+  checkpoint = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
+  if (config.resume and distributed.agree(bool(existing)) and
+      not distributed.agree(os.path.exists(checkpoint))):
+    raise LinearJaxError(
+        f"{config.workdir} holds {os.path.basename(existing[0])} but no "
+        f"{resume.CHECKPOINT_NAME}, so no sweep can continue there; pass "
+        "--overwrite to replace it or choose a new --workdir (nothing was "
+        "written)")
   if (distributed.agree(bool(existing)) and not config.overwrite and
       not config.resume):
     raise LinearJaxError(

@@ -181,13 +181,42 @@ def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
         f"{saved['epochs']}, or use --schedule=constant to train longer")
 
 
+def _check_same_data(path: str, model: dict | None, stats: dict | None,
+                     dataset) -> None:
+  """Refuses data other than the checkpoint's: its model description
+  (features, classes) and its preprocessing statistics, fitted on the
+  training split, must match the data loaded now."""
+  problem = None
+  if model:
+    now = model_description(dataset)
+    for key in ("num_features", "class_names"):
+      if key in model and model[key] != now[key]:
+        problem = f"{key} {model[key]!r} then, {now[key]!r} now"
+        break
+  for name, value in (stats or {}).items():
+    current = getattr(dataset.stats, name, None)
+    # Refitted on the same rows the statistics agree to float32 rounding
+    # (another CPU may sum in another order); one changed row moves them more.
+    if current is not None and (np.shape(current) != np.shape(value) or
+                                not np.allclose(current, value, rtol=1e-6,
+                                                atol=0)):
+      problem = f"the training split's {name} differs"
+      break
+  if problem:
+    raise checks.LinearJaxError(
+        f"{path} was trained on other data ({problem}); use the data it was "
+        "trained on, or a new --workdir")
+
+
 def _restore_progress(workdir: str, config: RunConfig, dataset):
   """The checkpoint's ``FitProgress``, its history read from metrics.jsonl."""
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   _check_same_run(path, meta.get("config", {}), config)  # before unflattening
+  _check_same_data(path, meta.get("model"), None, dataset)
   template = _template(config, dataset)
-  state, best, _, meta = checkpoint.load(path, template, template.params)
+  state, best, stats, meta = checkpoint.load(path, template, template.params)
+  _check_same_data(path, None, stats, dataset)
   saved_history = meta.get("history", [])  # checkpoints that carried it
   epochs = int(meta.get("epoch", len(saved_history)))
   metrics_path = os.path.join(workdir, METRICS_NAME)
@@ -219,13 +248,9 @@ def restore(workdir: str, *, data_dir: str | None = None):
   config.data_dir = data_dir or config.data_dir
   dataset = load_data(config)
   template = _template(config, dataset)
+  _check_same_data(path, meta.get("model"), None, dataset)
   state, best, stats, _ = checkpoint.load(path, template, template.params)
-  for name, value in stats.items():
-    current = getattr(dataset.stats, name, None)
-    if current is not None and not np.allclose(current, value):
-      raise checks.LinearJaxError(
-          f"preprocessing statistic {name!r} in {path} differs from the data "
-          "now loaded; the dataset changed since training")
+  _check_same_data(path, None, stats, dataset)
   return config, dataset, best if best is not None else state.params
 
 
@@ -256,15 +281,6 @@ def prepare_workdir(workdir: str, *, resume: bool) -> bool:
   if os.path.lexists(workdir) and not os.path.isdir(workdir):
     raise checks.LinearJaxError(
         f"--workdir {workdir} is a file, not a folder; choose another --workdir")
-  os.makedirs(workdir, exist_ok=True)
-  # And ".checkpoint-*.npz.tmp" temporaries of a killed checkpoint write.
-  stale = io.remove_temporaries(workdir) + [
-      name for name in sorted(os.listdir(workdir))
-      if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp")]
-  for name in stale:
-    if os.path.lexists(os.path.join(workdir, name)):
-      os.remove(os.path.join(workdir, name))
-    logging.info("removed %s, left by an interrupted write", name)
   present = [name for name in OUTPUTS
              if os.path.lexists(os.path.join(workdir, name))]
   has_checkpoint = checkpoint.CHECKPOINT_NAME in present
@@ -278,6 +294,16 @@ def prepare_workdir(workdir: str, *, resume: bool) -> bool:
     raise checks.LinearJaxError(
         f"{os.path.join(workdir, present[0])} exists; pass --resume to "
         "continue that run or choose a new --workdir (nothing was overwritten)")
+  os.makedirs(workdir, exist_ok=True)
+  # Accepted: clear what killed writes left (ours only, never the user's).
+  stale = io.remove_temporaries(workdir) + [
+      name for name in sorted(os.listdir(workdir))
+      if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp") and
+      os.path.isfile(os.path.join(workdir, name))]
+  for name in stale:
+    if os.path.lexists(os.path.join(workdir, name)):
+      os.remove(os.path.join(workdir, name))
+    logging.info("removed %s, left by an interrupted write", name)
   if resume and not has_checkpoint:
     logging.info("--resume: no checkpoint in %s yet; starting fresh", workdir)
   return has_checkpoint
