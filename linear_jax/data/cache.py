@@ -85,7 +85,7 @@ def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
                        "digest": array_digest(array)}
   meta = dict(meta, arrays=described)
   meta["digest"] = _meta_digest(meta)
-  io.atomic_write(entry / META, json.dumps(meta))
+  io.atomic_write(entry / META, io.dumps(meta))
 
 
 def _verified(entry: Path) -> tuple[dict[str, np.ndarray], dict]:

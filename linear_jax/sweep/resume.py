@@ -93,7 +93,7 @@ class SweepCheckpoint:
       meta["chunk"] = {"name": chunk["name"], "epoch": chunk["epoch"]}
       for i, leaf in enumerate(jax.tree.leaves(chunk["state"])):
         arrays[f"chunk/{i:04d}"] = np.asarray(leaf)
-    arrays["meta_json"] = np.asarray(json.dumps(io.json_safe(meta)))
+    arrays["meta_json"] = np.asarray(io.dumps(meta))
     io.atomic_write(self.path, lambda f: np.savez(f, **arrays))
 
   def load(self) -> tuple[dict, dict | None] | None:
