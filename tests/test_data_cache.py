@@ -149,11 +149,14 @@ def test_cache_files_follow_the_umask_and_leave_no_temporaries(tmp_path,
                                                                monkeypatch):
   monkeypatch.setenv("LINEAR_JAX_CACHE", str(tmp_path / "cache"))
   root = write_pngs(tmp_path / "images", n=2)
-  previous = os.umask(0o027)
-  try:
-    folder_source.load_folder(root)
-  finally:
-    os.umask(previous)
+  # linear_jax.io reads the umask once, at import: a process started under
+  # umask 027 fills the cache.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ("from linear_jax.data import folder_source; "
+          f"folder_source.load_folder({str(root)!r})")
+  subprocess.run(["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable,
+                  code], check=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
   (entry,) = (tmp_path / "cache").iterdir()
   names = sorted(os.listdir(entry))
   assert names == ["meta.json", "x_test.npy", "x_train.npy", "y_test.npy",

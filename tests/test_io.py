@@ -50,8 +50,8 @@ def test_permissions_follow_the_umask(tmp_path):
   import sys  # pylint: disable=g-import-not-at-top
   code = (f"from linear_jax import io; io.atomic_write({str(tmp_path / 'a')!r}, "
           "'x')")
-  subprocess.run([sys.executable, "-c", code], check=True,
-                 preexec_fn=lambda: os.umask(0o027))
+  subprocess.run(["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable,
+                  code], check=True)
   assert (os.stat(tmp_path / "a").st_mode & 0o777) == 0o640
   io.atomic_write(tmp_path / "b", "x")  # this process: its own umask
   assert (os.stat(tmp_path / "b").st_mode & 0o777) == 0o666 & ~io._read_umask()
