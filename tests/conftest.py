@@ -133,3 +133,14 @@ def run_binary(module, *args, timeout=240, env=None):
 def run_module():
   """``run_binary``, for tests: ``run_module("experiments.train", ...)``."""
   return run_binary
+
+
+def load_error(name: str, **kwargs) -> str:
+  """The one-line ``LinearJaxError`` message of ``load_dataset(name, ...)``."""
+  from linear_jax.checks import LinearJaxError  # pylint: disable=g-import-not-at-top
+  from linear_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+  with pytest.raises(LinearJaxError) as e:
+    load_dataset(name, **kwargs)
+  message = str(e.value)
+  assert "\n" not in message
+  return message

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_error as error_of
 
-from linear_jax.checks import LinearJaxError
 from linear_jax.data import load_dataset
 from linear_jax.data import splits
 
@@ -32,14 +32,6 @@ def save(tmp_path, name="d.npz", **arrays):
   path = tmp_path / name
   np.savez(path, **arrays)
   return f"npz:{path}"
-
-
-def error_of(name, **kw):
-  with pytest.raises(LinearJaxError) as e:
-    load_dataset(name, **kw)
-  message = str(e.value)
-  assert "\n" not in message
-  return message
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import load_error as error_of
 from sklearn.datasets import dump_svmlight_file
 
 from linear_jax.checks import LinearJaxError
@@ -21,14 +22,6 @@ def sparse_points(n, d, labels, seed):
 def write(path, x, y, **kw):
   dump_svmlight_file(x, y, str(path), **kw)
   return path
-
-
-def error_of(name, **kw):
-  with pytest.raises(LinearJaxError) as e:
-    load_dataset(name, **kw)
-  message = str(e.value)
-  assert "\n" not in message
-  return message
 
 
 def test_train_and_test_files(tmp_path):
