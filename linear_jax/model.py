@@ -58,20 +58,7 @@ class Model:
 
   def preprocess(self, x_raw: ArrayLike) -> jax.Array:
     """Raw ``[N, ...]`` -> float32 ``[N, D]``: (x − μ) / σ (+ ones column)."""
-    x = jnp.reshape(jnp.asarray(x_raw), (jnp.shape(x_raw)[0], -1))
-    if x.shape[1] != self.stats.num_features:
-      raise checks.LinearJaxError(
-          f"inputs have {x.shape[1]} features after flattening but the model "
-          f"was trained on {self.stats.num_features}; pass examples shaped "
-          "like the training set")
-    x = x.astype(jnp.float32)
-    if self.stats.mean is not None:
-      x = x - self.stats.mean
-    if self.stats.scale is not None:
-      x = x / self.stats.scale
-    if self.stats.bias_column:
-      x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
-    return x
+    return self.stats.apply_jax(x_raw)
 
   def scores(self, x_raw: ArrayLike) -> jax.Array:
     """s = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""

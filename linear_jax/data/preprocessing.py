@@ -90,6 +90,25 @@ class PreprocessStats:
       out[:, d] = 1.0
     return out
 
+  def apply_jax(self, x_raw):
+    """``apply`` as a pure, jittable JAX function: the same float32 values
+    elementwise, (x − μ) / σ (+ ones column)."""
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    x = jnp.reshape(jnp.asarray(x_raw), (jnp.shape(x_raw)[0], -1))
+    if x.shape[1] != self.num_features:
+      raise LinearJaxError(
+          f"inputs have {x.shape[1]} features after flattening but the "
+          f"training split had {self.num_features}; pass examples shaped "
+          "like the training set")
+    x = x.astype(jnp.float32)
+    if self.mean is not None:
+      x = x - self.mean
+    if self.scale is not None:
+      x = x / self.scale
+    if self.bias_column:
+      x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+    return x
+
   def to_dict(self) -> dict[str, np.ndarray]:
     """Plain numpy values (``np.savez``-friendly); absent keys mean None."""
     out = {"num_features": np.asarray(self.num_features, np.int64),
