@@ -42,55 +42,101 @@ from linear_jax.checks import LinearJaxError
 
 FULL = sections_lib.FULL
 
-flags.DEFINE_list("sections", list(FULL.sections),
-                  f"comma list of sections to run, of "
-                  f"{','.join(sections_lib.SECTIONS)}")
+flags.DEFINE_list(
+  "sections",
+  list(FULL.sections),
+  f"comma list of sections to run, of {','.join(sections_lib.SECTIONS)}",
+)
 flags.DEFINE_integer("n_loss", FULL.n_loss, "N of the loss section")
-flags.DEFINE_integer("n_epoch", FULL.n_epoch,
-                     "N of the epoch, sweep and blocked sections")
-flags.DEFINE_integer("repeats", FULL.repeats,
-                     "timed repeats per measurement (the median is reported)")
-flags.DEFINE_integer("unroll", FULL.unroll,
-                     "the larger lax.scan unroll, timed next to unroll=1")
-flags.DEFINE_integer("sweep_configs", FULL.sweep_configs,
-                     "K configurations of the sweep and blocked sections")
-flags.DEFINE_list("block_steps", [str(k) for k in FULL.block_steps],
-                  "block sizes k of the blocked section")
-flags.DEFINE_integer("accuracy_batch_size", FULL.accuracy_batch_size,
-                     "minibatch size of the time-to-accuracy recipes")
-flags.DEFINE_string("accuracy_dataset", FULL.accuracy_dataset,
-                    "dataset of the accuracy section: a linear_jax.data name "
-                    "or folder:PATH (a folder or .tar.gz of split/class/image)")
-flags.DEFINE_enum("optimizer", FULL.optimizer, ["momentum", "nesterov"],
-                  "optimizer of the time-to-accuracy recipes")
-flags.DEFINE_float("softmax_lr", FULL.softmax_lr,
-                   "learning rate of the softmax recipe")
+flags.DEFINE_integer(
+  "n_epoch", FULL.n_epoch, "N of the epoch, sweep and blocked sections"
+)
+flags.DEFINE_integer(
+  "repeats",
+  FULL.repeats,
+  "timed repeats per measurement (the median is reported)",
+)
+flags.DEFINE_integer(
+  "unroll", FULL.unroll, "the larger lax.scan unroll, timed next to unroll=1"
+)
+flags.DEFINE_integer(
+  "sweep_configs",
+  FULL.sweep_configs,
+  "K configurations of the sweep and blocked sections",
+)
+flags.DEFINE_list(
+  "block_steps",
+  [str(k) for k in FULL.block_steps],
+  "block sizes k of the blocked section",
+)
+flags.DEFINE_integer(
+  "accuracy_batch_size",
+  FULL.accuracy_batch_size,
+  "minibatch size of the time-to-accuracy recipes",
+)
+flags.DEFINE_string(
+  "accuracy_dataset",
+  FULL.accuracy_dataset,
+  "dataset of the accuracy section: a linear_jax.data name "
+  "or folder:PATH (a folder or .tar.gz of split/class/image)",
+)
+flags.DEFINE_enum(
+  "optimizer",
+  FULL.optimizer,
+  ["momentum", "nesterov"],
+  "optimizer of the time-to-accuracy recipes",
+)
+flags.DEFINE_float(
+  "softmax_lr", FULL.softmax_lr, "learning rate of the softmax recipe"
+)
 flags.DEFINE_float("svm_lr", FULL.svm_lr, "learning rate of the SVM recipe")
-flags.DEFINE_float("reg_strength", FULL.reg_strength,
-                   "λ of the L2 penalty λ ΣW²")
-flags.DEFINE_float("target_accuracy", FULL.target_accuracy,
-                   "test accuracy the recipes must reach")
+flags.DEFINE_float(
+  "reg_strength", FULL.reg_strength, "λ of the L2 penalty λ ΣW²"
+)
+flags.DEFINE_float(
+  "target_accuracy",
+  FULL.target_accuracy,
+  "test accuracy the recipes must reach",
+)
 flags.DEFINE_integer("max_epochs", FULL.max_epochs, "longest recipe tried")
-flags.DEFINE_bool("skip_slow_peers", FULL.skip_slow_peers,
-                  "skip scikit-learn's LogisticRegression (~40 s)")
-flags.DEFINE_bool("tiny", False,
-                  "tiny sizes (N=512, D=48, 8 sweep configs, 1 repeat), digits "
-                  "instead of CIFAR-10, no slow peers: a smoke run in seconds; "
-                  "flags given explicitly still apply")
-flags.DEFINE_string("out", "runs/benchmark/benchmark.json",
-                    "JSON file to write ('' for none)")
+flags.DEFINE_bool(
+  "skip_slow_peers",
+  FULL.skip_slow_peers,
+  "skip scikit-learn's LogisticRegression (~40 s)",
+)
+flags.DEFINE_bool(
+  "tiny",
+  False,
+  "tiny sizes (N=512, D=48, 8 sweep configs, 1 repeat), digits "
+  "instead of CIFAR-10, no slow peers: a smoke run in seconds; "
+  "flags given explicitly still apply",
+)
+flags.DEFINE_string(
+  "out", "runs/benchmark/benchmark.json", "JSON file to write ('' for none)"
+)
 
 FLAGS = flags.FLAGS
 
 #: Flags that, when given, override the preset's field of the same name.
-OVERRIDES = ("n_loss", "n_epoch", "repeats", "unroll", "sweep_configs",
-             "accuracy_batch_size", "accuracy_dataset", "optimizer",
-             "softmax_lr", "svm_lr", "reg_strength", "target_accuracy",
-             "max_epochs", "skip_slow_peers")
+OVERRIDES = (
+  "n_loss",
+  "n_epoch",
+  "repeats",
+  "unroll",
+  "sweep_configs",
+  "accuracy_batch_size",
+  "accuracy_dataset",
+  "optimizer",
+  "softmax_lr",
+  "svm_lr",
+  "reg_strength",
+  "target_accuracy",
+  "max_epochs",
+  "skip_slow_peers",
+)
 
 
-def bench_config(preset: sections_lib.BenchConfig
-                 ) -> sections_lib.BenchConfig:
+def bench_config(preset: sections_lib.BenchConfig) -> sections_lib.BenchConfig:
   """``TINY`` or ``preset``, with ``--sections`` and every explicitly given
   flag applied."""
   base = sections_lib.TINY if FLAGS.tiny else preset
@@ -100,8 +146,9 @@ def bench_config(preset: sections_lib.BenchConfig
       given["block_steps"] = tuple(int(k) for k in FLAGS.block_steps)
     except ValueError:
       raise LinearJaxError(
-          f"--block_steps={','.join(FLAGS.block_steps)} must be a comma list "
-          "of integers, e.g. 4,8") from None
+        f"--block_steps={','.join(FLAGS.block_steps)} must be a comma list "
+        "of integers, e.g. 4,8"
+      ) from None
   sections = tuple(s.strip() for s in FLAGS.sections if s.strip())
   check_out_path(FLAGS.out)
   return dataclasses.replace(base, sections=sections, **given).validate()
@@ -118,7 +165,8 @@ def check_out_path(out: str) -> None:
     probe = os.path.dirname(probe)
   if not os.path.isdir(probe):
     raise LinearJaxError(
-        f"--out {out}: {probe} is a file, not a folder; choose another --out")
+      f"--out {out}: {probe} is a file, not a folder; choose another --out"
+    )
 
 
 def run(preset: sections_lib.BenchConfig, command: str) -> None:

@@ -35,8 +35,12 @@ from experiments import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "cifar10_jpeg", "linear_jax dataset name.")
-flags.DEFINE_enum("features", "pixels", ["pixels", "relu"],
-                  "standardized pixels, or random ReLU features of them.")
+flags.DEFINE_enum(
+  "features",
+  "pixels",
+  ["pixels", "relu"],
+  "standardized pixels, or random ReLU features of them.",
+)
 flags.DEFINE_integer("relu_dim", 8192, "width of the random ReLU features.")
 flags.DEFINE_integer("max_train", 2000, "training examples used (0: all).")
 flags.DEFINE_integer("max_test", 2000, "test examples used (0: all).")
@@ -47,24 +51,33 @@ flags.DEFINE_integer("sklearn_max_iter", 1000, "scikit-learn max_iter.")
 flags.DEFINE_float("sklearn_tol", 1e-6, "scikit-learn tol.")
 flags.DEFINE_integer("rank", 256, "Nyström preconditioner rank.")
 flags.DEFINE_bool("sklearn", True, "also run the scikit-learn loop.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "warm", "vmap"],
-                  "lambda_path's warm_start: auto (warm on CPU, vmap on "
-                  "accelerators), warm or vmap.")
+flags.DEFINE_enum(
+  "strategy",
+  "auto",
+  ["auto", "warm", "vmap"],
+  "lambda_path's warm_start: auto (warm on CPU, vmap on "
+  "accelerators), warm or vmap.",
+)
 flags.DEFINE_string("out", "benchmarks/results", "folder of the JSON results.")
 
 
 def softmax_objective(w, b, lam, x, y) -> float:
   """L = mean CE + λ ΣW² in float64 (the objective both peers minimize)."""
-  s = x.astype(np.float64) @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+  s = x.astype(np.float64) @ np.asarray(w, np.float64) + np.asarray(
+    b, np.float64
+  )
   s -= s.max(axis=1, keepdims=True)
   lse = np.log(np.exp(s).sum(axis=1))
-  return float(np.mean(lse - s[np.arange(len(y)), y]) +
-               lam * np.sum(np.asarray(w, np.float64) ** 2))
+  return float(
+    np.mean(lse - s[np.arange(len(y)), y])
+    + lam * np.sum(np.asarray(w, np.float64) ** 2)
+  )
 
 
 def relu_features(ds, dim: int, seed: int = 0):
   """x ↦ max(0, xΩ/√D) with Gaussian Ω, standardized on train (made offline)."""
   from linear_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(seed)
   omega = rng.standard_normal((ds.x_train.shape[1], dim)).astype(np.float32)
   omega /= np.sqrt(ds.x_train.shape[1])
@@ -80,85 +93,130 @@ def main(argv):
   from linear_jax import path  # pylint: disable=g-import-not-at-top
   from linear_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
 
-  ds = load_dataset(FLAGS.dataset, standardize=True,
-                    max_train=FLAGS.max_train or None)
+  ds = load_dataset(
+    FLAGS.dataset, standardize=True, max_train=FLAGS.max_train or None
+  )
   x_tr, x_va, x_te = ds.x_train, ds.x_val, ds.x_test
   y_tr, y_va, y_te = ds.y_train, ds.y_val, ds.y_test
   if FLAGS.features == "relu":
     x_tr, x_va, x_te = relu_features(ds, FLAGS.relu_dim)
   if FLAGS.max_test:
-    x_te, y_te = x_te[:FLAGS.max_test], y_te[:FLAGS.max_test]
+    x_te, y_te = x_te[: FLAGS.max_test], y_te[: FLAGS.max_test]
   n, d = x_tr.shape
   cs = np.logspace(np.log10(FLAGS.c_min), np.log10(FLAGS.c_max), FLAGS.num_c)
   lams = 1.0 / (2.0 * cs * n)
-  print(f"N={n} D={d} C={ds.num_classes} val={len(y_va)} test={len(y_te)} "
-        f"device={jax.devices()[0].device_kind}", flush=True)
+  print(
+    f"N={n} D={d} C={ds.num_classes} val={len(y_va)} test={len(y_te)} "
+    f"device={jax.devices()[0].device_kind}",
+    flush=True,
+  )
 
   t0 = time.perf_counter()
-  result = path.lambda_path(x_tr, y_tr, x_va, y_va, x_te, y_te,
-                            reg_strengths=lams, rank=FLAGS.rank,
-                            num_classes=ds.num_classes,
-                            warm_start={"auto": None, "warm": True,
-                                        "vmap": False}[FLAGS.strategy])
+  result = path.lambda_path(
+    x_tr,
+    y_tr,
+    x_va,
+    y_va,
+    x_te,
+    y_te,
+    reg_strengths=lams,
+    rank=FLAGS.rank,
+    num_classes=ds.num_classes,
+    warm_start={"auto": None, "warm": True, "vmap": False}[FLAGS.strategy],
+  )
   ours_seconds = time.perf_counter() - t0
-  print(f"linear_jax path: {ours_seconds:.2f} s, iterations "
-        f"{result.iterations.tolist()}", flush=True)
+  print(
+    f"linear_jax path: {ours_seconds:.2f} s, iterations "
+    f"{result.iterations.tolist()}",
+    flush=True,
+  )
   rows = []
   for k, c in enumerate(cs):
-    rows.append({
-        "C": float(c), "lambda": float(lams[k]),
+    rows.append(
+      {
+        "C": float(c),
+        "lambda": float(lams[k]),
         "ours_objective": softmax_objective(
-            result.params["W"][k], result.params["b"][k], lams[k], x_tr, y_tr),
+          result.params["W"][k], result.params["b"][k], lams[k], x_tr, y_tr
+        ),
         "ours_iterations": int(result.iterations[k]),
         "ours_val_accuracy": float(result.val_accuracy[k]),
-        "ours_test_accuracy": float(result.test_accuracy[k])})
+        "ours_test_accuracy": float(result.test_accuracy[k]),
+      }
+    )
 
   sk_seconds = None
   sk_best = None
   if FLAGS.sklearn:
     from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+
     t0 = time.perf_counter()
     models = []
     for c in cs:
-      models.append(LogisticRegression(
-          C=c, solver="lbfgs", max_iter=FLAGS.sklearn_max_iter,
-          tol=FLAGS.sklearn_tol).fit(x_tr, y_tr))
-      print(f"  C={c:.3g}: {time.perf_counter() - t0:.1f} s so far, "
-            f"{int(np.max(models[-1].n_iter_))} iterations", flush=True)
+      models.append(
+        LogisticRegression(
+          C=c,
+          solver="lbfgs",
+          max_iter=FLAGS.sklearn_max_iter,
+          tol=FLAGS.sklearn_tol,
+        ).fit(x_tr, y_tr)
+      )
+      print(
+        f"  C={c:.3g}: {time.perf_counter() - t0:.1f} s so far, "
+        f"{int(np.max(models[-1].n_iter_))} iterations",
+        flush=True,
+      )
     sk_seconds = time.perf_counter() - t0
     print(f"scikit-learn loop: {sk_seconds:.2f} s", flush=True)
     for k, (row, m) in enumerate(zip(rows, models)):
       row["sklearn_objective"] = softmax_objective(
-          m.coef_.T, m.intercept_, lams[k], x_tr, y_tr)
+        m.coef_.T, m.intercept_, lams[k], x_tr, y_tr
+      )
       row["sklearn_iterations"] = int(np.max(m.n_iter_))
       row["sklearn_val_accuracy"] = float(m.score(x_va, y_va))
       row["sklearn_test_accuracy"] = float(m.score(x_te, y_te))
       row["relative_objective_gap"] = (
-          (row["ours_objective"] - row["sklearn_objective"]) /
-          row["sklearn_objective"])
+        row["ours_objective"] - row["sklearn_objective"]
+      ) / row["sklearn_objective"]
     sk_best = path.select(lams, [r["sklearn_val_accuracy"] for r in rows])
 
   summary = {
-      **timing.header(" ".join(["python -m benchmarks.lambda_path"] +
-                                sys.argv[1:])),
-      "num_train": n, "num_features": d, "num_val": int(len(y_va)),
-      "num_test": int(len(y_te)), "ours_seconds": ours_seconds,
-      "sklearn_seconds": sk_seconds,
-      "speedup": None if sk_seconds is None else sk_seconds / ours_seconds,
-      "ours_best": result.best, "sklearn_best": sk_best,
-      "ours_best_test_accuracy": float(result.test_accuracy[result.best]),
-      "sklearn_best_test_accuracy": (None if sk_best is None else
-                                     rows[sk_best]["sklearn_test_accuracy"]),
-      "max_abs_relative_objective_gap": (None if sk_seconds is None else max(
-          abs(r["relative_objective_gap"]) for r in rows)),
-      "rows": rows}
+    **timing.header(
+      " ".join(["python -m benchmarks.lambda_path"] + sys.argv[1:])
+    ),
+    "num_train": n,
+    "num_features": d,
+    "num_val": int(len(y_va)),
+    "num_test": int(len(y_te)),
+    "ours_seconds": ours_seconds,
+    "sklearn_seconds": sk_seconds,
+    "speedup": None if sk_seconds is None else sk_seconds / ours_seconds,
+    "ours_best": result.best,
+    "sklearn_best": sk_best,
+    "ours_best_test_accuracy": float(result.test_accuracy[result.best]),
+    "sklearn_best_test_accuracy": (
+      None if sk_best is None else rows[sk_best]["sklearn_test_accuracy"]
+    ),
+    "max_abs_relative_objective_gap": (
+      None
+      if sk_seconds is None
+      else max(abs(r["relative_objective_gap"]) for r in rows)
+    ),
+    "rows": rows,
+  }
   os.makedirs(FLAGS.out, exist_ok=True)
-  out = os.path.join(FLAGS.out, f"lambda_path_{FLAGS.features}_{n}_"
-                     f"{jax.devices()[0].platform}.json")
+  out = os.path.join(
+    FLAGS.out,
+    f"lambda_path_{FLAGS.features}_{n}_{jax.devices()[0].platform}.json",
+  )
   io_lib.write_json(out, summary)
   for r in rows:
-    print(" ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in r.items()))
+    print(
+      " ".join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in r.items()
+      )
+    )
   print({k: v for k, v in summary.items() if k != "rows"})
   print("wrote", out)
 

@@ -146,15 +146,16 @@ def softmax_loss_vectorized(W, b, X, y, reg):
 
 #: Loss name (as in ``linear_jax.LOSSES``) -> NumPy loss-and-gradient.
 NUMPY_LOSSES = {
-    "svm": svm_loss_vectorized,
-    "squared_svm": squared_svm_loss_vectorized,
-    "crammer_singer": crammer_singer_loss_vectorized,
-    "softmax": softmax_loss_vectorized,
+  "svm": svm_loss_vectorized,
+  "squared_svm": squared_svm_loss_vectorized,
+  "crammer_singer": crammer_singer_loss_vectorized,
+  "softmax": softmax_loss_vectorized,
 }
 
 
 def _fit_and_score(model, x_train, y_train, x_test, y_test):
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
+
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     start = time.perf_counter()
@@ -163,8 +164,16 @@ def _fit_and_score(model, x_train, y_train, x_test, y_test):
   return seconds, float(model.score(np.asarray(x_test), np.asarray(y_test)))
 
 
-def sgd_classifier(loss: str, x_train, y_train, x_test, y_test, *,
-                   max_iter: int = 5, seed: int = 0) -> tuple[float, float]:
+def sgd_classifier(
+  loss: str,
+  x_train,
+  y_train,
+  x_test,
+  y_test,
+  *,
+  max_iter: int = 5,
+  seed: int = 0,
+) -> tuple[float, float]:
   """``SGDClassifier(loss=loss)`` for exactly ``max_iter`` epochs.
 
   Args:
@@ -178,18 +187,22 @@ def sgd_classifier(loss: str, x_train, y_train, x_test, y_test, *,
     ``(fit seconds, test accuracy)``.
   """
   from sklearn.linear_model import SGDClassifier  # pylint: disable=g-import-not-at-top
-  model = SGDClassifier(loss=loss, max_iter=max_iter, tol=None,
-                        random_state=seed)
+
+  model = SGDClassifier(
+    loss=loss, max_iter=max_iter, tol=None, random_state=seed
+  )
   return _fit_and_score(model, x_train, y_train, x_test, y_test)
 
 
-def logistic_regression(x_train, y_train, x_test, y_test, *, C: float = 1e-3,
-                        max_iter: int = 100) -> tuple[float, float]:
+def logistic_regression(
+  x_train, y_train, x_test, y_test, *, C: float = 1e-3, max_iter: int = 100
+) -> tuple[float, float]:
   """``LogisticRegression(solver="lbfgs", C=C, max_iter=max_iter)``.
 
   Args/Returns as ``sgd_classifier``; ``C`` is the inverse L2 strength.
   """
   from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+
   model = LogisticRegression(solver="lbfgs", C=C, max_iter=max_iter)
   return _fit_and_score(model, x_train, y_train, x_test, y_test)
 
@@ -216,11 +229,22 @@ class TorchLinear:
     seed: seeds the permutations.
   """
 
-  def __init__(self, x_train, y_train, *, num_classes: int, loss: str,
-               learning_rate: float, reg_strength: float, batch_size: int,
-               epochs: int | None = None, momentum: float = 0.9,
-               seed: int = 0):
+  def __init__(
+    self,
+    x_train,
+    y_train,
+    *,
+    num_classes: int,
+    loss: str,
+    learning_rate: float,
+    reg_strength: float,
+    batch_size: int,
+    epochs: int | None = None,
+    momentum: float = 0.9,
+    seed: int = 0,
+  ):
     import torch  # pylint: disable=g-import-not-at-top
+
     self.torch = torch
     torch.manual_seed(seed)
     self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -232,17 +256,22 @@ class TorchLinear:
     torch.nn.init.zeros_(self.model.weight)
     torch.nn.init.zeros_(self.model.bias)
     self.opt = torch.optim.SGD(
-        [{"params": [self.model.weight], "weight_decay": 2 * reg_strength},
-         {"params": [self.model.bias], "weight_decay": 0.0}],
-        lr=learning_rate, momentum=momentum)
+      [
+        {"params": [self.model.weight], "weight_decay": 2 * reg_strength},
+        {"params": [self.model.bias], "weight_decay": 0.0},
+      ],
+      lr=learning_rate,
+      momentum=momentum,
+    )
     self.batch = min(batch_size, n)
     self.steps = n // self.batch
     self.sched = None
     if epochs is not None:
       total = self.steps * epochs
       self.sched = torch.optim.lr_scheduler.LambdaLR(
-          self.opt,
-          lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
+        self.opt,
+        lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)),
+      )
     if loss == "softmax":
       self.criterion = torch.nn.CrossEntropyLoss()
     elif loss == "svm":
@@ -255,7 +284,7 @@ class TorchLinear:
     """One pass over a fresh permutation."""
     perm = self.torch.randperm(self.x.shape[0], device=self.device)
     for i in range(self.steps):
-      idx = perm[i * self.batch:(i + 1) * self.batch]
+      idx = perm[i * self.batch : (i + 1) * self.batch]
       self.opt.zero_grad(set_to_none=True)
       self.criterion(self.model(self.x[idx]), self.y[idx]).backward()
       self.opt.step()
@@ -275,15 +304,33 @@ class TorchLinear:
     return float(np.mean(predicted == np.asarray(y_test)))
 
 
-def torch_train(x_train, y_train, x_test, y_test, *, loss: str, epochs: int,
-                learning_rate: float, reg_strength: float, batch_size: int,
-                seed: int = 0) -> tuple[float, float]:
+def torch_train(
+  x_train,
+  y_train,
+  x_test,
+  y_test,
+  *,
+  loss: str,
+  epochs: int,
+  learning_rate: float,
+  reg_strength: float,
+  batch_size: int,
+  seed: int = 0,
+) -> tuple[float, float]:
   """Trains ``TorchLinear`` for ``epochs``; ``(train seconds, test accuracy)``
   (seconds of the training loop, evaluation excluded)."""
   num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
-  peer = TorchLinear(x_train, y_train, num_classes=num_classes, loss=loss,
-                     learning_rate=learning_rate, reg_strength=reg_strength,
-                     batch_size=batch_size, epochs=epochs, seed=seed)
+  peer = TorchLinear(
+    x_train,
+    y_train,
+    num_classes=num_classes,
+    loss=loss,
+    learning_rate=learning_rate,
+    reg_strength=reg_strength,
+    batch_size=batch_size,
+    epochs=epochs,
+    seed=seed,
+  )
   start = time.perf_counter()
   for _ in range(epochs):
     peer.epoch()

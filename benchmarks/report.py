@@ -18,6 +18,7 @@ from linear_jax import io
 @dataclasses.dataclass
 class Row:
   """One measured line of the benchmark table."""
+
   section: str
   what: str
   seconds: float | None = None
@@ -31,13 +32,17 @@ class Row:
 
   def to_json(self) -> dict:
     """The row as a dict, without its empty fields."""
-    return {k: v for k, v in dataclasses.asdict(self).items()
-            if v is not None and v != "" and v != {}}
+    return {
+      k: v
+      for k, v in dataclasses.asdict(self).items()
+      if v is not None and v != "" and v != {}
+    }
 
 
 @dataclasses.dataclass
 class Section:
   """A section's rows, plus notes (e.g. why a peer or the section was skipped)."""
+
   rows: list = dataclasses.field(default_factory=list)
   notes: list = dataclasses.field(default_factory=list)
 
@@ -66,12 +71,13 @@ def format_rate(rate: float, unit: str) -> str:
 
 def _cells(row: Row) -> list[str]:
   return [
-      row.section, row.what,
-      "" if row.seconds is None else format_seconds(row.seconds),
-      "" if row.rate is None else format_rate(row.rate, row.rate_unit),
-      "" if row.ratio is None else f"{row.ratio:.2f} ({row.ratio_of})",
-      "" if row.accuracy is None else f"{row.accuracy:.4f}",
-      row.note,
+    row.section,
+    row.what,
+    "" if row.seconds is None else format_seconds(row.seconds),
+    "" if row.rate is None else format_rate(row.rate, row.rate_unit),
+    "" if row.ratio is None else f"{row.ratio:.2f} ({row.ratio_of})",
+    "" if row.accuracy is None else f"{row.accuracy:.4f}",
+    row.note,
   ]
 
 
@@ -85,8 +91,10 @@ HEADER = ("section", "what", "time", "rate", "ratio", "test acc", "note")
 
 def markdown_table(sections: dict[str, Section]) -> str:
   """All rows of all sections as one markdown table."""
-  lines = ["| " + " | ".join(HEADER) + " |",
-           "|---|---|---:|---:|---:|---:|---|"]
+  lines = [
+    "| " + " | ".join(HEADER) + " |",
+    "|---|---|---:|---:|---:|---:|---|",
+  ]
   for section in sections.values():
     for row in section.rows:
       lines.append("| " + " | ".join(_cells(row)) + " |")
@@ -95,15 +103,22 @@ def markdown_table(sections: dict[str, Section]) -> str:
 
 def notes_text(sections: dict[str, Section]) -> str:
   """Every section's notes, one ``- section: note`` line each."""
-  return "\n".join(f"- {name}: {note}" for name, section in sections.items()
-                   for note in section.notes)
+  return "\n".join(
+    f"- {name}: {note}"
+    for name, section in sections.items()
+    for note in section.notes
+  )
 
 
 def to_json(header: dict, sections: dict[str, Section]) -> dict:
   """``{**header, "sections": {name: {"rows": [...], "notes": [...]}}}``."""
-  return {**header, "sections": {
+  return {
+    **header,
+    "sections": {
       name: {"rows": [r.to_json() for r in s.rows], "notes": s.notes}
-      for name, s in sections.items()}}
+      for name, s in sections.items()
+    },
+  }
 
 
 def write_json(path: str, obj: dict) -> str:

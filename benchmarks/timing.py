@@ -21,8 +21,9 @@ import numpy as np
 PRECISION = "float32, XLA default precision"
 
 
-def median_seconds(fn, *args, repeats: int = 5, warmup: int = 1,
-                   sync=jax.block_until_ready) -> float:
+def median_seconds(
+  fn, *args, repeats: int = 5, warmup: int = 1, sync=jax.block_until_ready
+) -> float:
   """Median wall time of ``fn(*args)`` after ``warmup`` calls.
 
   ``sync`` waits for the result (``jax.block_until_ready``; a peer passes its
@@ -53,32 +54,46 @@ def copy_bandwidth(num_bytes: int = 1 << 29, repeats: int = 5) -> float:
   return 2 * n * 4 / float(np.median(times))
 
 
-def matmul_rate(size: int = 2048, dtype=jnp.float32, precision=None,
-                repeats: int = 5) -> float:
+def matmul_rate(
+  size: int = 2048, dtype=jnp.float32, precision=None, repeats: int = 5
+) -> float:
   """FLOP/s of a square float matmul at XLA's default precision (TF32 for
   float32 on recent NVIDIA GPUs) unless ``precision`` is given."""
   key_a, key_b = jax.random.split(jax.random.key(1))
   a = jax.random.normal(key_a, (size, size), dtype)
   b = jax.random.normal(key_b, (size, size), dtype)
   mm = jax.jit(lambda a, b: jnp.dot(a, b, precision=precision))
-  return 2 * size ** 3 / median_seconds(mm, a, b, repeats=repeats)
+  return 2 * size**3 / median_seconds(mm, a, b, repeats=repeats)
 
 
-def epoch_flops(num_examples: int, num_features: int, num_classes: int,
-                num_configs: int = 1) -> float:
+def epoch_flops(
+  num_examples: int, num_features: int, num_classes: int, num_configs: int = 1
+) -> float:
   """4·N·D·C per configuration: xW forward and dSᵀx backward (no ∂x)."""
   return 4.0 * num_examples * num_features * num_classes * num_configs
 
 
-def epoch_floor(num_examples: int, num_features: int, num_classes: int, *,
-                bytes_per_feature: int, bandwidth: float, flop_rate: float,
-                num_configs: int = 1) -> dict:
+def epoch_floor(
+  num_examples: int,
+  num_features: int,
+  num_classes: int,
+  *,
+  bytes_per_feature: int,
+  bandwidth: float,
+  flop_rate: float,
+  num_configs: int = 1,
+) -> dict:
   """The two times and their max: X read once, and the matmul FLOPs."""
   read = num_examples * num_features * bytes_per_feature / bandwidth
-  compute = epoch_flops(num_examples, num_features, num_classes,
-                        num_configs) / flop_rate
-  return {"read_seconds": read, "compute_seconds": compute,
-          "floor_seconds": max(read, compute)}
+  compute = (
+    epoch_flops(num_examples, num_features, num_classes, num_configs)
+    / flop_rate
+  )
+  return {
+    "read_seconds": read,
+    "compute_seconds": compute,
+    "floor_seconds": max(read, compute),
+  }
 
 
 def cpu_name() -> str:
@@ -97,12 +112,12 @@ def header(command: str) -> dict:
   """Command, date, device, precision and versions, for the table and JSON."""
   device = jax.devices()[0]
   return {
-      "command": command,
-      "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-      "device": f"{device.device_kind} ({device.platform}), "
-                f"{len(jax.devices())} device(s); host {cpu_name()}, "
-                f"{os.cpu_count()} cores",
-      "precision": PRECISION,
-      "versions": f"jax {jax.__version__}, numpy {np.__version__}, "
-                  f"python {sys.version.split()[0]}",
+    "command": command,
+    "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    "device": f"{device.device_kind} ({device.platform}), "
+    f"{len(jax.devices())} device(s); host {cpu_name()}, "
+    f"{os.cpu_count()} cores",
+    "precision": PRECISION,
+    "versions": f"jax {jax.__version__}, numpy {np.__version__}, "
+    f"python {sys.version.split()[0]}",
   }

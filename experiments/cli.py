@@ -22,6 +22,7 @@ from linear_jax.checks import LinearJaxError  # pylint: disable=wrong-import-pos
 def quiet_backend_probe() -> None:
   """Hides JAX's INFO line about the missing TPU library (not an error)."""
   import logging
+
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
@@ -34,6 +35,7 @@ def fail(message: str) -> None:
 def run_main(main):
   """Wraps an absl ``main`` so that ``LinearJaxError`` (and a failing path or
   allocation) exits with one line."""
+
   def wrapped(argv):
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
@@ -48,12 +50,14 @@ def run_main(main):
       fail(f"{e.strerror or e}{where}; check the path and its permissions")
     except MemoryError:
       fail("out of memory; use a smaller dataset, batch or --chunk_size")
+
   return wrapped
 
 
 def parse_flags(argv):
   """absl flag parsing whose errors are one line (``error: flag --x=...``)."""
   from absl import flags
+
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
@@ -63,6 +67,7 @@ def parse_flags(argv):
 def start(main):
   """``app.run`` with one-line flag and library errors."""
   from absl import app
+
   quiet_backend_probe()
   app.run(run_main(main), flags_parser=parse_flags)
 
@@ -75,8 +80,9 @@ def _number(text: str, flag: str) -> float:
     value = float(text)
   except ValueError:
     raise LinearJaxError(
-        f"--{flag}: {text!r} is not a number; use a comma list like 1e-4,1e-3 "
-        "or a range like logspace:1e-4:1e-1:4") from None
+      f"--{flag}: {text!r} is not a number; use a comma list like 1e-4,1e-3 "
+      "or a range like logspace:1e-4:1e-1:4"
+    ) from None
   if not np.isfinite(value):
     raise LinearJaxError(f"--{flag}: {text!r} is not a finite number")
   return value
@@ -86,8 +92,9 @@ def _range(item: str, flag: str) -> list[float]:
   kind, *parts = item.split(":")
   if kind not in RANGE_KINDS or len(parts) != 3:
     raise LinearJaxError(
-        f"--{flag}: bad range {item!r}; write logspace:START:STOP:NUM or "
-        "linspace:START:STOP:NUM, e.g. logspace:1e-4:1e-1:4")
+      f"--{flag}: bad range {item!r}; write logspace:START:STOP:NUM or "
+      "linspace:START:STOP:NUM, e.g. logspace:1e-4:1e-1:4"
+    )
   start, stop = _number(parts[0], flag), _number(parts[1], flag)
   try:
     num = int(parts[2])
@@ -95,12 +102,14 @@ def _range(item: str, flag: str) -> list[float]:
     num = 0
   if num < 1:
     raise LinearJaxError(
-        f"--{flag}: in {item!r} NUM must be an integer ≥ 1, got {parts[2]!r}")
+      f"--{flag}: in {item!r} NUM must be an integer ≥ 1, got {parts[2]!r}"
+    )
   if kind == "logspace":
     if start <= 0 or stop <= 0:
       raise LinearJaxError(
-          f"--{flag}: logspace needs START and STOP > 0, got {item!r}; use "
-          "linspace or list 0 separately, e.g. 0,logspace:1e-4:1e-1:4")
+        f"--{flag}: logspace needs START and STOP > 0, got {item!r}; use "
+        "linspace or list 0 separately, e.g. 0,logspace:1e-4:1e-1:4"
+      )
     return [float(v) for v in np.logspace(np.log10(start), np.log10(stop), num)]
   return [float(v) for v in np.linspace(start, stop, num)]
 
@@ -129,7 +138,7 @@ def parse_ints(text: str, flag: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(int(item) for item in _items(text)))
   except ValueError:
     raise LinearJaxError(
-        f"--{flag}: {text!r} must be comma-separated integers, e.g. 0,1,2"
+      f"--{flag}: {text!r} must be comma-separated integers, e.g. 0,1,2"
     ) from None
 
 
@@ -137,10 +146,17 @@ def _items(text: str) -> list[str]:
   return [item.strip() for item in str(text).split(",") if item.strip()]
 
 
-_PARSE = {float: parse_values, int: parse_ints,
-          str: lambda text, flag: tuple(dict.fromkeys(_items(text)))}
-_DEFINE = {bool: "DEFINE_bool", int: "DEFINE_integer", float: "DEFINE_float",
-           str: "DEFINE_string"}
+_PARSE = {
+  float: parse_values,
+  int: parse_ints,
+  str: lambda text, flag: tuple(dict.fromkeys(_items(text))),
+}
+_DEFINE = {
+  bool: "DEFINE_bool",
+  int: "DEFINE_integer",
+  float: "DEFINE_float",
+  str: "DEFINE_string",
+}
 
 
 def _base_type(hint):
@@ -166,6 +182,7 @@ def define_flags(config_class, *, exclude=(), flag_values=None) -> None:
   ``flag_values``: where to define them (default ``absl.flags.FLAGS``).
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   where = dict(flag_values=flags.FLAGS if flag_values is None else flag_values)
   hints = typing.get_type_hints(config_class)
   for field in dataclasses.fields(config_class):
@@ -179,8 +196,9 @@ def define_flags(config_class, *, exclude=(), flag_values=None) -> None:
         help_text = f"{help_text}: {', '.join(choices)}"
       flags.DEFINE_string(field.name, default, help_text, **where)
     elif choices is not None:
-      flags.DEFINE_enum(field.name, field.default, list(choices), help_text,
-                        **where)
+      flags.DEFINE_enum(
+        field.name, field.default, list(choices), help_text, **where
+      )
     else:
       define = getattr(flags, _DEFINE[_base_type(hints[field.name])])
       define(field.name, field.default, help_text, **where)
@@ -191,6 +209,7 @@ def config_from_flags(config_class, *, flag_values=None, **overrides):
   ``define_flags`` (comma lists parsed), with ``overrides`` for fields the
   binary sets itself. Not yet validated: call its ``validate()``."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   flag_values = flags.FLAGS if flag_values is None else flag_values
   hints = typing.get_type_hints(config_class)
   values = {}
@@ -201,6 +220,7 @@ def config_from_flags(config_class, *, flag_values=None, **overrides):
     element = _element_type(hints[field.name])
     if element is not None:
       value = _PARSE[element](value, field.name) or (
-          None if field.default is None else ())
+        None if field.default is None else ()
+      )
     values[field.name] = value
   return config_class(**values, **overrides)

@@ -31,6 +31,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from linear_jax import decomposition  # pylint: disable=g-import-not-at-top
+
   config = cli.config_from_flags(DecompositionConfig).check()
   result = decomposition.run_experiment(config, FLAGS.workdir)
   print(decomposition.TABLE_HEADER)

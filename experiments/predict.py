@@ -21,11 +21,19 @@ from absl import flags
 from experiments import cli
 
 flags.DEFINE_string("workdir", None, "a training run's output directory")
-flags.DEFINE_string("input", None, "npz:PATH (x, optional y), svmlight:PATH, "
-                    "or folder:PATH (images, ImageFolder layout)")
+flags.DEFINE_string(
+  "input",
+  None,
+  "npz:PATH (x, optional y), svmlight:PATH, "
+  "or folder:PATH (images, ImageFolder layout)",
+)
 flags.DEFINE_string("output", None, "where to write predictions: .npz or .csv")
-flags.DEFINE_enum("split", "test", ["train", "val", "validation", "test"],
-                  "which split of an input holding several")
+flags.DEFINE_enum(
+  "split",
+  "test",
+  ["train", "val", "validation", "test"],
+  "which split of an input holding several",
+)
 
 FLAGS = flags.FLAGS
 
@@ -34,15 +42,19 @@ def main(argv):
   del argv
   from linear_jax import checks  # pylint: disable=g-import-not-at-top
   from linear_jax import model as model_lib  # pylint: disable=g-import-not-at-top
+
   for name in ("workdir", "input", "output"):
     if not FLAGS[name].value:
       raise checks.LinearJaxError(f"--{name} is required")
-  result = model_lib.predict_file(FLAGS.workdir, FLAGS.input, FLAGS.output,
-                                split=FLAGS.split)
-  accuracy = ("" if result["accuracy"] is None else
-              f"  accuracy {result['accuracy']:.4f}")
-  print(f"predicted {result['examples']} examples{accuracy} -> "
-        f"{result['output']}")
+  result = model_lib.predict_file(
+    FLAGS.workdir, FLAGS.input, FLAGS.output, split=FLAGS.split
+  )
+  accuracy = (
+    "" if result["accuracy"] is None else f"  accuracy {result['accuracy']:.4f}"
+  )
+  print(
+    f"predicted {result['examples']} examples{accuracy} -> {result['output']}"
+  )
 
 
 if __name__ == "__main__":

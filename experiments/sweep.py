@@ -39,8 +39,11 @@ from linear_jax.sweep.experiment import SweepRunConfig
 
 cli.define_flags(SweepRunConfig, exclude=("command",))
 flags.adopt_module_key_flags(cli)  # --help lists the generated flags
-flags.DEFINE_string("coordinator_address", None,
-                    "multi-process: HOST:PORT of process 0 (same everywhere)")
+flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "multi-process: HOST:PORT of process 0 (same everywhere)",
+)
 flags.DEFINE_integer("num_processes", 1, "multi-process: number of processes")
 flags.DEFINE_integer("process_id", 0, "multi-process: this process, 0..n-1")
 
@@ -50,8 +53,8 @@ FLAGS = flags.FLAGS
 def run_config() -> SweepRunConfig:
   """The flags as a validated ``SweepRunConfig`` (pure Python, no JAX work)."""
   return cli.config_from_flags(
-      SweepRunConfig,
-      command="python -m experiments.sweep " + " ".join(sys.argv[1:])
+    SweepRunConfig,
+    command="python -m experiments.sweep " + " ".join(sys.argv[1:]),
   ).validate()
 
 
@@ -59,25 +62,35 @@ def main(argv):
   del argv
   config = run_config()
   from linear_jax.sweep import distributed  # pylint: disable=g-import-not-at-top
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
-                         FLAGS.process_id)
+
+  distributed.initialize(
+    FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+  )
   from linear_jax.sweep import experiment  # pylint: disable=g-import-not-at-top
+
   summary = experiment.run(config)
-  logging.info("sweep: train %.2f s, compile %.2f s, %d configurations",
-               summary["train_seconds"], summary["compile_seconds"],
-               summary["num_configs"])
+  logging.info(
+    "sweep: train %.2f s, compile %.2f s, %d configurations",
+    summary["train_seconds"],
+    summary["compile_seconds"],
+    summary["num_configs"],
+  )
   for loss, best in summary["best"].items():
     margin = "" if best["margin"] is None else f", Δ={best['margin']:g}"
-    print(f"best {loss}: val {best['val_accuracy']:.4f}  test "
-          f"{best['test_accuracy']:.4f}  ({best['reg']}, "
-          f"λ={best['reg_strength']:g}, lr={best['learning_rate']:g}{margin}, "
-          f"seed {best['seed']})")
+    print(
+      f"best {loss}: val {best['val_accuracy']:.4f}  test "
+      f"{best['test_accuracy']:.4f}  ({best['reg']}, "
+      f"λ={best['reg_strength']:g}, lr={best['learning_rate']:g}{margin}, "
+      f"seed {best['seed']})"
+    )
   for loss in summary["all_diverged"]:
     print(f"best {loss}: none, every configuration diverged")
-  print(f"sweep: {summary['num_configs']} configurations, "
-        f"{summary['num_diverged']} diverged, on {len(summary['devices'])} "
-        f"devices in {summary['num_processes']} processes; results sha256 "
-        f"{summary['results_sha256']} -> {config.workdir}")
+  print(
+    f"sweep: {summary['num_configs']} configurations, "
+    f"{summary['num_diverged']} diverged, on {len(summary['devices'])} "
+    f"devices in {summary['num_processes']} processes; results sha256 "
+    f"{summary['results_sha256']} -> {config.workdir}"
+  )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,12 @@ cli.define_flags(RunConfig)
 flags.adopt_module_key_flags(cli)  # --help lists the generated flags
 flags.DEFINE_string("workdir", "runs/train", "output directory")
 flags.DEFINE_bool("resume", False, "continue from workdir's checkpoint")
-flags.DEFINE_bool("restore", False, "only evaluate workdir's checkpoint on test")
-flags.DEFINE_bool("list_datasets", False, "print the available datasets and exit")
+flags.DEFINE_bool(
+  "restore", False, "only evaluate workdir's checkpoint on test"
+)
+flags.DEFINE_bool(
+  "list_datasets", False, "print the available datasets and exit"
+)
 
 FLAGS = flags.FLAGS
 
@@ -34,23 +38,39 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from linear_jax import train  # pylint: disable=g-import-not-at-top
+
   if FLAGS.list_datasets:
     from linear_jax import data  # pylint: disable=g-import-not-at-top
+
     print(data.format_dataset_table())
     return
   if FLAGS.restore:
-    print(json.dumps(train.evaluate_checkpoint(FLAGS.workdir,
-                                               data_dir=FLAGS.data_dir)))
+    print(
+      json.dumps(
+        train.evaluate_checkpoint(FLAGS.workdir, data_dir=FLAGS.data_dir)
+      )
+    )
     return
   config = cli.config_from_flags(RunConfig).validate()
-  summary = train.train_and_evaluate(config, FLAGS.workdir,
-                                     resume=FLAGS.resume)
-  logging.info("summary: %s", {k: summary[k] for k in (
-      "test_accuracy", "val_accuracy", "train_seconds", "compile_seconds")})
+  summary = train.train_and_evaluate(config, FLAGS.workdir, resume=FLAGS.resume)
+  logging.info(
+    "summary: %s",
+    {
+      k: summary[k]
+      for k in (
+        "test_accuracy",
+        "val_accuracy",
+        "train_seconds",
+        "compile_seconds",
+      )
+    },
+  )
   fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
-  print(f"test accuracy {fmt(summary['test_accuracy'])}  val accuracy "
-        f"{fmt(summary['val_accuracy'])}  train "
-        f"{summary['train_seconds']:.2f} s  -> {FLAGS.workdir}")
+  print(
+    f"test accuracy {fmt(summary['test_accuracy'])}  val accuracy "
+    f"{fmt(summary['val_accuracy'])}  train "
+    f"{summary['train_seconds']:.2f} s  -> {FLAGS.workdir}"
+  )
 
 
 if __name__ == "__main__":

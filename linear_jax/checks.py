@@ -41,7 +41,8 @@ def lookup(registry: dict, name: str, what: str):
   hint = difflib.get_close_matches(str(name), list(registry), n=1, cutoff=0.5)
   did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
   raise LinearJaxError(
-      f"unknown {what} {name!r}{did_you_mean}; valid names: {valid}")
+    f"unknown {what} {name!r}{did_you_mean}; valid names: {valid}"
+  )
 
 
 def check_scores_and_labels(scores, labels):
@@ -50,15 +51,18 @@ def check_scores_and_labels(scores, labels):
   labels = jnp.asarray(labels)
   if scores.ndim != 2:
     raise LinearJaxError(
-        f"scores must be [N, C], got shape {scores.shape}; reshape to 2-D")
+      f"scores must be [N, C], got shape {scores.shape}; reshape to 2-D"
+    )
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise LinearJaxError(
-        f"labels must be integers in [0, C), got dtype {labels.dtype}; "
-        "pass class indices, e.g. y.astype(int)")
+      f"labels must be integers in [0, C), got dtype {labels.dtype}; "
+      "pass class indices, e.g. y.astype(int)"
+    )
   if labels.shape != scores.shape[:1]:
     raise LinearJaxError(
-        f"labels shape {labels.shape} does not match {scores.shape[0]} rows of "
-        f"scores {scores.shape}; pass one label per example")
+      f"labels shape {labels.shape} does not match {scores.shape[0]} rows of "
+      f"scores {scores.shape}; pass one label per example"
+    )
   check_label_range(labels, scores.shape[1])
   return scores, labels
 
@@ -69,8 +73,9 @@ def check_label_range(labels, num_classes: int):
     lo, hi = int(values.min()), int(values.max())
     if lo < 0 or hi >= num_classes:
       raise LinearJaxError(
-          f"labels must lie in [0, {num_classes}), found values in "
-          f"[{lo}, {hi}]; remap labels to 0..C-1 or widen W to more classes")
+        f"labels must lie in [0, {num_classes}), found values in "
+        f"[{lo}, {hi}]; remap labels to 0..C-1 or widen W to more classes"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,22 +86,26 @@ class Range:
   only, like every value check here), ``describe`` words it for help texts and
   error messages (``"≥ 0"``, ``"> 0"``, ``"in [0, 1]"``).
   """
+
   low: float | None = None
   high: float | None = None
   low_open: bool = False
 
   def describe(self) -> str:
     if self.high is not None:
-      return (f"in {'(' if self.low_open else '['}{_number(self.low)}, "
-              f"{_number(self.high)}]")
+      return (
+        f"in {'(' if self.low_open else '['}{_number(self.low)}, "
+        f"{_number(self.high)}]"
+      )
     return f"{'>' if self.low_open else '≥'} {_number(self.low)}"
 
   def holds(self, value) -> bool:
     v = np.asarray(value)
     if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
       return False
-    if self.low is not None and np.any(v <= self.low if self.low_open
-                                       else v < self.low):
+    if self.low is not None and np.any(
+      v <= self.low if self.low_open else v < self.low
+    ):
       return False
     return self.high is None or not np.any(v > self.high)
 
@@ -116,11 +125,10 @@ NONNEGATIVE = Range(0.0)
 POSITIVE = Range(0.0, low_open=True)
 UNIT_INTERVAL = Range(0.0, 1.0)
 AT_LEAST_ONE = Range(1.0)
-SEED = Range(0.0, 2.0 ** 32 - 1)  # numpy's and JAX's seeds are uint32
+SEED = Range(0.0, 2.0**32 - 1)  # numpy's and JAX's seeds are uint32
 
 
-def option(default, help: str, *, rule: Range | None = None,
-           choices=None):
+def option(default, help: str, *, rule: Range | None = None, choices=None):
   """A config dataclass field that states its own help text and check.
 
   Args:
@@ -136,9 +144,14 @@ def option(default, help: str, *, rule: Range | None = None,
   """
   if rule is not None:
     help = f"{help} ({rule.describe()})"
-  return dataclasses.field(default=default, metadata={
-      "help": help, "rule": rule,
-      "choices": None if choices is None else tuple(choices)})
+  return dataclasses.field(
+    default=default,
+    metadata={
+      "help": help,
+      "rule": rule,
+      "choices": None if choices is None else tuple(choices),
+    },
+  )
 
 
 def check_options(config) -> None:

@@ -83,11 +83,16 @@ from linear_jax.data import distributions
 from linear_jax.objective import objective
 
 SYNTHETIC = tuple(distributions.DISTRIBUTIONS)
-OUTPUTS = ("decomposition.json", "decomposition.md", "decomposition.png",
-           "terms_vs_n.png")
+OUTPUTS = (
+  "decomposition.json",
+  "decomposition.md",
+  "decomposition.png",
+  "terms_vs_n.png",
+)
 SURROGATE_CAVEAT = (
-    "trained on the {loss} surrogate risk + λR(W), not the 0–1 risk: the "
-    "approximation term bounds the 0–1 approximation error from above")
+  "trained on the {loss} surrogate risk + λR(W), not the 0–1 risk: the "
+  "approximation term bounds the 0–1 approximation error from above"
+)
 #: Identity tolerance: terms are float64 means of at most ~10⁷ numbers in
 #: [-1, 1], so their sum differs from the total by a few ulps of 1.
 IDENTITY_TOLERANCE = 1e-12
@@ -124,47 +129,71 @@ class DecompositionConfig:
     data_dir: cache folder for image datasets.
     seed: the base seed of every sample and permutation.
   """
+
   datasets: tuple[str, ...] = checks.option(
-      SYNTHETIC, "distributions (gaussians, noisy_gaussians, parity, ring, "
-      "modes: R* known) or datasets load_dataset takes (folder:PATH, digits, "
-      "...: R* unknown)")
+    SYNTHETIC,
+    "distributions (gaussians, noisy_gaussians, parity, ring, "
+    "modes: R* known) or datasets load_dataset takes (folder:PATH, digits, "
+    "...: R* unknown)",
+  )
   losses: tuple[str, ...] = checks.option(
-      ("svm", "softmax"), "surrogate losses", choices=sorted(losses_lib.LOSSES))
+    ("svm", "softmax"), "surrogate losses", choices=sorted(losses_lib.LOSSES)
+  )
   sizes: tuple[int, ...] = checks.option(
-      (16, 64, 256, 1024), "training-set sizes n", rule=checks.AT_LEAST_ONE)
-  seeds: int = checks.option(8, "independent training samples per n (the "
-                             "seed spread is an error bar)", rule=checks.Range(2))
+    (16, 64, 256, 1024), "training-set sizes n", rule=checks.AT_LEAST_ONE
+  )
+  seeds: int = checks.option(
+    8,
+    "independent training samples per n (the seed spread is an error bar)",
+    rule=checks.Range(2),
+  )
   budgets: tuple[int, ...] = checks.option(
-      (1, 8), "optimizer steps of f̃_n (< --steps)", rule=checks.AT_LEAST_ONE)
-  steps: int = checks.option(300, "full-batch Adam steps of f_n",
-                             rule=checks.Range(2))
-  large_n: int = checks.option(1_000_000, "sample size of f*_F (synthetic)",
-                               rule=checks.AT_LEAST_ONE)
-  large_steps: int = checks.option(2000, "minibatch steps of f*_F (synthetic)",
-                                   rule=checks.Range(10))
-  large_batch: int = checks.option(1000, "minibatch size of f*_F (synthetic)",
-                                   rule=checks.AT_LEAST_ONE)
-  test_n: int = checks.option(100_000, "test samples (synthetic)",
-                              rule=checks.Range(2))
-  learning_rate: float = checks.option(0.1, "η of η_t = η / (1 + t/τ)",
-                                       rule=checks.POSITIVE)
-  decay_steps: float = checks.option(20.0, "τ of η_t = η / (1 + t/τ)",
-                                     rule=checks.POSITIVE)
-  reg: str = checks.option("l2", "regularizer R(W)",
-                           choices=sorted(regularizers.REGULARIZERS))
+    (1, 8), "optimizer steps of f̃_n (< --steps)", rule=checks.AT_LEAST_ONE
+  )
+  steps: int = checks.option(
+    300, "full-batch Adam steps of f_n", rule=checks.Range(2)
+  )
+  large_n: int = checks.option(
+    1_000_000, "sample size of f*_F (synthetic)", rule=checks.AT_LEAST_ONE
+  )
+  large_steps: int = checks.option(
+    2000, "minibatch steps of f*_F (synthetic)", rule=checks.Range(10)
+  )
+  large_batch: int = checks.option(
+    1000, "minibatch size of f*_F (synthetic)", rule=checks.AT_LEAST_ONE
+  )
+  test_n: int = checks.option(
+    100_000, "test samples (synthetic)", rule=checks.Range(2)
+  )
+  learning_rate: float = checks.option(
+    0.1, "η of η_t = η / (1 + t/τ)", rule=checks.POSITIVE
+  )
+  decay_steps: float = checks.option(
+    20.0, "τ of η_t = η / (1 + t/τ)", rule=checks.POSITIVE
+  )
+  reg: str = checks.option(
+    "l2", "regularizer R(W)", choices=sorted(regularizers.REGULARIZERS)
+  )
   reg_strength: float = checks.option(1e-4, "λ", rule=checks.NONNEGATIVE)
-  margin: float = checks.option(1.0, "Δ of the hinge losses",
-                                rule=checks.NONNEGATIVE)
+  margin: float = checks.option(
+    1.0, "Δ of the hinge losses", rule=checks.NONNEGATIVE
+  )
   label_noise: float = checks.option(
-      0.0, "label-noise rate of parity, ring, modes", rule=checks.UNIT_INTERVAL)
+    0.0, "label-noise rate of parity, ring, modes", rule=checks.UNIT_INTERVAL
+  )
   gaussian_label_noise: float = checks.option(
-      0.1, "label-noise rate of noisy_gaussians", rule=checks.UNIT_INTERVAL)
-  separation: float = checks.option(1.0, "‖μ‖ of the Gaussian class means ±μ",
-                                    rule=checks.NONNEGATIVE)
+    0.1, "label-noise rate of noisy_gaussians", rule=checks.UNIT_INTERVAL
+  )
+  separation: float = checks.option(
+    1.0, "‖μ‖ of the Gaussian class means ±μ", rule=checks.NONNEGATIVE
+  )
   standardize: bool = checks.option(True, "standardize image features")
   validation_size: int | None = checks.option(
-      None, "examples held out of an image dataset's training split "
-      "(default: the dataset's)", rule=checks.NONNEGATIVE)
+    None,
+    "examples held out of an image dataset's training split "
+    "(default: the dataset's)",
+    rule=checks.NONNEGATIVE,
+  )
   data_dir: str | None = checks.option(None, "cache folder for image datasets")
   seed: int = checks.option(0, "base seed of every sample", rule=checks.SEED)
 
@@ -176,20 +205,22 @@ class DecompositionConfig:
       losses_lib.get_loss(loss)
     if not self.datasets or not self.losses or not self.sizes:
       raise checks.LinearJaxError(
-          "give at least one dataset, one loss and one size")
+        "give at least one dataset, one loss and one size"
+      )
     if not self.budgets or max(self.budgets) >= self.steps:
       raise checks.LinearJaxError(
-          f"budgets must lie in [1, steps={self.steps}), got {self.budgets}; "
-          "raise --steps or lower --budgets")
+        f"budgets must lie in [1, steps={self.steps}), got {self.budgets}; "
+        "raise --steps or lower --budgets"
+      )
     if self.large_batch > self.large_n:
       raise checks.LinearJaxError(
-          f"large_batch must be ≤ large_n, got {self.large_batch} > "
-          f"{self.large_n}")
+        f"large_batch must be ≤ large_n, got {self.large_batch} > "
+        f"{self.large_n}"
+      )
     return self
 
 
 # ---------------------------------------------------------------- training
-
 
 
 def _snapshot_steps(steps: int, budgets) -> tuple:
@@ -198,15 +229,18 @@ def _snapshot_steps(steps: int, budgets) -> tuple:
 
 
 def _zero_params(num_features: int, num_classes: int, dtype) -> dict:
-  return {"W": jnp.zeros((num_features, num_classes), dtype),
-          "b": jnp.zeros((num_classes,), dtype)}
+  return {
+    "W": jnp.zeros((num_features, num_classes), dtype),
+    "b": jnp.zeros((num_classes,), dtype),
+  }
 
 
 def _adam(hparams: dict) -> optax.GradientTransformation:
   """Adam at η_t = η / (1 + t/τ): a schedule that does not depend on the
   number of steps, so a run stopped at step k is the k-step run."""
-  return optax.adam(lambda t: hparams["learning_rate"] /
-                    (1.0 + t / hparams["decay_steps"]))
+  return optax.adam(
+    lambda t: hparams["learning_rate"] / (1.0 + t / hparams["decay_steps"])
+  )
 
 
 def _run_to_snapshots(step, carry, snapshots: tuple):
@@ -231,15 +265,31 @@ def _objective_fn(x, y, weights, hparams, loss: str, reg: str):
   """params -> Σ w_i L_i / Σ w_i + λR(W) on (x, y)."""
   options = losses_lib.loss_options(loss, margin=hparams["margin"])
   return lambda params: objective(
-      params, x, y, loss=loss, reg=reg, reg_strength=hparams["reg_strength"],
-      sample_weight=weights, **options)
+    params,
+    x,
+    y,
+    loss=loss,
+    reg=reg,
+    reg_strength=hparams["reg_strength"],
+    sample_weight=weights,
+    **options,
+  )
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "loss", "reg", "snapshots", "num_classes"))
-def fit_prefixes(x: ArrayLike, y: ArrayLike, masks: ArrayLike,
-                 hparams: dict, *, loss: str, reg: str, snapshots: tuple,
-                 num_classes: int) -> dict:
+@functools.partial(
+  jax.jit, static_argnames=("loss", "reg", "snapshots", "num_classes")
+)
+def fit_prefixes(
+  x: ArrayLike,
+  y: ArrayLike,
+  masks: ArrayLike,
+  hparams: dict,
+  *,
+  loss: str,
+  reg: str,
+  snapshots: tuple,
+  num_classes: int,
+) -> dict:
   """Trains one linear model per (sample, mask) and keeps snapshots.
 
   Each model minimizes the weighted objective
@@ -261,6 +311,7 @@ def fit_prefixes(x: ArrayLike, y: ArrayLike, masks: ArrayLike,
     ``{"W": [B, G, P, D, C], "b": [B, G, P, C], "objective": [B, G, P]}``
     with P = len(snapshots).
   """
+
   def fit_one(x, y, weights):
     value = _objective_fn(x, y, weights, hparams, loss, reg)
     opt = _adam(hparams)
@@ -279,10 +330,20 @@ def fit_prefixes(x: ArrayLike, y: ArrayLike, masks: ArrayLike,
   return jax.vmap(per_mask, in_axes=(0, 0, None))(x, y, masks)
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "loss", "reg", "steps", "batch_size", "num_classes"))
-def fit_large(x: ArrayLike, y: ArrayLike, hparams: dict, *, loss: str,
-              reg: str, steps: int, batch_size: int, num_classes: int) -> dict:
+@functools.partial(
+  jax.jit, static_argnames=("loss", "reg", "steps", "batch_size", "num_classes")
+)
+def fit_large(
+  x: ArrayLike,
+  y: ArrayLike,
+  hparams: dict,
+  *,
+  loss: str,
+  reg: str,
+  steps: int,
+  batch_size: int,
+  num_classes: int,
+) -> dict:
   """f*_F: minibatch Adam over a very large iid sample, iterates averaged.
 
   Step t uses rows [t·B, (t+1)·B) modulo the sample (the sample is iid, so
@@ -317,22 +378,30 @@ def fit_large(x: ArrayLike, y: ArrayLike, hparams: dict, *, loss: str,
     params = optax.apply_updates(params, updates)
     # Polyak averaging over the second half of the steps: the minibatch
     # noise of the last iterates averages out.
-    weight = jnp.where(t >= average_from,
-                       1.0 / jnp.maximum(t - average_from + 1, 1), 1.0)
+    weight = jnp.where(
+      t >= average_from, 1.0 / jnp.maximum(t - average_from + 1, 1), 1.0
+    )
     average = jax.tree.map(lambda a, p: a + weight * (p - a), average, params)
     return average, params, state
 
   params = _zero_params(x.shape[1], num_classes, x.dtype)
-  kept = _run_to_snapshots(step, (params, params, opt.init(params)),
-                           (steps - max(steps // 10, 1), steps))
+  kept = _run_to_snapshots(
+    step,
+    (params, params, opt.init(params)),
+    (steps - max(steps // 10, 1), steps),
+  )
   value = _objective_fn(x, y, None, hparams, loss, reg)
-  return {"W": kept["W"][-1], "b": kept["b"][-1],
-          "objective": jax.lax.map(value, kept)}
+  return {
+    "W": kept["W"][-1],
+    "b": kept["b"][-1],
+    "objective": jax.lax.map(value, kept),
+  }
 
 
 @jax.jit
-def misclassified(w: ArrayLike, b: ArrayLike, x: ArrayLike,
-                  y: ArrayLike) -> jax.Array:
+def misclassified(
+  w: ArrayLike, b: ArrayLike, x: ArrayLike, y: ArrayLike
+) -> jax.Array:
   """1[argmax_j s_j ≠ y_i] for every classifier and test point.
 
   Args:
@@ -344,8 +413,10 @@ def misclassified(w: ArrayLike, b: ArrayLike, x: ArrayLike,
   Returns:
     ``[M, m]`` bool.
   """
+
   def one(wb):
     return jnp.argmax(x @ wb[0] + wb[1], axis=-1) != y
+
   return jax.lax.map(one, (w, b))
 
 
@@ -372,6 +443,7 @@ class Problem:
       None when unknown.
     synthetic: whether the samples come from a ``Distribution``.
   """
+
   name: str
   blocks_x: np.ndarray
   blocks_y: np.ndarray
@@ -391,14 +463,16 @@ def _stream(config: DecompositionConfig, name: str, *role: int) -> list:
   return [config.seed, zlib.crc32(name.encode()), *role]
 
 
-def make_distribution(name: str, config: DecompositionConfig
-                      ) -> distributions.Distribution:
+def make_distribution(
+  name: str, config: DecompositionConfig
+) -> distributions.Distribution:
   """The configured ``Distribution`` of a synthetic dataset name."""
   if name == "gaussians":
     return distributions.gaussians(separation=config.separation)
   if name == "noisy_gaussians":
     return distributions.noisy_gaussians(
-        separation=config.separation, label_noise=config.gaussian_label_noise)
+      separation=config.separation, label_noise=config.gaussian_label_noise
+    )
   return distributions.get_distribution(name, label_noise=config.label_noise)
 
 
@@ -406,44 +480,77 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
   """Independent samples of a distribution: seeds, large, test."""
   dist = make_distribution(name, config)
   n_max = max(config.sizes)
-  blocks = [dist.sample(n_max, _stream(config, name, 0, s))
-            for s in range(config.seeds)]
+  blocks = [
+    dist.sample(n_max, _stream(config, name, 0, s)) for s in range(config.seeds)
+  ]
   large_x, large_y = dist.sample(config.large_n, _stream(config, name, 1))
   test_x, test_y = dist.sample(config.test_n, _stream(config, name, 2))
   bayes_risk = dist.bayes_risk_closed_form
   if bayes_risk is None:
     level = dist.conditional_bayes_error(test_x)
     bayes_risk = distributions.BayesRisk(
-        float(level.mean()), float(level.std(ddof=1) / math.sqrt(len(level))),
-        f"monte carlo ({len(level)} test points)")
+      float(level.mean()),
+      float(level.std(ddof=1) / math.sqrt(len(level))),
+      f"monte carlo ({len(level)} test points)",
+    )
   else:
     level = np.full(len(test_y), bayes_risk)
     bayes_risk = distributions.BayesRisk(bayes_risk, 0.0, "closed form")
-  return Problem(name, np.stack([b[0] for b in blocks]),
-                 np.stack([b[1] for b in blocks]), large_x, large_y,
-                 test_x, test_y, dist.num_classes,
-                 dist.bayes_predict(test_x) != test_y, level, bayes_risk, True)
+  return Problem(
+    name,
+    np.stack([b[0] for b in blocks]),
+    np.stack([b[1] for b in blocks]),
+    large_x,
+    large_y,
+    test_x,
+    test_y,
+    dist.num_classes,
+    dist.bayes_predict(test_x) != test_y,
+    level,
+    bayes_risk,
+    True,
+  )
 
 
 def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
   """A loaded dataset (R* unknown): f*_F on its whole training split,
   f_n on the first n of a random permutation per seed, its test split."""
   from linear_jax import data  # pylint: disable=g-import-not-at-top
-  ds = data.load_dataset(name, data_dir=config.data_dir, seed=config.seed,
-                         standardize=config.standardize,
-                         validation_size=config.validation_size)
+
+  ds = data.load_dataset(
+    name,
+    data_dir=config.data_dir,
+    seed=config.seed,
+    standardize=config.standardize,
+    validation_size=config.validation_size,
+  )
   n_train = len(ds.y_train)
   n_max = max(config.sizes)
   if n_max > n_train:
     raise checks.LinearJaxError(
-        f"sizes go up to {n_max} but {name} has {n_train} training examples; "
-        "lower --sizes")
-  order = [np.random.default_rng(_stream(config, name, 0, s)).permutation(
-      n_train)[:n_max] for s in range(config.seeds)]
-  return Problem(name, np.stack([ds.x_train[o] for o in order]),
-                 np.stack([ds.y_train[o] for o in order]),
-                 ds.x_train, ds.y_train, ds.x_test, ds.y_test,
-                 ds.num_classes, None, None, None, False)
+      f"sizes go up to {n_max} but {name} has {n_train} training examples; "
+      "lower --sizes"
+    )
+  order = [
+    np.random.default_rng(_stream(config, name, 0, s)).permutation(n_train)[
+      :n_max
+    ]
+    for s in range(config.seeds)
+  ]
+  return Problem(
+    name,
+    np.stack([ds.x_train[o] for o in order]),
+    np.stack([ds.y_train[o] for o in order]),
+    ds.x_train,
+    ds.y_train,
+    ds.x_test,
+    ds.y_test,
+    ds.num_classes,
+    None,
+    None,
+    None,
+    False,
+  )
 
 
 def load_problem(name: str, config: DecompositionConfig) -> Problem:
@@ -461,8 +568,11 @@ def _mean_and_errors(d: np.ndarray) -> tuple[float, float, float]:
   d = np.atleast_2d(d)
   per_example = d.mean(axis=0)
   se_test = per_example.std(ddof=1) / math.sqrt(d.shape[1])
-  se_seeds = (d.mean(axis=1).std(ddof=1) / math.sqrt(d.shape[0])
-              if d.shape[0] > 1 else 0.0)
+  se_seeds = (
+    d.mean(axis=1).std(ddof=1) / math.sqrt(d.shape[0])
+    if d.shape[0] > 1
+    else 0.0
+  )
   return float(per_example.mean()), float(se_test), float(se_seeds)
 
 
@@ -472,13 +582,25 @@ def _put(row: dict, term: str, d: np.ndarray | None) -> None:
     row[f"{term}_se_seeds"] = None
     return
   value, se_test, se_seeds = _mean_and_errors(d)
-  row.update({term: value, f"{term}_se": math.hypot(se_test, se_seeds),
-              f"{term}_se_test": se_test, f"{term}_se_seeds": se_seeds})
+  row.update(
+    {
+      term: value,
+      f"{term}_se": math.hypot(se_test, se_seeds),
+      f"{term}_se_test": se_test,
+      f"{term}_se_seeds": se_seeds,
+    }
+  )
 
 
-def decompose(wrong_large: np.ndarray, wrong: np.ndarray,
-              bayes_wrong: np.ndarray | None, bayes_level: np.ndarray | None,
-              *, sizes, budgets) -> list[dict]:
+def decompose(
+  wrong_large: np.ndarray,
+  wrong: np.ndarray,
+  bayes_wrong: np.ndarray | None,
+  bayes_level: np.ndarray | None,
+  *,
+  sizes,
+  budgets,
+) -> list[dict]:
   """The four terms for every (n, budget) from per-example errors.
 
   Args:
@@ -534,16 +656,25 @@ def check_identity(rows: list[dict]) -> float:
   """
   worst = 0.0
   for row in rows:
-    gaps = [row["approx_plus_bayes"] + row["estimation"] + row["optimization"]
-            - row["risk"]]
+    gaps = [
+      row["approx_plus_bayes"]
+      + row["estimation"]
+      + row["optimization"]
+      - row["risk"]
+    ]
     if row["bayes"] is not None:
-      gaps.append(row["approximation"] + row["estimation"] +
-                  row["optimization"] - row["total_excess"])
+      gaps.append(
+        row["approximation"]
+        + row["estimation"]
+        + row["optimization"]
+        - row["total_excess"]
+      )
       gaps.append(row["bayes"] + row["total_excess"] - row["risk"])
     worst = max(worst, *map(abs, gaps))
   if worst > IDENTITY_TOLERANCE:
     raise AssertionError(
-        f"error terms do not add up to the total: off by {worst:.3g}")
+      f"error terms do not add up to the total: off by {worst:.3g}"
+    )
   return worst
 
 
@@ -551,12 +682,15 @@ def check_identity(rows: list[dict]) -> float:
 
 
 def _hparams(config: DecompositionConfig) -> dict:
-  return {k: jnp.float32(getattr(config, k)) for k in (
-      "learning_rate", "decay_steps", "reg_strength", "margin")}
+  return {
+    k: jnp.float32(getattr(config, k))
+    for k in ("learning_rate", "decay_steps", "reg_strength", "margin")
+  }
 
 
-def measure_problem(problem: Problem, loss: str, config: DecompositionConfig
-                    ) -> dict:
+def measure_problem(
+  problem: Problem, loss: str, config: DecompositionConfig
+) -> dict:
   """Trains f*_F and every f_n, f̃_n of one (dataset, loss) and decomposes.
 
   Returns:
@@ -567,62 +701,102 @@ def measure_problem(problem: Problem, loss: str, config: DecompositionConfig
   """
   snapshots = _snapshot_steps(config.steps, config.budgets)
   keep = [snapshots.index(b) for b in config.budgets] + [len(snapshots) - 1]
-  kwargs = dict(loss=loss, reg=config.reg, snapshots=snapshots,
-                num_classes=problem.num_classes)
+  kwargs = dict(
+    loss=loss,
+    reg=config.reg,
+    snapshots=snapshots,
+    num_classes=problem.num_classes,
+  )
   hp = _hparams(config)
   n_max = problem.blocks_x.shape[1]
-  masks = (np.arange(n_max)[None, :] <
-           np.asarray(config.sizes)[:, None]).astype(np.float32)
+  masks = (
+    np.arange(n_max)[None, :] < np.asarray(config.sizes)[:, None]
+  ).astype(np.float32)
 
   if problem.synthetic:
-    large = fit_large(problem.large_x, problem.large_y, hp, loss=loss,
-                      reg=config.reg, steps=config.large_steps,
-                      batch_size=config.large_batch,
-                      num_classes=problem.num_classes)
+    large = fit_large(
+      problem.large_x,
+      problem.large_y,
+      hp,
+      loss=loss,
+      reg=config.reg,
+      steps=config.large_steps,
+      batch_size=config.large_batch,
+      num_classes=problem.num_classes,
+    )
     how = f"{config.large_steps} minibatch steps of {config.large_batch}"
   else:
-    large = fit_prefixes(problem.large_x[None], problem.large_y[None],
-                         np.ones((1, len(problem.large_y)), np.float32), hp,
-                         **kwargs)
+    large = fit_prefixes(
+      problem.large_x[None],
+      problem.large_y[None],
+      np.ones((1, len(problem.large_y)), np.float32),
+      hp,
+      **kwargs,
+    )
     large = jax.tree.map(lambda a: a[0, 0, -2:], large)
-    large = {"W": large["W"][-1], "b": large["b"][-1],
-             "objective": large["objective"]}
+    large = {
+      "W": large["W"][-1],
+      "b": large["b"][-1],
+      "objective": large["objective"],
+    }
     how = f"{config.steps} full-batch steps"
   jax.block_until_ready(large)
-  logging.info("%s/%s: f*_F trained on %d examples, %s", problem.name, loss,
-               len(problem.large_y), how)
+  logging.info(
+    "%s/%s: f*_F trained on %d examples, %s",
+    problem.name,
+    loss,
+    len(problem.large_y),
+    how,
+  )
   runs = fit_prefixes(problem.blocks_x, problem.blocks_y, masks, hp, **kwargs)
   jax.block_until_ready(runs)
-  logging.info("%s/%s: %d seeds x %d sizes trained in one program",
-               problem.name, loss, config.seeds, len(config.sizes))
+  logging.info(
+    "%s/%s: %d seeds x %d sizes trained in one program",
+    problem.name,
+    loss,
+    config.seeds,
+    len(config.sizes),
+  )
 
   w = runs["W"][:, :, np.asarray(keep)]
   b = runs["b"][:, :, np.asarray(keep)]
   shape = w.shape[:3]
   wrong = misclassified(
-      jnp.concatenate([large["W"][None], w.reshape((-1,) + w.shape[3:])]),
-      jnp.concatenate([large["b"][None], b.reshape((-1,) + b.shape[3:])]),
-      problem.test_x, problem.test_y)
+    jnp.concatenate([large["W"][None], w.reshape((-1,) + w.shape[3:])]),
+    jnp.concatenate([large["b"][None], b.reshape((-1,) + b.shape[3:])]),
+    problem.test_x,
+    problem.test_y,
+  )
   wrong = np.asarray(wrong)
-  rows = decompose(wrong[0], wrong[1:].reshape(shape + wrong.shape[-1:]),
-                   problem.bayes_wrong, problem.bayes_level, sizes=config.sizes,
-                   budgets=config.budgets)
+  rows = decompose(
+    wrong[0],
+    wrong[1:].reshape(shape + wrong.shape[-1:]),
+    problem.bayes_wrong,
+    problem.bayes_level,
+    sizes=config.sizes,
+    budgets=config.budgets,
+  )
   check_identity(rows)
 
   def change(obj):  # relative objective change over the last tenth
     obj = np.asarray(obj, np.float64)
     return np.abs(obj[..., -2] - obj[..., -1]) / np.maximum(
-        np.abs(obj[..., -1]), 1e-12)
+      np.abs(obj[..., -1]), 1e-12
+    )
+
   caveat = SURROGATE_CAVEAT.format(loss=loss)
   for row in rows:
     row.update(dataset=problem.name, loss=loss, caveat=caveat)
   return {
-      "dataset": problem.name, "loss": loss, "rows": rows,
-      "risk_large": rows[0]["approx_plus_bayes"],
-      "risk_large_se": rows[0]["approx_plus_bayes_se"],
-      "convergence_large": float(change(large["objective"])),
-      "convergence_by_n": [float(c) for c in
-                           change(runs["objective"]).max(axis=0)],
+    "dataset": problem.name,
+    "loss": loss,
+    "rows": rows,
+    "risk_large": rows[0]["approx_plus_bayes"],
+    "risk_large_se": rows[0]["approx_plus_bayes_se"],
+    "convergence_large": float(change(large["objective"])),
+    "convergence_by_n": [
+      float(c) for c in change(runs["objective"]).max(axis=0)
+    ],
   }
 
 
@@ -635,21 +809,29 @@ def run(config: DecompositionConfig) -> dict:
     "max_risk_se", "identity_residual", "seconds", "caveat"}``.
   """
   config.check()
-  bar = progress.Progress("(dataset, loss)", len(config.datasets) *
-                          len(config.losses))
+  bar = progress.Progress(
+    "(dataset, loss)", len(config.datasets) * len(config.losses)
+  )
   datasets, results = {}, []
   for name in config.datasets:
     problem = load_problem(name, config)
     known = problem.bayes_risk
-    logging.info("%s: sampled %d seeds x %d, %d for f*_F, %d test (R*: %s)",
-                 name, config.seeds, problem.blocks_x.shape[1],
-                 len(problem.large_y), len(problem.test_y),
-                 "unknown" if known is None else known.method)
+    logging.info(
+      "%s: sampled %d seeds x %d, %d for f*_F, %d test (R*: %s)",
+      name,
+      config.seeds,
+      problem.blocks_x.shape[1],
+      len(problem.large_y),
+      len(problem.test_y),
+      "unknown" if known is None else known.method,
+    )
     datasets[name] = {
-        "bayes_method": "unknown" if known is None else known.method,
-        "bayes_risk": None if known is None else known.value,
-        "bayes_risk_se": None if known is None else known.se,
-        "train_large": len(problem.large_y), "test": len(problem.test_y)}
+      "bayes_method": "unknown" if known is None else known.method,
+      "bayes_risk": None if known is None else known.value,
+      "bayes_risk_se": None if known is None else known.se,
+      "train_large": len(problem.large_y),
+      "test": len(problem.test_y),
+    }
     for loss in config.losses:
       results.append(measure_problem(problem, loss, config))
       bar.update(len(results), note=f"{name}/{loss}")
@@ -657,14 +839,14 @@ def run(config: DecompositionConfig) -> dict:
   rows = [row for result in results for row in result["rows"]]
   max_risk_se = max(row["risk_se_test"] for row in rows)
   return {
-      "config": dataclasses.asdict(config),
-      "datasets": datasets,
-      "results": results,
-      "rows": rows,
-      "max_risk_se": max_risk_se,
-      "identity_residual": check_identity(rows),
-      "seconds": bar.elapsed,
-      "caveat": SURROGATE_CAVEAT.format(loss="named"),
+    "config": dataclasses.asdict(config),
+    "datasets": datasets,
+    "results": results,
+    "rows": rows,
+    "max_risk_se": max_risk_se,
+    "identity_residual": check_identity(rows),
+    "seconds": bar.elapsed,
+    "caveat": SURROGATE_CAVEAT.format(loss="named"),
   }
 
 
@@ -676,7 +858,9 @@ def reference_rows(result: dict) -> list[dict]:
   sizes = sorted(result["config"]["sizes"])
   n_ref = sizes[(len(sizes) - 1) // 2]
   budget = min(result["config"]["budgets"])
-  return [r for r in result["rows"] if r["n"] == n_ref and r["budget"] == budget]
+  return [
+    r for r in result["rows"] if r["n"] == n_ref and r["budget"] == budget
+  ]
 
 
 def _pct(row: dict, term: str) -> str:
@@ -686,66 +870,92 @@ def _pct(row: dict, term: str) -> str:
   return f"{100 * value:.2f} ± {100 * row[term + '_se']:.2f}"
 
 
-TABLE_HEADER = ("| dataset | loss | n | budget | R* (Bayes) | approximation† | "
-                "estimation | optimization | total excess | R(f̃_n) |\n"
-                "|---|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = (
+  "| dataset | loss | n | budget | R* (Bayes) | approximation† | "
+  "estimation | optimization | total excess | R(f̃_n) |\n"
+  "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def table_row(row: dict) -> str:
   """One markdown row, percentages ± standard errors; approximation + Bayes
   in the approximation column (marked "A+B") where R* is unknown."""
-  approx = (_pct(row, "approximation") if row["bayes"] is not None
-            else f"A+B {_pct(row, 'approx_plus_bayes')}")
-  return (f"| {row['dataset']} | {row['loss']} | {row['n']} | {row['budget']} | "
-          f"{_pct(row, 'bayes')} | {approx} | {_pct(row, 'estimation')} | "
-          f"{_pct(row, 'optimization')} | {_pct(row, 'total_excess')} | "
-          f"{_pct(row, 'risk')} |")
+  approx = (
+    _pct(row, "approximation")
+    if row["bayes"] is not None
+    else f"A+B {_pct(row, 'approx_plus_bayes')}"
+  )
+  return (
+    f"| {row['dataset']} | {row['loss']} | {row['n']} | {row['budget']} | "
+    f"{_pct(row, 'bayes')} | {approx} | {_pct(row, 'estimation')} | "
+    f"{_pct(row, 'optimization')} | {_pct(row, 'total_excess')} | "
+    f"{_pct(row, 'risk')} |"
+  )
 
 
 def format_markdown(result: dict) -> str:
   """``decomposition.md``: the reference table, then every row per dataset."""
   cfg = result["config"]
   lines = [
-      "# Error decomposition of linear classifiers",
-      "",
-      "E[R(f̃_n)] − R* = approximation + estimation + optimization "
-      "(Bottou & Bousquet 2007), 0–1 risks in percent ± one standard error "
-      f"(test sample and seed spread; the largest standard error of a single "
-      f"risk from the test sample is {100 * result['max_risk_se']:.3f} "
-      "percentage points). n: training examples; budget: optimizer steps of "
-      f"f̃_n; f_n: {cfg['steps']} steps of full-batch Adam, "
-      f"η = {cfg['learning_rate']:g}/(1 + t/{cfg['decay_steps']:g}), "
-      f"λ = {cfg['reg_strength']:g} ({cfg['reg']}); {cfg['seeds']} seeds.",
-      "",
-      "Where R* is known, each risk is R* plus its paired difference from "
-      "the Bayes classifier on the test sample (a control variate). † "
-      + SURROGATE_CAVEAT.format(loss="named") + ". Where R* is unknown "
-      "(A+B) the column holds R(f*_F) = approximation + Bayes.",
-      "",
-      "| dataset | R* | R* method | f*_F trained on | test points |",
-      "|---|---|---|---|---|",
+    "# Error decomposition of linear classifiers",
+    "",
+    "E[R(f̃_n)] − R* = approximation + estimation + optimization "
+    "(Bottou & Bousquet 2007), 0–1 risks in percent ± one standard error "
+    f"(test sample and seed spread; the largest standard error of a single "
+    f"risk from the test sample is {100 * result['max_risk_se']:.3f} "
+    "percentage points). n: training examples; budget: optimizer steps of "
+    f"f̃_n; f_n: {cfg['steps']} steps of full-batch Adam, "
+    f"η = {cfg['learning_rate']:g}/(1 + t/{cfg['decay_steps']:g}), "
+    f"λ = {cfg['reg_strength']:g} ({cfg['reg']}); {cfg['seeds']} seeds.",
+    "",
+    "Where R* is known, each risk is R* plus its paired difference from "
+    "the Bayes classifier on the test sample (a control variate). † "
+    + SURROGATE_CAVEAT.format(loss="named")
+    + ". Where R* is unknown "
+    "(A+B) the column holds R(f*_F) = approximation + Bayes.",
+    "",
+    "| dataset | R* | R* method | f*_F trained on | test points |",
+    "|---|---|---|---|---|",
   ]
   for name, info in result["datasets"].items():
-    risk = ("–" if info["bayes_risk"] is None else
-            f"{100 * info['bayes_risk']:.2f} ± {100 * info['bayes_risk_se']:.2f}")
-    lines.append(f"| {name} | {risk} | {info['bayes_method']} | "
-                 f"{info['train_large']} | {info['test']} |")
+    risk = (
+      "–"
+      if info["bayes_risk"] is None
+      else f"{100 * info['bayes_risk']:.2f} ± {100 * info['bayes_risk_se']:.2f}"
+    )
+    lines.append(
+      f"| {name} | {risk} | {info['bayes_method']} | "
+      f"{info['train_large']} | {info['test']} |"
+    )
   lines += ["", "## Middle n, smallest budget", "", TABLE_HEADER]
   lines += [table_row(r) for r in reference_rows(result)]
   for name in result["datasets"]:
     lines += ["", f"## {name}", "", TABLE_HEADER]
     lines += [table_row(r) for r in result["rows"] if r["dataset"] == name]
-  lines += ["", "## Convergence", "",
-            "Relative change of the objective over the last tenth of the "
-            "steps: f*_F, then f_n for each n (largest over seeds).", "",
-            "| dataset | loss | f*_F | " + " | ".join(
-                f"n={n}" for n in cfg["sizes"]) + " |",
-            "|---|---|---|" + "---|" * len(cfg["sizes"])]
-  lines += [f"| {r['dataset']} | {r['loss']} | {r['convergence_large']:.1e} | "
-            + " | ".join(f"{c:.1e}" for c in r["convergence_by_n"]) + " |"
-            for r in result["results"]]
-  lines += ["", f"Terms add up to the total to {result['identity_residual']:.1e}.",
-            f"Wall time {result['seconds']:.1f} s.", ""]
+  lines += [
+    "",
+    "## Convergence",
+    "",
+    "Relative change of the objective over the last tenth of the "
+    "steps: f*_F, then f_n for each n (largest over seeds).",
+    "",
+    "| dataset | loss | f*_F | "
+    + " | ".join(f"n={n}" for n in cfg["sizes"])
+    + " |",
+    "|---|---|---|" + "---|" * len(cfg["sizes"]),
+  ]
+  lines += [
+    f"| {r['dataset']} | {r['loss']} | {r['convergence_large']:.1e} | "
+    + " | ".join(f"{c:.1e}" for c in r["convergence_by_n"])
+    + " |"
+    for r in result["results"]
+  ]
+  lines += [
+    "",
+    f"Terms add up to the total to {result['identity_residual']:.1e}.",
+    f"Wall time {result['seconds']:.1f} s.",
+    "",
+  ]
   return "\n".join(lines)
 
 
@@ -753,25 +963,30 @@ def check_workdir(workdir: str) -> None:
   """Creates ``workdir``; refuses a file there or an earlier run's outputs."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise checks.LinearJaxError(
-        f"--workdir {workdir} is a file, not a folder; choose another --workdir")
+      f"--workdir {workdir} is a file, not a folder; choose another --workdir"
+    )
   for name in OUTPUTS:
     path = os.path.join(workdir, name)
     if os.path.exists(path):
       raise checks.LinearJaxError(
-          f"{path} exists; choose a new --workdir (nothing was overwritten)")
+        f"{path} exists; choose a new --workdir (nothing was overwritten)"
+      )
   os.makedirs(workdir, exist_ok=True)
 
 
 def write_outputs(result: dict, workdir: str) -> dict:
   """Writes ``OUTPUTS`` to ``workdir`` atomically; returns their paths."""
   from linear_jax import plots  # pylint: disable=g-import-not-at-top
+
   paths = {name: os.path.join(workdir, name) for name in OUTPUTS}
   io.write_json(paths["decomposition.json"], result)
   io.atomic_write(paths["decomposition.md"], format_markdown(result))
-  plots.plot_decomposition_bars(reference_rows(result),
-                                paths["decomposition.png"])
-  plots.plot_terms_vs_n(result["rows"], min(result["config"]["budgets"]),
-                        paths["terms_vs_n.png"])
+  plots.plot_decomposition_bars(
+    reference_rows(result), paths["decomposition.png"]
+  )
+  plots.plot_terms_vs_n(
+    result["rows"], min(result["config"]["budgets"]), paths["terms_vs_n.png"]
+  )
   return paths
 
 

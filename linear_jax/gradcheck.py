@@ -32,7 +32,9 @@ def max_relative_error(analytic, numeric, *, tiny: float = 1e-30) -> float:
   """max |a − n| / max(|a| + |n|, tiny) over every leaf and element."""
   a, _ = ravel_pytree(analytic)
   n, _ = ravel_pytree(numeric)
-  return float(jnp.max(jnp.abs(a - n) / jnp.maximum(jnp.abs(a) + jnp.abs(n), tiny)))
+  return float(
+    jnp.max(jnp.abs(a - n) / jnp.maximum(jnp.abs(a) + jnp.abs(n), tiny))
+  )
 
 
 def check_gradient(fn, params, analytic=None, *, step: float = 1e-5) -> float:

@@ -35,7 +35,7 @@ def _put_label_column(dscores, labels, label_values):
 
 def svm_score_gradient(scores, labels, *, margin=1.0):
   """∂L_i/∂s for the Weston–Watkins hinge, ``[N, C]``."""
-  active = (losses_lib.hinge_margins(scores, labels, margin=margin) > 0)
+  active = losses_lib.hinge_margins(scores, labels, margin=margin) > 0
   active = active.astype(scores.dtype)
   return _put_label_column(active, labels, -jnp.sum(active, axis=-1))
 
@@ -51,7 +51,7 @@ def crammer_singer_score_gradient(scores, labels, *, margin=1.0):
   num_classes = scores.shape[-1]
   is_label = jax.nn.one_hot(labels, num_classes, dtype=bool)
   worst_class = jnp.argmax(jnp.where(is_label, -jnp.inf, scores), axis=-1)
-  active = (losses_lib.crammer_singer_hinge(scores, labels, margin=margin) > 0)
+  active = losses_lib.crammer_singer_hinge(scores, labels, margin=margin) > 0
   active = active.astype(scores.dtype)[:, None]
   worst = jax.nn.one_hot(worst_class, num_classes, dtype=scores.dtype)
   return active * (worst - is_label.astype(scores.dtype))
@@ -59,16 +59,17 @@ def crammer_singer_score_gradient(scores, labels, *, margin=1.0):
 
 def softmax_score_gradient(scores, labels, *, label_smoothing=0.0):
   """∂L_i/∂s = p − t for softmax cross-entropy, ``[N, C]``."""
-  targets = losses_lib.smoothed_targets(labels, scores.shape[-1],
-                                        label_smoothing, scores.dtype)
+  targets = losses_lib.smoothed_targets(
+    labels, scores.shape[-1], label_smoothing, scores.dtype
+  )
   return losses_lib.softmax_probabilities(scores) - targets
 
 
 SCORE_GRADIENTS = {
-    "svm": svm_score_gradient,
-    "squared_svm": squared_svm_score_gradient,
-    "crammer_singer": crammer_singer_score_gradient,
-    "softmax": softmax_score_gradient,
+  "svm": svm_score_gradient,
+  "squared_svm": squared_svm_score_gradient,
+  "crammer_singer": crammer_singer_score_gradient,
+  "softmax": softmax_score_gradient,
 }
 
 
@@ -83,9 +84,20 @@ def _penalty_gradient(w, reg, l1_ratio):
   return jnp.zeros_like(w)
 
 
-def objective_gradient(params, x, y, *, loss="svm", reg="l2", reg_strength=0.0,
-                       sample_weight=None, class_weight=None, l1_ratio=0.5,
-                       regularize_bias=False, **loss_options):
+def objective_gradient(
+  params,
+  x,
+  y,
+  *,
+  loss="svm",
+  reg="l2",
+  reg_strength=0.0,
+  sample_weight=None,
+  class_weight=None,
+  l1_ratio=0.5,
+  regularize_bias=False,
+  **loss_options,
+):
   """Closed-form ∇ of ``linear_jax.objective`` (same arguments), as params' pytree."""
   losses_lib.get_loss(loss)
   regularizers.get_regularizer(reg)
@@ -102,11 +114,14 @@ def objective_gradient(params, x, y, *, loss="svm", reg="l2", reg_strength=0.0,
     data_grad = jax.lax.optimization_barrier(dscores.T @ x).T
   else:
     data_grad = x.T @ dscores
-  grads = {"W": data_grad
-           + reg_strength * _penalty_gradient(params["W"], reg, l1_ratio)}
+  grads = {
+    "W": data_grad
+    + reg_strength * _penalty_gradient(params["W"], reg, l1_ratio)
+  }
   if "b" in params:
     grads["b"] = jnp.sum(dscores, axis=0)
     if regularize_bias:
       grads["b"] = grads["b"] + reg_strength * _penalty_gradient(
-          params["b"], reg, l1_ratio)
+        params["b"], reg, l1_ratio
+      )
   return grads

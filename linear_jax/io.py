@@ -30,15 +30,16 @@ TEMP_PREFIX = ".tmp-"
 
 def _read_umask() -> int:
   mask = os.umask(0o022)  # os.umask only reads by setting: once, at import,
-  os.umask(mask)          # before other threads could create files
+  os.umask(mask)  # before other threads could create files
   return mask
 
 
 _MODE = 0o666 & ~_read_umask()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str |
-                 Callable[[BinaryIO], None]) -> None:
+def atomic_write(
+  path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None]
+) -> None:
   """Atomically replaces ``path`` with ``data``.
 
   Args:
@@ -48,8 +49,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str |
   """
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX,
-                             suffix="-" + os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(
+    dir=directory, prefix=TEMP_PREFIX, suffix="-" + os.path.basename(path)
+  )
   try:
     with os.fdopen(fd, "wb") as f:
       if callable(data):
@@ -83,8 +85,7 @@ def remove_temporaries(directory: str | os.PathLike) -> list[str]:
   if os.path.isdir(directory):
     for name in sorted(os.listdir(directory)):
       path = os.path.join(directory, name)
-      if is_temporary(name) and (os.path.islink(path) or
-                                 os.path.isfile(path)):
+      if is_temporary(name) and (os.path.islink(path) or os.path.isfile(path)):
         os.remove(path)
         removed.append(name)
   return removed

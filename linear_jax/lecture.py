@@ -3,16 +3,16 @@
 import numpy as np
 
 #: Scores of the cat, car and frog images (rows), for classes cat/car/frog.
-CAT_CAR_FROG_SCORES = np.array([[3.2, 5.1, -1.7],
-                                [1.3, 4.9, 2.0],
-                                [2.2, 2.5, -3.1]])
+CAT_CAR_FROG_SCORES = np.array(
+  [[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]]
+)
 CAT_CAR_FROG_LABELS = np.array([0, 1, 2])
 
 #: The 4-pixel, 3-class example; the slide writes W as [C, D] = 3×4, so in
 #: linear_jax's [D, C] layout it is the transpose.
-FOUR_PIXEL_W_SLIDE = np.array([[0.01, -0.05, 0.1, 0.05],
-                               [0.7, 0.2, 0.05, 0.16],
-                               [0.0, -0.45, -0.2, 0.03]])
+FOUR_PIXEL_W_SLIDE = np.array(
+  [[0.01, -0.05, 0.1, 0.05], [0.7, 0.2, 0.05, 0.16], [0.0, -0.45, -0.2, 0.03]]
+)
 FOUR_PIXEL_X = np.array([[-15.0, 22.0, -44.0, 56.0]])
 FOUR_PIXEL_B = np.array([0.0, 0.2, -0.3])
 FOUR_PIXEL_LABEL = np.array([2])

@@ -32,8 +32,9 @@ def _not_label_mask(scores: jax.Array, labels: jax.Array) -> jax.Array:
   return labels[:, None] != jnp.arange(scores.shape[-1])
 
 
-def hinge_margins(scores: ArrayLike, labels: ArrayLike, *,
-                  margin: ArrayLike = 1.0) -> jax.Array:
+def hinge_margins(
+  scores: ArrayLike, labels: ArrayLike, *, margin: ArrayLike = 1.0
+) -> jax.Array:
   """max(0, s_j − s_y + Δ) for j ≠ y and 0 at j = y, ``[N, C]``.
 
   ``where(m > 0, m, 0)`` rather than ``maximum`` so that the sub-gradient at a
@@ -45,8 +46,9 @@ def hinge_margins(scores: ArrayLike, labels: ArrayLike, *,
   return jnp.where(_not_label_mask(scores, labels) & (m > 0), m, 0.0)
 
 
-def multiclass_hinge(scores: ArrayLike, labels: ArrayLike, *,
-                     margin: ArrayLike = 1.0) -> jax.Array:
+def multiclass_hinge(
+  scores: ArrayLike, labels: ArrayLike, *, margin: ArrayLike = 1.0
+) -> jax.Array:
   """Weston–Watkins multiclass SVM loss (the lecture's hinge loss).
 
   L_i = Σ_{j≠y_i} max(0, s_j − s_{y_i} + Δ)
@@ -65,8 +67,9 @@ def multiclass_hinge(scores: ArrayLike, labels: ArrayLike, *,
   return jnp.sum(hinge_margins(scores, labels, margin=margin), axis=-1)
 
 
-def squared_multiclass_hinge(scores: ArrayLike, labels: ArrayLike, *,
-                             margin: ArrayLike = 1.0) -> jax.Array:
+def squared_multiclass_hinge(
+  scores: ArrayLike, labels: ArrayLike, *, margin: ArrayLike = 1.0
+) -> jax.Array:
   """Squared multiclass hinge (the lecture's Q6), L_i = Σ_{j≠y} max(0, s_j − s_y + Δ)².
 
   Args/Returns as ``multiclass_hinge``.
@@ -74,8 +77,9 @@ def squared_multiclass_hinge(scores: ArrayLike, labels: ArrayLike, *,
   return jnp.sum(hinge_margins(scores, labels, margin=margin) ** 2, axis=-1)
 
 
-def crammer_singer_hinge(scores: ArrayLike, labels: ArrayLike, *,
-                         margin: ArrayLike = 1.0) -> jax.Array:
+def crammer_singer_hinge(
+  scores: ArrayLike, labels: ArrayLike, *, margin: ArrayLike = 1.0
+) -> jax.Array:
   """Crammer–Singer multiclass hinge: only the worst wrong class counts.
 
   L_i = max(0, max_{j≠y_i} (s_j − s_{y_i} + Δ))
@@ -98,14 +102,17 @@ def softmax_probabilities(scores: ArrayLike) -> jax.Array:
   return jax.nn.softmax(jnp.asarray(scores), axis=-1)
 
 
-def smoothed_targets(labels: jax.Array, num_classes: int,
-                     label_smoothing: ArrayLike, dtype) -> jax.Array:
+def smoothed_targets(
+  labels: jax.Array, num_classes: int, label_smoothing: ArrayLike, dtype
+) -> jax.Array:
   """t = (1 − ε)·onehot(y) + ε/C, ``[N, C]``."""
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   return (1.0 - label_smoothing) * onehot + label_smoothing / num_classes
 
 
-def label_negative_log_likelihood(scores: jax.Array, labels: jax.Array) -> jax.Array:
+def label_negative_log_likelihood(
+  scores: jax.Array, labels: jax.Array
+) -> jax.Array:
   """−log p_y = logsumexp(s) − s_y, ``[N]``, accurate to the last digit.
 
   When s_y is the largest score, logsumexp(s) − s_y cancels catastrophically
@@ -125,8 +132,9 @@ def label_negative_log_likelihood(scores: jax.Array, labels: jax.Array) -> jax.A
   return jnp.where(is_max, near_zero, general)
 
 
-def softmax_cross_entropy(scores: ArrayLike, labels: ArrayLike, *,
-                          label_smoothing: ArrayLike = 0.0) -> jax.Array:
+def softmax_cross_entropy(
+  scores: ArrayLike, labels: ArrayLike, *, label_smoothing: ArrayLike = 0.0
+) -> jax.Array:
   """Softmax (multinomial logistic) cross-entropy, natural log.
 
   L_i = −Σ_j t_j log p_j with t = (1 − ε)·onehot(y_i) + ε/C, i.e.
@@ -158,18 +166,18 @@ def softmax_cross_entropy(scores: ArrayLike, labels: ArrayLike, *,
 
 
 LOSSES = {
-    "svm": multiclass_hinge,
-    "squared_svm": squared_multiclass_hinge,
-    "crammer_singer": crammer_singer_hinge,
-    "softmax": softmax_cross_entropy,
+  "svm": multiclass_hinge,
+  "squared_svm": squared_multiclass_hinge,
+  "crammer_singer": crammer_singer_hinge,
+  "softmax": softmax_cross_entropy,
 }
 
 #: The keyword options each loss accepts.
 LOSS_OPTIONS = {
-    "svm": ("margin",),
-    "squared_svm": ("margin",),
-    "crammer_singer": ("margin",),
-    "softmax": ("label_smoothing",),
+  "svm": ("margin",),
+  "squared_svm": ("margin",),
+  "crammer_singer": ("margin",),
+  "softmax": ("label_smoothing",),
 }
 
 
@@ -190,5 +198,6 @@ def check_loss_options(name: str, options: dict) -> None:
   for key in options:
     if key not in allowed:
       raise checks.LinearJaxError(
-          f"loss {name!r} takes no option {key!r}; it accepts: "
-          f"{', '.join(allowed)}")
+        f"loss {name!r} takes no option {key!r}; it accepts: "
+        f"{', '.join(allowed)}"
+      )

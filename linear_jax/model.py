@@ -46,6 +46,7 @@ class Model:
     svmlight_zero_based: for a model trained on svmlight files, whether their
       feature indices started at 0 (inputs are read the same way).
   """
+
   params: dict
   stats: preprocessing.PreprocessStats
   class_names: tuple
@@ -85,31 +86,40 @@ def load_model(workdir: str) -> Model:
   model = meta.get("model")
   if not model:
     raise checks.LinearJaxError(
-        f"{path} does not describe its model (class names, feature count); "
-        "train again to predict with it")
+      f"{path} does not describe its model (class names, feature count); "
+      "train again to predict with it"
+    )
   config = run_lib.RunConfig.from_dict(meta["config"])
   template = epoch_lib.init_state(
-      config.train_config(), config.hparams(), config.seed,
-      model["num_features"], len(model["class_names"]), 1)
+    config.train_config(),
+    config.hparams(),
+    config.seed,
+    model["num_features"],
+    len(model["class_names"]),
+    1,
+  )
   state, best, stats, _ = checkpoint.load(path, template, template.params)
   params = best if best is not None else state.params
   image_shape = model.get("image_shape")
   return Model(
-      params={k: jnp.asarray(v, jnp.float32) for k, v in params.items()},
-      stats=preprocessing.PreprocessStats.from_dict(stats),
-      class_names=tuple(model["class_names"]),
-      image_shape=None if image_shape is None else tuple(image_shape),
-      svmlight_zero_based=model.get("svmlight_zero_based"))
-
+    params={k: jnp.asarray(v, jnp.float32) for k, v in params.items()},
+    stats=preprocessing.PreprocessStats.from_dict(stats),
+    class_names=tuple(model["class_names"]),
+    image_shape=None if image_shape is None else tuple(image_shape),
+    svmlight_zero_based=model.get("svmlight_zero_based"),
+  )
 
 
 # ---------------------------------------------------------------- inputs
 
 
-def load_inputs(spec: str, *, split: str = "test",
-                num_features: int | None = None,
-                zero_based: bool | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def load_inputs(
+  spec: str,
+  *,
+  split: str = "test",
+  num_features: int | None = None,
+  zero_based: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
   """Raw examples (and their labels as strings, if the input has them).
 
   Args:
@@ -128,6 +138,7 @@ def load_inputs(spec: str, *, split: str = "test",
     ``(x_raw [N, ...], labels [N] str or None)``.
   """
   from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+
   kind, _, path = spec.partition(":")
   if not path and spec.endswith(".npz"):
     kind, path = "npz", spec
@@ -138,28 +149,40 @@ def load_inputs(spec: str, *, split: str = "test",
       if xk in raw:
         x = npz_source.features_array(raw[xk], xk, f"npz:{path}")
         y = raw.get(yk)
-        return x, (None if y is None else npz_source.label_values(
-            y, yk, f"npz:{path}").astype(str))
+        return x, (
+          None
+          if y is None
+          else npz_source.label_values(y, yk, f"npz:{path}").astype(str)
+        )
     raise checks.LinearJaxError(
-        f"npz:{path} has neither 'x' nor 'x_{short}' (found keys "
-        f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x")
+      f"npz:{path} has neither 'x' nor 'x_{short}' (found keys "
+      f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x"
+    )
   if kind == "svmlight":
     ((x, y),), _ = npz_source.read_svmlight_files(
-        [path], f"svmlight:{path}", num_features=num_features,
-        zero_based=zero_based)
-    return x, npz_source.label_values(y, "labels", f"svmlight:{path}").astype(str)
+      [path],
+      f"svmlight:{path}",
+      num_features=num_features,
+      zero_based=zero_based,
+    )
+    return x, npz_source.label_values(y, "labels", f"svmlight:{path}").astype(
+      str
+    )
   if kind == "folder":
     from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
+
     raw = folder_source.load_folder(path)
     name = {"val": "validation"}.get(split, split)
     if name not in raw.splits:
       raise checks.LinearJaxError(
-          f"folder:{path} has no {split!r} split (it has "
-          f"{', '.join(sorted(raw.splits))}); pass --split")
+        f"folder:{path} has no {split!r} split (it has "
+        f"{', '.join(sorted(raw.splits))}); pass --split"
+      )
     x, y = raw.splits[name]
     return x, np.asarray(raw.class_names)[np.asarray(y)].astype(str)
   raise checks.LinearJaxError(
-      f"--input {spec!r}: give npz:PATH, svmlight:PATH or folder:PATH")
+    f"--input {spec!r}: give npz:PATH, svmlight:PATH or folder:PATH"
+  )
 
 
 def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
@@ -168,8 +191,9 @@ def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
   unknown = sorted(set(names.tolist()) - set(index))
   if unknown:
     raise checks.LinearJaxError(
-        f"the inputs' labels {unknown[:5]} are not among the model's classes "
-        f"{list(model.class_names)[:10]}; pass inputs of the same classes")
+      f"the inputs' labels {unknown[:5]} are not among the model's classes "
+      f"{list(model.class_names)[:10]}; pass inputs of the same classes"
+    )
   return np.asarray([index[n] for n in names.tolist()], np.int32)
 
 
@@ -178,31 +202,39 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
   ``classes [C]``) or ``.csv`` (``index,label,class_name,score_<class>…``),
   written atomically."""
   from linear_jax import io  # pylint: disable=g-import-not-at-top
+
   labels = np.argmax(scores, axis=-1)
   names = model.names(labels)
   if path.endswith(".npz"):
-    arrays = {"labels": labels.astype(np.int32), "class_names": names,
-              "scores": scores.astype(np.float32),
-              "classes": np.asarray([str(c) for c in model.class_names])}
+    arrays = {
+      "labels": labels.astype(np.int32),
+      "class_names": names,
+      "scores": scores.astype(np.float32),
+      "classes": np.asarray([str(c) for c in model.class_names]),
+    }
     io.atomic_write(path, lambda f: np.savez(f, **arrays))
   elif path.endswith(".csv"):
     import csv  # pylint: disable=g-import-not-at-top
     import io as std_io  # pylint: disable=g-import-not-at-top
+
     out = std_io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["index", "label", "class_name"] +
-                    [f"score_{c}" for c in model.class_names])
+    writer.writerow(
+      ["index", "label", "class_name"]
+      + [f"score_{c}" for c in model.class_names]
+    )
     for i, (label, name, row) in enumerate(zip(labels, names, scores)):
-      writer.writerow([i, int(label), name] +
-                      [repr(float(np.float32(v))) for v in row])
+      writer.writerow(
+        [i, int(label), name] + [repr(float(np.float32(v))) for v in row]
+      )
     io.atomic_write(path, out.getvalue())
   else:
-    raise checks.LinearJaxError(
-        f"--output {path}: name a .npz or .csv file")
+    raise checks.LinearJaxError(f"--output {path}: name a .npz or .csv file")
 
 
-def predict_file(workdir: str, input_spec: str, output: str, *,
-                 split: str = "test") -> dict:
+def predict_file(
+  workdir: str, input_spec: str, output: str, *, split: str = "test"
+) -> dict:
   """Loads ``workdir``'s model, predicts ``input_spec``, writes ``output``.
 
   Returns:
@@ -213,16 +245,22 @@ def predict_file(workdir: str, input_spec: str, output: str, *,
     raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
   if os.path.lexists(output):
     raise checks.LinearJaxError(
-        f"{output} exists; choose another --output (nothing was overwritten)")
+      f"{output} exists; choose another --output (nothing was overwritten)"
+    )
   model = load_model(workdir)
-  x_raw, names = load_inputs(input_spec, split=split,
-                             num_features=model.stats.num_features,
-                             zero_based=model.svmlight_zero_based)
+  x_raw, names = load_inputs(
+    input_spec,
+    split=split,
+    num_features=model.stats.num_features,
+    zero_based=model.svmlight_zero_based,
+  )
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
   scores = np.asarray(jax.jit(model.scores)(x_raw))
   write_predictions(output, model, scores)
-  accuracy = (None if labels is None else
-              float(np.mean(np.argmax(scores, axis=-1) == labels)))
-  return {"examples": int(len(scores)), "output": output,
-          "accuracy": accuracy}
+  accuracy = (
+    None
+    if labels is None
+    else float(np.mean(np.argmax(scores, axis=-1) == labels))
+  )
+  return {"examples": int(len(scores)), "output": output, "accuracy": accuracy}

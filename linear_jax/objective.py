@@ -17,8 +17,9 @@ from linear_jax import checks
 from linear_jax.scores import linear_scores
 
 
-def example_weights(labels: jax.Array, sample_weight=None,
-                    class_weight=None) -> jax.Array | None:
+def example_weights(
+  labels: jax.Array, sample_weight=None, class_weight=None
+) -> jax.Array | None:
   """w_i = sample_weight_i · class_weight[y_i] ``[N]``, or None if unweighted."""
   if sample_weight is None and class_weight is None:
     return None
@@ -27,15 +28,17 @@ def example_weights(labels: jax.Array, sample_weight=None,
     sample_weight = jnp.asarray(sample_weight)
     if sample_weight.shape != labels.shape:
       raise checks.LinearJaxError(
-          f"sample_weight shape {sample_weight.shape} must match labels "
-          f"{labels.shape}; pass one weight per example")
+        f"sample_weight shape {sample_weight.shape} must match labels "
+        f"{labels.shape}; pass one weight per example"
+      )
     checks.check_nonnegative(sample_weight, "sample_weight")
     weights = weights * sample_weight
   if class_weight is not None:
     class_weight = jnp.asarray(class_weight)
     if class_weight.ndim != 1:
       raise checks.LinearJaxError(
-          f"class_weight must be [C], got shape {class_weight.shape}")
+        f"class_weight must be [C], got shape {class_weight.shape}"
+      )
     checks.check_nonnegative(class_weight, "class_weight")
     weights = weights * class_weight[labels]
   return weights
@@ -48,12 +51,20 @@ def reduce_mean(per_example: jax.Array, weights: jax.Array | None) -> jax.Array:
   return jnp.sum(weights * per_example) / jnp.sum(weights)
 
 
-def objective_terms(params: dict, x: ArrayLike, y: ArrayLike, *,
-                    loss: str = "svm", reg: str = "l2",
-                    reg_strength: ArrayLike = 0.0, sample_weight=None,
-                    class_weight=None, l1_ratio: ArrayLike = 0.5,
-                    regularize_bias: bool = False,
-                    **loss_options) -> dict:
+def objective_terms(
+  params: dict,
+  x: ArrayLike,
+  y: ArrayLike,
+  *,
+  loss: str = "svm",
+  reg: str = "l2",
+  reg_strength: ArrayLike = 0.0,
+  sample_weight=None,
+  class_weight=None,
+  l1_ratio: ArrayLike = 0.5,
+  regularize_bias: bool = False,
+  **loss_options,
+) -> dict:
   """The two parts of the full loss, ``{"data_loss", "reg_loss"}``.
 
   ``reg_loss`` is λ R(W) (already multiplied by λ). Arguments as ``objective``.
@@ -62,20 +73,38 @@ def objective_terms(params: dict, x: ArrayLike, y: ArrayLike, *,
   w = params["W"]
   if x.ndim != 2 or x.shape[1] != w.shape[0]:
     raise checks.LinearJaxError(
-        f"x must be [N, D] with D = {w.shape[0]} rows of W, got shape "
-        f"{x.shape}; flatten examples or use the bias trick consistently")
+      f"x must be [N, D] with D = {w.shape[0]} rows of W, got shape "
+      f"{x.shape}; flatten examples or use the bias trick consistently"
+    )
   return terms_from_scores(
-      params, linear_scores(params, x), y, loss=loss, reg=reg,
-      reg_strength=reg_strength, sample_weight=sample_weight,
-      class_weight=class_weight, l1_ratio=l1_ratio,
-      regularize_bias=regularize_bias, **loss_options)
+    params,
+    linear_scores(params, x),
+    y,
+    loss=loss,
+    reg=reg,
+    reg_strength=reg_strength,
+    sample_weight=sample_weight,
+    class_weight=class_weight,
+    l1_ratio=l1_ratio,
+    regularize_bias=regularize_bias,
+    **loss_options,
+  )
 
 
-def terms_from_scores(params: dict, scores: ArrayLike, y: ArrayLike, *,
-                      loss: str = "svm", reg: str = "l2",
-                      reg_strength: ArrayLike = 0.0, sample_weight=None,
-                      class_weight=None, l1_ratio: ArrayLike = 0.5,
-                      regularize_bias: bool = False, **loss_options) -> dict:
+def terms_from_scores(
+  params: dict,
+  scores: ArrayLike,
+  y: ArrayLike,
+  *,
+  loss: str = "svm",
+  reg: str = "l2",
+  reg_strength: ArrayLike = 0.0,
+  sample_weight=None,
+  class_weight=None,
+  l1_ratio: ArrayLike = 0.5,
+  regularize_bias: bool = False,
+  **loss_options,
+) -> dict:
   """``objective_terms`` given the scores s = f(x; W, b) ``[N, C]`` already
   computed (the training step also uses them for its running accuracy)."""
   loss_fn = losses_lib.get_loss(loss)
@@ -86,17 +115,28 @@ def terms_from_scores(params: dict, scores: ArrayLike, y: ArrayLike, *,
   per_example = loss_fn(scores, y, **loss_options)
   weights = example_weights(y, sample_weight, class_weight)
   return {
-      "data_loss": reduce_mean(per_example, weights),
-      "reg_loss": reg_strength * regularizers.penalty(
-          params, reg, l1_ratio=l1_ratio, regularize_bias=regularize_bias),
+    "data_loss": reduce_mean(per_example, weights),
+    "reg_loss": reg_strength
+    * regularizers.penalty(
+      params, reg, l1_ratio=l1_ratio, regularize_bias=regularize_bias
+    ),
   }
 
 
-def objective(params: dict, x: ArrayLike, y: ArrayLike, *, loss: str = "svm",
-              reg: str = "l2", reg_strength: ArrayLike = 0.0,
-              sample_weight=None, class_weight=None,
-              l1_ratio: ArrayLike = 0.5, regularize_bias: bool = False,
-              **loss_options) -> jax.Array:
+def objective(
+  params: dict,
+  x: ArrayLike,
+  y: ArrayLike,
+  *,
+  loss: str = "svm",
+  reg: str = "l2",
+  reg_strength: ArrayLike = 0.0,
+  sample_weight=None,
+  class_weight=None,
+  l1_ratio: ArrayLike = 0.5,
+  regularize_bias: bool = False,
+  **loss_options,
+) -> jax.Array:
   """The full loss L = (1/N) Σ L_i + λ R(W), a scalar ``jax.grad`` differentiates.
 
   Args:
@@ -118,7 +158,16 @@ def objective(params: dict, x: ArrayLike, y: ArrayLike, *, loss: str = "svm",
     Scalar L; a weighted mean Σ w_i L_i / Σ w_i + λR(W) with weights.
   """
   terms = objective_terms(
-      params, x, y, loss=loss, reg=reg, reg_strength=reg_strength,
-      sample_weight=sample_weight, class_weight=class_weight,
-      l1_ratio=l1_ratio, regularize_bias=regularize_bias, **loss_options)
+    params,
+    x,
+    y,
+    loss=loss,
+    reg=reg,
+    reg_strength=reg_strength,
+    sample_weight=sample_weight,
+    class_weight=class_weight,
+    l1_ratio=l1_ratio,
+    regularize_bias=regularize_bias,
+    **loss_options,
+  )
   return terms["data_loss"] + terms["reg_loss"]

@@ -33,15 +33,23 @@ def unit_schedule(name: str, total_steps: int, steps_per_epoch: int):
     return optax.cosine_decay_schedule(1.0, decay_steps=max(total_steps, 1))
   if name == "step":
     return optax.piecewise_constant_schedule(
-        1.0, {int(total_steps * 0.5): 0.1, int(total_steps * 0.75): 0.1})
-  return optax.exponential_decay(1.0, transition_steps=max(steps_per_epoch, 1),
-                                 decay_rate=0.9)
+      1.0, {int(total_steps * 0.5): 0.1, int(total_steps * 0.75): 0.1}
+    )
+  return optax.exponential_decay(
+    1.0, transition_steps=max(steps_per_epoch, 1), decay_rate=0.9
+  )
 
 
-def make_optimizer(name: str, *, learning_rate, schedule: str = "constant",
-                   total_steps: int = 1, steps_per_epoch: int = 1,
-                   momentum=0.9, weight_decay=1e-4
-                   ) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(
+  name: str,
+  *,
+  learning_rate,
+  schedule: str = "constant",
+  total_steps: int = 1,
+  steps_per_epoch: int = 1,
+  momentum=0.9,
+  weight_decay=1e-4,
+) -> optax.GradientTransformationExtraArgs:
   """An optax optimizer; ``learning_rate`` etc. may be traced scalars.
 
   ``lbfgs`` ignores the schedule (it runs its own zoom line search), so its

@@ -48,8 +48,12 @@ from linear_jax import losses as losses_lib
 from linear_jax.objective import objective
 
 # Curvature scale of each loss's data term per unit of G (see module doc).
-CURVATURE = {"softmax": 0.5, "squared_svm": 2.0, "svm": 1.0,
-             "crammer_singer": 1.0}
+CURVATURE = {
+  "softmax": 0.5,
+  "squared_svm": 2.0,
+  "svm": 1.0,
+  "crammer_singer": 1.0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,7 @@ class PathResult:
     best: index of the selected λ (highest validation accuracy; ties go to
       the larger λ).
   """
+
   reg_strengths: np.ndarray
   params: dict
   objective: np.ndarray
@@ -82,9 +87,9 @@ class PathResult:
     return float(self.reg_strengths[self.best])
 
 
-def nystrom_gram(x: ArrayLike, *, rank: int, key: jax.Array,
-                 power_iterations: int = 1) -> tuple[jax.Array, jax.Array,
-                                                     jax.Array]:
+def nystrom_gram(
+  x: ArrayLike, *, rank: int, key: jax.Array, power_iterations: int = 1
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Randomized low-rank eigendecomposition of G = xᵀx / N.
 
   G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ): a randomized range finder with
@@ -113,8 +118,9 @@ def nystrom_gram(x: ArrayLike, *, rank: int, key: jax.Array,
   return q @ e, jnp.maximum(s, 0.0), jnp.maximum(tail, 0.0)
 
 
-def row_space_basis(x: np.ndarray, *, rcond: float = 1e-10
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def row_space_basis(
+  x: np.ndarray, *, rcond: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
   """An orthonormal basis B ``[D, r]`` of the centred rows' span, and μ ``[D]``.
 
   With L2 regularization the minimizer W lies in the span of the centred
@@ -138,10 +144,17 @@ def row_space_basis(x: np.ndarray, *, rcond: float = 1e-10
   return xc.T @ (u[:, keep] / np.sqrt(s[keep])), mu
 
 
-
-def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
-                   ftol: ArrayLike = 0.0, memory_size: int = 10, armijo: float = 1e-4,
-                   max_halvings: int = 30):
+def minimize_lbfgs(
+  f,
+  z0: jax.Array,
+  *,
+  max_iter: int,
+  tol: ArrayLike,
+  ftol: ArrayLike = 0.0,
+  memory_size: int = 10,
+  armijo: float = 1e-4,
+  max_halvings: int = 30,
+):
   """Minimizes a smooth f: R^n -> R by L-BFGS with a backtracking line search.
 
   The direction is −H g by the two-loop recursion over the last
@@ -171,14 +184,20 @@ def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
       j = (newest - i) % m
       a = rho[j] * jnp.vdot(s_hist[j], q)
       return q - a * y_hist[j], alpha.at[j].set(a)
+
     q, alpha = jax.lax.fori_loop(0, m, back, (g, jnp.zeros((m,), g.dtype)))
     s_new, y_new = s_hist[newest], y_hist[newest]
-    gamma = jnp.where(count > 0, jnp.vdot(s_new, y_new) /
-                      jnp.maximum(jnp.vdot(y_new, y_new), 1e-30), 1.0)
+    gamma = jnp.where(
+      count > 0,
+      jnp.vdot(s_new, y_new) / jnp.maximum(jnp.vdot(y_new, y_new), 1e-30),
+      1.0,
+    )
+
     def forward(i, r):
       j = (newest + 1 + i) % m
       b = rho[j] * jnp.vdot(y_hist[j], r)
       return r + s_hist[j] * (alpha[j] - b)
+
     return -jax.lax.fori_loop(0, m, forward, gamma * q)
 
   def cond(c):
@@ -188,8 +207,11 @@ def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
     d = direction(c["g"], c["S"], c["Y"], c["rho"], c["newest"], c["count"])
     slope = jnp.vdot(c["g"], d)
     # Not a descent direction (lost curvature): fall back to −g.
-    d, slope = jax.lax.cond(slope < 0, lambda: (d, slope),
-                            lambda: (-c["g"], -jnp.vdot(c["g"], c["g"])))
+    d, slope = jax.lax.cond(
+      slope < 0,
+      lambda: (d, slope),
+      lambda: (-c["g"], -jnp.vdot(c["g"], c["g"])),
+    )
 
     def ls_cond(ls):
       t, f_new, k = ls
@@ -200,7 +222,8 @@ def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
       return t / 2, f(c["z"] + (t / 2) * d), k + 1
 
     t, _, k = jax.lax.while_loop(
-        ls_cond, ls_body, (jnp.ones((), z0.dtype), f(c["z"] + d), 0))
+      ls_cond, ls_body, (jnp.ones((), z0.dtype), f(c["z"] + d), 0)
+    )
     ok = k < max_halvings
     z = jnp.where(ok, c["z"] + t * d, c["z"])
     value, grad = value_and_grad(z)
@@ -209,25 +232,63 @@ def minimize_lbfgs(f, z0: jax.Array, *, max_iter: int, tol: ArrayLike,
     keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
     slot = jnp.where(keep, (c["newest"] + 1) % m, c["newest"])
     return {
-        "z": z, "f": value, "g": grad, "gnorm": jnp.linalg.norm(grad),
-        "S": jnp.where(keep, c["S"].at[slot].set(s), c["S"]),
-        "Y": jnp.where(keep, c["Y"].at[slot].set(y), c["Y"]),
-        "rho": jnp.where(keep, c["rho"].at[slot].set(1 / sy), c["rho"]),
-        "newest": slot, "count": c["count"] + keep, "it": c["it"] + 1,
-        "stalled": ~ok | (c["f"] - value <= ftol * jnp.abs(value))}
+      "z": z,
+      "f": value,
+      "g": grad,
+      "gnorm": jnp.linalg.norm(grad),
+      "S": jnp.where(keep, c["S"].at[slot].set(s), c["S"]),
+      "Y": jnp.where(keep, c["Y"].at[slot].set(y), c["Y"]),
+      "rho": jnp.where(keep, c["rho"].at[slot].set(1 / sy), c["rho"]),
+      "newest": slot,
+      "count": c["count"] + keep,
+      "it": c["it"] + 1,
+      "stalled": ~ok | (c["f"] - value <= ftol * jnp.abs(value)),
+    }
 
-  init = {"z": z0, "f": value, "g": grad, "gnorm": jnp.linalg.norm(grad),
-          "S": zeros, "Y": zeros, "rho": jnp.zeros((m,), z0.dtype),
-          "newest": jnp.asarray(m - 1), "count": jnp.zeros((), jnp.int32),
-          "it": jnp.zeros((), jnp.int32), "stalled": jnp.zeros((), bool)}
+  init = {
+    "z": z0,
+    "f": value,
+    "g": grad,
+    "gnorm": jnp.linalg.norm(grad),
+    "S": zeros,
+    "Y": zeros,
+    "rho": jnp.zeros((m,), z0.dtype),
+    "newest": jnp.asarray(m - 1),
+    "count": jnp.zeros((), jnp.int32),
+    "it": jnp.zeros((), jnp.int32),
+    "stalled": jnp.zeros((), bool),
+  }
   out = jax.lax.while_loop(cond, body, init)
   return out["z"], out["f"], out["it"], out["gnorm"]
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "loss", "num_classes", "max_iter", "rank", "memory_size", "warm_start"))
-def _solve(x, y, reg_strengths, margin, tol, ftol, key, *, loss, num_classes,
-           max_iter, rank, memory_size, warm_start):
+@functools.partial(
+  jax.jit,
+  static_argnames=(
+    "loss",
+    "num_classes",
+    "max_iter",
+    "rank",
+    "memory_size",
+    "warm_start",
+  ),
+)
+def _solve(
+  x,
+  y,
+  reg_strengths,
+  margin,
+  tol,
+  ftol,
+  key,
+  *,
+  loss,
+  num_classes,
+  max_iter,
+  rank,
+  memory_size,
+  warm_start,
+):
   """Preconditioned L-BFGS for every λ (module doc), in one program: a scan
   over λ in the given order, each started from the previous solution
   (``warm_start``), or ``vmap`` over λ from zero."""
@@ -239,40 +300,58 @@ def _solve(x, y, reg_strengths, margin, tol, ftol, key, *, loss, num_classes,
   options = losses_lib.loss_options(loss, margin=margin)
 
   def solve_one(lam, w0, b0):
-    top = jnp.sqrt(rho * s + 2 * lam)      # H^{1/2} on span(V)
+    top = jnp.sqrt(rho * s + 2 * lam)  # H^{1/2} on span(V)
     rest = jnp.sqrt(rho * tail + 2 * lam)  # H^{1/2} on its complement
 
     def to_w(u):  # W = H^{-1/2} U
       return v @ ((1 / top - 1 / rest)[:, None] * (v.T @ u)) + u / rest
 
     def f(p):
-      return objective({"W": to_w(p["U"]), "b": p["b"]}, xc, y, loss=loss,
-                       reg="l2", reg_strength=lam, **options)
+      return objective(
+        {"W": to_w(p["U"]), "b": p["b"]},
+        xc,
+        y,
+        loss=loss,
+        reg="l2",
+        reg_strength=lam,
+        **options,
+      )
 
     shapes = (d, num_classes)
 
     def flat_f(z):
-      return f({"U": z[:d * num_classes].reshape(shapes),
-                "b": z[d * num_classes:]})
+      return f(
+        {"U": z[: d * num_classes].reshape(shapes), "b": z[d * num_classes :]}
+      )
 
     u0 = v @ ((top - rest)[:, None] * (v.T @ w0)) + rest * w0  # U = H^{1/2} W
     z, value, it, gnorm = minimize_lbfgs(
-        flat_f, jnp.concatenate([u0.reshape(-1), b0]),
-        max_iter=max_iter, tol=tol, ftol=ftol, memory_size=memory_size)
-    params = {"U": z[:d * num_classes].reshape(shapes),
-              "b": z[d * num_classes:]}
+      flat_f,
+      jnp.concatenate([u0.reshape(-1), b0]),
+      max_iter=max_iter,
+      tol=tol,
+      ftol=ftol,
+      memory_size=memory_size,
+    )
+    params = {
+      "U": z[: d * num_classes].reshape(shapes),
+      "b": z[d * num_classes :],
+    }
     return to_w(params["U"]), params["b"], value, it, gnorm
 
   w0 = jnp.zeros((d, num_classes), x.dtype)
   b0 = jnp.zeros((num_classes,), x.dtype)
   if warm_start:
+
     def step(carry, lam):
       out = solve_one(lam, *carry)
       return out[:2], out
+
     _, (w, b, value, it, gnorm) = jax.lax.scan(step, (w0, b0), reg_strengths)
   else:
     w, b, value, it, gnorm = jax.vmap(solve_one, in_axes=(0, None, None))(
-        reg_strengths, w0, b0)
+      reg_strengths, w0, b0
+    )
   # Undo the centring: (x − μ)W + b = xW + (b − μW).
   return {"W": w, "b": b - jnp.einsum("d,kdc->kc", mu, w)}, value, it, gnorm
 
@@ -284,15 +363,27 @@ def _accuracies(params, x, y):
   return jnp.mean(jnp.argmax(scores, -1) == y, axis=-1)
 
 
-def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
-                y_val: ArrayLike, x_test: ArrayLike | None = None,
-                y_test: ArrayLike | None = None, *, reg_strengths: ArrayLike,
-                loss: str = "softmax", margin: float = 1.0,
-                num_classes: int | None = None, max_iter: int = 500,
-                tol: float = 1e-6, ftol: float = 1e-7, rank: int = 256,
-                memory_size: int = 10, warm_start: bool | None = None,
-                row_space: bool | None = None,
-                seed: int = 0) -> PathResult:
+def lambda_path(
+  x_train: ArrayLike,
+  y_train: ArrayLike,
+  x_val: ArrayLike,
+  y_val: ArrayLike,
+  x_test: ArrayLike | None = None,
+  y_test: ArrayLike | None = None,
+  *,
+  reg_strengths: ArrayLike,
+  loss: str = "softmax",
+  margin: float = 1.0,
+  num_classes: int | None = None,
+  max_iter: int = 500,
+  tol: float = 1e-6,
+  ftol: float = 1e-7,
+  rank: int = 256,
+  memory_size: int = 10,
+  warm_start: bool | None = None,
+  row_space: bool | None = None,
+  seed: int = 0,
+) -> PathResult:
   """Solves L_k for every λ_k, selects on validation, evaluates on test.
 
   Args:
@@ -331,7 +422,8 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
   lams = np.asarray(reg_strengths, np.float64).reshape(-1)
   if lams.size == 0:
     raise checks.LinearJaxError(
-        "reg_strengths is empty; pass at least one λ ≥ 0")
+      "reg_strengths is empty; pass at least one λ ≥ 0"
+    )
   checks.check_nonnegative(lams, "reg_strength (λ)")
   x_train = jnp.asarray(x_train)  # float64 stays float64 under jax_enable_x64
   if x_train.dtype not in (jnp.float32, jnp.float64):
@@ -339,8 +431,9 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
   y_train = jnp.asarray(y_train, jnp.int32)
   if x_train.ndim != 2 or y_train.shape != x_train.shape[:1]:
     raise checks.LinearJaxError(
-        f"x_train {x_train.shape} and y_train {y_train.shape} must be [N, D] "
-        "and [N]; pass one label per row")
+      f"x_train {x_train.shape} and y_train {y_train.shape} must be [N, D] "
+      "and [N]; pass one label per row"
+    )
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(y_train))) + 1
   checks.check_label_range(y_train, num_classes)
@@ -351,37 +444,60 @@ def lambda_path(x_train: ArrayLike, y_train: ArrayLike, x_val: ArrayLike,
   x_solve = x_train
   if row_space:
     basis, mu = row_space_basis(np.asarray(x_train))
-    x_solve = jnp.asarray((np.asarray(x_train, np.float64) - mu) @ basis,
-                          dtype)
+    x_solve = jnp.asarray((np.asarray(x_train, np.float64) - mu) @ basis, dtype)
   rank = int(min(rank, x_solve.shape[1]))
   if warm_start is None:
     warm_start = jax.default_backend() == "cpu"
   order = np.argsort(-lams, kind="stable")  # largest λ first
   unsort = np.argsort(order)
   params, value, iters, gnorm = _solve(
-      x_solve, y_train, jnp.asarray(lams[order], dtype), jnp.asarray(margin, dtype),
-      jnp.asarray(tol, dtype), jnp.asarray(ftol, dtype), jax.random.key(seed), loss=loss,
-      num_classes=num_classes, max_iter=int(max_iter), rank=rank,
-      memory_size=int(memory_size), warm_start=bool(warm_start))
+    x_solve,
+    y_train,
+    jnp.asarray(lams[order], dtype),
+    jnp.asarray(margin, dtype),
+    jnp.asarray(tol, dtype),
+    jnp.asarray(ftol, dtype),
+    jax.random.key(seed),
+    loss=loss,
+    num_classes=num_classes,
+    max_iter=int(max_iter),
+    rank=rank,
+    memory_size=int(memory_size),
+    warm_start=bool(warm_start),
+  )
   params, value, iters, gnorm = jax.tree.map(
-      lambda a: a[unsort], (params, value, iters, gnorm))
+    lambda a: a[unsort], (params, value, iters, gnorm)
+  )
   if row_space:
     # (x − μ)B W_z + b_z = xW + (b_z − μW) with W = B W_z.
     w = jnp.einsum("dr,krc->kdc", jnp.asarray(basis, dtype), params["W"])
-    params = {"W": w, "b": params["b"] - jnp.einsum(
-        "d,kdc->kc", jnp.asarray(mu, dtype), w)}
-  val = np.asarray(_accuracies(params, jnp.asarray(x_val, dtype),
-                               jnp.asarray(y_val, jnp.int32)))
+    params = {
+      "W": w,
+      "b": params["b"] - jnp.einsum("d,kdc->kc", jnp.asarray(mu, dtype), w),
+    }
+  val = np.asarray(
+    _accuracies(
+      params, jnp.asarray(x_val, dtype), jnp.asarray(y_val, jnp.int32)
+    )
+  )
   if x_test is not None:
-    test = np.asarray(_accuracies(params, jnp.asarray(x_test, dtype),
-                                  jnp.asarray(y_test, jnp.int32)))
+    test = np.asarray(
+      _accuracies(
+        params, jnp.asarray(x_test, dtype), jnp.asarray(y_test, jnp.int32)
+      )
+    )
   else:
     test = np.full(len(lams), np.nan)
   return PathResult(
-      reg_strengths=lams, params=jax.device_get(params),
-      objective=np.asarray(value), iterations=np.asarray(iters),
-      grad_norm=np.asarray(gnorm), val_accuracy=val, test_accuracy=test,
-      best=select(lams, val))
+    reg_strengths=lams,
+    params=jax.device_get(params),
+    objective=np.asarray(value),
+    iterations=np.asarray(iters),
+    grad_norm=np.asarray(gnorm),
+    val_accuracy=val,
+    test_accuracy=test,
+    best=select(lams, val),
+  )
 
 
 def select(reg_strengths: ArrayLike, val_accuracy: ArrayLike) -> int:

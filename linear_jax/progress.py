@@ -68,8 +68,15 @@ class Progress:
       (the last unit is always logged).
   """
 
-  def __init__(self, description: str, total: int, *, start: int = 0,
-               bar: bool | None = None, every_seconds: float = 0.0):
+  def __init__(
+    self,
+    description: str,
+    total: int,
+    *,
+    start: int = 0,
+    bar: bool | None = None,
+    every_seconds: float = 0.0,
+  ):
     self.description = description
     self.total = total
     self.start = start
@@ -80,8 +87,15 @@ class Progress:
     self._bar = None
     if stderr_is_terminal() if bar is None else bar:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-      self._bar = tqdm(total=total, initial=start, desc=description,
-                       unit=description, dynamic_ncols=True, leave=True)
+
+      self._bar = tqdm(
+        total=total,
+        initial=start,
+        desc=description,
+        unit=description,
+        dynamic_ncols=True,
+        leave=True,
+      )
 
   @property
   def elapsed(self) -> float:
@@ -100,8 +114,9 @@ class Progress:
     elapsed = self.elapsed if elapsed is None else elapsed
     return elapsed / ran * max(self.total - self.done, 0)
 
-  def update(self, done: int, total: int | None = None, *,
-             note: str = "") -> None:
+  def update(
+    self, done: int, total: int | None = None, *, note: str = ""
+  ) -> None:
     """Reports that ``done`` units (of ``total``, if it changed) are done."""
     if total is not None:
       self.total = total
@@ -118,10 +133,16 @@ class Progress:
       return
     self._last_log = elapsed
     eta = self.eta(elapsed)
-    logging.info("%s %d/%d  %s%selapsed %s  ETA %s", self.description, done,
-                 self.total, note, "  " if note else "",
-                 format_seconds(elapsed),
-                 "?" if eta is None else format_seconds(eta))
+    logging.info(
+      "%s %d/%d  %s%selapsed %s  ETA %s",
+      self.description,
+      done,
+      self.total,
+      note,
+      "  " if note else "",
+      format_seconds(elapsed),
+      "?" if eta is None else format_seconds(eta),
+    )
 
   def close(self) -> None:
     if self._bar is not None:

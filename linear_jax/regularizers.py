@@ -30,7 +30,9 @@ def l1_penalty(w: ArrayLike) -> jax.Array:
   return jnp.sum(jnp.abs(w))
 
 
-def elastic_net_penalty(w: ArrayLike, *, l1_ratio: ArrayLike = 0.5) -> jax.Array:
+def elastic_net_penalty(
+  w: ArrayLike, *, l1_ratio: ArrayLike = 0.5
+) -> jax.Array:
   """R(W) = ρ Σ|W| + (1 − ρ) ΣW², with ρ = ``l1_ratio`` in [0, 1] (default ½)."""
   return l1_ratio * l1_penalty(w) + (1.0 - l1_ratio) * l2_penalty(w)
 
@@ -41,10 +43,10 @@ def no_penalty(w: ArrayLike) -> jax.Array:
 
 
 REGULARIZERS = {
-    "l2": l2_penalty,
-    "l1": l1_penalty,
-    "elastic_net": elastic_net_penalty,
-    "none": no_penalty,
+  "l2": l2_penalty,
+  "l1": l1_penalty,
+  "elastic_net": elastic_net_penalty,
+  "none": no_penalty,
 }
 
 
@@ -53,8 +55,13 @@ def get_regularizer(name: str):
   return checks.lookup(REGULARIZERS, name, "regularizer")
 
 
-def penalty(params: dict, reg: str, *, l1_ratio: ArrayLike = 0.5,
-            regularize_bias: bool = False) -> jax.Array:
+def penalty(
+  params: dict,
+  reg: str,
+  *,
+  l1_ratio: ArrayLike = 0.5,
+  regularize_bias: bool = False,
+) -> jax.Array:
   """R(params): R(W), plus R(b) when ``regularize_bias`` and ``"b"`` exists."""
   fn = get_regularizer(reg)
   kwargs = {"l1_ratio": l1_ratio} if reg == "elastic_net" else {}

@@ -72,8 +72,14 @@ def unfold_bias(params: Params) -> Params:
   return {"W": w[:-1], "b": w[-1]}
 
 
-def init_params(num_features: int, num_classes: int, *, key=None,
-                scale: float = 0.0, dtype=jnp.float32) -> Params:
+def init_params(
+  num_features: int,
+  num_classes: int,
+  *,
+  key=None,
+  scale: float = 0.0,
+  dtype=jnp.float32,
+) -> Params:
   """Zero (or small random, when ``key`` is given) parameters ``{"W", "b"}``."""
   if key is None or scale == 0.0:
     w = jnp.zeros((num_features, num_classes), dtype)

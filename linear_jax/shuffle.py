@@ -45,7 +45,8 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
   round_keys = jax.random.bits(key, (ROUNDS,), jnp.uint32)
   values = _feistel(jnp.arange(n, dtype=jnp.uint32), round_keys, half_bits)
   values = jax.lax.while_loop(
-      lambda v: jnp.any(v >= n),
-      lambda v: jnp.where(v >= n, _feistel(v, round_keys, half_bits), v),
-      values)
+    lambda v: jnp.any(v >= n),
+    lambda v: jnp.where(v >= n, _feistel(v, round_keys, half_bits), v),
+    values,
+  )
   return values.astype(jnp.int32)

@@ -43,12 +43,16 @@ TRACE_COUNT = [0]
 @functools.lru_cache(maxsize=32)
 def _train_program(config: epoch_lib.TrainConfig):
   """jit(epochs × train_epoch) for one static ``TrainConfig``."""
+
   def run(state, hparams, data):
     TRACE_COUNT[0] += 1
     return jax.lax.fori_loop(
-        0, config.epochs,
-        lambda _, s: epoch_lib.train_epoch(s, hparams, data, config=config)[0],
-        state)
+      0,
+      config.epochs,
+      lambda _, s: epoch_lib.train_epoch(s, hparams, data, config=config)[0],
+      state,
+    )
+
   return jax.jit(run)
 
 
@@ -76,10 +80,21 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_: D.
   """
 
-  def __init__(self, loss="softmax", reg="l2", reg_strength=1e-4,
-               optimizer="lbfgs", learning_rate=0.01, epochs=100,
-               batch_size=None, schedule="constant", margin=1.0,
-               momentum=0.9, l1_ratio=0.5, seed=0):
+  def __init__(
+    self,
+    loss="softmax",
+    reg="l2",
+    reg_strength=1e-4,
+    optimizer="lbfgs",
+    learning_rate=0.01,
+    epochs=100,
+    batch_size=None,
+    schedule="constant",
+    margin=1.0,
+    momentum=0.9,
+    l1_ratio=0.5,
+    seed=0,
+  ):
     self.loss = loss
     self.reg = reg
     self.reg_strength = reg_strength
@@ -98,8 +113,13 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     if batch is not None and batch >= n:
       batch = None
     config = epoch_lib.TrainConfig(
-        loss=self.loss, reg=self.reg, optimizer=self.optimizer,
-        schedule=self.schedule, batch_size=batch, epochs=int(self.epochs))
+      loss=self.loss,
+      reg=self.reg,
+      optimizer=self.optimizer,
+      schedule=self.schedule,
+      batch_size=batch,
+      epochs=int(self.epochs),
+    )
     config.validate()
     epoch_lib.check_lbfgs_full_batch(config, n)
     return config
@@ -111,25 +131,31 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
       raise ValueError(
-          f"LinearClassifier needs samples of at least 2 classes; got 1 class "
-          f"({classes[0]!r}); pass labels of two or more classes")
+        f"LinearClassifier needs samples of at least 2 classes; got 1 class "
+        f"({classes[0]!r}); pass labels of two or more classes"
+      )
     n, d = X.shape
     config = self._config(n)
     hparams = epoch_lib.make_hparams(
-        learning_rate=self.learning_rate, reg_strength=self.reg_strength,
-        margin=self.margin, momentum=self.momentum, l1_ratio=self.l1_ratio)
+      learning_rate=self.learning_rate,
+      reg_strength=self.reg_strength,
+      margin=self.margin,
+      momentum=self.momentum,
+      l1_ratio=self.l1_ratio,
+    )
     x32 = np.asarray(X, np.float32)
     # Validation accuracy is not used here: one row keeps its cost nil.
     data = epoch_lib.DeviceData.put(x32, codes, x32[:1], codes[:1])
-    state = epoch_lib.init_state(config, hparams, self.seed, d, len(classes),
-                                n)
+    state = epoch_lib.init_state(config, hparams, self.seed, d, len(classes), n)
     state = _train_program(config)(state, hparams, data)
     params = jax.device_get(state.params)
-    if not (np.all(np.isfinite(params["W"])) and
-            np.all(np.isfinite(params["b"]))):
+    if not (
+      np.all(np.isfinite(params["W"])) and np.all(np.isfinite(params["b"]))
+    ):
       raise ValueError(
-          f"training diverged (NaN/Inf weights) at learning_rate="
-          f"{self.learning_rate}; lower the learning rate")
+        f"training diverged (NaN/Inf weights) at learning_rate="
+        f"{self.learning_rate}; lower the learning rate"
+      )
     self.classes_ = classes
     self.coef_ = np.asarray(params["W"])
     self.intercept_ = np.asarray(params["b"])
@@ -138,8 +164,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
   def _scores(self, X) -> np.ndarray:
     check_is_fitted(self)
     X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-    return (np.asarray(X, np.float64) @ self.coef_.astype(np.float64) +
-            self.intercept_.astype(np.float64))
+    return np.asarray(X, np.float64) @ self.coef_.astype(
+      np.float64
+    ) + self.intercept_.astype(np.float64)
 
   def decision_function(self, X) -> np.ndarray:
     """Scores s = xW + b ``[N, C]``; for 2 classes s_1 − s_0 ``[N]``."""

@@ -1,6 +1,7 @@
 """Shared pytest setup: CPU only, no network, fixed thread use; shared
 fixtures (float64, small device data, running the binaries), and the one
 rule for float32 tolerances (``f32_tolerance``)."""
+
 import math
 import os
 import subprocess
@@ -26,8 +27,9 @@ from linear_jax.objective import objective_terms
 EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 ≈ 1.19e-7
 
 
-def f32_tolerance(num_terms: int, *, steps: int = 1,
-                  factor: float = 10.0) -> float:
+def f32_tolerance(
+  num_terms: int, *, steps: int = 1, factor: float = 10.0
+) -> float:
   """Relative disagreement two float32 summation orders may show.
 
   rtol = factor · eps32 · sqrt(num_terms · steps). A sum or dot of K terms
@@ -64,12 +66,18 @@ def assert_f32_close(got, want, rtol: float, *, err_msg: str = ""):
   """
   want = np.asarray(want, np.float64)
   scale = float(np.max(np.abs(want))) if want.size else 0.0
-  np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol,
-                             atol=rtol * scale, err_msg=err_msg)
+  np.testing.assert_allclose(
+    np.asarray(got, np.float64),
+    want,
+    rtol=rtol,
+    atol=rtol * scale,
+    err_msg=err_msg,
+  )
 
 
-def data_loss_atol(params, x, y, rtol: float, *, loss: str,
-                   margin: float | None = None) -> float:
+def data_loss_atol(
+  params, x, y, rtol: float, *, loss: str, margin: float | None = None
+) -> float:
   """|Δ data_loss| allowed when the parameters may differ by rtol·max|θ|.
 
   First order: |ΔL| ≤ ‖∇_θ L‖₁ · max|Δθ|. A relative tolerance alone fails
@@ -78,11 +86,13 @@ def data_loss_atol(params, x, y, rtol: float, *, loss: str,
   change of the loss relative to itself (seen on AVX-512 CPUs).
   """
   options = {} if margin is None else {"margin": margin}  # None: softmax
-  grad = jax.grad(lambda q: objective_terms(
-      q, x, y, loss=loss, **options)["data_loss"])(params)
+  grad = jax.grad(
+    lambda q: objective_terms(q, x, y, loss=loss, **options)["data_loss"]
+  )(params)
   scale = max(float(np.abs(v).max()) for v in jax.tree.leaves(params))
   return sum(float(np.abs(g).sum()) for g in jax.tree.leaves(grad)) * (
-      rtol * scale)
+    rtol * scale
+  )
 
 
 @pytest.fixture
@@ -99,8 +109,10 @@ def cifar10_jpeg_archive() -> Path:
   """Path of the shared CIFAR-10 JPEG archive; skips the test where absent."""
   path = Path(os.environ.get(CIFAR10_JPEG_ENV) or DEFAULT_CIFAR10_JPEG)
   if not path.is_file():
-    pytest.skip(f"{path} is absent (set {CIFAR10_JPEG_ENV}); the tfds "
-                "dataset 'cifar10' is the alternative")
+    pytest.skip(
+      f"{path} is absent (set {CIFAR10_JPEG_ENV}); the tfds "
+      "dataset 'cifar10' is the alternative"
+    )
   return path.resolve()
 
 
@@ -111,6 +123,7 @@ def device_blobs():
   seed, n, d, c = 0, 600, 5, 3
   import numpy as np
   from linear_jax.train import DeviceData
+
   rng = np.random.default_rng(seed)
   centres = 3 * rng.normal(size=(c, d))
   y = rng.integers(0, c, size=n)
@@ -118,15 +131,20 @@ def device_blobs():
   return DeviceData.put(x[:500], y[:500], x[500:], y[500:])
 
 
-
 def run_binary(module, *args, timeout=240, env=None):
   """Runs ``python -m module *args`` from the repository root on the CPU, as
   a user would; returns the ``CompletedProcess`` (text stdout/stderr)."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-             **(env or {}))
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                        env=env, capture_output=True, text=True,
-                        timeout=timeout)
+  env = dict(
+    os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
+  )
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +157,7 @@ def load_error(name: str, **kwargs) -> str:
   """The one-line ``LinearJaxError`` message of ``load_dataset(name, ...)``."""
   from linear_jax.checks import LinearJaxError  # pylint: disable=g-import-not-at-top
   from linear_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+
   with pytest.raises(LinearJaxError) as e:
     load_dataset(name, **kwargs)
   message = str(e.value)

@@ -16,12 +16,21 @@ def test_refuses_nan_and_survives_a_killed_write(tmp_path, monkeypatch):
     checkpoint.save(path, state={"W": np.full((2, 2), np.nan)}, metadata={})
   # Only parameters must be finite: an optimizer state may hold inf.
   from linear_jax.train import epoch as epoch_lib  # pylint: disable=g-import-not-at-top
-  good = epoch_lib.TrainState({"W": np.ones((2, 2))}, (np.float32(np.inf),),
-                              np.zeros(2, np.uint32), np.int32(0))
+
+  good = epoch_lib.TrainState(
+    {"W": np.ones((2, 2))},
+    (np.float32(np.inf),),
+    np.zeros(2, np.uint32),
+    np.int32(0),
+  )
   checkpoint.save(str(tmp_path / "lbfgs.npz"), state=good, metadata={})
   with pytest.raises(lj.LinearJaxError, match="NaN"):
-    checkpoint.save(str(tmp_path / "bad.npz"), state=good, metadata={},
-                    best_params={"W": np.full((2, 2), np.inf)})
+    checkpoint.save(
+      str(tmp_path / "bad.npz"),
+      state=good,
+      metadata={},
+      best_params={"W": np.full((2, 2), np.inf)},
+    )
   (tmp_path / "lbfgs.npz").unlink()
 
   def killed(f, **arrays):
@@ -52,11 +61,13 @@ def test_flipped_byte_is_one_line(tmp_path):
 
 def test_other_structure_is_refused_before_unflattening(tmp_path):
   path = str(tmp_path / "checkpoint.npz")
-  checkpoint.save(path, state={"W": np.ones((2, 2)), "b": np.ones(2)},
-                  metadata={})
+  checkpoint.save(
+    path, state={"W": np.ones((2, 2)), "b": np.ones(2)}, metadata={}
+  )
   with pytest.raises(lj.LinearJaxError, match="does not fit"):
-    checkpoint.load(path, {"W": np.ones((2, 2)), "b": np.ones(2),
-                           "m": np.ones(2)})
+    checkpoint.load(
+      path, {"W": np.ones((2, 2)), "b": np.ones(2), "m": np.ones(2)}
+    )
   with pytest.raises(lj.LinearJaxError, match="does not fit"):
     checkpoint.load(path, {"W": np.ones((3, 2)), "b": np.ones(2)})
 

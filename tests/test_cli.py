@@ -15,17 +15,21 @@ from linear_jax.checks import option
 def test_parse_values_lists_and_ranges():
   assert cli.parse_values("1e-3, 1e-2", "x") == (1e-3, 1e-2)
   np.testing.assert_allclose(
-      cli.parse_values("logspace:1e-4:1e-1:4", "x"),
-      [1e-4, 1e-3, 1e-2, 1e-1], rtol=1e-12)
+    cli.parse_values("logspace:1e-4:1e-1:4", "x"),
+    [1e-4, 1e-3, 1e-2, 1e-1],
+    rtol=1e-12,
+  )
   np.testing.assert_allclose(
-      cli.parse_values("0,logspace:1e-2:1:3", "x"), [0, 1e-2, 1e-1, 1],
-      rtol=1e-12)
+    cli.parse_values("0,logspace:1e-2:1:3", "x"), [0, 1e-2, 1e-1, 1], rtol=1e-12
+  )
   assert cli.parse_values("linspace:0:1:3", "x") == (0.0, 0.5, 1.0)
   assert cli.parse_values("logspace:1e-3:1e-3:1", "x") == (1e-3,)
   assert cli.parse_values("1,1.0,2", "x") == (1.0, 2.0)  # duplicates
 
 
-@pytest.mark.parametrize("text,words", [
+@pytest.mark.parametrize(
+  "text,words",
+  [
     ("logspace:1e-4:1e-1", "bad range"),
     ("logspace:0:1:3", "START and STOP > 0"),
     ("logspace:1e-4:1e-1:0", "NUM must be an integer ≥ 1"),
@@ -33,7 +37,8 @@ def test_parse_values_lists_and_ranges():
     ("geomspace:1:2:3", "bad range"),
     ("1e-3,abc", "'abc' is not a number"),
     ("nan", "not a finite number"),
-])
+  ],
+)
 def test_parse_values_errors_name_the_flag(text, words):
   with pytest.raises(LinearJaxError, match=words) as info:
     cli.parse_values(text, "learning_rates")
@@ -47,34 +52,45 @@ def test_parse_ints():
     cli.parse_ints("0,a", "seeds")
 
 
-
 @dataclasses.dataclass
 class Toy:
   name: str = option("a", "a name", choices=("a", "b"))
   rate: float = option(0.5, "a rate", rule=checks.UNIT_INTERVAL)
   count: int | None = option(None, "a count", rule=checks.AT_LEAST_ONE)
-  values: tuple[float, ...] = option((1.0, 2.0), "values",
-                                     rule=checks.NONNEGATIVE)
+  values: tuple[float, ...] = option(
+    (1.0, 2.0), "values", rule=checks.NONNEGATIVE
+  )
   on: bool = option(True, "a switch")
 
 
 def test_flags_are_generated_from_the_fields():
   values = flags.FlagValues()
   cli.define_flags(Toy, flag_values=values)
-  values(["prog", "--name=b", "--rate=0.25", "--count=3",
-          "--values=0,logspace:1e-2:1:3", "--noon"])
+  values(
+    [
+      "prog",
+      "--name=b",
+      "--rate=0.25",
+      "--count=3",
+      "--values=0,logspace:1e-2:1:3",
+      "--noon",
+    ]
+  )
   toy = cli.config_from_flags(Toy, flag_values=values)
   assert values["rate"].help == "a rate (in [0, 1])"
   assert (toy.name, toy.rate, toy.count, toy.on) == ("b", 0.25, 3, False)
   np.testing.assert_allclose(toy.values, [0, 1e-2, 1e-1, 1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("change,words", [
+@pytest.mark.parametrize(
+  "change,words",
+  [
     (dict(rate=1.5), "rate must be in [0, 1], got 1.5"),
     (dict(count=0), "count must be ≥ 1, got 0"),
     (dict(values=(1.0, -2.0)), "values must be ≥ 0"),
     (dict(name="c"), "unknown name 'c'"),
-])
+  ],
+)
 def test_check_options_one_line(change, words):
   with pytest.raises(LinearJaxError) as e:
     checks.check_options(Toy(**change))
@@ -82,11 +98,15 @@ def test_check_options_one_line(change, words):
   checks.check_options(Toy())
 
 
-FLAGFILE_BINARY = {"cifar10_softmax": "train", "cifar10_svm": "train",
-                   "cifar10_sweep": "sweep", "digits_sweep": "sweep",
-                   "probe_sweep": "sweep",
-                   "decomposition_cifar10": "error_decomposition",
-                   "decomposition_synthetic": "error_decomposition"}
+FLAGFILE_BINARY = {
+  "cifar10_softmax": "train",
+  "cifar10_svm": "train",
+  "cifar10_sweep": "sweep",
+  "digits_sweep": "sweep",
+  "probe_sweep": "sweep",
+  "decomposition_cifar10": "error_decomposition",
+  "decomposition_synthetic": "error_decomposition",
+}
 
 
 @pytest.mark.parametrize("binary", sorted(set(FLAGFILE_BINARY.values())))
@@ -95,17 +115,25 @@ def test_every_flagfile_parses_with_its_binary(binary):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   from pathlib import Path  # pylint: disable=g-import-not-at-top
+
   repo = Path(__file__).resolve().parents[1]
   found = sorted(p.stem for p in (repo / "experiments/flags").glob("*.flags"))
   assert found == sorted(FLAGFILE_BINARY), "map each flagfile to its binary"
   names = [n for n, b in FLAGFILE_BINARY.items() if b == binary]
-  code = (f"import experiments.{binary}\nfrom absl import flags\n"
-          f"for name in {names!r}:\n"
-          "  flags.FLAGS.unparse_flags()\n"
-          "  flags.FLAGS(['prog', f'--flagfile=experiments/flags/{name}.flags', '--workdir=unused'])\n"
-          f"print('parsed', {len(names)})")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=repo,
-                        capture_output=True, text=True, timeout=120)
+  code = (
+    f"import experiments.{binary}\nfrom absl import flags\n"
+    f"for name in {names!r}:\n"
+    "  flags.FLAGS.unparse_flags()\n"
+    "  flags.FLAGS(['prog', f'--flagfile=experiments/flags/{name}.flags', '--workdir=unused'])\n"
+    f"print('parsed', {len(names)})"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=repo,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert f"parsed {len(names)}" in proc.stdout
 
@@ -117,8 +145,10 @@ def test_failing_paths_and_allocations_are_one_line(capsys):
   def main_memory(argv):
     raise MemoryError
 
-  for main, words in ((main_os, "No such file or directory: /nonexistent-dir/x"),
-                      (main_memory, "out of memory")):
+  for main, words in (
+    (main_os, "No such file or directory: /nonexistent-dir/x"),
+    (main_memory, "out of memory"),
+  ):
     with pytest.raises(SystemExit) as e:
       cli.run_main(main)(["prog"])
     assert e.value.code == 1

@@ -41,18 +41,26 @@ def toy_data(classes=C):
   return epoch_lib.DeviceData.put(x, y, x[:100], y[:100])
 
 
-@pytest.mark.parametrize("reg,schedule,batch,threads,classes", [
-    ("l2", "constant", 64, 2, 10),     # 10 steps, remainder rows dropped
-    ("l2", "cosine", 50, 1, 10),       # one thread
-    ("none", "step", 96, 3, 10),       # 3 threads, uneven row split
-    ("l2", "constant", 64, 2, 3),      # few classes
-    ("l2", "constant", 64, 2, 20),     # > 16 classes: the chunked forward
-    ("l2", "constant", None, 2, 10),   # full batch
-])
-def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
-                                        classes):
-  config = epoch_lib.TrainConfig(loss="softmax", reg=reg, optimizer="momentum",
-                                schedule=schedule, batch_size=batch, epochs=3)
+@pytest.mark.parametrize(
+  "reg,schedule,batch,threads,classes",
+  [
+    ("l2", "constant", 64, 2, 10),  # 10 steps, remainder rows dropped
+    ("l2", "cosine", 50, 1, 10),  # one thread
+    ("none", "step", 96, 3, 10),  # 3 threads, uneven row split
+    ("l2", "constant", 64, 2, 3),  # few classes
+    ("l2", "constant", 64, 2, 20),  # > 16 classes: the chunked forward
+    ("l2", "constant", None, 2, 10),  # full batch
+  ],
+)
+def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads, classes):
+  config = epoch_lib.TrainConfig(
+    loss="softmax",
+    reg=reg,
+    optimizer="momentum",
+    schedule=schedule,
+    batch_size=batch,
+    epochs=3,
+  )
   hparams = epoch_lib.make_hparams(learning_rate=0.05, reg_strength=0.01)
   data = toy_data(classes)
   state = epoch_lib.init_state(config, hparams, 3, D, classes, N)
@@ -70,57 +78,91 @@ def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads,
   rtol = f32_tolerance(batch or N, steps=steps)
   assert_f32_close(got.params["W"], want.params["W"], rtol)
   assert_f32_close(got.params["b"], want.params["b"], rtol)
-  jax.tree.map(lambda a, b: assert_f32_close(a, b, rtol), got.opt_state,
-               want.opt_state)
+  jax.tree.map(
+    lambda a, b: assert_f32_close(a, b, rtol), got.opt_state, want.opt_state
+  )
   np.testing.assert_array_equal(got.key, want.key)
   assert int(got.step) == int(want.step)
   for name in ("data_loss", "reg_loss"):  # means of N rows: same rule
-    np.testing.assert_allclose(got_metrics[name], want_metrics[name],
-                               rtol=rtol, err_msg=name)
+    np.testing.assert_allclose(
+      got_metrics[name], want_metrics[name], rtol=rtol, err_msg=name
+    )
   # Accuracies: near-tied scores of random data may flip one example.
   rows = steps // 3 * (batch or N)
-  np.testing.assert_allclose(got_metrics["train_accuracy"],
-                             want_metrics["train_accuracy"], rtol=0,
-                             atol=1.001 / rows)
-  np.testing.assert_allclose(got_metrics["val_accuracy"],
-                             want_metrics["val_accuracy"], rtol=0,
-                             atol=1.001 / len(data.y_val))
-  assert set(want_metrics) == {"data_loss", "reg_loss", "train_accuracy",
-                               "val_accuracy"}
+  np.testing.assert_allclose(
+    got_metrics["train_accuracy"],
+    want_metrics["train_accuracy"],
+    rtol=0,
+    atol=1.001 / rows,
+  )
+  np.testing.assert_allclose(
+    got_metrics["val_accuracy"],
+    want_metrics["val_accuracy"],
+    rtol=0,
+    atol=1.001 / len(data.y_val),
+  )
+  assert set(want_metrics) == {
+    "data_loss",
+    "reg_loss",
+    "train_accuracy",
+    "val_accuracy",
+  }
 
 
 def test_fit_with_the_fused_epoch_equals_fit():
-  config = epoch_lib.TrainConfig(loss="softmax", optimizer="momentum",
-                                schedule="cosine", batch_size=64, epochs=2)
+  config = epoch_lib.TrainConfig(
+    loss="softmax",
+    optimizer="momentum",
+    schedule="cosine",
+    batch_size=64,
+    epochs=2,
+  )
   hparams = epoch_lib.make_hparams(learning_rate=0.05, reg_strength=0.01)
   data = toy_data()
   want = loop.fit(config, hparams, data, seed=1, log=False)
-  got = loop.fit(config, hparams, data, seed=1, log=False,
-                    epoch_fn=cpu_epoch.fused_epoch(config))
+  got = loop.fit(
+    config,
+    hparams,
+    data,
+    seed=1,
+    log=False,
+    epoch_fn=cpu_epoch.fused_epoch(config),
+  )
   # 2 epochs × 10 steps of 64-row gradient sums (the rule above).
-  assert_f32_close(got.params["W"], want.params["W"],
-                   f32_tolerance(64, steps=2 * 10))
+  assert_f32_close(
+    got.params["W"], want.params["W"], f32_tolerance(64, steps=2 * 10)
+  )
   # At most one of the 100 validation examples may flip on rounding.
   np.testing.assert_allclose(
-      [h["val_accuracy"] for h in got.progress.history],
-      [h["val_accuracy"] for h in want.progress.history], rtol=0,
-      atol=1.001 / len(data.y_val))
+    [h["val_accuracy"] for h in got.progress.history],
+    [h["val_accuracy"] for h in want.progress.history],
+    rtol=0,
+    atol=1.001 / len(data.y_val),
+  )
   smoothed = epoch_lib.make_hparams(label_smoothing=0.1)
   with pytest.raises(LinearJaxError, match="no label smoothing"):
-    loop.fit(config, smoothed, data, log=False,
-                epoch_fn=cpu_epoch.fused_epoch(config))
+    loop.fit(
+      config, smoothed, data, log=False, epoch_fn=cpu_epoch.fused_epoch(config)
+    )
 
 
 def test_refuses_what_it_does_not_train():
-  with pytest.raises(LinearJaxError, match="softmax with l2/none and "
-                     "momentum, got svm/l2/momentum"):
+  with pytest.raises(
+    LinearJaxError,
+    match="softmax with l2/none and momentum, got svm/l2/momentum",
+  ):
     cpu_epoch.fused_epoch(epoch_lib.TrainConfig(loss="svm"))
   assert not cpu_epoch.supports(epoch_lib.TrainConfig(optimizer="adam"))
-  config = epoch_lib.TrainConfig(loss="softmax", optimizer="momentum",
-                                batch_size=64)
-  raw = epoch_lib.DeviceData.put(np.zeros((N, D), np.uint8), np.zeros(N),
-                                np.zeros((10, D), np.uint8), np.zeros(10),
-                                shift=np.zeros(D))
+  config = epoch_lib.TrainConfig(
+    loss="softmax", optimizer="momentum", batch_size=64
+  )
+  raw = epoch_lib.DeviceData.put(
+    np.zeros((N, D), np.uint8),
+    np.zeros(N),
+    np.zeros((10, D), np.uint8),
+    np.zeros(10),
+    shift=np.zeros(D),
+  )
   hparams = epoch_lib.make_hparams()
   state = epoch_lib.init_state(config, hparams, 0, D, C, N)
   with pytest.raises(LinearJaxError, match="preprocessed float32 rows"):

@@ -15,7 +15,11 @@ WANT = lambda name: name.endswith((".png", ".jpg"))
 def add(tar, name, *, type_=tarfile.REGTYPE, data=b"", linkname="", mtime=0):
   info = tarfile.TarInfo(name)
   info.type, info.size, info.linkname, info.mtime = (
-      type_, len(data), linkname, mtime)
+    type_,
+    len(data),
+    linkname,
+    mtime,
+  )
   tar.addfile(info, io.BytesIO(data) if data else None)
 
 
@@ -27,12 +31,19 @@ def members(tar, long_name=True):
   add(tar, "top/train/cat/empty.jpg")
   add(tar, "top/notes.txt", data=b"not wanted")
   add(tar, "top/train/cat/link.png", type_=tarfile.SYMTYPE, linkname="a.png")
-  add(tar, "top/train/cat/hard.png", type_=tarfile.LNKTYPE,
-      linkname="top/train/cat/a.png")
+  add(
+    tar,
+    "top/train/cat/hard.png",
+    type_=tarfile.LNKTYPE,
+    linkname="top/train/cat/a.png",
+  )
   add(tar, "top/fifo", type_=tarfile.FIFOTYPE)
   if long_name:  # ustar splits it into prefix + name; GNU needs an L header
-    add(tar, "top/train/dog/" + "d" * 90 + "/" + "n" * 60 + ".png",
-        data=b"long name")
+    add(
+      tar,
+      "top/train/dog/" + "d" * 90 + "/" + "n" * 60 + ".png",
+      data=b"long name",
+    )
   add(tar, "top/train/dog/caf\u00e9.png", data=b"utf-8 name")
 
 
@@ -49,22 +60,28 @@ def reference(path):
   return archive._read_tarfile(path, WANT)
 
 
-@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT],
-                         ids=["gnu", "ustar"])
-def test_fast_reader_equals_tarfile_on_plain_archives(tmp_path, fmt,
-                                                      monkeypatch):
+@pytest.mark.parametrize(
+  "fmt", [tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT], ids=["gnu", "ustar"]
+)
+def test_fast_reader_equals_tarfile_on_plain_archives(
+  tmp_path, fmt, monkeypatch
+):
   path = write(tmp_path / "a.tar.gz", fmt)
   expected = reference(path)
-  assert ("top/train/cat/a.png", "file",
-          b"\x89PNG" + bytes(range(256)) * 3) in expected
+  assert (
+    "top/train/cat/a.png",
+    "file",
+    b"\x89PNG" + bytes(range(256)) * 3,
+  ) in expected
   assert ("top/notes.txt", "file", None) in expected
   assert {kind for _, kind, _ in expected} == {"file", "dir", "other"}
   monkeypatch.setattr(archive, "_read_tarfile", None)  # must not be needed
   assert archive.read_members(path, WANT) == expected
 
 
-@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT],
-                         ids=["pax", "gnu-long-name"])
+@pytest.mark.parametrize(
+  "fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT], ids=["pax", "gnu-long-name"]
+)
 def test_pax_and_long_name_headers_go_to_tarfile(tmp_path, fmt):
   path = write(tmp_path / "a.tar.gz", fmt, long_name=True)
   with pytest.raises(archive._Irregular):
@@ -104,14 +121,17 @@ def outcome(read):
 @pytest.mark.parametrize("cut", [100, 600, 1500, 2000])
 def test_truncated_archive_reads_as_tarfile_reads_it(tmp_path, cut):
   buffer = io.BytesIO()
-  with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+  with tarfile.open(
+    fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT
+  ) as tar:
     members(tar)
   path = tmp_path / "cut.tar.gz"
   path.write_bytes(gzip.compress(buffer.getvalue()[:cut]))
   with pytest.raises(archive._Irregular, match="truncated"):
     archive._read_fast(path, WANT)
   assert outcome(lambda: archive.read_members(path, WANT)) == outcome(
-      lambda: reference(path))
+    lambda: reference(path)
+  )
 
 
 def test_directory_header_with_data_goes_to_tarfile(tmp_path):

@@ -35,14 +35,22 @@ def test_literal_pattern_name():
   assert "is a pattern" in error_of(data.load_dataset, "tfds:NAME")
 
 
-@pytest.mark.parametrize("bad, split", [(np.nan, "train"), (np.inf, "test"),
-                                        (-np.inf, "validation")])
+@pytest.mark.parametrize(
+  "bad, split", [(np.nan, "train"), (np.inf, "test"), (-np.inf, "validation")]
+)
 def test_nan_or_inf_features_name_the_split(bad, split):
   x = {s: np.ones((10, 3)) for s in ("train", "test", "validation")}
   x[split][4, 1] = bad
   y = np.arange(10) % 2
-  message = error_of(data.from_arrays, x["train"], y, x["test"], y,
-                     x_val=x["validation"], y_val=y)
+  message = error_of(
+    data.from_arrays,
+    x["train"],
+    y,
+    x["test"],
+    y,
+    x_val=x["validation"],
+    y_val=y,
+  )
   assert f"x_{split} holds 1 NaN/Inf values" in message
   assert "example 4" in message
 
@@ -52,35 +60,46 @@ def test_non_numeric_features():
   assert "must be numeric" in error_of(data.from_arrays, x, np.zeros(4, int))
 
 
-@pytest.mark.parametrize("size, expected", [
-    (2000, "must leave at least one"), (-1, "must leave at least one"),
-    (1.5, "must lie in (0, 1)"), ("10", "must be an int or a fraction"),
-    (True, "must be an int or a fraction")])
+@pytest.mark.parametrize(
+  "size, expected",
+  [
+    (2000, "must leave at least one"),
+    (-1, "must leave at least one"),
+    (1.5, "must lie in (0, 1)"),
+    ("10", "must be an int or a fraction"),
+    (True, "must be an int or a fraction"),
+  ],
+)
 def test_bad_validation_size(size, expected):
-  assert expected in error_of(data.load_dataset, "hard_ring",
-                              validation_size=size)
+  assert expected in error_of(
+    data.load_dataset, "hard_ring", validation_size=size
+  )
 
 
 @pytest.mark.parametrize("max_train", [0, -5, 2.5])
 def test_bad_max_train(max_train):
-  assert "max_train" in error_of(data.load_dataset, "blobs",
-                                 max_train=max_train)
+  assert "max_train" in error_of(
+    data.load_dataset, "blobs", max_train=max_train
+  )
 
 
 def test_labels_out_of_range_or_mismatched():
   x = np.zeros((4, 2))
-  message = error_of(data.from_arrays, x, np.array([0, 1, 2, 3]),
-                     class_names=("a", "b"))
+  message = error_of(
+    data.from_arrays, x, np.array([0, 1, 2, 3]), class_names=("a", "b")
+  )
   assert "y_train must lie in [0, 2)" in message
-  assert "one label per example" in error_of(data.from_arrays, x,
-                                             np.array([0, 1]))
+  assert "one label per example" in error_of(
+    data.from_arrays, x, np.array([0, 1])
+  )
   assert "integer labels" in error_of(data.from_arrays, x, np.zeros(4))
 
 
 def test_own_validation_split_and_validation_size_conflict():
   x, y = np.zeros((5, 2)), np.arange(5) % 2
-  message = error_of(data.from_arrays, x, y, x, y, x_val=x, y_val=y,
-                     validation_size=2)
+  message = error_of(
+    data.from_arrays, x, y, x, y, x_val=x, y_val=y, validation_size=2
+  )
   assert "has its own validation split" in message
 
 
@@ -99,8 +118,9 @@ def test_cifar10_jpeg_pointing_nowhere(monkeypatch, tmp_path):
   assert "use the tfds dataset 'cifar10'" in message
 
 
-def test_cifar10_jpeg_is_not_searched_for_near_the_repository(monkeypatch,
-                                                             tmp_path):
+def test_cifar10_jpeg_is_not_searched_for_near_the_repository(
+  monkeypatch, tmp_path
+):
   """Neither the working directory's nor the repository's ../shared counts."""
   monkeypatch.delenv("LINEAR_JAX_CIFAR10_JPEG", raising=False)
   shared = tmp_path / "work" / "shared" / "data"
@@ -108,5 +128,6 @@ def test_cifar10_jpeg_is_not_searched_for_near_the_repository(monkeypatch,
   (shared / "cifar10-jpeg.tar.gz").write_bytes(b"")
   (tmp_path / "work" / "repo").mkdir()
   monkeypatch.chdir(tmp_path / "work" / "repo")
-  assert "set LINEAR_JAX_CIFAR10_JPEG" in error_of(data.load_dataset,
-                                                   "cifar10_jpeg")
+  assert "set LINEAR_JAX_CIFAR10_JPEG" in error_of(
+    data.load_dataset, "cifar10_jpeg"
+  )

@@ -27,7 +27,8 @@ def write_pngs(root, n=4):
       (root / split / name).mkdir(parents=True)
       for i in range(n):
         Image.fromarray(rng.integers(0, 256, (4, 3, 3)).astype(np.uint8)).save(
-            root / split / name / f"{i:02d}.png")
+          root / split / name / f"{i:02d}.png"
+        )
   return root
 
 
@@ -60,16 +61,18 @@ def reorder_class_names(entry):
 
 
 CORRUPTIONS = {
-    "same-size byte edit": flip_last_byte,
-    "inverted labels": lambda e: rewrite_array(e, "y_train", lambda y: 2 - y),
-    "reordered class names": reorder_class_names,
-    "float64 x_train": lambda e: rewrite_array(
-        e, "x_train", lambda x: x.astype(np.float64)),
-    "zero-byte y_test": lambda e: (e / "y_test.npy").write_bytes(b""),
-    "missing x_test": lambda e: (e / "x_test.npy").unlink(),
-    "meta.json not JSON": lambda e: (e / "meta.json").write_text("{"),
-    "label out of range": lambda e: rewrite_array(
-        e, "y_test", lambda y: np.where(np.arange(len(y)) == 0, 7, y)),
+  "same-size byte edit": flip_last_byte,
+  "inverted labels": lambda e: rewrite_array(e, "y_train", lambda y: 2 - y),
+  "reordered class names": reorder_class_names,
+  "float64 x_train": lambda e: rewrite_array(
+    e, "x_train", lambda x: x.astype(np.float64)
+  ),
+  "zero-byte y_test": lambda e: (e / "y_test.npy").write_bytes(b""),
+  "missing x_test": lambda e: (e / "x_test.npy").unlink(),
+  "meta.json not JSON": lambda e: (e / "meta.json").write_text("{"),
+  "label out of range": lambda e: rewrite_array(
+    e, "y_test", lambda y: np.where(np.arange(len(y)) == 0, 7, y)
+  ),
 }
 
 
@@ -79,8 +82,9 @@ def test_damaged_entry_is_rebuilt_with_one_warning(loaded, corrupt, caplog):
   corrupt(entry)
   with caplog.at_level(logging.WARNING):
     again = folder_source.load_folder(root)
-  warnings = [r.getMessage() for r in caplog.records
-              if r.levelno >= logging.WARNING]
+  warnings = [
+    r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+  ]
   assert len(warnings) == 1 and "\n" not in warnings[0]
   assert f"cache entry {entry} is damaged" in warnings[0]
   assert warnings[0].endswith("rebuilding it")
@@ -96,7 +100,8 @@ def test_damaged_entry_is_rebuilt_with_one_warning(loaded, corrupt, caplog):
 
 
 def test_entry_with_consistent_digests_but_labels_out_of_range_is_rebuilt(
-    loaded, caplog, monkeypatch):
+  loaded, caplog, monkeypatch
+):
   """Even an entry whose digests match is not trusted with labels outside
   [0, C): it is rebuilt, never reported to the user as their labels."""
   root, entry, first = loaded
@@ -107,8 +112,9 @@ def test_entry_with_consistent_digests_but_labels_out_of_range_is_rebuilt(
   cache.save_entry(entry, arrays, meta)
   with caplog.at_level(logging.WARNING):
     ds = data.load_dataset(f"folder:{root}", validation_size=1)
-  (warning,) = [r.getMessage() for r in caplog.records
-                if r.levelno >= logging.WARNING]
+  (warning,) = [
+    r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+  ]
   assert "labels of split train leave [0, 3)" in warning
   assert ds.y_train.max() < 3
 
@@ -119,47 +125,65 @@ def test_meta_records_shape_dtype_and_digest_of_every_array(loaded):
   assert sorted(meta["arrays"]) == ["x_test", "x_train", "y_test", "y_train"]
   x = np.load(entry / "x_train.npy")
   assert meta["arrays"]["x_train"] == {
-      "shape": [12, 4, 3, 3], "dtype": "|u1",
-      "digest": cache.array_digest(x)}
+    "shape": [12, 4, 3, 3],
+    "dtype": "|u1",
+    "digest": cache.array_digest(x),
+  }
   assert cache.array_digest(x) != cache.array_digest(x[::-1])
 
 
 def test_meta_is_written_last_and_an_entry_without_it_is_ignored(
-    loaded, monkeypatch):
+  loaded, monkeypatch
+):
   root, entry, _ = loaded
   (entry / "meta.json").unlink()
   calls = []
   original = decode.decode_image
-  monkeypatch.setattr(decode, "decode_image",
-                      lambda *a: calls.append(a) or original(*a))
+  monkeypatch.setattr(
+    decode, "decode_image", lambda *a: calls.append(a) or original(*a)
+  )
   folder_source.load_folder(root)
   assert calls and (entry / "meta.json").is_file()
 
   order = []
   real_write = cache.io.atomic_write
-  monkeypatch.setattr(cache.io, "atomic_write",
-                      lambda path, d: order.append(os.path.basename(path)) or
-                      real_write(path, d))
+  monkeypatch.setattr(
+    cache.io,
+    "atomic_write",
+    lambda path, d: order.append(os.path.basename(path)) or real_write(path, d),
+  )
   (entry / "meta.json").unlink()
   folder_source.load_folder(root)
   assert order[-1] == "meta.json" and len(order) == 5
 
 
-def test_cache_files_follow_the_umask_and_leave_no_temporaries(tmp_path,
-                                                               monkeypatch):
+def test_cache_files_follow_the_umask_and_leave_no_temporaries(
+  tmp_path, monkeypatch
+):
   monkeypatch.setenv("LINEAR_JAX_CACHE", str(tmp_path / "cache"))
   root = write_pngs(tmp_path / "images", n=2)
   # linear_jax.io reads the umask once, at import: a process started under
   # umask 027 fills the cache.
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  code = ("from linear_jax.data import folder_source; "
-          f"folder_source.load_folder({str(root)!r})")
-  subprocess.run(["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable,
-                  code], check=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+  code = (
+    "from linear_jax.data import folder_source; "
+    f"folder_source.load_folder({str(root)!r})"
+  )
+  subprocess.run(
+    ["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable, code],
+    check=True,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
   (entry,) = (tmp_path / "cache").iterdir()
   names = sorted(os.listdir(entry))
-  assert names == ["meta.json", "x_test.npy", "x_train.npy", "y_test.npy",
-                   "y_train.npy"]
+  assert names == [
+    "meta.json",
+    "x_test.npy",
+    "x_train.npy",
+    "y_test.npy",
+    "y_train.npy",
+  ]
   for name in names:
     assert stat.S_IMODE(os.stat(entry / name).st_mode) == 0o640

@@ -31,13 +31,13 @@ def textured(shape, seed):
 
 
 JPEG_CASES = [  # (shape, save options)
-    ((32, 32, 3), {"quality": 90, "subsampling": 2}),        # 4:2:0
-    ((33, 17, 3), {"quality": 75, "subsampling": 1}),        # 4:2:2, odd size
-    ((7, 5, 3), {"quality": 95, "subsampling": 0}),          # 4:4:4, tiny
-    ((64, 48, 3), {"quality": 60, "progressive": True}),
-    ((31, 45, 3), {"quality": 100, "subsampling": 2, "optimize": True}),
-    ((32, 32), {"quality": 90}),                             # grayscale
-    ((21, 9), {"quality": 50, "progressive": True}),         # grayscale
+  ((32, 32, 3), {"quality": 90, "subsampling": 2}),  # 4:2:0
+  ((33, 17, 3), {"quality": 75, "subsampling": 1}),  # 4:2:2, odd size
+  ((7, 5, 3), {"quality": 95, "subsampling": 0}),  # 4:4:4, tiny
+  ((64, 48, 3), {"quality": 60, "progressive": True}),
+  ((31, 45, 3), {"quality": 100, "subsampling": 2, "optimize": True}),
+  ((32, 32), {"quality": 90}),  # grayscale
+  ((21, 9), {"quality": 50, "progressive": True}),  # grayscale
 ]
 
 
@@ -65,18 +65,20 @@ def test_png_named_jpg_and_jpeg_named_png_decode():
   buffer = io.BytesIO()
   Image.fromarray(pixels).save(buffer, "PNG")
   np.testing.assert_array_equal(
-      decode.decode_image(buffer.getvalue(), "really_a_png.jpg"), pixels)
+    decode.decode_image(buffer.getvalue(), "really_a_png.jpg"), pixels
+  )
   data = jpeg_bytes(pixels, quality=90)
   np.testing.assert_array_equal(
-      decode.decode_image(data, "really_a_jpeg.png"),
-      np.asarray(Image.open(io.BytesIO(data))))
+    decode.decode_image(data, "really_a_jpeg.png"),
+    np.asarray(Image.open(io.BytesIO(data))),
+  )
 
 
 def test_truncated_jpeg_is_an_error_naming_the_file():
   data = jpeg_bytes(textured((32, 32, 3), seed=3), quality=90)
-  assert decode.decode_jpeg_fast(data[:len(data) // 2]) is None
+  assert decode.decode_jpeg_fast(data[: len(data) // 2]) is None
   with pytest.raises(LinearJaxError) as e:
-    decode.decode_image(data[:len(data) // 2], "train/cat/cut.jpg")
+    decode.decode_image(data[: len(data) // 2], "train/cat/cut.jpg")
   assert "cannot decode image train/cat/cut.jpg" in str(e.value)
   assert "\n" not in str(e.value)
 
@@ -95,15 +97,25 @@ def test_progress_lines_count_and_rate(monkeypatch, caplog):
   images = [textured((8, 8, 3), seed=i) for i in range(10)]
   sources = [jpeg_bytes(a, quality=90) for a in images]
   with caplog.at_level(logging.INFO):
-    out = decode.decode_images(sources, [f"{i}.jpg" for i in range(10)],
-                               (8, 8, 3), description="decoding 10 images")
+    out = decode.decode_images(
+      sources,
+      [f"{i}.jpg" for i in range(10)],
+      (8, 8, 3),
+      description="decoding 10 images",
+    )
   assert out.shape == (10, 8, 8, 3)
-  lines = [r.getMessage() for r in caplog.records
-           if r.getMessage().startswith("decoding 10 images")]
-  counts = [line.removeprefix("decoding 10 images ").split(" ")[0]
-            for line in lines]
+  lines = [
+    r.getMessage()
+    for r in caplog.records
+    if r.getMessage().startswith("decoding 10 images")
+  ]
+  counts = [
+    line.removeprefix("decoding 10 images ").split(" ")[0] for line in lines
+  ]
   assert counts == ["4/10", "8/10", "10/10"]
-  rate = float(lines[-1].split("  ")[1].removesuffix(" images/s").replace(",", ""))
+  rate = float(
+    lines[-1].split("  ")[1].removesuffix(" images/s").replace(",", "")
+  )
   assert rate > 0 and "ETA" in lines[-1]
 
 
@@ -112,8 +124,11 @@ def test_fast_path_equals_pil_on_the_shared_test_split(cifar10_jpeg_archive):
   checked = 0
   with tarfile.open(cifar10_jpeg_archive, "r:gz") as tar:
     for member in tar:
-      if member.isfile() and "/test/" in f"/{member.name}" and (
-          member.name.endswith(".jpg")):
+      if (
+        member.isfile()
+        and "/test/" in f"/{member.name}"
+        and (member.name.endswith(".jpg"))
+      ):
         data = tar.extractfile(member).read()
         fast = decode.decode_jpeg_fast(data)
         assert fast is not None, member.name

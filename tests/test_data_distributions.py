@@ -27,8 +27,9 @@ def test_two_gaussians_monte_carlo_matches_phi(norm):
 
 def test_normal_cdf_known_values():
   assert distributions.normal_cdf(0.0) == 0.5
-  assert distributions.normal_cdf(-1.0) == pytest.approx(0.15865525393145707,
-                                                         rel=1e-14)
+  assert distributions.normal_cdf(-1.0) == pytest.approx(
+    0.15865525393145707, rel=1e-14
+  )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -44,7 +45,8 @@ def test_bayes_classifier_error_matches_bayes_risk(name):
   closed = dist.bayes_risk_closed_form
   if closed is not None:
     assert abs(wrong.mean() - closed) <= 3 * math.sqrt(
-        closed * (1 - closed) / len(wrong))
+      closed * (1 - closed) / len(wrong)
+    )
 
 
 def test_closed_forms_with_label_noise():
@@ -52,11 +54,14 @@ def test_closed_forms_with_label_noise():
   noisy = distributions.noisy_gaussians(separation=norm, label_noise=eta)
   phi = distributions.normal_cdf(-norm)
   assert noisy.bayes_risk_closed_form == pytest.approx(
-      eta + (1 - 2 * eta) * phi, rel=1e-12)
+    eta + (1 - 2 * eta) * phi, rel=1e-12
+  )
   assert distributions.parity(label_noise=eta).bayes_risk_closed_form == (
-      pytest.approx(eta, rel=1e-12))
+    pytest.approx(eta, rel=1e-12)
+  )
   assert distributions.ring(label_noise=eta).bayes_risk_closed_form == (
-      pytest.approx(eta, rel=1e-12))
+    pytest.approx(eta, rel=1e-12)
+  )
   assert distributions.modes().bayes_risk_closed_form is None
   mc = distributions.modes().bayes_risk(200_000, seed=3)
   assert mc.method.startswith("monte carlo") and 0 < mc.value < 0.01
@@ -87,9 +92,11 @@ def test_samples_are_seeded_and_balanced():
 
 
 def test_embedded_hard_cases_are_samples_of_the_distributions():
-  for make, dist, seed in ((embedded.hard_parity, distributions.parity(), 1),
-                           (embedded.hard_ring, distributions.ring(), 2),
-                           (embedded.hard_modes, distributions.modes(), 3)):
+  for make, dist, seed in (
+    (embedded.hard_parity, distributions.parity(), 1),
+    (embedded.hard_ring, distributions.ring(), 2),
+    (embedded.hard_modes, distributions.modes(), 3),
+  ):
     x, y = make().splits["train"]
     x2, y2 = dist.sample(embedded.NUM_POINTS, seed)
     np.testing.assert_array_equal(x, x2)

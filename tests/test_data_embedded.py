@@ -25,6 +25,7 @@ def fit_softmax(ds, steps=500, learning_rate=0.1):
       params, state = carry
       updates, state = opt.update(grad(params), state)
       return optax.apply_updates(params, updates), state
+
     return jax.lax.fori_loop(0, steps, step, (params, opt.init(params)))[0]
 
   params = fit(lj.init_params(ds.num_features, ds.num_classes))
@@ -53,7 +54,10 @@ def test_blobs_are_linearly_separable():
 def test_point_set_sizes(name):
   ds = data.load_dataset(name)
   assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == (
-      (1600, 2), (400, 2), (500, 2))
+    (1600, 2),
+    (400, 2),
+    (500, 2),
+  )
   assert ds.image_shape is None and ds.num_features == 2
   assert ds.num_classes == (4 if name == "blobs" else 2)
   counts = np.bincount(np.concatenate([ds.y_train, ds.y_val, ds.y_test]))
@@ -82,8 +86,10 @@ def test_embedded_points_do_not_depend_on_seed():
   b = data.load_dataset("hard_ring", seed=1, subtract_mean=False)
   np.testing.assert_array_equal(a.x_test, b.x_test)
   assert not np.array_equal(a.x_val, b.x_val)
-  np.testing.assert_array_equal(np.sort(np.concatenate([a.x_train, a.x_val]), 0),
-                                np.sort(np.concatenate([b.x_train, b.x_val]), 0))
+  np.testing.assert_array_equal(
+    np.sort(np.concatenate([a.x_train, a.x_val]), 0),
+    np.sort(np.concatenate([b.x_train, b.x_val]), 0),
+  )
 
 
 def test_digits():
@@ -99,11 +105,20 @@ def test_digits():
 def test_list_datasets_and_table():
   rows = data.list_datasets()
   names = [r["name"] for r in rows]
-  for name in ("cifar10", "cifar10_jpeg", "mnist", "fashion_mnist", "digits",
-               *POINT_SETS, "folder:PATH", "tfds:NAME"):
+  for name in (
+    "cifar10",
+    "cifar10_jpeg",
+    "mnist",
+    "fashion_mnist",
+    "digits",
+    *POINT_SETS,
+    "folder:PATH",
+    "tfds:NAME",
+  ):
     assert name in names
-  assert all(set(r) == {"name", "source", "sizes", "shape", "purpose"}
-             for r in rows)
+  assert all(
+    set(r) == {"name", "source", "sizes", "shape", "purpose"} for r in rows
+  )
   table = data.format_dataset_table().splitlines()
   assert len(table) == len(rows) + 1 and table[0].startswith("NAME")
   digits_row = next(line for line in table if line.startswith("digits "))

@@ -24,7 +24,9 @@ SHAPE = (6, 5, 3)
 
 def pixels(split, label, i):
   """A distinct, smooth RGB image ``[6, 5, 3]`` per file (JPEG keeps it close)."""
-  seed = {"train": 0, "test": 1, "validation": 2}[split] * 1000 + label * 100 + i
+  seed = (
+    {"train": 0, "test": 1, "validation": 2}[split] * 1000 + label * 100 + i
+  )
   colour = np.random.default_rng(seed).integers(0, 200, size=3)
   ramp = np.add.outer(np.arange(SHAPE[0]), np.arange(SHAPE[1]))[..., None]
   return (colour + 4 * ramp).astype(np.uint8)
@@ -38,8 +40,9 @@ def write_folder(root, splits=(("train", 4), ("test", 2)), classes=CLASSES):
       folder.mkdir(parents=True, exist_ok=True)
       for i in range(n):
         suffix = "png" if i % 2 == 0 else "jpg"
-        Image.fromarray(pixels(split, label, i)).save(folder / f"{i:02d}.{suffix}",
-                                                    quality=95)
+        Image.fromarray(pixels(split, label, i)).save(
+          folder / f"{i:02d}.{suffix}", quality=95
+        )
   return root
 
 
@@ -72,14 +75,18 @@ def test_folder_decodes_png_exactly_and_jpeg_closely(tmp_path, cache_dir):
       assert diff.mean() < 3 and diff.max() < 20
   assert raw.splits["test"][0].shape == (6,) + SHAPE
   assert set(os.listdir(cache_dir)) and all(
-      n.startswith("folder-images-") for n in os.listdir(cache_dir))
+    n.startswith("folder-images-") for n in os.listdir(cache_dir)
+  )
 
 
 def test_load_dataset_on_folder(tmp_path, cache_dir):
   root = write_folder(tmp_path / "images", splits=(("train", 10), ("test", 2)))
   ds = data.load_dataset(f"folder:{root}", validation_size=6, seed=0)
   assert (ds.x_train.shape, ds.x_val.shape, ds.x_test.shape) == (
-      (24, 90), (6, 90), (6, 90))
+    (24, 90),
+    (6, 90),
+    (6, 90),
+  )
   assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
   assert ds.num_classes == 3 and ds.class_names == CLASSES
   assert ds.image_shape == SHAPE and ds.name == f"folder:{root}"
@@ -92,7 +99,8 @@ def test_grayscale_and_validation_folder(tmp_path, cache_dir):
     for name in ("a", "b"):
       (root / split / name).mkdir(parents=True)
       Image.fromarray(np.full((3, 3), 7 if name == "a" else 9, np.uint8)).save(
-          root / split / name / "x.png")
+        root / split / name / "x.png"
+      )
   raw = folder_source.load_folder(root)
   assert set(raw.splits) == {"train", "validation", "test"}
   assert raw.image_shape == (3, 3, 1)
@@ -125,20 +133,23 @@ def test_second_load_reads_the_cache(tmp_path, cache_dir, monkeypatch):
   monkeypatch.setattr(decode, "decode_image", no_decoding)
   for path, raw in first.items():
     again = folder_source.load_folder(path)
-    np.testing.assert_array_equal(again.splits["train"][0],
-                                  raw.splits["train"][0])
+    np.testing.assert_array_equal(
+      again.splits["train"][0], raw.splits["train"][0]
+    )
     assert again.class_names == CLASSES
 
 
-def test_cache_is_invalidated_when_a_file_is_added(tmp_path, cache_dir,
-                                                    monkeypatch):
+def test_cache_is_invalidated_when_a_file_is_added(
+  tmp_path, cache_dir, monkeypatch
+):
   root = write_folder(tmp_path / "images")
   assert len(folder_source.load_folder(root).splits["train"][1]) == 12
   Image.fromarray(pixels("train", 1, 99)).save(root / "train/dog/99.png")
   calls = []
   original = decode.decode_image
-  monkeypatch.setattr(decode, "decode_image",
-                      lambda *a: calls.append(a) or original(*a))
+  monkeypatch.setattr(
+    decode, "decode_image", lambda *a: calls.append(a) or original(*a)
+  )
   raw = folder_source.load_folder(root)
   x, y = raw.splits["train"]
   assert len(y) == 13 and np.bincount(y).tolist() == [4, 5, 4]
@@ -198,7 +209,7 @@ def test_corrupt_image_is_named(tmp_path, cache_dir, content):
   root = write_folder(tmp_path / "images")
   good = (root / "train/cat/01.jpg").read_bytes()
   bad = root / "train/dog/bad.jpg"
-  bad.write_bytes(good[:len(good) // 2] if content == "truncated" else content)
+  bad.write_bytes(good[: len(good) // 2] if content == "truncated" else content)
   message = one_line_error(root)
   assert "cannot decode image" in message and "train/dog/bad.jpg" in message
 
@@ -244,22 +255,30 @@ def png_bytes(array):
   return buffer.getvalue()
 
 
-@pytest.mark.parametrize("link_type", [tarfile.SYMTYPE, tarfile.LNKTYPE],
-                         ids=["symlink", "hardlink"])
-def test_link_members_named_like_images_are_skipped(tmp_path, cache_dir,
-                                                    link_type, caplog):
+@pytest.mark.parametrize(
+  "link_type", [tarfile.SYMTYPE, tarfile.LNKTYPE], ids=["symlink", "hardlink"]
+)
+def test_link_members_named_like_images_are_skipped(
+  tmp_path, cache_dir, link_type, caplog
+):
   root = write_folder(tmp_path / "images")
   archive = tmp_path / "links.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:
     tar.add(root, arcname="mini")
-    add_member(tar, "mini/train/cat/evil.png", type_=link_type,
-               linkname="mini/train/cat/00.png" if link_type == tarfile.LNKTYPE
-               else "/etc/passwd")
+    add_member(
+      tar,
+      "mini/train/cat/evil.png",
+      type_=link_type,
+      linkname="mini/train/cat/00.png"
+      if link_type == tarfile.LNKTYPE
+      else "/etc/passwd",
+    )
   with caplog.at_level(logging.WARNING):
     raw = folder_source.load_folder(archive)
   assert len(raw.splits["train"][1]) == 12  # the link is not an image
-  (warning,) = [r.getMessage() for r in caplog.records
-                if r.levelno >= logging.WARNING]
+  (warning,) = [
+    r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+  ]
   assert "skipped 1 members" in warning
   assert "mini/train/cat/evil.png" in warning
 
@@ -278,14 +297,17 @@ def test_absolute_and_dotdot_members_are_skipped(tmp_path, cache_dir):
   assert len(raw.splits["train"][1]) == 10
 
 
-def test_archive_whose_only_image_has_an_absolute_name_is_refused(tmp_path,
-                                                                  cache_dir):
+def test_archive_whose_only_image_has_an_absolute_name_is_refused(
+  tmp_path, cache_dir
+):
   archive = tmp_path / "abs.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:
     add_member(tar, "/abs/train/a/x.png", data=png_bytes(pixels("train", 0, 0)))
   message = one_line_error(archive)
-  assert "holds only links, special files or members with an absolute" in (
-      message) and "(first: /abs/train/a/x.png)" in message
+  assert (
+    "holds only links, special files or members with an absolute" in (message)
+    and "(first: /abs/train/a/x.png)" in message
+  )
 
 
 def test_single_class_is_refused(tmp_path, cache_dir):
@@ -295,16 +317,19 @@ def test_single_class_is_refused(tmp_path, cache_dir):
 
 
 def test_too_few_images_for_a_test_split_are_refused(tmp_path, cache_dir):
-  root = write_folder(tmp_path / "images", splits=(("train", 1),),
-                      classes=("cat", "dog"))
+  root = write_folder(
+    tmp_path / "images", splits=(("train", 1),), classes=("cat", "dog")
+  )
   message = one_line_error(root, validation_size=0)
   assert "empty test split" in message
 
 
-def test_too_few_images_for_a_validation_split_are_refused(tmp_path,
-                                                           cache_dir):
-  root = write_folder(tmp_path / "images", splits=(("train", 1), ("test", 1)),
-                      classes=("cat", "dog"))
+def test_too_few_images_for_a_validation_split_are_refused(tmp_path, cache_dir):
+  root = write_folder(
+    tmp_path / "images",
+    splits=(("train", 1), ("test", 1)),
+    classes=("cat", "dog"),
+  )
   message = one_line_error(root)
   assert "too few to carve a validation split" in message
   assert "validation_size=0" in message
@@ -316,15 +341,29 @@ def test_degenerate_archive_fails_the_binary_in_one_line(tmp_path):
   archive = tmp_path / "abs.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:
     add_member(tar, "/abs/train/a/x.png", data=png_bytes(pixels("train", 0, 0)))
-  env = dict(os.environ, LINEAR_JAX_CACHE=str(tmp_path / "cache"),
-             JAX_PLATFORMS="cpu")
+  env = dict(
+    os.environ, LINEAR_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu"
+  )
   result = subprocess.run(
-      [sys.executable, "-m", "experiments.train", f"--dataset=folder:{archive}",
-       "--epochs=1", f"--workdir={tmp_path / 'run'}"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      "-m",
+      "experiments.train",
+      f"--dataset=folder:{archive}",
+      "--epochs=1",
+      f"--workdir={tmp_path / 'run'}",
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
-  assert lines[0].startswith("error: archive ") and "/abs/train/a/x.png" in (
-      lines[0])
+  assert (
+    lines[0].startswith("error: archive ")
+    and "/abs/train/a/x.png" in (lines[0])
+  )
   assert not (tmp_path / "run" / "summary.json").exists()

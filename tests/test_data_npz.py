@@ -34,8 +34,9 @@ def save(tmp_path, name="d.npz", **arrays):
   return f"npz:{path}"
 
 
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64,
-                                   np.uint8])
+@pytest.mark.parametrize(
+  "dtype", [np.float16, np.float32, np.float64, np.uint8]
+)
 def test_x_y_is_split_like_other_sources(tmp_path, dtype):
   x, y = blobs(500, 7, [3, 5, 9], dtype=dtype)
   ds = load_dataset(save(tmp_path, x=x, y=y), seed=4, subtract_mean=False)
@@ -61,12 +62,15 @@ def test_string_labels_and_own_splits(tmp_path):
   xt, yt = blobs(300, 4, names, seed=1)
   xs, ys = blobs(90, 4, names, seed=2)
   xv, yv = blobs(30, 4, names, seed=3)
-  ds = load_dataset(save(tmp_path, x_train=xt, y_train=yt, x_test=xs,
-                         y_test=ys, x_val=xv, y_val=yv), standardize=True)
+  ds = load_dataset(
+    save(
+      tmp_path, x_train=xt, y_train=yt, x_test=xs, y_test=ys, x_val=xv, y_val=yv
+    ),
+    standardize=True,
+  )
   assert ds.class_names == ("cat", "dog", "emu")
   assert len(ds.y_train) == 300 and len(ds.y_val) == 30 and len(ds.y_test) == 90
-  np.testing.assert_array_equal(
-      np.array(ds.class_names)[ds.y_test], ys)
+  np.testing.assert_array_equal(np.array(ds.class_names)[ds.y_test], ys)
   # Standardized with train statistics only: train columns have mean 0 and
   # std 1 up to float32 rounding of a 300-term sum (eps32 · sqrt(N) scale).
   tol = 10 * np.finfo(np.float32).eps * np.sqrt(300)
@@ -79,40 +83,88 @@ def test_string_labels_and_own_splits(tmp_path):
 def test_no_validation_key_carves_validation_from_train(tmp_path):
   xt, yt = blobs(200, 3, [0, 1])
   xs, ys = blobs(50, 3, [0, 1], seed=5)
-  ds = load_dataset(save(tmp_path, x_train=xt, y_train=yt, x_test=xs,
-                         y_test=ys), validation_size=25)
+  ds = load_dataset(
+    save(tmp_path, x_train=xt, y_train=yt, x_test=xs, y_test=ys),
+    validation_size=25,
+  )
   assert len(ds.y_val) == 25 and len(ds.y_train) == 175
-  np.testing.assert_allclose(ds.x_test + ds.stats.mean, xs, rtol=1e-6,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    ds.x_test + ds.stats.mean, xs, rtol=1e-6, atol=1e-6
+  )
 
 
-@pytest.mark.parametrize("arrays,words", [
+@pytest.mark.parametrize(
+  "arrays,words",
+  [
     (dict(x=np.ones((4, 2))), "lacks y"),
     (dict(features=np.ones((4, 2)), labels=np.arange(4)), "lacks x, y"),
-    (dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1]), "lacks x_test, y_test"),
-    (dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1],
-          x_test=np.ones((2, 2)), y_test=[0, 1], x_val=np.ones((2, 2))),
-     "lacks y_val"),
+    (
+      dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1]),
+      "lacks x_test, y_test",
+    ),
+    (
+      dict(
+        x_train=np.ones((4, 2)),
+        y_train=[0, 1, 0, 1],
+        x_test=np.ones((2, 2)),
+        y_test=[0, 1],
+        x_val=np.ones((2, 2)),
+      ),
+      "lacks y_val",
+    ),
     (dict(x=np.ones((4, 2)), y=[0, 1, 0]), "4 feature rows but 3 labels"),
     (dict(x=np.ones((4, 2, 2)), y=[0, 1, 0, 1]), "must be 2-D"),
     (dict(x=np.ones(4), y=[0, 1, 0, 1]), "must be 2-D"),
-    (dict(x=np.array([[0.0, 1], [np.nan, 1], [1, 1], [2, 2]]), y=[0, 1, 0, 1]),
-     "NaN/Inf"),
-    (dict(x=np.array([[0.0, 1], [np.inf, 1], [1, 1], [2, 2]]), y=[0, 1, 0, 1]),
-     "NaN/Inf"),
+    (
+      dict(x=np.array([[0.0, 1], [np.nan, 1], [1, 1], [2, 2]]), y=[0, 1, 0, 1]),
+      "NaN/Inf",
+    ),
+    (
+      dict(x=np.array([[0.0, 1], [np.inf, 1], [1, 1], [2, 2]]), y=[0, 1, 0, 1]),
+      "NaN/Inf",
+    ),
     (dict(x=np.ones((4, 2)), y=[7, 7, 7, 7]), "at least 2 classes"),
     (dict(x=np.ones((4, 2)), y=[0.5, 1, 0, 1]), "non-integer float labels"),
     (dict(x=np.ones((4, 2)) + 0j, y=[0, 1, 0, 1]), "dtype complex128"),
     (dict(x=np.zeros((0, 2)), y=np.zeros(0, int)), "no examples"),
-    (dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1],
-          x_test=np.ones((2, 2)), y_test=[0, 2]), "differ from the training"),
-    (dict(x_train=np.ones((4, 2)), y_train=["a", "b", "c", "a"],
-          x_test=np.ones((2, 2)), y_test=["a", "b"]), "train classes absent"),
-    (dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1],
-          x_test=np.ones((2, 3)), y_test=[0, 1]), "different feature counts"),
-    (dict(x_train=np.ones((4, 2)), y_train=[0, 1, 0, 1],
-          x_test=np.ones((2, 2)), y_test=["0", "1"]), "one label type"),
-])
+    (
+      dict(
+        x_train=np.ones((4, 2)),
+        y_train=[0, 1, 0, 1],
+        x_test=np.ones((2, 2)),
+        y_test=[0, 2],
+      ),
+      "differ from the training",
+    ),
+    (
+      dict(
+        x_train=np.ones((4, 2)),
+        y_train=["a", "b", "c", "a"],
+        x_test=np.ones((2, 2)),
+        y_test=["a", "b"],
+      ),
+      "train classes absent",
+    ),
+    (
+      dict(
+        x_train=np.ones((4, 2)),
+        y_train=[0, 1, 0, 1],
+        x_test=np.ones((2, 3)),
+        y_test=[0, 1],
+      ),
+      "different feature counts",
+    ),
+    (
+      dict(
+        x_train=np.ones((4, 2)),
+        y_train=[0, 1, 0, 1],
+        x_test=np.ones((2, 2)),
+        y_test=["0", "1"],
+      ),
+      "one label type",
+    ),
+  ],
+)
 def test_bad_arrays_fail_in_one_line(tmp_path, arrays, words):
   assert words in error_of(save(tmp_path, **arrays))
 
@@ -130,10 +182,12 @@ def test_bad_files(tmp_path):
   assert "object arrays" in error_of(f"npz:{objects}")
   # A header that promises 224 GiB is refused before anything is allocated.
   import zipfile  # pylint: disable=g-import-not-at-top
+
   forged = tmp_path / "forged.npz"
   header = io.BytesIO()
   np.lib.format.write_array_header_1_0(
-      header, {"descr": "<f4", "fortran_order": False, "shape": (60, 10**9)})
+    header, {"descr": "<f4", "fortran_order": False, "shape": (60, 10**9)}
+  )
   with zipfile.ZipFile(forged, "w") as archive:
     archive.writestr("x.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
     buf = io.BytesIO()
@@ -152,28 +206,49 @@ def test_bytes_labels_are_named_like_strings(tmp_path):
 
 def run_module(module, *args, timeout=240):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                        env=env, capture_output=True, text=True,
-                        timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def test_train_binary_on_npz_and_bad_npz(tmp_path):
   x, y = blobs(600, 40, ["a", "b", "c", "d"], seed=7)
   name = save(tmp_path, x=x, y=y)
   workdir = tmp_path / "run"
-  proc = run_module("experiments.train", f"--dataset={name}", "--loss=softmax",
-                    "--epochs=3", "--batch_size=64", "--learning_rate=0.05",
-                    "--standardize", f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train",
+    f"--dataset={name}",
+    "--loss=softmax",
+    "--epochs=3",
+    "--batch_size=64",
+    "--learning_rate=0.05",
+    "--standardize",
+    f"--workdir={workdir}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   files = sorted(p.name for p in workdir.iterdir())
   # Not images and not 2-D points: no templates, no regions plot.
-  assert files == ["checkpoint.npz", "curves.png", "metrics.jsonl",
-                   "summary.json"]
+  assert files == [
+    "checkpoint.npz",
+    "curves.png",
+    "metrics.jsonl",
+    "summary.json",
+  ]
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["test_accuracy"] >= 0.9 and summary["num_features"] == 40
   bad = save(tmp_path, "bad.npz", x=np.ones((5, 2, 2)), y=np.arange(5))
-  proc = run_module("experiments.train", f"--dataset={bad}", "--epochs=1",
-                    f"--workdir={tmp_path / 'bad'}", timeout=120)
+  proc = run_module(
+    "experiments.train",
+    f"--dataset={bad}",
+    "--epochs=1",
+    f"--workdir={tmp_path / 'bad'}",
+    timeout=120,
+  )
   assert proc.returncode == 1
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "must be 2-D" in errors[0], proc.stderr[-1500:]
@@ -185,11 +260,17 @@ def test_train_binary_on_npz_and_bad_npz(tmp_path):
 def test_sweep_binary_on_npz(tmp_path):
   x, y = blobs(400, 10, [0, 1, 2], seed=8)
   name = save(tmp_path, x=x, y=y)
-  proc = run_module("experiments.sweep", f"--dataset={name}",
-                    "--losses=svm,softmax", "--regs=l2",
-                    "--reg_strengths=0,1e-3", "--learning_rates=0.01,0.1",
-                    "--epochs=2", "--batch_size=64",
-                    f"--workdir={tmp_path / 'sweep'}")
+  proc = run_module(
+    "experiments.sweep",
+    f"--dataset={name}",
+    "--losses=svm,softmax",
+    "--regs=l2",
+    "--reg_strengths=0,1e-3",
+    "--learning_rates=0.01,0.1",
+    "--epochs=2",
+    "--batch_size=64",
+    f"--workdir={tmp_path / 'sweep'}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.loads((tmp_path / "sweep" / "sweep_summary.json").read_text())
   assert sorted(summary["best"]) == ["softmax", "svm"]

@@ -32,8 +32,9 @@ def test_train_and_test_files(tmp_path):
   xs[:, -1] = 0
   train = write(tmp_path / "train.txt", xt, yt)
   test = write(tmp_path / "test.txt", xs, ys)
-  ds = load_dataset(f"svmlight:{train},{test}", subtract_mean=False,
-                    validation_size=20)
+  ds = load_dataset(
+    f"svmlight:{train},{test}", subtract_mean=False, validation_size=20
+  )
   assert ds.class_names == ("-1", "1", "4")
   assert ds.num_features == 9 and len(ds.y_test) == 40
   code = {-1: 0, 1: 1, 4: 2}
@@ -65,14 +66,17 @@ def test_dense_matrix_over_budget_is_refused(tmp_path):
   assert raw.splits["train"][0].shape == (50, 8)
 
 
-@pytest.mark.parametrize("text,words", [
+@pytest.mark.parametrize(
+  "text,words",
+  [
     ("1 1:0.5 2:1\n0 1:abc\n", "malformed line"),
     ("1 1:0.5 2:1\nbanana\n", "malformed line"),
     ("1 3:0.5 2:1\n0 1:1\n", "malformed line"),  # indices not increasing
     ("1 1:0.5\n1 2:1\n", "at least 2 classes"),
     ("0.5 1:0.5\n1 2:1\n", "non-integer float labels"),
     ("1 1:nan\n0 2:1\n", "NaN/Inf"),
-])
+  ],
+)
 def test_bad_files_fail_in_one_line(tmp_path, text, words):
   path = tmp_path / "bad.txt"
   path.write_text(text)

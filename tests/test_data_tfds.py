@@ -42,19 +42,30 @@ def without_tensorflow(tmp_path):
   hook = tmp_path / "hook"
   hook.mkdir()
   (hook / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(REPO)]),
-             JAX_PLATFORMS="cpu")
+  env = dict(
+    os.environ,
+    PYTHONPATH=os.pathsep.join([str(hook), str(REPO)]),
+    JAX_PLATFORMS="cpu",
+  )
   return env
 
 
 def run_blocked(env, *args, timeout=300):
-  return subprocess.run([sys.executable, *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def test_importing_the_data_package_does_not_import_tensorflow():
-  code = ("import sys, linear_jax.data; "
-          "assert 'tensorflow' not in sys.modules, 'tf imported eagerly'")
+  code = (
+    "import sys, linear_jax.data; "
+    "assert 'tensorflow' not in sys.modules, 'tf imported eagerly'"
+  )
   subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -67,17 +78,29 @@ def test_the_block_really_blocks(without_tensorflow):
 @pytest.mark.slow
 def test_digits_trains_without_tensorflow(without_tensorflow, tmp_path):
   result = run_blocked(
-      without_tensorflow, "-m", "experiments.train", "--dataset=digits",
-      "--epochs=1", "--plots=false", f"--workdir={tmp_path / 'run'}")
+    without_tensorflow,
+    "-m",
+    "experiments.train",
+    "--dataset=digits",
+    "--epochs=1",
+    "--plots=false",
+    f"--workdir={tmp_path / 'run'}",
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   assert (tmp_path / "run" / "summary.json").is_file()
 
 
-def test_tfds_name_without_tensorflow_names_the_extra(without_tensorflow,
-                                                      tmp_path):
+def test_tfds_name_without_tensorflow_names_the_extra(
+  without_tensorflow, tmp_path
+):
   result = run_blocked(
-      without_tensorflow, "-m", "experiments.train", "--dataset=cifar10",
-      "--epochs=1", f"--workdir={tmp_path / 'run'}")
+    without_tensorflow,
+    "-m",
+    "experiments.train",
+    "--dataset=cifar10",
+    "--epochs=1",
+    f"--workdir={tmp_path / 'run'}",
+  )
   assert result.returncode == 1
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -85,10 +108,13 @@ def test_tfds_name_without_tensorflow_names_the_extra(without_tensorflow,
   assert "'cifar10'" in lines[0]
 
 
-@pytest.mark.parametrize("name, image_shape", [
+@pytest.mark.parametrize(
+  "name, image_shape",
+  [
     ("cifar10", (32, 32, 3)),
     ("mnist", (28, 28, 1)),
-])
+  ],
+)
 def test_mocked_tfds_dataset(tfds, name, image_shape, tmp_path):
   with tfds.testing.mock_data(num_examples=30):
     ds = data.load_dataset(name, data_dir=tmp_path, subtract_mean=False)
@@ -108,28 +134,38 @@ def test_mocked_tfds_dataset(tfds, name, image_shape, tmp_path):
 
 def test_mocked_tfds_prefix_and_options(tfds, tmp_path):
   with tfds.testing.mock_data(num_examples=20):
-    ds = data.load_dataset("tfds:fashion_mnist", data_dir=tmp_path,
-                           validation_size=5, bias_column=True, seed=1)
+    ds = data.load_dataset(
+      "tfds:fashion_mnist",
+      data_dir=tmp_path,
+      validation_size=5,
+      bias_column=True,
+      seed=1,
+    )
   assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (15, 5, 20)
   assert ds.num_features == 28 * 28 + 1 and np.all(ds.x_test[:, -1] == 1)
   assert ds.class_names[0] == "T-shirt/top"
   # float64 mean of centered pixels (|x| ≤ 255): storage rounding ≤ 1.5e-5.
-  np.testing.assert_allclose(ds.x_train[:, :-1].mean(0, dtype=np.float64), 0,
-                             atol=1e-3)
+  np.testing.assert_allclose(
+    ds.x_train[:, :-1].mean(0, dtype=np.float64), 0, atol=1e-3
+  )
 
 
-def test_unprepared_dataset_fails_fast_without_downloading(tfds, tmp_path,
-                                                           monkeypatch):
+def test_unprepared_dataset_fails_fast_without_downloading(
+  tfds, tmp_path, monkeypatch
+):
   def no_download(*args, **kwargs):
     raise AssertionError("download_and_prepare must not be called")
 
-  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
-                      no_download)
+  monkeypatch.setattr(
+    tfds.core.DatasetBuilder, "download_and_prepare", no_download
+  )
   with pytest.raises(LinearJaxError) as e:
     data.load_dataset("cifar10", data_dir=tmp_path / "tfds")
   message = str(e.value)
   assert "\n" not in message and "not prepared" in message
-  assert f"{tmp_path / 'tfds'}" in message and "download_and_prepare()" in message
+  assert (
+    f"{tmp_path / 'tfds'}" in message and "download_and_prepare()" in message
+  )
   assert "folder:PATH" in message
 
 

@@ -19,13 +19,46 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-BAD_NUMBERS = ["-1", "-0.5", "nan", "inf", "-inf", "1e400", "abc", "", "0x",
-               "1,2", "--", "-99999999999999999999", "0"]
-BAD_LISTS = ["", ",", "nan", "1,,2", "-1", "abc", "inf", "1e400",
-             "logspace:1:0:0", "logspace:1e-3:1:-5", "linspace:1:2",
-             "logspace:0:1:3", "svm,", "0,-0.1", "99999999999999999999999"]
-LIST_FLAGS = {"losses", "regs", "reg_strengths", "learning_rates", "margins",
-              "seeds"}
+BAD_NUMBERS = [
+  "-1",
+  "-0.5",
+  "nan",
+  "inf",
+  "-inf",
+  "1e400",
+  "abc",
+  "",
+  "0x",
+  "1,2",
+  "--",
+  "-99999999999999999999",
+  "0",
+]
+BAD_LISTS = [
+  "",
+  ",",
+  "nan",
+  "1,,2",
+  "-1",
+  "abc",
+  "inf",
+  "1e400",
+  "logspace:1:0:0",
+  "logspace:1e-3:1:-5",
+  "linspace:1:2",
+  "logspace:0:1:3",
+  "svm,",
+  "0,-0.1",
+  "99999999999999999999999",
+]
+LIST_FLAGS = {
+  "losses",
+  "regs",
+  "reg_strengths",
+  "learning_rates",
+  "margins",
+  "seeds",
+}
 # Flags that are out of scope here: multi-process plumbing waits for peers.
 SKIP = {"num_processes", "process_id", "coordinator_address"}
 
@@ -66,9 +99,18 @@ DRIVER = textwrap.dedent(r"""
 def drive(binary, cases, timeout=600):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
   proc = subprocess.run(
-      [sys.executable, "-c", DRIVER.replace("{binary}", binary),
-       json.dumps(cases)], cwd=REPO, env=env, capture_output=True, text=True,
-      timeout=timeout)
+    [
+      sys.executable,
+      "-c",
+      DRIVER.replace("{binary}", binary),
+      json.dumps(cases),
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -87,7 +129,8 @@ def fuzz_cases(binary, base, rng, tmp_path, per_flag=2):
       continue
     # Always the classic (-1 / empty), plus random others.
     values = [pool[0] if pool is BAD_NUMBERS else ""] + list(
-        rng.choice(pool[1:], per_flag, replace=False))
+      rng.choice(pool[1:], per_flag, replace=False)
+    )
     for value in values:
       workdir = tmp_path / f"{binary}-{len(cases)}"
       cases.append([*base, f"--workdir={workdir}", f"--{name}={value}"])
@@ -95,12 +138,23 @@ def fuzz_cases(binary, base, rng, tmp_path, per_flag=2):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("binary,base", [
+@pytest.mark.parametrize(
+  "binary,base",
+  [
     ("train", ["--dataset=blobs", "--epochs=1", "--plots=false"]),
-    ("sweep", ["--dataset=blobs", "--epochs=1", "--losses=svm",
-               "--reg_strengths=1e-3", "--learning_rates=0.1",
-               "--plots=false"]),
-])
+    (
+      "sweep",
+      [
+        "--dataset=blobs",
+        "--epochs=1",
+        "--losses=svm",
+        "--reg_strengths=1e-3",
+        "--learning_rates=0.1",
+        "--plots=false",
+      ],
+    ),
+  ],
+)
 def test_bad_flag_values_end_in_one_line_or_success(binary, base, tmp_path):
   rng = np.random.default_rng(12)
   flags, cases = fuzz_cases(binary, base, rng, tmp_path)

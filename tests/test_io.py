@@ -48,20 +48,34 @@ def test_permissions_follow_the_umask(tmp_path):
   mkstemp's own mode)."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  code = (f"from linear_jax import io; io.atomic_write({str(tmp_path / 'a')!r}, "
-          "'x')")
-  subprocess.run(["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable,
-                  code], check=True)
+
+  code = (
+    f"from linear_jax import io; io.atomic_write({str(tmp_path / 'a')!r}, 'x')"
+  )
+  subprocess.run(
+    ["sh", "-c", 'umask 027 && exec "$0" -c "$1"', sys.executable, code],
+    check=True,
+  )
   assert (os.stat(tmp_path / "a").st_mode & 0o777) == 0o640
   io.atomic_write(tmp_path / "b", "x")  # this process: its own umask
   assert (os.stat(tmp_path / "b").st_mode & 0o777) == 0o666 & ~io._read_umask()
 
 
 def test_json_is_strict():
-  text = io.dumps({"a": float("nan"), "b": [np.float32(np.inf), 1.5],
-                   "c": np.arange(2), "d": (1, -math.inf)})
-  assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [0, 1],
-                              "d": [1, None]}
+  text = io.dumps(
+    {
+      "a": float("nan"),
+      "b": [np.float32(np.inf), 1.5],
+      "c": np.arange(2),
+      "d": (1, -math.inf),
+    }
+  )
+  assert json.loads(text) == {
+    "a": None,
+    "b": [None, 1.5],
+    "c": [0, 1],
+    "d": [1, None],
+  }
 
 
 def test_jsonl_append_and_torn_last_line(tmp_path):
@@ -70,8 +84,10 @@ def test_jsonl_append_and_torn_last_line(tmp_path):
   io.append_jsonl(path, {"epoch": 2, "loss": 0.5})
   with open(path, "a") as f:
     f.write('{"epoch": 3, "lo')  # killed mid-write
-  assert io.read_jsonl(path) == [{"epoch": 1, "loss": None},
-                                 {"epoch": 2, "loss": 0.5}]
+  assert io.read_jsonl(path) == [
+    {"epoch": 1, "loss": None},
+    {"epoch": 2, "loss": 0.5},
+  ]
 
 
 def test_remove_temporaries_removes_ours_only(tmp_path):
@@ -82,4 +98,7 @@ def test_remove_temporaries_removes_ours_only(tmp_path):
   (tmp_path / f"{io.TEMP_PREFIX}abcdefgh-dir").mkdir()
   assert io.remove_temporaries(tmp_path) == [ours]
   assert sorted(os.listdir(tmp_path)) == [
-      f"{io.TEMP_PREFIX}abcdefgh-dir", f"{io.TEMP_PREFIX}notes", "keep.npz"]
+    f"{io.TEMP_PREFIX}abcdefgh-dir",
+    f"{io.TEMP_PREFIX}notes",
+    "keep.npz",
+  ]

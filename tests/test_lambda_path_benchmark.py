@@ -13,13 +13,32 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_lambda_path_benchmark_agrees_with_sklearn(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-             PYTHONPATH=str(REPO))
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    TF_CPP_MIN_LOG_LEVEL="3",
+    PYTHONPATH=str(REPO),
+  )
   proc = subprocess.run(
-      [sys.executable, "-m", "benchmarks.lambda_path", "--dataset=digits",
-       "--max_train=0", "--max_test=0", "--num_c=4", "--c_min=1e-3",
-       "--c_max=1", "--rank=32", f"--out={tmp_path}"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "benchmarks.lambda_path",
+      "--dataset=digits",
+      "--max_train=0",
+      "--max_test=0",
+      "--num_c=4",
+      "--c_min=1e-3",
+      "--c_max=1",
+      "--rank=32",
+      f"--out={tmp_path}",
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   (out,) = tmp_path.glob("lambda_path_pixels_*_cpu.json")
   result = json.loads(out.read_text())
@@ -28,5 +47,9 @@ def test_lambda_path_benchmark_agrees_with_sklearn(tmp_path):
   # the same C selected, test accuracy within 0.3 points.
   assert result["max_abs_relative_objective_gap"] < 1e-4
   assert result["ours_best"] == result["sklearn_best"]
-  assert abs(result["ours_best_test_accuracy"] -
-             result["sklearn_best_test_accuracy"]) <= 0.003
+  assert (
+    abs(
+      result["ours_best_test_accuracy"] - result["sklearn_best_test_accuracy"]
+    )
+    <= 0.003
+  )

@@ -11,8 +11,11 @@ pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 
 def test_cat_car_frog_svm_losses():
-  losses = np.asarray(lj.multiclass_hinge(lecture.CAT_CAR_FROG_SCORES,
-                                          lecture.CAT_CAR_FROG_LABELS))
+  losses = np.asarray(
+    lj.multiclass_hinge(
+      lecture.CAT_CAR_FROG_SCORES, lecture.CAT_CAR_FROG_LABELS
+    )
+  )
   # cat: max(0, 5.1-3.2+1) + max(0, -1.7-3.2+1) = 2.9; car: 0; frog: 12.9.
   np.testing.assert_allclose(losses, [2.9, 0.0, 12.9], atol=1e-12)
   assert round(float(losses.mean()), 2) == 5.27
@@ -34,8 +37,9 @@ def test_four_pixel_example():
   np.testing.assert_allclose(svm, 1.58, atol=1e-12)
   # Natural log: -ln(0.353) = 1.04. The slide's 0.452 is -log10(0.353), the
   # same probability in base-10 logs.
-  softmax = float(lj.softmax_cross_entropy(scores[None],
-                                           lecture.FOUR_PIXEL_LABEL)[0])
+  softmax = float(
+    lj.softmax_cross_entropy(scores[None], lecture.FOUR_PIXEL_LABEL)[0]
+  )
   assert round(softmax, 2) == 1.04
   p = float(lj.softmax_probabilities(scores[None])[0, 2])
   assert round(p, 3) == 0.353
@@ -49,8 +53,12 @@ def test_bias_trick_gives_identical_scores():
   assert folded["W"].shape == (5, 3) and "b" not in folded
   x1 = lj.add_bias_column(x)
   np.testing.assert_array_equal(np.asarray(x1)[:, -1], [1.0])
-  np.testing.assert_allclose(lj.linear_scores(folded, x1),
-                             lj.linear_scores(params, x), rtol=0, atol=1e-13)
+  np.testing.assert_allclose(
+    lj.linear_scores(folded, x1),
+    lj.linear_scores(params, x),
+    rtol=0,
+    atol=1e-13,
+  )
   back = lj.unfold_bias(folded)
   np.testing.assert_array_equal(back["W"], params["W"])
   np.testing.assert_array_equal(back["b"], params["b"])

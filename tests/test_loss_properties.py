@@ -17,7 +17,10 @@ def random_problem(seed, n=32, d=7, c=5, scale=1.0):
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(n, d))
   y = rng.integers(0, c, size=n)
-  params = {"W": scale * rng.normal(size=(d, c)), "b": scale * rng.normal(size=c)}
+  params = {
+    "W": scale * rng.normal(size=(d, c)),
+    "b": scale * rng.normal(size=c),
+  }
   return params, x, y
 
 
@@ -35,10 +38,12 @@ def test_every_loss_is_nonnegative(name, seed):
 def test_at_tiny_weights_svm_is_c_minus_1_delta_softmax_is_log_c(margin, c):
   params, x, y = random_problem(0, c=c, scale=1e-9)
   s = lj.linear_scores(params, x)
-  np.testing.assert_allclose(lj.multiclass_hinge(s, y, margin=margin),
-                             (c - 1) * margin, rtol=1e-6)
-  np.testing.assert_allclose(lj.softmax_cross_entropy(s, y), np.log(c),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    lj.multiclass_hinge(s, y, margin=margin), (c - 1) * margin, rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    lj.softmax_cross_entropy(s, y), np.log(c), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -46,10 +51,14 @@ def test_summing_over_all_classes_adds_exactly_delta(seed):
   params, x, y = random_problem(seed, scale=0.3)
   s = np.asarray(lj.linear_scores(params, x))
   margin = 1.7
-  all_classes = np.maximum(0, s - s[np.arange(len(y)), y][:, None] + margin).sum(1)
-  np.testing.assert_allclose(all_classes,
-                             np.asarray(lj.multiclass_hinge(s, y, margin=margin))
-                             + margin, rtol=1e-12)
+  all_classes = np.maximum(
+    0, s - s[np.arange(len(y)), y][:, None] + margin
+  ).sum(1)
+  np.testing.assert_allclose(
+    all_classes,
+    np.asarray(lj.multiclass_hinge(s, y, margin=margin)) + margin,
+    rtol=1e-12,
+  )
 
 
 def test_mean_instead_of_sum_scales_by_1_over_c_minus_1_and_keeps_argmin():
@@ -57,8 +66,9 @@ def test_mean_instead_of_sum_scales_by_1_over_c_minus_1_and_keeps_argmin():
   n, d, c = 40, 6, 4
   x = rng.normal(size=(n, d))
   y = rng.integers(0, c, size=n)
-  candidates = [{"W": rng.normal(size=(d, c)), "b": rng.normal(size=c)}
-                for _ in range(50)]
+  candidates = [
+    {"W": rng.normal(size=(d, c)), "b": rng.normal(size=c)} for _ in range(50)
+  ]
 
   def mean_over_wrong_classes(params):  # independent definition
     s = x @ params["W"] + params["b"]
@@ -94,7 +104,9 @@ def test_zero_loss_stays_zero_at_2w_for_svm_but_softmax_decreases():
 
 
 def test_jiggling_well_separated_scores():
-  scores = np.array([[10.0, -2.0, 3.0], [10.0, 9.0, 9.0], [10.0, -100.0, -100.0]])
+  scores = np.array(
+    [[10.0, -2.0, 3.0], [10.0, 9.0, 9.0], [10.0, -100.0, -100.0]]
+  )
   labels = np.zeros(3, int)
   jiggle = np.array([[0.0, 0.5, -0.5], [0.0, -0.3, -0.3], [0.0, 5.0, 5.0]])
   for name in HINGES:
@@ -109,7 +121,9 @@ def test_jiggling_well_separated_scores():
 
 @pytest.mark.parametrize("big", [1e4, -1e4])
 def test_softmax_is_finite_for_huge_and_minus_inf_scores(big):
-  scores = jnp.array([[big, 0.0, -big], [0.0, -jnp.inf, 1.0], [big, -jnp.inf, big]])
+  scores = jnp.array(
+    [[big, 0.0, -big], [0.0, -jnp.inf, 1.0], [big, -jnp.inf, big]]
+  )
   labels = jnp.array([0, 2, 2])
   losses = lj.softmax_cross_entropy(scores, labels)
   assert np.all(np.isfinite(losses))
@@ -117,10 +131,14 @@ def test_softmax_is_finite_for_huge_and_minus_inf_scores(big):
   np.testing.assert_allclose(losses[2], np.log(2.0), rtol=1e-12)
   grad = jax.grad(lambda s: lj.softmax_cross_entropy(s, labels).sum())(scores)
   assert np.all(np.isfinite(grad))
-  np.testing.assert_allclose(np.asarray(grad)[1], [np.exp(0) / (1 + np.e), 0.0,
-                                                   -1 / (1 + np.e)], rtol=1e-12)
-  np.testing.assert_allclose(grad, lj.SCORE_GRADIENTS["softmax"](scores, labels),
-                             atol=1e-15)
+  np.testing.assert_allclose(
+    np.asarray(grad)[1],
+    [np.exp(0) / (1 + np.e), 0.0, -1 / (1 + np.e)],
+    rtol=1e-12,
+  )
+  np.testing.assert_allclose(
+    grad, lj.SCORE_GRADIENTS["softmax"](scores, labels), atol=1e-15
+  )
 
 
 def test_label_smoothing_target():
@@ -130,6 +148,8 @@ def test_label_smoothing_target():
   logp = jax.nn.log_softmax(scores[0])
   target = (1 - eps) * np.eye(4)[1] + eps / 4
   expected = -np.sum(target * np.asarray(logp))
-  np.testing.assert_allclose(lj.softmax_cross_entropy(scores, labels,
-                                                      label_smoothing=eps)[0],
-                             expected, rtol=1e-12)
+  np.testing.assert_allclose(
+    lj.softmax_cross_entropy(scores, labels, label_smoothing=eps)[0],
+    expected,
+    rtol=1e-12,
+  )

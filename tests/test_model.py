@@ -27,10 +27,15 @@ def trained(tmp_path_factory):
 
   (x_train, y_train), (x_test, y_test) = sample(400), sample(300)
   data = root / "feats.npz"
-  np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test,
-           y_test=y_test)
-  config = train.RunConfig(dataset=f"npz:{data}", loss="softmax", epochs=3,
-                           batch_size=32, standardize=True, plots=False)
+  np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+  config = train.RunConfig(
+    dataset=f"npz:{data}",
+    loss="softmax",
+    epochs=3,
+    batch_size=32,
+    standardize=True,
+    plots=False,
+  )
   summary = train.train_and_evaluate(config, str(root / "run"))
   return root, data, summary, x_test, y_test
 
@@ -41,7 +46,9 @@ def test_predictions_reproduce_the_reported_test_accuracy(trained):
   result = model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
   assert result["examples"] == 300
   # The same examples right: counts equal (the run reports a float32 mean).
-  assert round(result["accuracy"] * 300) == round(summary["test_accuracy"] * 300)
+  assert round(result["accuracy"] * 300) == round(
+    summary["test_accuracy"] * 300
+  )
   assert 0.5 < result["accuracy"] < 0.95  # learned, with errors to reproduce
   with np.load(out) as f:
     assert f["classes"].tolist() == ["cat", "dog", "emu"]
@@ -67,11 +74,13 @@ def test_scores_are_a_pure_function_of_raw_inputs(trained):
   # s = ((x − μ)/σ) W + b, written out in float64 from the saved arrays.
   x = (x_test[:100].astype(np.float64) - model.stats.mean) / model.stats.scale
   expected = x @ np.asarray(model.params["W"], np.float64) + np.asarray(
-      model.params["b"], np.float64)
+    model.params["b"], np.float64
+  )
   # float32: D = 6 terms per score, |terms| ≲ 10, so ≲ 1e-5 absolute.
   np.testing.assert_allclose(np.concatenate([a, b]), expected, atol=1e-4)
-  np.testing.assert_array_equal(model.predict(x_test[:100]),
-                                np.concatenate([a, b]).argmax(-1))
+  np.testing.assert_array_equal(
+    model.predict(x_test[:100]), np.concatenate([a, b]).argmax(-1)
+  )
 
 
 def test_csv_output(trained):
@@ -81,8 +90,14 @@ def test_csv_output(trained):
   with open(out) as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 300
-  assert list(rows[0]) == ["index", "label", "class_name", "score_cat",
-                           "score_dog", "score_emu"]
+  assert list(rows[0]) == [
+    "index",
+    "label",
+    "class_name",
+    "score_cat",
+    "score_dog",
+    "score_emu",
+  ]
   for row in rows[:20]:
     scores = [float(row[f"score_{c}"]) for c in CLASSES]
     assert int(row["label"]) == int(np.argmax(scores))
@@ -95,21 +110,26 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
   existing = tmp_path / "exists.npz"
   existing.write_bytes(b"mine")
   bad_labels = tmp_path / "bad.npz"
-  np.savez(bad_labels, x=x_test[:5], y=np.array(["cat", "yak", "cat", "emu",
-                                                 "dog"]))
+  np.savez(
+    bad_labels, x=x_test[:5], y=np.array(["cat", "yak", "cat", "emu", "dog"])
+  )
   narrow = tmp_path / "narrow.npz"
   np.savez(narrow, x=x_test[:5, :4])
   infinite = tmp_path / "inf.npz"
   np.savez(infinite, x=np.where(np.eye(5, 6) > 0, np.inf, x_test[:5]))
   cases = [
-      (run, f"npz:{data}", str(existing), "exists"),
-      (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
-      (str(tmp_path / "nowhere"), f"npz:{data}", str(tmp_path / "p.npz"),
-       "no checkpoint"),
-      (run, f"npz:{bad_labels}", str(tmp_path / "p.npz"), "'yak'"),
-      (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
-      (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
-      (run, f"npz:{infinite}", str(tmp_path / "p.npz"), "NaN/Inf"),
+    (run, f"npz:{data}", str(existing), "exists"),
+    (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
+    (
+      str(tmp_path / "nowhere"),
+      f"npz:{data}",
+      str(tmp_path / "p.npz"),
+      "no checkpoint",
+    ),
+    (run, f"npz:{bad_labels}", str(tmp_path / "p.npz"), "'yak'"),
+    (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
+    (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
+    (run, f"npz:{infinite}", str(tmp_path / "p.npz"), "NaN/Inf"),
   ]
   for workdir, spec, out, words in cases:
     with pytest.raises(LinearJaxError) as e:
@@ -122,12 +142,20 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
 def test_binary(trained, run_module):
   root, data, summary, _, _ = trained
   out = root / "binary.npz"
-  proc = run_module("experiments.predict", f"--workdir={root / 'run'}",
-                    f"--input=npz:{data}", f"--output={out}")
+  proc = run_module(
+    "experiments.predict",
+    f"--workdir={root / 'run'}",
+    f"--input=npz:{data}",
+    f"--output={out}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert f"accuracy {summary['test_accuracy']:.4f}" in proc.stdout
-  proc = run_module("experiments.predict", f"--workdir={root / 'run'}",
-                    f"--input=npz:{data}", f"--output={out}")
+  proc = run_module(
+    "experiments.predict",
+    f"--workdir={root / 'run'}",
+    f"--input=npz:{data}",
+    f"--output={out}",
+  )
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "Traceback" not in proc.stderr
@@ -137,23 +165,31 @@ def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
   """A 0-based training file and an input file that happens to have no
   feature 0 are read in the same columns (not shifted by one)."""
   from sklearn.datasets import dump_svmlight_file  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(1)
   x = rng.normal(size=(200, 5)).astype(np.float32)
   y = (x[:, 0] + x[:, 3] > 0).astype(int)
   dump_svmlight_file(x, y, str(tmp_path / "train.txt"), zero_based=True)
   x_new = rng.normal(size=(40, 5)).astype(np.float32)
   x_new[:, 0] = 0.0  # no "0:" entries in this file
-  dump_svmlight_file(x_new, np.zeros(40, int), str(tmp_path / "new.txt"),
-                     zero_based=True)
-  config = train.RunConfig(dataset=f"svmlight:{tmp_path / 'train.txt'}",
-                           loss="softmax", epochs=2, batch_size=32,
-                           plots=False)
+  dump_svmlight_file(
+    x_new, np.zeros(40, int), str(tmp_path / "new.txt"), zero_based=True
+  )
+  config = train.RunConfig(
+    dataset=f"svmlight:{tmp_path / 'train.txt'}",
+    loss="softmax",
+    epochs=2,
+    batch_size=32,
+    plots=False,
+  )
   train.train_and_evaluate(config, str(tmp_path / "run"))
   model = model_lib.load_model(str(tmp_path / "run"))
   assert model.svmlight_zero_based is True
   out = tmp_path / "p.npz"
-  model_lib.predict_file(str(tmp_path / "run"),
-                         f"svmlight:{tmp_path / 'new.txt'}", str(out))
+  model_lib.predict_file(
+    str(tmp_path / "run"), f"svmlight:{tmp_path / 'new.txt'}", str(out)
+  )
   with np.load(out) as f:
-    np.testing.assert_allclose(f["scores"], model.scores(x_new), rtol=1e-6,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+      f["scores"], model.scores(x_new), rtol=1e-6, atol=1e-6
+    )

@@ -7,8 +7,9 @@ from linear_jax import progress
 
 def test_log_lines_count_and_estimate(monkeypatch):
   lines = []
-  monkeypatch.setattr(absl_logging, "info",
-                      lambda fmt, *args: lines.append(fmt % args))
+  monkeypatch.setattr(
+    absl_logging, "info", lambda fmt, *args: lines.append(fmt % args)
+  )
   clock = iter([100.0, 102.0, 104.0])
   monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
   bar = progress.Progress("epoch", 10, start=2, bar=False)
@@ -31,22 +32,26 @@ def test_bar_on_a_terminal_only(monkeypatch):
 
 def test_timed_reports_seconds(monkeypatch):
   lines = []
-  monkeypatch.setattr(absl_logging, "info",
-                      lambda fmt, *args: lines.append(fmt % args))
+  monkeypatch.setattr(
+    absl_logging, "info", lambda fmt, *args: lines.append(fmt % args)
+  )
   clock = iter([5.0, 6.5])
   monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
   with progress.timed("compiling x (first time)") as timer:
     pass
   assert timer.seconds == 1.5
-  assert lines == ["compiling x (first time) ...",
-                   "compiling x (first time): 1.50 s"]
+  assert lines == [
+    "compiling x (first time) ...",
+    "compiling x (first time): 1.50 s",
+  ]
   assert progress.format_seconds(245) == "4 min 05 s"
 
 
 def test_throttled_lines_and_discounted_time(monkeypatch):
   lines = []
-  monkeypatch.setattr(absl_logging, "info",
-                      lambda fmt, *args: lines.append(fmt % args))
+  monkeypatch.setattr(
+    absl_logging, "info", lambda fmt, *args: lines.append(fmt % args)
+  )
   clock = iter([0.0, 1.0, 2.5, 3.5, 4.0])
   monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
   bar = progress.Progress("images", 4, bar=False, every_seconds=2.0)
@@ -55,5 +60,7 @@ def test_throttled_lines_and_discounted_time(monkeypatch):
   bar.discount(2.0)  # 2 s of compiling: not the counted work's pace
   bar.update(3)  # t = 3.5 - 2 = 1.5 < 1.0 + 2: dropped
   bar.update(4)  # the last unit is always logged; 4 units in 2.0 s
-  assert lines == ["images 1/4  elapsed 1.00 s  ETA 3.00 s",
-                   "images 4/4  elapsed 2.00 s  ETA 0.00 s"]
+  assert lines == [
+    "images 1/4  elapsed 1.00 s  ETA 3.00 s",
+    "images 4/4  elapsed 2.00 s  ETA 0.00 s",
+  ]

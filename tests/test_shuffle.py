@@ -24,6 +24,7 @@ def test_keyed_deterministic_and_mixing():
   assert abs(np.corrcoef(a, b)[0, 1]) < 0.05
   # Where element 0 lands, over 200 keys: roughly uniform on [0, 1000).
   perms = jax.jit(jax.vmap(lambda k: shuffle.permutation(k, 1000)))(
-      jax.random.split(jax.random.key(2), 200))
+    jax.random.split(jax.random.key(2), 200)
+  )
   landing = np.argmax(np.asarray(perms) == 0, axis=1)
   assert 400 < np.mean(landing) < 600 and 230 < np.std(landing) < 350

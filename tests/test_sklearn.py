@@ -14,8 +14,9 @@ from linear_jax.sklearn import LinearClassifier
 
 @pytest.mark.slow
 @parametrize_with_checks(
-    [LinearClassifier()],
-    expected_failed_checks=lambda est: lj_sklearn.EXPECTED_FAILED_CHECKS)
+  [LinearClassifier()],
+  expected_failed_checks=lambda est: lj_sklearn.EXPECTED_FAILED_CHECKS,
+)
 def test_sklearn_estimator_checks(estimator, check):
   check(estimator)
 
@@ -41,10 +42,14 @@ def test_fit_predict_proba_and_objective_minimum(x64):
   # is at float32 rounding level (eps32 · sqrt(N) · feature scale).
   codes = np.searchsorted(clf.classes_, y)
   import jax  # pylint: disable=g-import-not-at-top
-  params = {"W": np.asarray(clf.coef_, np.float64),
-            "b": np.asarray(clf.intercept_, np.float64)}
-  grad = jax.grad(objective)(params, x, codes, loss="softmax",
-                                       reg_strength=1e-2)
+
+  params = {
+    "W": np.asarray(clf.coef_, np.float64),
+    "b": np.asarray(clf.intercept_, np.float64),
+  }
+  grad = jax.grad(objective)(
+    params, x, codes, loss="softmax", reg_strength=1e-2
+  )
   tol = 100 * np.finfo(np.float32).eps * np.sqrt(len(x))
   assert max(np.abs(grad["W"]).max(), np.abs(grad["b"]).max()) < tol
 
@@ -55,16 +60,18 @@ def test_binary_decision_function_and_no_proba_for_svm():
   clf = LinearClassifier(loss="svm").fit(x[keep], y[keep])
   d = clf.decision_function(x[keep])
   assert d.shape == (keep.sum(),)
-  np.testing.assert_array_equal(np.where(d > 0, "bee", "ant"),
-                                clf.predict(x[keep]))
+  np.testing.assert_array_equal(
+    np.where(d > 0, "bee", "ant"), clf.predict(x[keep])
+  )
   assert not hasattr(clf, "predict_proba")
 
 
 def test_pipeline_and_grid_search():
   x, y = blobs()
   pipe = make_pipeline(StandardScaler(), LinearClassifier())
-  search = GridSearchCV(pipe, {"linearclassifier__reg_strength": [1e-4, 10.0]},
-                        cv=3).fit(x, y)
+  search = GridSearchCV(
+    pipe, {"linearclassifier__reg_strength": [1e-4, 10.0]}, cv=3
+  ).fit(x, y)
   # λ = 10 shrinks W to nearly 0 (≈ chance); the search must pick 1e-4.
   assert search.best_params_["linearclassifier__reg_strength"] == 1e-4
   assert search.score(x, y) >= 0.9

@@ -29,13 +29,22 @@ REPO = Path(__file__).resolve().parents[1]
 RTOL = f32_tolerance(64, steps=3 * 25)
 ABSURD_LR = 1e6
 # The sweep with one absurd learning rate per (loss, λ): 2 × 2 × 3 = 12.
-GRID = SweepGrid(losses=("svm", "softmax"), reg_strengths=(1e-4, 1.0),
-                 learning_rates=(1e-2, 1e-1, ABSURD_LR), epochs=3,
-                 batch_size=64)
+GRID = SweepGrid(
+  losses=("svm", "softmax"),
+  reg_strengths=(1e-4, 1.0),
+  learning_rates=(1e-2, 1e-1, ABSURD_LR),
+  epochs=3,
+  batch_size=64,
+)
 # Without the absurd rate, svm only, two seeds, auto-chunked by a tiny budget.
-SANE = SweepGrid(losses=("svm",), reg_strengths=(1e-4, 1.0),
-                 learning_rates=(1e-2, 1e-1), seeds=(0, 1), epochs=3,
-                 batch_size=64)
+SANE = SweepGrid(
+  losses=("svm",),
+  reg_strengths=(1e-4, 1.0),
+  learning_rates=(1e-2, 1e-1),
+  seeds=(0, 1),
+  epochs=3,
+  batch_size=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +72,13 @@ def sane(blobs):
 
   epoch_lib.train_epoch = counting
   try:
-    result = run_sweep(SANE, blobs, keep_params=True, log=False,
-                       budget_bytes=shared + 2 * per + per // 2)
+    result = run_sweep(
+      SANE,
+      blobs,
+      keep_params=True,
+      log=False,
+      budget_bytes=shared + 2 * per + per // 2,
+    )
   finally:
     epoch_lib.train_epoch = original
   return result, len(traces)
@@ -76,21 +90,27 @@ def key(p):
 
 def alone(blobs, p, epochs=3):
   """The configuration trained by itself, as experiments/train.py does."""
-  config = epoch_lib.TrainConfig(loss=p.loss, reg=p.reg, optimizer="momentum",
-                                batch_size=64, epochs=epochs)
+  config = epoch_lib.TrainConfig(
+    loss=p.loss, reg=p.reg, optimizer="momentum", batch_size=64, epochs=epochs
+  )
   hparams = epoch_lib.make_hparams(
-      learning_rate=p.learning_rate, reg_strength=p.reg_strength,
-      margin=1.0 if p.margin is None else p.margin)
-  data = epoch_lib.DeviceData.put(blobs.x_train, blobs.y_train, blobs.x_val,
-                                blobs.y_val)
-  return loop.fit(config, hparams, data, seed=p.seed,
-                     num_classes=blobs.num_classes, log=False)
+    learning_rate=p.learning_rate,
+    reg_strength=p.reg_strength,
+    margin=1.0 if p.margin is None else p.margin,
+  )
+  data = epoch_lib.DeviceData.put(
+    blobs.x_train, blobs.y_train, blobs.x_val, blobs.y_val
+  )
+  return loop.fit(
+    config, hparams, data, seed=p.seed, num_classes=blobs.num_classes, log=False
+  )
 
 
 def loss_atol(blobs, p, params):
   """data_loss_atol for point p trained on blobs."""
-  return data_loss_atol(params, blobs.x_train, blobs.y_train, RTOL,
-                        loss=p.loss, margin=p.margin)
+  return data_loss_atol(
+    params, blobs.x_train, blobs.y_train, RTOL, loss=p.loss, margin=p.margin
+  )
 
 
 def test_absurd_learning_rate_diverges_and_is_reported(full):
@@ -100,8 +120,9 @@ def test_absurd_learning_rate_diverges_and_is_reported(full):
   assert (full.diverged_epoch[absurd] == 1).all()
   # Diverged in epoch 1: no finite epoch to report.
   assert np.isnan(full.val_accuracy[absurd]).all()
-  assert not np.isfinite(full.history["data_loss"][absurd, 0] +
-                         full.history["reg_loss"][absurd, 0]).any()
+  assert not np.isfinite(
+    full.history["data_loss"][absurd, 0] + full.history["reg_loss"][absurd, 0]
+  ).any()
   # The others learned the separable blobs.
   assert (full.val_accuracy[~absurd] >= 0.99).all()
   assert np.isfinite(full.params["W"][~absurd]).all()
@@ -109,11 +130,12 @@ def test_absurd_learning_rate_diverges_and_is_reported(full):
   assert full.best == {"svm": 0, "softmax": 6}
   assert set(full.best_params) == {"svm", "softmax"}
   for loss, i in full.best.items():
-    np.testing.assert_array_equal(full.best_params[loss]["W"], full.params["W"][i])
+    np.testing.assert_array_equal(
+      full.best_params[loss]["W"], full.params["W"][i]
+    )
 
 
-def test_diverged_configuration_leaves_the_others_unchanged(blobs, full,
-                                                            sane):
+def test_diverged_configuration_leaves_the_others_unchanged(blobs, full, sane):
   result, _ = sane
   by_key = {key(p): p.index for p in full.points}
   compared = 0
@@ -127,9 +149,14 @@ def test_diverged_configuration_leaves_the_others_unchanged(blobs, full,
     # Chunks of 2 against one of 12: other matmul widths, other rounding; at
     # most one validation example may flip.
     assert abs(result.val_accuracy[p.index] - full.val_accuracy[i]) <= 1 / len(
-        blobs.y_val)
-    np.testing.assert_allclose(result.data_loss[p.index], full.data_loss[i],
-                               rtol=RTOL, atol=loss_atol(blobs, p, params))
+      blobs.y_val
+    )
+    np.testing.assert_allclose(
+      result.data_loss[p.index],
+      full.data_loss[i],
+      rtol=RTOL,
+      atol=loss_atol(blobs, p, params),
+    )
     compared += 1
   assert compared == 4
 
@@ -140,7 +167,8 @@ def test_one_trace_per_group_all_chunks_and_seeds_reuse_it(sane):
   assert result.chunk_size == 2
   assert [c["length"] for c in result.chunks] == [2, 2, 2, 2]
   assert [c["group"] for c in result.chunks] == ["svm/l2 seed 0"] * 2 + [
-      "svm/l2 seed 1"] * 2
+    "svm/l2 seed 1"
+  ] * 2
   assert traces == 1
   assert not result.diverged.any()
 
@@ -156,26 +184,38 @@ def test_seeds_reseed_the_permutations(blobs, sane):
   assert_f32_close(w1, single.params["W"], RTOL)
 
 
-@pytest.mark.parametrize("index", [1, 9])  # svm λ=1e-4 lr=0.1; softmax λ=1 lr=0.01
+@pytest.mark.parametrize(
+  "index", [1, 9]
+)  # svm λ=1e-4 lr=0.1; softmax λ=1 lr=0.01
 def test_each_configuration_equals_training_it_alone(blobs, full, index):
   p = full.points[index]
-  assert (p.loss, p.learning_rate) == (("svm", 0.1) if index == 1 else
-                                       ("softmax", 0.01))
+  assert (p.loss, p.learning_rate) == (
+    ("svm", 0.1) if index == 1 else ("softmax", 0.01)
+  )
   single = alone(blobs, p)
   assert single.diverged_epoch is None
   assert_f32_close(full.params["W"][index], single.params["W"], RTOL)
   assert_f32_close(full.params["b"][index], single.params["b"], RTOL)
   last = single.progress.history[-1]
   # At most one validation example may flip on float rounding.
-  assert abs(full.val_accuracy[index] - last["val_accuracy"]) <= 1 / len(blobs.y_val)
-  np.testing.assert_allclose(full.data_loss[index], last["data_loss"], rtol=RTOL,
-                             atol=loss_atol(blobs, p, single.params))
-  # λ‖W‖²/2: twice W's relative error.
-  np.testing.assert_allclose(full.reg_loss[index], last["reg_loss"],
-                             rtol=2 * RTOL)
+  assert abs(full.val_accuracy[index] - last["val_accuracy"]) <= 1 / len(
+    blobs.y_val
+  )
   np.testing.assert_allclose(
-      full.history["val_accuracy"][index],
-      [h["val_accuracy"] for h in single.progress.history], atol=1 / 400)
+    full.data_loss[index],
+    last["data_loss"],
+    rtol=RTOL,
+    atol=loss_atol(blobs, p, single.params),
+  )
+  # λ‖W‖²/2: twice W's relative error.
+  np.testing.assert_allclose(
+    full.reg_loss[index], last["reg_loss"], rtol=2 * RTOL
+  )
+  np.testing.assert_allclose(
+    full.history["val_accuracy"][index],
+    [h["val_accuracy"] for h in single.progress.history],
+    atol=1 / 400,
+  )
 
 
 FOUR_DEVICES = textwrap.dedent("""
@@ -207,21 +247,41 @@ FOUR_DEVICES = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=4")
-  spec = dict(losses=["svm"], reg_strengths=[1e-4, 1.0],
-              learning_rates=[1e-2, 1e-1, ABSURD_LR], epochs=3, batch_size=64)
+  env = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS="--xla_force_host_platform_device_count=4",
+  )
+  spec = dict(
+    losses=["svm"],
+    reg_strengths=[1e-4, 1.0],
+    learning_rates=[1e-2, 1e-1, ABSURD_LR],
+    epochs=3,
+    batch_size=64,
+  )
   out = tmp_path / "four.npz"
   proc = subprocess.run(
-      [sys.executable, "-c", FOUR_DEVICES, str(out), json.dumps(spec)],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    [sys.executable, "-c", FOUR_DEVICES, str(out), json.dumps(spec)],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   info = json.loads(proc.stdout.strip().splitlines()[-1])
   assert info["devices"] == 4
   # 6 configurations padded to 8 = 2 per device; padding dropped.
-  assert info["chunks"] == [{"group": "svm/l2 seed 0", "chunk": 1,
-                             "configs": 6, "padding": 2, "length": 8,
-                             "algorithm": "vmap"}]
+  assert info["chunks"] == [
+    {
+      "group": "svm/l2 seed 0",
+      "chunk": 1,
+      "configs": 6,
+      "padding": 2,
+      "length": 8,
+      "algorithm": "vmap",
+    }
+  ]
   assert info["w_spec"] == ["config"]
   assert info["collectives"] == []  # no communication inside an epoch
   # Per device: one [64, 2·4] minibatch matmul for its 2 configurations.
@@ -234,24 +294,39 @@ def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
   assert_f32_close(four["W"][ok], full.params["W"][svm][ok], RTOL)
   assert_f32_close(four["b"][ok], full.params["b"][svm][ok], RTOL)
   # [64, 2·4] matmuls per device against [64, 12·4]: at most one flip.
-  np.testing.assert_allclose(four["val"][ok], full.val_accuracy[svm][ok],
-                             rtol=0, atol=1 / 400)
+  np.testing.assert_allclose(
+    four["val"][ok], full.val_accuracy[svm][ok], rtol=0, atol=1 / 400
+  )
 
 
 def test_a_chunk_size_above_the_memory_model_is_warned_about(blobs, caplog):
   config = SANE.train_config("svm", "l2")
   per = memory.config_bytes(config, 2, 4, len(blobs.y_train), len(blobs.y_val))
   shared = memory.data_bytes(config, 2, len(blobs.y_train), len(blobs.y_val))
-  grid = SweepGrid(losses=("svm",), reg_strengths=(1e-4,),
-                   learning_rates=(1e-2, 1e-1), epochs=1, batch_size=64)
+  grid = SweepGrid(
+    losses=("svm",),
+    reg_strengths=(1e-4,),
+    learning_rates=(1e-2, 1e-1),
+    epochs=1,
+    batch_size=64,
+  )
   with caplog.at_level("WARNING"):
-    run_sweep(grid, blobs, log=False, chunk_size=2,
-              budget_bytes=shared + per + per // 2)  # the model fits 1
-  warned = [r.getMessage() for r in caplog.records
-            if "--chunk_size 2 is above the 1 configurations" in r.getMessage()]
+    run_sweep(
+      grid, blobs, log=False, chunk_size=2, budget_bytes=shared + per + per // 2
+    )  # the model fits 1
+  warned = [
+    r.getMessage()
+    for r in caplog.records
+    if "--chunk_size 2 is above the 1 configurations" in r.getMessage()
+  ]
   assert len(warned) == 1, [r.getMessage() for r in caplog.records]
   caplog.clear()
   with caplog.at_level("WARNING"):
-    run_sweep(grid, blobs, log=False, chunk_size=2,
-              budget_bytes=shared + 2 * per + per // 2)  # fits 2: silent
+    run_sweep(
+      grid,
+      blobs,
+      log=False,
+      chunk_size=2,
+      budget_bytes=shared + 2 * per + per // 2,
+    )  # fits 2: silent
   assert not [r for r in caplog.records if "--chunk_size" in r.getMessage()]

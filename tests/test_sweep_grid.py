@@ -11,9 +11,14 @@ from linear_jax.checks import LinearJaxError
 
 
 def test_points_in_product_order_softmax_has_no_margin_axis():
-  grid = grid_lib.SweepGrid(losses=("svm", "softmax"), regs=("l2", "l1"),
-                            reg_strengths=(0.0, 1e-3), learning_rates=(0.1,),
-                            margins=(0.5, 1.0), seeds=(0, 7))
+  grid = grid_lib.SweepGrid(
+    losses=("svm", "softmax"),
+    regs=("l2", "l1"),
+    reg_strengths=(0.0, 1e-3),
+    learning_rates=(0.1,),
+    margins=(0.5, 1.0),
+    seeds=(0, 7),
+  )
   points = grid.points()
   # svm: 2 regs × 2 λ × 1 lr × 2 Δ × 2 seeds; softmax: no Δ axis.
   assert len(points) == 16 + 8
@@ -24,39 +29,57 @@ def test_points_in_product_order_softmax_has_no_margin_axis():
   assert all(p.margin is None for p in points if p.loss == "softmax")
   groups = grid.groups()
   assert [g.name for g in groups] == [
-      "svm/l2 seed 0", "svm/l2 seed 7", "svm/l1 seed 0", "svm/l1 seed 7",
-      "softmax/l2 seed 0", "softmax/l2 seed 7", "softmax/l1 seed 0",
-      "softmax/l1 seed 7"]
+    "svm/l2 seed 0",
+    "svm/l2 seed 7",
+    "svm/l1 seed 0",
+    "svm/l1 seed 7",
+    "softmax/l2 seed 0",
+    "softmax/l2 seed 7",
+    "softmax/l1 seed 0",
+    "softmax/l1 seed 7",
+  ]
   assert [len(g.points) for g in groups] == [4] * 4 + [2] * 4
   assert groups[2].config == epoch_lib.TrainConfig(
-      loss="svm", reg="l1", optimizer="momentum", batch_size=256, epochs=10)
+    loss="svm", reg="l1", optimizer="momentum", batch_size=256, epochs=10
+  )
   assert all(p.seed == g.seed for g in groups for p in g.points)
 
 
 def test_stack_hparams_matches_make_hparams():
-  grid = grid_lib.SweepGrid(losses=("svm", "softmax"), reg_strengths=(1e-4,),
-                            learning_rates=(0.3, 1e-2), margins=(2.0,),
-                            momentum=0.8, label_smoothing=0.1)
+  grid = grid_lib.SweepGrid(
+    losses=("svm", "softmax"),
+    reg_strengths=(1e-4,),
+    learning_rates=(0.3, 1e-2),
+    margins=(2.0,),
+    momentum=0.8,
+    label_smoothing=0.1,
+  )
   points = grid.points()
   stacked = grid.stack_hparams(points)
   for k, p in enumerate(points):
     alone = epoch_lib.make_hparams(
-        learning_rate=p.learning_rate, reg_strength=p.reg_strength,
-        margin=1.0 if p.margin is None else p.margin, momentum=0.8,
-        label_smoothing=0.1)
+      learning_rate=p.learning_rate,
+      reg_strength=p.reg_strength,
+      margin=1.0 if p.margin is None else p.margin,
+      momentum=0.8,
+      label_smoothing=0.1,
+    )
     for name, value in alone._asdict().items():
       assert getattr(stacked, name).dtype == np.float32
       assert getattr(stacked, name)[k] == np.asarray(value), (name, k)
 
 
-@pytest.mark.parametrize("change,words", [
+@pytest.mark.parametrize(
+  "change,words",
+  [
     (dict(losses=("svm", "hinge")), "unknown loss 'hinge'"),
     (dict(regs=("l3",)), "unknown regularizer 'l3'"),
     (dict(learning_rates=(0.0,)), "must be > 0"),
     (dict(reg_strengths=(-1.0,)), "≥ 0"),
     (dict(optimizer="rmsprop"), "unknown optimizer"),
     (dict(momentum=1.5), "momentum must be in"),
-])
+  ],
+)
 def test_grid_validate(change, words):
   with pytest.raises(LinearJaxError, match=words):
     grid_lib.SweepGrid(**change).validate()
@@ -66,7 +89,8 @@ def test_state_bytes_counts_optimizer_slots():
   d, c = 3072, 10
   params = (d + 1) * c * 4
   state = lambda opt: memory.state_bytes(
-      epoch_lib.TrainConfig(optimizer=opt), d, c, 49000)
+    epoch_lib.TrainConfig(optimizer=opt), d, c, 49000
+  )
   # Plus a few scalar step counters (int32).
   assert 0 <= state("sgd") - params <= 16
   assert 0 <= state("momentum") - 2 * params <= 16
@@ -82,8 +106,11 @@ def test_config_bytes_formula_and_auto_chunk():
   shared = memory.data_bytes(config, 3072, 49000, 1000)
   assert shared == 50000 * 3072 * 4 + 50000 * 4 + 256 * 3072 * 4 + 49000 * 4
   budget = 2 << 30
-  assert memory.auto_chunk_size(per, shared, 1, budget) == \
-      (budget - shared) // per == 934
+  assert (
+    memory.auto_chunk_size(per, shared, 1, budget)
+    == (budget - shared) // per
+    == 934
+  )
   # Per device: each of 4 devices holds the data and K/4 configurations.
   assert memory.auto_chunk_size(per, shared, 4, budget) == 4 * 934
   with pytest.raises(LinearJaxError, match="exceed the 0.50 GiB device budget"):
@@ -92,13 +119,16 @@ def test_config_bytes_formula_and_auto_chunk():
   assert memory.resolve_chunk_size(0, 2, per, shared, budget) == 2 * 934
 
 
-@pytest.mark.parametrize("count,chunk,devices,expected", [
-    (6, 100, 4, (1, 8)),     # one chunk, padded to 8
-    (70, 64, 1, (2, 35)),    # balanced, not 64 + 6
+@pytest.mark.parametrize(
+  "count,chunk,devices,expected",
+  [
+    (6, 100, 4, (1, 8)),  # one chunk, padded to 8
+    (70, 64, 1, (2, 35)),  # balanced, not 64 + 6
     (70, 64, 4, (2, 36)),
     (9, 4, 4, (3, 4)),
     (8, 8, 8, (1, 8)),
-])
+  ],
+)
 def test_split_evenly(count, chunk, devices, expected):
   chunks, length = memory.split_evenly(count, chunk, devices)
   assert (chunks, length) == expected
@@ -107,14 +137,30 @@ def test_split_evenly(count, chunk, devices, expected):
 
 
 def test_report_rows_csv_and_heatmap_grid():
-  rows = [dict(loss="svm", reg="l2", reg_strength=lam, learning_rate=lr,
-               margin=m, seed=0, val_accuracy=acc, train_accuracy=0.5,
-               data_loss=1.0, reg_loss=0.1, diverged=div,
-               diverged_epoch=2 if div else None, test_accuracy=None)
-          for lam, lr, m, acc, div in [
-              (0.0, 0.1, 1.0, 0.5, False), (0.0, 0.1, 2.0, 0.7, False),
-              (0.0, 9.0, 1.0, float("nan"), True),
-              (1.0, 0.1, 1.0, 0.6, False), (1.0, 9.0, 1.0, 0.9, True)]]
+  rows = [
+    dict(
+      loss="svm",
+      reg="l2",
+      reg_strength=lam,
+      learning_rate=lr,
+      margin=m,
+      seed=0,
+      val_accuracy=acc,
+      train_accuracy=0.5,
+      data_loss=1.0,
+      reg_loss=0.1,
+      diverged=div,
+      diverged_epoch=2 if div else None,
+      test_accuracy=None,
+    )
+    for lam, lr, m, acc, div in [
+      (0.0, 0.1, 1.0, 0.5, False),
+      (0.0, 0.1, 2.0, 0.7, False),
+      (0.0, 9.0, 1.0, float("nan"), True),
+      (1.0, 0.1, 1.0, 0.6, False),
+      (1.0, 9.0, 1.0, 0.9, True),
+    ]
+  ]
   lams, lrs, acc = report.heatmap_grid(rows, "svm", "l2")
   assert lams == [0.0, 1.0] and lrs == [0.1, 9.0]
   np.testing.assert_array_equal(acc, [[0.7, np.nan], [0.6, np.nan]])

@@ -20,9 +20,14 @@ from linear_jax.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 # 2 losses × 2 λ × 2 lr × 2 seeds = 16 configurations in chunks of 2.
-GRID = SweepGrid(losses=("svm", "softmax"), reg_strengths=(1e-4, 1e-1),
-                 learning_rates=(1e-2, 1e5), seeds=(0, 1), epochs=3,
-                 batch_size=64)
+GRID = SweepGrid(
+  losses=("svm", "softmax"),
+  reg_strengths=(1e-4, 1e-1),
+  learning_rates=(1e-2, 1e5),
+  seeds=(0, 1),
+  epochs=3,
+  batch_size=64,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +52,16 @@ def assert_same(a, b):
   assert a.best == b.best
   for loss in a.best:
     for k in ("W", "b"):
-      np.testing.assert_array_equal(a.best_params[loss][k],
-                                    b.best_params[loss][k])
+      np.testing.assert_array_equal(
+        a.best_params[loss][k], b.best_params[loss][k]
+      )
   np.testing.assert_array_equal(a.params["W"], b.params["W"])
 
 
 @pytest.mark.parametrize("stop_after", [1, 12, 23])
 def test_interrupted_sweep_resumes_to_the_same_numbers(
-    blobs, uninterrupted, tmp_path, monkeypatch, stop_after):
+  blobs, uninterrupted, tmp_path, monkeypatch, stop_after
+):
   """Stops after ``stop_after`` epoch records (inside chunks and at their
   ends), checkpointing every epoch, then resumes."""
   path = str(tmp_path / resume.CHECKPOINT_NAME)
@@ -69,16 +76,32 @@ def test_interrupted_sweep_resumes_to_the_same_numbers(
 
   monkeypatch.setattr(engine._Sweep, "record", record)
   with pytest.raises(Interrupt):
-    run_sweep(GRID, blobs, chunk_size=2, keep_params=True, log=False,
-              checkpoint_path=path, checkpoint_seconds=0)
+    run_sweep(
+      GRID,
+      blobs,
+      chunk_size=2,
+      keep_params=True,
+      log=False,
+      checkpoint_path=path,
+      checkpoint_seconds=0,
+    )
   monkeypatch.setattr(engine._Sweep, "record", original)
   assert os.path.exists(path)
   epochs_left = []
-  monkeypatch.setattr(engine._Sweep, "record",
-                      lambda self, *a: (epochs_left.append(1),
-                                        original(self, *a))[1])
-  resumed = run_sweep(GRID, blobs, chunk_size=2, keep_params=True, log=False,
-                      checkpoint_path=path, checkpoint_seconds=0)
+  monkeypatch.setattr(
+    engine._Sweep,
+    "record",
+    lambda self, *a: (epochs_left.append(1), original(self, *a))[1],
+  )
+  resumed = run_sweep(
+    GRID,
+    blobs,
+    chunk_size=2,
+    keep_params=True,
+    log=False,
+    checkpoint_path=path,
+    checkpoint_seconds=0,
+  )
   assert_same(resumed, uninterrupted)
   # Nothing finished was recomputed: 16 configurations × 3 epochs in chunks
   # of 2 is 24 epoch records in all.
@@ -88,11 +111,21 @@ def test_interrupted_sweep_resumes_to_the_same_numbers(
 
 def test_a_checkpoint_of_another_sweep_is_refused(blobs, tmp_path):
   path = str(tmp_path / resume.CHECKPOINT_NAME)
-  small = SweepGrid(losses=("svm",), reg_strengths=(1e-4,),
-                    learning_rates=(1e-2,), epochs=1, batch_size=64)
+  small = SweepGrid(
+    losses=("svm",),
+    reg_strengths=(1e-4,),
+    learning_rates=(1e-2,),
+    epochs=1,
+    batch_size=64,
+  )
   run_sweep(small, blobs, log=False, checkpoint_path=path)
-  other = SweepGrid(losses=("svm",), reg_strengths=(1e-3,),
-                    learning_rates=(1e-2,), epochs=1, batch_size=64)
+  other = SweepGrid(
+    losses=("svm",),
+    reg_strengths=(1e-3,),
+    learning_rates=(1e-2,),
+    epochs=1,
+    batch_size=64,
+  )
   with pytest.raises(LinearJaxError, match="different sweep"):
     run_sweep(other, blobs, log=False, checkpoint_path=path)
 
@@ -113,15 +146,29 @@ def test_data_digest_sees_one_changed_value():
 
 
 # The binary, killed at random moments with SIGKILL.
-ARGS = ["--dataset=digits", "--losses=svm,softmax", "--reg_strengths=1e-4,1e-2",
-        "--learning_rates=1e-2,1e-1", "--seeds=0,1", "--epochs=4",
-        "--batch_size=32", "--chunk_size=2", "--checkpoint_seconds=0",
-        "--plots=false"]
+ARGS = [
+  "--dataset=digits",
+  "--losses=svm,softmax",
+  "--reg_strengths=1e-4,1e-2",
+  "--learning_rates=1e-2,1e-1",
+  "--seeds=0,1",
+  "--epochs=4",
+  "--batch_size=32",
+  "--chunk_size=2",
+  "--checkpoint_seconds=0",
+  "--plots=false",
+]
 
 
 def sweep_cmd(workdir, *extra):
-  return [sys.executable, "-m", "experiments.sweep", *ARGS,
-          f"--workdir={workdir}", *extra]
+  return [
+    sys.executable,
+    "-m",
+    "experiments.sweep",
+    *ARGS,
+    f"--workdir={workdir}",
+    *extra,
+  ]
 
 
 def env():
@@ -131,17 +178,29 @@ def env():
 @pytest.mark.slow
 def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
   reference = tmp_path / "reference"
-  proc = subprocess.run(sweep_cmd(reference), cwd=REPO, env=env(),
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    sweep_cmd(reference),
+    cwd=REPO,
+    env=env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   # 16 configurations in chunks of 2 × 4 epochs: 32 epoch log lines.
   rng = np.random.default_rng(0)
-  for trial, target in enumerate(rng.choice(np.arange(1, 32), 2,
-                                            replace=False)):
+  for trial, target in enumerate(
+    rng.choice(np.arange(1, 32), 2, replace=False)
+  ):
     workdir = tmp_path / f"killed{trial}"
-    child = subprocess.Popen(sweep_cmd(workdir), cwd=REPO, env=env(),
-                             stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+      sweep_cmd(workdir),
+      cwd=REPO,
+      env=env(),
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
     seen = 0
     for line in child.stderr:  # SIGKILL right after the target-th epoch
       seen += " epoch " in line and "configs +" in line
@@ -150,14 +209,20 @@ def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
         break
     child.wait()
     assert seen == target
-    proc = subprocess.run(sweep_cmd(workdir, "--resume"), cwd=REPO,
-                          env=env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+      sweep_cmd(workdir, "--resume"),
+      cwd=REPO,
+      env=env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resuming the sweep" in proc.stderr
     for name in ("results.csv", "history.csv"):
       assert (workdir / name).read_bytes() == (reference / name).read_bytes(), (
-          f"{name} differs after a kill after epoch line {target}")
+        f"{name} differs after a kill after epoch line {target}"
+      )
     assert not [p for p in os.listdir(workdir) if p.startswith(".tmp-")]
 
 
@@ -165,8 +230,14 @@ def test_binary_refuses_a_second_sweep_without_resume(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   (workdir / resume.CHECKPOINT_NAME).write_bytes(b"x")
-  proc = subprocess.run(sweep_cmd(workdir), cwd=REPO, env=env(),
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    sweep_cmd(workdir),
+    cwd=REPO,
+    env=env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert "Traceback" not in proc.stderr
@@ -178,8 +249,14 @@ def test_resume_without_a_checkpoint_keeps_earlier_results(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   (workdir / "results.csv").write_text("mine")
-  proc = subprocess.run(sweep_cmd(workdir, "--resume"), cwd=REPO, env=env(),
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    sweep_cmd(workdir, "--resume"),
+    cwd=REPO,
+    env=env(),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "but no sweep_checkpoint.npz" in proc.stderr.strip().splitlines()[-1]
   assert (workdir / "results.csv").read_text() == "mine"

@@ -15,34 +15,61 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_train_end_to_end_then_restore(tmp_path, run_module):
   workdir = tmp_path / "blobs"
-  proc = run_module("experiments.train", "--dataset=blobs", "--loss=svm",
-                    "--epochs=3", "--batch_size=64", "--learning_rate=0.05",
-                    f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--loss=svm",
+    "--epochs=3",
+    "--batch_size=64",
+    "--learning_rate=0.05",
+    f"--workdir={workdir}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "epoch 3/3" in proc.stderr and "examples/s" in proc.stderr
   files = sorted(p.name for p in workdir.iterdir())
-  assert files == ["checkpoint.npz", "curves.png", "metrics.jsonl",
-                   "regions.png", "summary.json"]
+  assert files == [
+    "checkpoint.npz",
+    "curves.png",
+    "metrics.jsonl",
+    "regions.png",
+    "summary.json",
+  ]
   summary = json.loads((workdir / "summary.json").read_text())
-  for key in ("test_accuracy", "val_accuracy", "train_seconds",
-              "compile_seconds", "config", "device"):
+  for key in (
+    "test_accuracy",
+    "val_accuracy",
+    "train_seconds",
+    "compile_seconds",
+    "config",
+    "device",
+  ):
     assert key in summary
   assert summary["test_accuracy"] >= 0.95
   assert summary["config"]["loss"] == "svm"
-  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  rows = [
+    json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
+  ]
   assert [r["epoch"] for r in rows] == [1, 2, 3]
   proc = run_module("experiments.train", f"--workdir={workdir}", "--restore")
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"] == \
-      summary["test_accuracy"]
+  assert (
+    json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"]
+    == summary["test_accuracy"]
+  )
 
 
 def test_flagfile_then_command_line_override(tmp_path, run_module):
   flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
-  proc = run_module("experiments.train", f"--flagfile={flagfile}",
-                    "--dataset=hard_ring", "--nomirror_train", "--epochs=1",
-                    "--learning_rate=0.1",
-                    f"--workdir={tmp_path / 'ring'}", "--noplots")
+  proc = run_module(
+    "experiments.train",
+    f"--flagfile={flagfile}",
+    "--dataset=hard_ring",
+    "--nomirror_train",
+    "--epochs=1",
+    "--learning_rate=0.1",
+    f"--workdir={tmp_path / 'ring'}",
+    "--noplots",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   summary = json.loads((tmp_path / "ring" / "summary.json").read_text())
   assert summary["config"]["dataset"] == "hard_ring"
@@ -50,7 +77,9 @@ def test_flagfile_then_command_line_override(tmp_path, run_module):
   assert summary["config"]["batch_size"] == 256
 
 
-@pytest.mark.parametrize("flag,words", [
+@pytest.mark.parametrize(
+  "flag,words",
+  [
     ("--loss=hinge", "should be one of"),
     ("--reg=l3", "should be one of"),
     ("--optimizer=rmsprop", "should be one of"),
@@ -59,10 +88,18 @@ def test_flagfile_then_command_line_override(tmp_path, run_module):
     ("--seed=-1", "seed must be in [0, 4294967295]"),
     ("--batch_size=0", "batch_size must be ≥ 1"),
     ("--dataset=folder:/no/such/dir", "/no/such/dir"),
-])
-def test_bad_flags_exit_nonzero_with_one_line(flag, words, tmp_path, run_module):
-  proc = run_module("experiments.train", flag, f"--workdir={tmp_path / 'w'}",
-                    "--epochs=1", timeout=120)
+  ],
+)
+def test_bad_flags_exit_nonzero_with_one_line(
+  flag, words, tmp_path, run_module
+):
+  proc = run_module(
+    "experiments.train",
+    flag,
+    f"--workdir={tmp_path / 'w'}",
+    "--epochs=1",
+    timeout=120,
+  )
   assert proc.returncode != 0
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
@@ -74,19 +111,23 @@ def test_planted_symlinks_are_never_followed(tmp_path, run_module):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   victims = {}
-  for name in ("metrics.jsonl.tmp", "summary.json.tmp", "checkpoint.npz.tmp",
-               "curves.png.tmp"):
+  for name in (
+    "metrics.jsonl.tmp",
+    "summary.json.tmp",
+    "checkpoint.npz.tmp",
+    "curves.png.tmp",
+  ):
     victim = tmp_path / f"victim-{name}"
     victim.write_text("mine")
     (workdir / name).symlink_to(victim)
     victims[name] = victim
-  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
-                    f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train", "--dataset=blobs", "--epochs=2", f"--workdir={workdir}"
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   for name, victim in victims.items():
     assert victim.read_text() == "mine", name
-  for name in ("metrics.jsonl", "summary.json", "checkpoint.npz",
-               "curves.png"):
+  for name in ("metrics.jsonl", "summary.json", "checkpoint.npz", "curves.png"):
     assert not (workdir / name).is_symlink(), name
   json.loads((workdir / "summary.json").read_text())
   # A symlink planted at the appended file itself is refused, not followed.
@@ -95,19 +136,34 @@ def test_planted_symlinks_are_never_followed(tmp_path, run_module):
   victim = tmp_path / "victim-metrics"
   victim.write_text("mine")
   (workdir2 / "metrics.jsonl").symlink_to(victim)
-  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
-                    f"--workdir={workdir2}")
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--epochs=1",
+    f"--workdir={workdir2}",
+  )
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert victim.read_text() == "mine"
 
 
 def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
   workdir = tmp_path / "wd"
-  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=1",
-                    "--noplots", f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--epochs=1",
+    "--noplots",
+    f"--workdir={workdir}",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  proc = run_module("experiments.train", "--dataset=blobs", "--epochs=2",
-                    "--optimizer=adam", "--resume", f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--epochs=2",
+    "--optimizer=adam",
+    "--resume",
+    f"--workdir={workdir}",
+  )
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "optimizer='momentum'" in errors[0]
@@ -115,8 +171,9 @@ def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
 
 @pytest.mark.slow
 def test_main_job_trains_both_and_prints_table(tmp_path, run_module):
-  proc = run_module("experiments.main_job", f"--workdir={tmp_path}",
-                    "--epochs=5")
+  proc = run_module(
+    "experiments.main_job", f"--workdir={tmp_path}", "--epochs=5"
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   table = proc.stdout
   assert "svm" in table and "softmax" in table and "test acc" in table
@@ -135,26 +192,41 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   assert proc.returncode == 0, proc.stderr[-2000:]
   workdir = tmp_path / "b"
   killed = subprocess.Popen(
-      [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
-      cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    [sys.executable, "-m", "experiments.train", *args, f"--workdir={workdir}"],
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   metrics = workdir / "metrics.jsonl"
   deadline = time.time() + 200
-  while time.time() < deadline and killed.poll() is None and (
-      not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+  while (
+    time.time() < deadline
+    and killed.poll() is None
+    and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3)
+  ):
     time.sleep(0.01)
   killed.send_signal(signal.SIGKILL)
   killed.wait()
   assert not (workdir / "summary.json").exists()  # killed mid-run
-  proc = run_module("experiments.train", *args, "--resume",
-                    f"--workdir={workdir}")
+  proc = run_module(
+    "experiments.train", *args, "--resume", f"--workdir={workdir}"
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   a, b = (np.load(tmp_path / name / "checkpoint.npz") for name in "ab")
   for key in a.files:
     if key != "metadata_json":
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-  strip = lambda path: [{k: v for k, v in json.loads(line).items()
-                         if k not in ("seconds", "examples_per_second")}
-                        for line in path.read_text().splitlines()]
+  strip = lambda path: [
+    {
+      k: v
+      for k, v in json.loads(line).items()
+      if k not in ("seconds", "examples_per_second")
+    }
+    for line in path.read_text().splitlines()
+  ]
   assert strip(metrics) == strip(tmp_path / "a" / "metrics.jsonl")
   assert sorted(p.name for p in workdir.iterdir()) == [
-      "checkpoint.npz", "metrics.jsonl", "summary.json"]
+    "checkpoint.npz",
+    "metrics.jsonl",
+    "summary.json",
+  ]

@@ -23,39 +23,67 @@ from linear_jax import losses
 from linear_jax.train import epoch as epoch_lib
 
 N, D, C, B, EPOCHS = 12, 3, 4, 4, 2
-HP = dict(learning_rate=0.3, reg_strength=0.05, margin=1.3,
-          label_smoothing=0.1, momentum=0.8)
+HP = dict(
+  learning_rate=0.3,
+  reg_strength=0.05,
+  margin=1.3,
+  label_smoothing=0.1,
+  momentum=0.8,
+)
 
 
 def reference_schedule(name, total_steps):
   """lr_t as the lecture states it: constant, or ½(1 + cos(π t / T))·lr."""
   if name == "constant":
     return lambda t: HP["learning_rate"]
-  return lambda t: HP["learning_rate"] * 0.5 * (
-      1 + jnp.cos(math.pi * jnp.minimum(t, total_steps) / total_steps))
+  return lambda t: (
+    HP["learning_rate"]
+    * 0.5
+    * (1 + jnp.cos(math.pi * jnp.minimum(t, total_steps) / total_steps))
+  )
 
 
 def reference_epochs(config, key, x, y):
   """``EPOCHS`` epochs of plain minibatch SGD with momentum, step by step."""
   per_epoch = 1 if config.batch_size is None else N // B
-  opt = optax.sgd(reference_schedule(config.schedule, per_epoch * EPOCHS),
-                  momentum=HP["momentum"])
-  params = {"W": jnp.zeros((D, C), jnp.float64),
-            "b": jnp.zeros((C,), jnp.float64)}
+  opt = optax.sgd(
+    reference_schedule(config.schedule, per_epoch * EPOCHS),
+    momentum=HP["momentum"],
+  )
+  params = {
+    "W": jnp.zeros((D, C), jnp.float64),
+    "b": jnp.zeros((C,), jnp.float64),
+  }
   opt_state = opt.init(params)
   options = {name: HP[name] for name in losses.LOSS_OPTIONS[config.loss]}
   objective = lambda p, xb, yb: lj.objective(
-      p, xb, yb, loss=config.loss, reg=config.reg,
-      reg_strength=HP["reg_strength"], **options)
+    p,
+    xb,
+    yb,
+    loss=config.loss,
+    reg=config.reg,
+    reg_strength=HP["reg_strength"],
+    **options,
+  )
   data_losses = []
   for _ in range(EPOCHS):
     key, batches = epoch_lib.epoch_batches(config, key, N)
     data_losses = []
     for idx in np.asarray(batches):
       xb, yb = x[idx], y[idx]
-      data_losses.append(float(lj.objective_terms(
-          params, xb, yb, loss=config.loss, reg=config.reg,
-          reg_strength=HP["reg_strength"], **options)["data_loss"]))
+      data_losses.append(
+        float(
+          lj.objective_terms(
+            params,
+            xb,
+            yb,
+            loss=config.loss,
+            reg=config.reg,
+            reg_strength=HP["reg_strength"],
+            **options,
+          )["data_loss"]
+        )
+      )
       grads = jax.grad(objective)(params, xb, yb)
       updates, opt_state = opt.update(grads, opt_state, params)
       params = optax.apply_updates(params, updates)
@@ -70,8 +98,9 @@ def covering_cases():
   for i, loss in enumerate(sorted(losses.LOSSES)):
     schedule, batch = ("constant", "cosine")[i % 2], (B, None)[i // 2 % 2]
     cases.append((loss, "l2", schedule, batch))
-    cases.append((loss, "none", ("cosine", "constant")[i % 2],
-                  (None, B)[i // 2 % 2]))
+    cases.append(
+      (loss, "none", ("cosine", "constant")[i % 2], (None, B)[i // 2 % 2])
+    )
   return cases
 
 
@@ -81,21 +110,28 @@ def test_train_epoch_equals_plain_loop(loss, reg, schedule, batch_size, x64):
   x = jnp.asarray(rng.normal(size=(N, D)))
   y = jnp.asarray(rng.integers(0, C, size=N), jnp.int32)
   data = epoch_lib.DeviceData(x, y, x, y)
-  config = epoch_lib.TrainConfig(loss=loss, reg=reg, optimizer="momentum",
-                                 schedule=schedule, batch_size=batch_size,
-                                 epochs=EPOCHS)
+  config = epoch_lib.TrainConfig(
+    loss=loss,
+    reg=reg,
+    optimizer="momentum",
+    schedule=schedule,
+    batch_size=batch_size,
+    epochs=EPOCHS,
+  )
   hparams = epoch_lib.make_hparams(**HP, dtype=jnp.float64)
   state = epoch_lib.init_state(config, hparams, 5, D, C, N, jnp.float64)
   epoch_fn = epoch_lib.make_epoch_fn(config)
   for _ in range(EPOCHS):
     state, metrics = epoch_fn(state, hparams, data)
   want, want_data_loss = reference_epochs(
-      config, epoch_lib.init_state(config, hparams, 5, D, C, N).key, x, y)
+    config, epoch_lib.init_state(config, hparams, 5, D, C, N).key, x, y
+  )
   assert state.params["W"].dtype == jnp.float64
   np.testing.assert_allclose(state.params["W"], want["W"], rtol=0, atol=1e-10)
   np.testing.assert_allclose(state.params["b"], want["b"], rtol=0, atol=1e-10)
-  np.testing.assert_allclose(metrics["data_loss"], want_data_loss, rtol=0,
-                             atol=1e-10)
+  np.testing.assert_allclose(
+    metrics["data_loss"], want_data_loss, rtol=0, atol=1e-10
+  )
   assert int(state.step) == EPOCHS * (1 if batch_size is None else N // B)
   # The updates moved W far beyond the tolerance: the check can fail.
   assert float(jnp.max(jnp.abs(want["W"]))) > 1e-3

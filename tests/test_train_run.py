@@ -13,11 +13,18 @@ from linear_jax.train import run
 
 
 def train_run(workdir, *, resume=False, **overrides):
-  base = dict(dataset="blobs", loss="svm", epochs=4, batch_size=32,
-              learning_rate=0.05, plots=False)
+  base = dict(
+    dataset="blobs",
+    loss="svm",
+    epochs=4,
+    batch_size=32,
+    learning_rate=0.05,
+    plots=False,
+  )
   base.update(overrides)
-  return train.train_and_evaluate(train.RunConfig(**base), str(workdir),
-                                  resume=resume)
+  return train.train_and_evaluate(
+    train.RunConfig(**base), str(workdir), resume=resume
+  )
 
 
 def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
@@ -33,11 +40,13 @@ def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
     if key != "metadata_json":
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
   assert resumed["test_accuracy"] == straight["test_accuracy"]
-  strip = lambda rows: [{k: v for k, v in r.items()
-                         if k not in ("seconds", "examples_per_second")}
-                        for r in rows]
-  assert strip(io.read_jsonl(tmp_path / "b" / "metrics.jsonl")) == \
-      strip(io.read_jsonl(tmp_path / "a" / "metrics.jsonl"))
+  strip = lambda rows: [
+    {k: v for k, v in r.items() if k not in ("seconds", "examples_per_second")}
+    for r in rows
+  ]
+  assert strip(io.read_jsonl(tmp_path / "b" / "metrics.jsonl")) == strip(
+    io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
+  )
 
 
 def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
@@ -52,8 +61,9 @@ def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
   metrics.write_text("".join(lines[:2]))  # the epoch-3 line never landed
   train_run(tmp_path / "b", resume=True)
   assert [r["epoch"] for r in io.read_jsonl(metrics)] == [1, 2, 3, 4]
-  assert [r["val_accuracy"] for r in io.read_jsonl(metrics)] == \
-      [r["val_accuracy"] for r in io.read_jsonl(tmp_path / "a" / "metrics.jsonl")]
+  assert [r["val_accuracy"] for r in io.read_jsonl(metrics)] == [
+    r["val_accuracy"] for r in io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
+  ]
   assert straight["epochs_run"] == 4
 
 
@@ -69,8 +79,13 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
   train_run(tmp_path / "run", loss="softmax", epochs=2)
   before = np.load(tmp_path / "run" / "checkpoint.npz")["state/0000"].copy()
   with pytest.raises(train.DivergedError, match="epoch 3"):
-    train_run(tmp_path / "run", loss="softmax", epochs=4,
-              learning_rate=1e38, resume=True)
+    train_run(
+      tmp_path / "run",
+      loss="softmax",
+      epochs=4,
+      learning_rate=1e38,
+      resume=True,
+    )
   after = np.load(tmp_path / "run" / "checkpoint.npz")
   np.testing.assert_array_equal(after["state/0000"], before)
   assert np.all(np.isfinite(after["state/0000"]))
@@ -81,8 +96,9 @@ def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
     train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e38)
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert summary["diverged_epoch"] == 1 and summary["epochs_run"] == 0
-  resumed = train_run(tmp_path / "run", loss="softmax", epochs=2,
-                      learning_rate=0.05, resume=True)
+  resumed = train_run(
+    tmp_path / "run", loss="softmax", epochs=2, learning_rate=0.05, resume=True
+  )
   assert resumed["epochs_run"] == 2 and resumed["test_accuracy"] > 0.9
 
 
@@ -98,7 +114,9 @@ def test_workdir_guard_keeps_earlier_outputs(tmp_path):
     run.prepare_workdir(str(afile), resume=False)
 
 
-def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(tmp_path):
+def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(
+  tmp_path,
+):
   workdir = tmp_path / "run"
   workdir.mkdir()
   (workdir / f"{io.TEMP_PREFIX}x1y2z3w4-checkpoint.npz").write_bytes(b"torn")
@@ -107,7 +125,11 @@ def test_resume_without_checkpoint_starts_fresh_and_clears_temporaries(tmp_path)
   summary = train_run(workdir, epochs=1, resume=True)
   assert summary["epochs_run"] == 1
   assert sorted(p.name for p in workdir.iterdir()) == [
-      ".tmp-notes", "checkpoint.npz", "metrics.jsonl", "summary.json"]
+    ".tmp-notes",
+    "checkpoint.npz",
+    "metrics.jsonl",
+    "summary.json",
+  ]
   assert (workdir / ".tmp-notes").read_text() == "a user's file"
 
 
@@ -130,8 +152,14 @@ def test_a_decaying_schedule_resumes_only_with_its_epochs(tmp_path):
 def test_lbfgs_trains_through_the_workdir(tmp_path):
   """optax's lbfgs keeps inf in its state at the start; only the parameters
   must be finite in a checkpoint."""
-  summary = train_run(tmp_path / "run", loss="softmax", optimizer="lbfgs",
-                      full_batch=True, epochs=3, learning_rate=1.0)
+  summary = train_run(
+    tmp_path / "run",
+    loss="softmax",
+    optimizer="lbfgs",
+    full_batch=True,
+    epochs=3,
+    learning_rate=1.0,
+  )
   assert summary["epochs_run"] == 3 and summary["test_accuracy"] > 0.9
 
 
@@ -162,14 +190,17 @@ def test_summary_is_strict_json_with_reasons():
   assert json.loads(io.dumps(summary))["val_accuracy"] == 0.5
 
 
-@pytest.mark.parametrize("field,value,words", [
+@pytest.mark.parametrize(
+  "field,value,words",
+  [
     ("seed", -1, "seed must be in [0, 4294967295]"),
     ("reg_strength", -1.0, "reg_strength must be ≥ 0"),
     ("label_smoothing", 2.0, "label_smoothing must be in [0, 1]"),
     ("learning_rate", 0.0, "learning_rate must be > 0"),
     ("epochs", 0, "epochs must be ≥ 1"),
     ("loss", "hinge", "unknown loss 'hinge'"),
-])
+  ],
+)
 def test_validate_is_one_line_per_rule(field, value, words):
   with pytest.raises(lj.LinearJaxError) as e:
     train.RunConfig(**{field: value}).validate()

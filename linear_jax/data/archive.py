@@ -39,7 +39,7 @@ class _Irregular(Exception):
 def _field(header: bytes, start: int, stop: int) -> bytes:
   """A NUL-terminated header field."""
   end = header.find(b"\0", start, stop)
-  return header[start:stop if end < 0 else end]
+  return header[start : stop if end < 0 else end]
 
 
 def _number(header: bytes, start: int, stop: int) -> int:
@@ -80,7 +80,7 @@ def _read_fast(path, want) -> list:
   while True:
     if pos + _BLOCK > len(buffer):
       raise _Irregular("truncated archive")
-    header = buffer[pos:pos + _BLOCK]
+    header = buffer[pos : pos + _BLOCK]
     if not header.strip(b"\0"):
       break  # end-of-archive block, as tarfile stops there
     checksum = _number(header, 148, 156)
@@ -103,7 +103,7 @@ def _read_fast(path, want) -> list:
     if start + size > len(buffer):
       raise _Irregular("truncated member")
     if type_ in _FILE_TYPES:
-      data = buffer[start:start + size] if want(text) else None
+      data = buffer[start : start + size] if want(text) else None
       members.append((text, "file", data))
     elif type_ == _DIR_TYPE:
       members.append((text.rstrip("/"), "dir", None))
@@ -122,13 +122,15 @@ def _read_tarfile(path, want) -> list:
         data = tar.extractfile(member).read() if want(member.name) else None
         members.append((member.name, "file", data))
       else:
-        members.append((member.name, "dir" if member.isdir() else "other",
-                        None))
+        members.append(
+          (member.name, "dir" if member.isdir() else "other", None)
+        )
   return members
 
 
-def read_members(path: str | os.PathLike,
-                 want: Callable[[str], bool]) -> list[tuple[str, str, bytes | None]]:
+def read_members(
+  path: str | os.PathLike, want: Callable[[str], bool]
+) -> list[tuple[str, str, bytes | None]]:
   """``[(name, kind, data)]`` of a tar archive (module docstring).
 
   Raises ``tarfile.TarError``, ``OSError`` or ``EOFError`` for an archive

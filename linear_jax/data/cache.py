@@ -79,10 +79,15 @@ def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
   described = {}
   for name, array in arrays.items():
     array = np.ascontiguousarray(array)
-    io.atomic_write(entry / f"{name}.npy",
-                    lambda f, a=array: np.save(f, a, allow_pickle=False))
-    described[name] = {"shape": list(array.shape), "dtype": array.dtype.str,
-                       "digest": array_digest(array)}
+    io.atomic_write(
+      entry / f"{name}.npy",
+      lambda f, a=array: np.save(f, a, allow_pickle=False),
+    )
+    described[name] = {
+      "shape": list(array.shape),
+      "dtype": array.dtype.str,
+      "digest": array_digest(array),
+    }
   meta = dict(meta, arrays=described)
   meta["digest"] = _meta_digest(meta)
   io.atomic_write(entry / META, io.dumps(meta))
@@ -99,11 +104,11 @@ def _verified(entry: Path) -> tuple[dict[str, np.ndarray], dict]:
   arrays = {}
   for name, want in described.items():
     array = np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-    if (list(array.shape) != want["shape"] or
-        array.dtype.str != want["dtype"]):
+    if list(array.shape) != want["shape"] or array.dtype.str != want["dtype"]:
       raise ValueError(
-          f"{name}.npy is {array.dtype.str} {list(array.shape)}, expected "
-          f"{want['dtype']} {want['shape']}")
+        f"{name}.npy is {array.dtype.str} {list(array.shape)}, expected "
+        f"{want['dtype']} {want['shape']}"
+      )
     if array_digest(array) != want["digest"]:
       raise ValueError(f"{name}.npy does not match its digest")
     arrays[name] = array
@@ -122,6 +127,9 @@ def load_entry(entry: Path) -> tuple[dict[str, np.ndarray], dict] | None:
   try:
     return _verified(entry)
   except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
-    logging.warning("cache entry %s is damaged (%s); rebuilding it", entry,
-                    " ".join(str(e).split()) or type(e).__name__)
+    logging.warning(
+      "cache entry %s is damaged (%s); rebuilding it",
+      entry,
+      " ".join(str(e).split()) or type(e).__name__,
+    )
     return None

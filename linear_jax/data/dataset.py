@@ -42,10 +42,11 @@ def check_memory(num_examples: int, example_shape: tuple, what: str) -> None:
   estimate = num_examples * int(np.prod(example_shape)) * 4
   if estimate > MAX_FLOAT32_BYTES:
     raise LinearJaxError(
-        f"{what}: {num_examples} examples of shape {tuple(example_shape)} need "
-        f"~{estimate / 2**30:.1f} GiB as float32, over the "
-        f"{MAX_FLOAT32_BYTES >> 30} GiB in-memory limit; streaming is not "
-        "supported, use fewer or smaller examples")
+      f"{what}: {num_examples} examples of shape {tuple(example_shape)} need "
+      f"~{estimate / 2**30:.1f} GiB as float32, over the "
+      f"{MAX_FLOAT32_BYTES >> 30} GiB in-memory limit; streaming is not "
+      "supported, use fewer or smaller examples"
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,6 +60,7 @@ class RawData:
     class_names: the C class names, in label order.
     image_shape: ``(H, W, C)`` of one example, or None for point sets.
   """
+
   splits: dict
   class_names: tuple
   image_shape: tuple | None
@@ -81,6 +83,7 @@ class Dataset:
     stats: the preprocessing fitted on ``x_train``; ``stats.apply(x_raw)``
       maps new raw examples the same way.
   """
+
   x_train: np.ndarray
   y_train: np.ndarray
   x_val: np.ndarray
@@ -99,9 +102,11 @@ class Dataset:
     return int(self.x_train.shape[1])
 
   def __repr__(self) -> str:
-    return (f"Dataset({self.name!r}, train={len(self.y_train)}, "
-            f"val={len(self.y_val)}, test={len(self.y_test)}, "
-            f"D={self.num_features}, C={self.num_classes})")
+    return (
+      f"Dataset({self.name!r}, train={len(self.y_train)}, "
+      f"val={len(self.y_val)}, test={len(self.y_test)}, "
+      f"D={self.num_features}, C={self.num_classes})"
+    )
 
 
 def _labels(y, split: str, num_classes: int) -> np.ndarray:
@@ -109,22 +114,30 @@ def _labels(y, split: str, num_classes: int) -> np.ndarray:
   y = np.asarray(y)
   if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
     raise LinearJaxError(
-        f"y_{split} must be [N] integer labels, got dtype {y.dtype} shape "
-        f"{y.shape}; pass class indices")
+      f"y_{split} must be [N] integer labels, got dtype {y.dtype} shape "
+      f"{y.shape}; pass class indices"
+    )
   if y.size and (y.min() < 0 or y.max() >= num_classes):
     raise LinearJaxError(
-        f"y_{split} must lie in [0, {num_classes}), found values in "
-        f"[{y.min()}, {y.max()}]; remap labels to 0..C-1")
+      f"y_{split} must lie in [0, {num_classes}), found values in "
+      f"[{y.min()}, {y.max()}]; remap labels to 0..C-1"
+    )
   return y.astype(np.int32)
 
 
-def from_raw(raw: RawData, *, name: str, seed: int = 0,
-             validation_size: int | float | None = None,
-             default_validation: int | float = 0.2,
-             subtract_mean: bool = True, standardize: bool = False,
-             bias_column: bool = False,
-             max_train: int | None = None,
-             mirror_train: bool = False) -> Dataset:
+def from_raw(
+  raw: RawData,
+  *,
+  name: str,
+  seed: int = 0,
+  validation_size: int | float | None = None,
+  default_validation: int | float = 0.2,
+  subtract_mean: bool = True,
+  standardize: bool = False,
+  bias_column: bool = False,
+  max_train: int | None = None,
+  mirror_train: bool = False,
+) -> Dataset:
   """Splits, fits preprocessing on train only, and applies it (module docstring).
 
   Args:
@@ -147,8 +160,9 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
   """
   if "train" not in raw.splits:
     raise LinearJaxError(
-        f"dataset {name!r} has no 'train' split (found {sorted(raw.splits)}); "
-        "provide one")
+      f"dataset {name!r} has no 'train' split (found {sorted(raw.splits)}); "
+      "provide one"
+    )
   num_classes = len(raw.class_names)
   arrays = {}
   for split, (x, y) in raw.splits.items():
@@ -156,15 +170,17 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
     y = _labels(y, split, num_classes)
     if x.shape[:1] != y.shape:
       raise LinearJaxError(
-          f"x_{split} has {x.shape[0] if x.ndim else 0} rows but y_{split} has "
-          f"{y.shape[0]}; pass one label per example")
+        f"x_{split} has {x.shape[0] if x.ndim else 0} rows but y_{split} has "
+        f"{y.shape[0]}; pass one label per example"
+      )
     preprocessing.check_finite(x, split)
     arrays[split] = (x, y)
   if num_classes < 2:
     raise LinearJaxError(
-        f"dataset {name!r} has {num_classes} class(es) "
-        f"{list(raw.class_names)}; a classifier needs at least 2, add "
-        "examples of another class")
+      f"dataset {name!r} has {num_classes} class(es) "
+      f"{list(raw.class_names)}; a classifier needs at least 2, add "
+      "examples of another class"
+    )
 
   x_train, y_train = arrays["train"]
   if "test" not in arrays:
@@ -177,15 +193,22 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
   own_val = "validation" in arrays and validation_size is None
   if "validation" in arrays and validation_size is not None:
     raise LinearJaxError(
-        f"dataset {name!r} has its own validation split; leave "
-        "validation_size unset to use it")
-  size = 0 if own_val else splits_lib.validation_count(
-      validation_size, len(y_train), default_validation)
+      f"dataset {name!r} has its own validation split; leave "
+      "validation_size unset to use it"
+    )
+  size = (
+    0
+    if own_val
+    else splits_lib.validation_count(
+      validation_size, len(y_train), default_validation
+    )
+  )
   train, val = splits_lib.carve(len(y_train), size, seed)
   if max_train is not None:
     if not isinstance(max_train, (int, np.integer)) or max_train < 1:
       raise LinearJaxError(
-          f"max_train must be a positive int, got {max_train!r}")
+        f"max_train must be a positive int, got {max_train!r}"
+      )
     train = train[:max_train]
   if own_val:
     x_val, y_val = arrays["validation"]
@@ -193,41 +216,63 @@ def from_raw(raw: RawData, *, name: str, seed: int = 0,
     x_val, y_val = x_train[val], y_train[val]
   if validation_size is None and not len(y_val):
     raise LinearJaxError(
-        f"dataset {name!r} has {len(y_train)} training examples, too few to "
-        "carve a validation split; add examples, or pass validation_size=0 "
-        "to train without one")
+      f"dataset {name!r} has {len(y_train)} training examples, too few to "
+      "carve a validation split; add examples, or pass validation_size=0 "
+      "to train without one"
+    )
   x_train, y_train = x_train[train], y_train[train]
   if mirror_train:
     if raw.image_shape is None:
       raise LinearJaxError(
-          f"mirror_train needs images; {name!r} holds points, drop the option")
+        f"mirror_train needs images; {name!r} holds points, drop the option"
+      )
     images = x_train.reshape((-1,) + tuple(raw.image_shape))
     x_train = np.concatenate([images, images[:, :, ::-1]]).reshape(
-        (-1,) + x_train.shape[1:])
+      (-1,) + x_train.shape[1:]
+    )
     y_train = np.concatenate([y_train, y_train])
 
   stats = preprocessing.fit_stats(
-      x_train, subtract_mean=subtract_mean, standardize=standardize,
-      bias_column=bias_column)
+    x_train,
+    subtract_mean=subtract_mean,
+    standardize=standardize,
+    bias_column=bias_column,
+  )
   x_test, y_test = arrays["test"]
   if not len(y_test):
     raise LinearJaxError(
-        f"dataset {name!r} has an empty test split; add test examples (a "
-        "source without a test split needs at least 5 training examples for "
-        "its 20 % carve)")
+      f"dataset {name!r} has an empty test split; add test examples (a "
+      "source without a test split needs at least 5 training examples for "
+      "its 20 % carve)"
+    )
   return Dataset(
-      x_train=stats.apply(x_train), y_train=y_train,
-      x_val=stats.apply(x_val), y_val=y_val,
-      x_test=stats.apply(x_test), y_test=y_test,
-      num_classes=num_classes, class_names=tuple(raw.class_names),
-      image_shape=None if raw.image_shape is None else tuple(raw.image_shape),
-      name=name, stats=stats)
+    x_train=stats.apply(x_train),
+    y_train=y_train,
+    x_val=stats.apply(x_val),
+    y_val=y_val,
+    x_test=stats.apply(x_test),
+    y_test=y_test,
+    num_classes=num_classes,
+    class_names=tuple(raw.class_names),
+    image_shape=None if raw.image_shape is None else tuple(raw.image_shape),
+    name=name,
+    stats=stats,
+  )
 
 
-def from_arrays(x_train, y_train, x_test=None, y_test=None, *,
-                x_val=None, y_val=None, class_names=None,
-                image_shape=None, name: str = "arrays",
-                **options) -> Dataset:
+def from_arrays(
+  x_train,
+  y_train,
+  x_test=None,
+  y_test=None,
+  *,
+  x_val=None,
+  y_val=None,
+  class_names=None,
+  image_shape=None,
+  name: str = "arrays",
+  **options,
+) -> Dataset:
   """A ``Dataset`` from raw numpy arrays (your own data, same rules as sources).
 
   Args:
@@ -250,9 +295,16 @@ def from_arrays(x_train, y_train, x_test=None, y_test=None, *,
     splits["validation"] = (x_val, y_val)
   if class_names is None:
     labels = [np.asarray(y) for _, y in splits.values()]
-    top = max((int(y.max()) for y in labels
-               if y.size and np.issubdtype(y.dtype, np.integer)), default=0)
+    top = max(
+      (
+        int(y.max())
+        for y in labels
+        if y.size and np.issubdtype(y.dtype, np.integer)
+      ),
+      default=0,
+    )
     class_names = tuple(str(c) for c in range(top + 1))
-  raw = RawData(splits=splits, class_names=tuple(class_names),
-                image_shape=image_shape)
+  raw = RawData(
+    splits=splits, class_names=tuple(class_names), image_shape=image_shape
+  )
   return from_raw(raw, name=name, **options)

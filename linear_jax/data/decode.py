@@ -59,8 +59,12 @@ def decode_jpeg_fast(data: bytes) -> np.ndarray | None:
     if colorspace not in _FAST_COLORSPACES:
       return None
     return simplejpeg.decode_jpeg(
-        data, colorspace=_FAST_COLORSPACES[colorspace], fastdct=False,
-        fastupsample=False, strict=True)
+      data,
+      colorspace=_FAST_COLORSPACES[colorspace],
+      fastdct=False,
+      fastupsample=False,
+      strict=True,
+    )
   except ValueError:  # damaged: PIL decides, and its error names the file
     return None
 
@@ -87,19 +91,21 @@ def decode_pil(data: bytes, name: str) -> np.ndarray:
       im.load()
       if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         raise LinearJaxError(
-            f"image {name} is {im.mode} (16-bit or float); convert it to "
-            "8-bit grayscale or RGB")
+          f"image {name} is {im.mode} (16-bit or float); convert it to "
+          "8-bit grayscale or RGB"
+        )
       if im.mode not in ("L", "RGB"):
         im = im.convert("L" if im.mode in ("1", "LA") else "RGB")
       # tobytes + frombuffer: the same bytes as np.asarray(im), ~10 % faster.
       array = np.frombuffer(im.tobytes(), np.uint8).reshape(
-          im.size[1], im.size[0], -1)
+        im.size[1], im.size[0], -1
+      )
   except LinearJaxError:
     raise
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
     raise LinearJaxError(
-        f"cannot decode image {name}: {_one_line(e)}; delete or replace the "
-        "file") from None
+      f"cannot decode image {name}: {_one_line(e)}; delete or replace the file"
+    ) from None
   return array[..., None] if array.ndim == 2 else array
 
 
@@ -115,14 +121,20 @@ def decode_image(source: Path | bytes, name: str) -> np.ndarray:
       source = Path(source).read_bytes()
     except OSError as e:
       raise LinearJaxError(
-          f"cannot read image {name}: {_one_line(e)}; check its permissions "
-          "or remove it") from None
+        f"cannot read image {name}: {_one_line(e)}; check its permissions "
+        "or remove it"
+      ) from None
   array = decode_jpeg_fast(source)
   return decode_pil(source, name) if array is None else array
 
 
-def decode_images(sources: list, names: list[str], shape: tuple, *,
-                  description: str | None = None) -> np.ndarray:
+def decode_images(
+  sources: list,
+  names: list[str],
+  shape: tuple,
+  *,
+  description: str | None = None,
+) -> np.ndarray:
   """uint8 ``[N, *shape]`` from N paths or byte strings; all must be ``shape``.
 
   Chunks of images go to a small thread pool (libjpeg-turbo and PIL's
@@ -137,15 +149,18 @@ def decode_images(sources: list, names: list[str], shape: tuple, *,
       image = decode_image(sources[i], names[i])
       if image.shape != out.shape[1:]:
         raise LinearJaxError(
-            f"image {names[i]} has shape {image.shape}, the first training "
-            f"image {out.shape[1:]}; all images must share one shape (resize "
-            "them)")
+          f"image {names[i]} has shape {image.shape}, the first training "
+          f"image {out.shape[1:]}; all images must share one shape (resize "
+          "them)"
+        )
       out[i] = image
     return stop - start
 
-  bar = (progress.Progress(description, len(sources),
-                           every_seconds=PROGRESS_EVERY_S)
-         if description else None)
+  bar = (
+    progress.Progress(description, len(sources), every_seconds=PROGRESS_EVERY_S)
+    if description
+    else None
+  )
   t0 = time.perf_counter()
   workers = min(4, os.cpu_count() or 1)
   done = 0

@@ -47,7 +47,8 @@ import numpy as np
 from linear_jax import checks
 
 MODE_CENTRES = 1.5 * np.array(
-    [[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])])
+  [[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])]
+)
 MODE_SIGMA = 0.3
 MODE_CLEARANCE = 1.0
 BOX = 3.0  # ring and modes live in [-BOX, BOX]²
@@ -91,6 +92,7 @@ def balanced(rng, n: int, sample_class_0, sample_class_1):
 @dataclasses.dataclass(frozen=True, eq=False)
 class BayesRisk:
   """R* with its standard error (0 for a closed form) and how it was found."""
+
   value: float
   se: float
   method: str  # "closed form" or "monte carlo (n samples)"
@@ -112,6 +114,7 @@ class Distribution:
       label noise.
     clean_bayes_risk: R* without label noise in closed form, or None.
   """
+
   name: str
   num_classes: int
   dim: int
@@ -159,16 +162,22 @@ class Distribution:
     if self.clean_bayes_risk is None:
       return None
     k, eta = self.num_classes, self.label_noise
-    return (1.0 - (1.0 - eta * k / (k - 1)) * (1.0 - self.clean_bayes_risk)
-            - eta / (k - 1))
+    return (
+      1.0
+      - (1.0 - eta * k / (k - 1)) * (1.0 - self.clean_bayes_risk)
+      - eta / (k - 1)
+    )
 
   def bayes_risk_monte_carlo(self, n: int = 10**6, seed=0) -> BayesRisk:
     """R* ≈ (1/n) Σ_i (1 − max_k P(k | x_i)) over ``n`` fresh samples, with
     its standard error std/√n."""
     x, _ = self.sample(n, seed)
     err = self.conditional_bayes_error(x)
-    return BayesRisk(float(err.mean()), float(err.std(ddof=1) / math.sqrt(n)),
-                     f"monte carlo ({n} samples)")
+    return BayesRisk(
+      float(err.mean()),
+      float(err.std(ddof=1) / math.sqrt(n)),
+      f"monte carlo ({n} samples)",
+    )
 
   def bayes_risk(self, n: int = 10**6, seed=0) -> BayesRisk:
     """R*: the closed form where one exists, else ``bayes_risk_monte_carlo``."""
@@ -182,14 +191,22 @@ def _check_noise(label_noise: float, num_classes: int) -> float:
   limit = (num_classes - 1) / num_classes
   if not 0.0 <= label_noise < limit:
     raise checks.LinearJaxError(
-        f"label_noise must lie in [0, {limit:g}) for {num_classes} classes "
-        f"(above it the labels carry no information), got {label_noise}")
+      f"label_noise must lie in [0, {limit:g}) for {num_classes} classes "
+      f"(above it the labels carry no information), got {label_noise}"
+    )
   return float(label_noise)
 
 
-def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
-              means=None, covariance=None, priors=None,
-              label_noise: float = 0.0) -> Distribution:
+def gaussians(
+  num_classes: int = 2,
+  dim: int = 2,
+  *,
+  separation: float = 1.0,
+  means=None,
+  covariance=None,
+  priors=None,
+  label_noise: float = 0.0,
+) -> Distribution:
   """K Gaussian classes with one shared covariance: x | y=k ~ N(μ_k, Σ).
 
   P(k | x) = softmax_k(log π_k − ½ (x − μ_k)ᵀ Σ⁻¹ (x − μ_k)), linear in x up
@@ -210,7 +227,9 @@ def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
     equal priors (Δ the Mahalanobis distance between the means), else None.
   """
   if num_classes < 2:
-    raise checks.LinearJaxError(f"gaussians needs ≥ 2 classes, got {num_classes}")
+    raise checks.LinearJaxError(
+      f"gaussians needs ≥ 2 classes, got {num_classes}"
+    )
   if means is None:
     if num_classes == 2:
       means = np.zeros((2, dim))
@@ -218,7 +237,8 @@ def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
     else:
       if dim < 2:
         raise checks.LinearJaxError(
-            f"{num_classes} default means need dim ≥ 2, got {dim}; pass means")
+          f"{num_classes} default means need dim ≥ 2, got {dim}; pass means"
+        )
       angles = 2 * np.pi * np.arange(num_classes) / num_classes
       means = np.zeros((num_classes, dim))
       means[:, 0], means[:, 1] = np.cos(angles), np.sin(angles)
@@ -226,22 +246,32 @@ def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
   means = np.asarray(means, np.float64)
   if means.shape != (num_classes, dim):
     raise checks.LinearJaxError(
-        f"means must be [{num_classes}, {dim}], got shape {means.shape}")
-  cov = np.eye(dim) if covariance is None else np.asarray(covariance, np.float64)
+      f"means must be [{num_classes}, {dim}], got shape {means.shape}"
+    )
+  cov = (
+    np.eye(dim) if covariance is None else np.asarray(covariance, np.float64)
+  )
   try:
     chol = np.linalg.cholesky(cov)
   except np.linalg.LinAlgError:
     raise checks.LinearJaxError(
-        "covariance must be symmetric positive definite; pass e.g. np.eye(D)"
+      "covariance must be symmetric positive definite; pass e.g. np.eye(D)"
     ) from None
   precision = np.linalg.inv(cov)
   equal = priors is None
-  priors = (np.full(num_classes, 1.0 / num_classes) if priors is None
-            else np.asarray(priors, np.float64))
-  if priors.shape != (num_classes,) or priors.min() <= 0 or not math.isclose(
-      priors.sum(), 1.0, rel_tol=1e-9):
+  priors = (
+    np.full(num_classes, 1.0 / num_classes)
+    if priors is None
+    else np.asarray(priors, np.float64)
+  )
+  if (
+    priors.shape != (num_classes,)
+    or priors.min() <= 0
+    or not math.isclose(priors.sum(), 1.0, rel_tol=1e-9)
+  ):
     raise checks.LinearJaxError(
-        f"priors must be {num_classes} positive numbers summing to 1")
+      f"priors must be {num_classes} positive numbers summing to 1"
+    )
   equal = equal or np.allclose(priors, priors[0])
   log_priors = np.log(priors)
 
@@ -251,9 +281,10 @@ def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
     return x.astype(np.float32), y
 
   def posteriors(x):
-    diff = x[:, None, :] - means[None]                       # [n, K, D]
-    logits = log_priors - 0.5 * np.einsum("nkd,de,nke->nk", diff, precision,
-                                          diff)
+    diff = x[:, None, :] - means[None]  # [n, K, D]
+    logits = log_priors - 0.5 * np.einsum(
+      "nkd,de,nke->nk", diff, precision, diff
+    )
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
@@ -263,13 +294,20 @@ def gaussians(num_classes: int = 2, dim: int = 2, *, separation: float = 1.0,
     delta = means[1] - means[0]
     closed = normal_cdf(-0.5 * math.sqrt(delta @ precision @ delta))
   return Distribution(
-      "gaussians" if label_noise == 0 else "noisy_gaussians", num_classes, dim,
-      _check_noise(label_noise, num_classes),
-      tuple(str(k) for k in range(num_classes)), sample, posteriors, closed)
+    "gaussians" if label_noise == 0 else "noisy_gaussians",
+    num_classes,
+    dim,
+    _check_noise(label_noise, num_classes),
+    tuple(str(k) for k in range(num_classes)),
+    sample,
+    posteriors,
+    closed,
+  )
 
 
-def noisy_gaussians(num_classes: int = 2, dim: int = 2, *,
-                    label_noise: float = 0.1, **options) -> Distribution:
+def noisy_gaussians(
+  num_classes: int = 2, dim: int = 2, *, label_noise: float = 0.1, **options
+) -> Distribution:
   """``gaussians`` with label noise η (default 0.1): R* > 0 grows by
   η + (1 − 2η)R* − R* for K = 2, the Bayes classifier stays linear."""
   return gaussians(num_classes, dim, label_noise=label_noise, **options)
@@ -280,6 +318,7 @@ def parity(*, label_noise: float = 0.0) -> Distribution:
 
   Without noise the label is a function of x, so R* = η in closed form.
   """
+
   def sample(rng, n):
     x = uniform_square(rng, n, 1.0).astype(np.float32)
     return x, ((x > 0).sum(axis=1) % 2).astype(np.int32)
@@ -288,8 +327,16 @@ def parity(*, label_noise: float = 0.0) -> Distribution:
     odd = (x > 0).sum(axis=1) % 2
     return np.stack([1.0 - odd, odd], axis=1).astype(np.float64)
 
-  return Distribution("parity", 2, 2, _check_noise(label_noise, 2),
-                      ("even", "odd"), sample, posteriors, 0.0)
+  return Distribution(
+    "parity",
+    2,
+    2,
+    _check_noise(label_noise, 2),
+    ("even", "odd"),
+    sample,
+    posteriors,
+    0.0,
+  )
 
 
 def _in_ring(p: np.ndarray) -> np.ndarray:
@@ -300,17 +347,29 @@ def _in_ring(p: np.ndarray) -> np.ndarray:
 def ring(*, label_noise: float = 0.0) -> Distribution:
   """Class 1 uniform on 1 ≤ ‖x‖₂ ≤ 2, class 0 uniform on the rest of [-3, 3]²
   (half the points each); R* = η in closed form."""
+
   def sample(rng, n):
-    return balanced(rng, n,
-                    lambda k: rejection(rng, k, BOX, lambda p: ~_in_ring(p)),
-                    lambda k: rejection(rng, k, BOX, _in_ring))
+    return balanced(
+      rng,
+      n,
+      lambda k: rejection(rng, k, BOX, lambda p: ~_in_ring(p)),
+      lambda k: rejection(rng, k, BOX, _in_ring),
+    )
 
   def posteriors(x):
     inside = _in_ring(x).astype(np.float64)
     return np.stack([1.0 - inside, inside], axis=1)
 
-  return Distribution("ring", 2, 2, _check_noise(label_noise, 2),
-                      ("outside", "ring"), sample, posteriors, 0.0)
+  return Distribution(
+    "ring",
+    2,
+    2,
+    _check_noise(label_noise, 2),
+    ("outside", "ring"),
+    sample,
+    posteriors,
+    0.0,
+  )
 
 
 def _far_from_modes(p: np.ndarray) -> np.ndarray:
@@ -326,35 +385,47 @@ def modes(*, label_noise: float = 0.0) -> Distribution:
   three discs of radius 1 (0 inside them). The modes' tails reach the
   background, so R* > 0; it has no closed form (``bayes_risk`` estimates it).
   """
+
   def sample(rng, n):
     def from_modes(k):
       centre = MODE_CENTRES[rng.integers(0, 3, size=k)]
       return centre + MODE_SIGMA * rng.normal(size=(k, 2))
-    return balanced(rng, n,
-                    lambda k: rejection(rng, k, BOX, _far_from_modes),
-                    from_modes)
 
-  background = 1.0 / ((2 * BOX) ** 2 - 3 * math.pi * MODE_CLEARANCE ** 2)
+    return balanced(
+      rng, n, lambda k: rejection(rng, k, BOX, _far_from_modes), from_modes
+    )
+
+  background = 1.0 / ((2 * BOX) ** 2 - 3 * math.pi * MODE_CLEARANCE**2)
 
   def posteriors(x):
     sq = ((x[:, None, :] - MODE_CENTRES[None]) ** 2).sum(-1)
-    g = np.exp(-sq / (2 * MODE_SIGMA ** 2)).mean(1) / (2 * math.pi * MODE_SIGMA ** 2)
+    g = np.exp(-sq / (2 * MODE_SIGMA**2)).mean(1) / (
+      2 * math.pi * MODE_SIGMA**2
+    )
     in_box = (np.abs(x) <= BOX).all(axis=1)
     u = np.where(_far_from_modes(x) & in_box, background, 0.0)
     p1 = g / np.maximum(g + u, np.finfo(np.float64).tiny)
     p1 = np.where(g + u > 0, p1, 0.0)
     return np.stack([1.0 - p1, p1], axis=1)
 
-  return Distribution("modes", 2, 2, _check_noise(label_noise, 2),
-                      ("elsewhere", "modes"), sample, posteriors, None)
+  return Distribution(
+    "modes",
+    2,
+    2,
+    _check_noise(label_noise, 2),
+    ("elsewhere", "modes"),
+    sample,
+    posteriors,
+    None,
+  )
 
 
 DISTRIBUTIONS = {
-    "gaussians": gaussians,
-    "noisy_gaussians": noisy_gaussians,
-    "parity": parity,
-    "ring": ring,
-    "modes": modes,
+  "gaussians": gaussians,
+  "noisy_gaussians": noisy_gaussians,
+  "parity": parity,
+  "ring": ring,
+  "modes": modes,
 }
 
 

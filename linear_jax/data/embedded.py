@@ -50,8 +50,9 @@ def hard_modes(n: int = NUM_POINTS, seed: int = 3) -> RawData:
   return _points(distributions.modes(), n, seed)
 
 
-def _points(distribution: distributions.Distribution, n: int,
-            seed: int) -> RawData:
+def _points(
+  distribution: distributions.Distribution, n: int, seed: int
+) -> RawData:
   """``n`` points of a noise-free lecture distribution as a training split."""
   x, y = distribution.sample(n, seed)
   return RawData({"train": (x, y)}, distribution.class_names, None)
@@ -69,6 +70,7 @@ def blobs(n: int = NUM_POINTS, seed: int = 4) -> RawData:
 def digits() -> RawData:
   """scikit-learn's 8×8 digits: uint8 ``[1797, 8, 8, 1]`` in 0..16, labels 0..9."""
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
+
   bunch = datasets.load_digits()
   x = bunch.images.astype(np.uint8)[..., None]
   y = bunch.target.astype(np.int32)

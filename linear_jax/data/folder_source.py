@@ -87,8 +87,9 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
     members = archive.read_members(path, is_image)
   except (tarfile.TarError, EOFError, OSError) as e:
     raise LinearJaxError(
-        f"cannot read archive {shown}: {' '.join(str(e).split())}; check the "
-        "file, or unpack it and pass folder:<unpacked folder>") from None
+      f"cannot read archive {shown}: {' '.join(str(e).split())}; check the "
+      "file, or unpack it and pass folder:<unpacked folder>"
+    ) from None
   entries, data, skipped = [], {}, []
   for name, kind, content in members:
     if kind == "other" or _unsafe_name(name):
@@ -99,14 +100,18 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
       data[name] = content
   if skipped and not entries:
     raise LinearJaxError(
-        f"archive {shown} holds only links, special files or members with an "
-        f"absolute or '..' name (first: {skipped[0]}), which are never read; "
-        "pack the images as regular files named train/<class>/<image>.jpg")
+      f"archive {shown} holds only links, special files or members with an "
+      f"absolute or '..' name (first: {skipped[0]}), which are never read; "
+      "pack the images as regular files named train/<class>/<image>.jpg"
+    )
   if skipped:
     logging.warning(
-        "archive %s: skipped %d members that are links, special files or "
-        "have an absolute or '..' name (first: %s)", shown, len(skipped),
-        skipped[0])
+      "archive %s: skipped %d members that are links, special files or "
+      "have an absolute or '..' name (first: %s)",
+      shown,
+      len(skipped),
+      skipped[0],
+    )
   return entries, data
 
 
@@ -122,14 +127,19 @@ def _decode_splits(files: dict, source_of, name_of, shown: str) -> dict:
   dataset.check_memory(total, shape, f"image folder {shown}")
   rows = [row for split_rows in files.values() for row in split_rows]
   names = [name for _, name in rows]
-  x = decode.decode_images([source_of(n) for n in names],
-                           [name_of(n) for n in names], shape,
-                           description=f"decoding {total:,} images from {shown}")
+  x = decode.decode_images(
+    [source_of(n) for n in names],
+    [name_of(n) for n in names],
+    shape,
+    description=f"decoding {total:,} images from {shown}",
+  )
   splits, start = {}, 0
   for split, split_rows in files.items():
     stop = start + len(split_rows)
-    splits[split] = (x[start:stop], np.array([label for label, _ in split_rows],
-                                             np.int32))
+    splits[split] = (
+      x[start:stop],
+      np.array([label for label, _ in split_rows], np.int32),
+    )
     start = stop
   return splits
 
@@ -143,20 +153,27 @@ def _from_cache(entry: Path) -> tuple[dict, tuple] | None:
   arrays, meta = loaded
   try:
     class_names = tuple(str(c) for c in meta["class_names"])
-    splits = {split: (arrays[f"x_{split}"], arrays[f"y_{split}"])
-              for split in meta["splits"]}
+    splits = {
+      split: (arrays[f"x_{split}"], arrays[f"y_{split}"])
+      for split in meta["splits"]
+    }
     for split, (x, y) in splits.items():
       if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"split {split} holds {x.dtype} {x.shape} images and "
-                         f"{y.shape} labels")
+        raise ValueError(
+          f"split {split} holds {x.dtype} {x.shape} images and {y.shape} labels"
+        )
       if y.size and (y.min() < 0 or y.max() >= len(class_names)):
-        raise ValueError(f"labels of split {split} leave [0, "
-                         f"{len(class_names)})")
+        raise ValueError(
+          f"labels of split {split} leave [0, {len(class_names)})"
+        )
     if "train" not in splits:
       raise ValueError("no train split")
   except (KeyError, TypeError, ValueError) as e:
-    logging.warning("cache entry %s is damaged (%s); rebuilding it", entry,
-                    " ".join(str(e).split()) or type(e).__name__)
+    logging.warning(
+      "cache entry %s is damaged (%s); rebuilding it",
+      entry,
+      " ".join(str(e).split()) or type(e).__name__,
+    )
     return None
   return splits, class_names
 
@@ -176,8 +193,9 @@ def load_folder(path, *, cache_dir=None) -> RawData:
   path = Path(path).expanduser().absolute()
   if not path.exists():
     raise LinearJaxError(
-        f"image folder {shown} does not exist; pass folder:PATH with PATH a "
-        "folder train/<class>/<image>.jpg or a .tar.gz of one")
+      f"image folder {shown} does not exist; pass folder:PATH with PATH a "
+      "folder train/<class>/<image>.jpg or a .tar.gz of one"
+    )
   root = cache.cache_root(cache_dir)
   if path.is_dir():
     entries, stats = _walk(path)
@@ -188,21 +206,27 @@ def load_folder(path, *, cache_dir=None) -> RawData:
     name_of = lambda name: str(path / name)
   elif path.name.lower().endswith(ARCHIVE_SUFFIXES):
     st = path.stat()
-    key = cache.content_key("archive", str(path), st.st_size, st.st_mtime_ns,
-                            _CACHE_VERSION)
+    key = cache.content_key(
+      "archive", str(path), st.st_size, st.st_mtime_ns, _CACHE_VERSION
+    )
     files = None  # read the archive only on a cache miss
   else:
     raise LinearJaxError(
-        f"{shown} is neither a folder nor a .tar.gz/.tgz archive; pass an "
-        "image folder or an archive of one")
+      f"{shown} is neither a folder nor a .tar.gz/.tgz archive; pass an "
+      "image folder or an archive of one"
+    )
 
   entry = _entry(root, path, key)
   start = time.perf_counter()
   loaded = _from_cache(entry)
   if loaded is not None:
     splits, class_names = loaded
-    logging.info("loaded %s from the cache in %.2f s (%s)", shown,
-                 time.perf_counter() - start, entry)
+    logging.info(
+      "loaded %s from the cache in %.2f s (%s)",
+      shown,
+      time.perf_counter() - start,
+      entry,
+    )
   else:
     if files is None:
       entries, data = _read_archive(path, shown)
@@ -213,8 +237,17 @@ def load_folder(path, *, cache_dir=None) -> RawData:
     arrays = {}
     for split, (x, y) in splits.items():
       arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
-    cache.save_entry(entry, arrays, {"class_names": list(class_names),
-                                     "splits": list(splits),
-                                     "source": str(path)})
-  return RawData(splits=splits, class_names=tuple(class_names),
-                 image_shape=tuple(splits["train"][0].shape[1:]))
+    cache.save_entry(
+      entry,
+      arrays,
+      {
+        "class_names": list(class_names),
+        "splits": list(splits),
+        "source": str(path),
+      },
+    )
+  return RawData(
+    splits=splits,
+    class_names=tuple(class_names),
+    image_shape=tuple(splits["train"][0].shape[1:]),
+  )

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 from linear_jax.checks import LinearJaxError
 
-SPLIT_DIRS = {"train": "train", "test": "test", "validation": "validation",
-              "val": "validation"}
+SPLIT_DIRS = {
+  "train": "train",
+  "test": "test",
+  "validation": "validation",
+  "val": "validation",
+}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def _parts(name: str) -> tuple[str, ...]:
-  return tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+  return tuple(
+    p for p in name.replace("\\", "/").split("/") if p not in ("", ".")
+  )
 
 
 def parse_layout(entries, shown: str) -> tuple[dict, tuple]:
@@ -45,14 +51,21 @@ def parse_layout(entries, shown: str) -> tuple[dict, tuple]:
       items.append((parts, is_dir, name))
   if not items:
     raise LinearJaxError(
-        f"image folder {shown} is empty; lay images out as "
-        f"{shown}/train/<class>/<image>.jpg")
-  dirs = {parts[:i] for parts, is_dir, _ in items
-          for i in range(1, len(parts) + int(is_dir))}
+      f"image folder {shown} is empty; lay images out as "
+      f"{shown}/train/<class>/<image>.jpg"
+    )
+  dirs = {
+    parts[:i]
+    for parts, is_dir, _ in items
+    for i in range(1, len(parts) + int(is_dir))
+  }
   top = {parts[0] for parts, _, _ in items}
   if not top & set(SPLIT_DIRS) and len(top) == 1 and (min(top),) in dirs:
-    items = [(parts[1:], is_dir, name) for parts, is_dir, name in items
-             if len(parts) > 1]
+    items = [
+      (parts[1:], is_dir, name)
+      for parts, is_dir, name in items
+      if len(parts) > 1
+    ]
     dirs = {d[1:] for d in dirs if len(d) > 1}
     top = {parts[0] for parts, _, _ in items}
 
@@ -62,39 +75,50 @@ def parse_layout(entries, shown: str) -> tuple[dict, tuple]:
       split = SPLIT_DIRS[folder]
       if split in split_dirs:
         raise LinearJaxError(
-            f"image folder {shown} has both 'val' and 'validation'; keep one")
+          f"image folder {shown} has both 'val' and 'validation'; keep one"
+        )
       split_dirs[split] = folder
   if "train" not in split_dirs:
     raise LinearJaxError(
-        f"image folder {shown} has no 'train' split (found {sorted(top)}); "
-        f"lay images out as {shown}/train/<class>/<image>.jpg")
+      f"image folder {shown} has no 'train' split (found {sorted(top)}); "
+      f"lay images out as {shown}/train/<class>/<image>.jpg"
+    )
 
-  classes = {split: sorted(d[1] for d in dirs if len(d) == 2 and d[0] == folder)
-             for split, folder in split_dirs.items()}
+  classes = {
+    split: sorted(d[1] for d in dirs if len(d) == 2 and d[0] == folder)
+    for split, folder in split_dirs.items()
+  }
   class_names = tuple(classes["train"])
   if not class_names:
     raise LinearJaxError(
-        f"the train split of image folder {shown} has no class folders; lay "
-        f"images out as {shown}/train/<class>/<image>.jpg")
+      f"the train split of image folder {shown} has no class folders; lay "
+      f"images out as {shown}/train/<class>/<image>.jpg"
+    )
   for split, names in classes.items():
     if tuple(names) != class_names:
       missing = sorted(set(class_names) - set(names))
       extra = sorted(set(names) - set(class_names))
       raise LinearJaxError(
-          f"class folders differ between splits in {shown}: {split} lacks "
-          f"{missing} and has extra {extra} compared with train; use the same "
-          "class folders in every split")
+        f"class folders differ between splits in {shown}: {split} lacks "
+        f"{missing} and has extra {extra} compared with train; use the same "
+        "class folders in every split"
+      )
 
   label_of = {name: i for i, name in enumerate(class_names)}
   folder_split = {folder: split for split, folder in split_dirs.items()}
   files = {split: [] for split in split_dirs}
   for parts, is_dir, name in sorted(items):
-    if (not is_dir and len(parts) == 3 and parts[0] in folder_split and
-        parts[2].lower().endswith(IMAGE_SUFFIXES)):
+    if (
+      not is_dir
+      and len(parts) == 3
+      and parts[0] in folder_split
+      and parts[2].lower().endswith(IMAGE_SUFFIXES)
+    ):
       files[folder_split[parts[0]]].append((label_of[parts[1]], name))
   for split, rows in files.items():
     if not rows:
       raise LinearJaxError(
-          f"split {split!r} of image folder {shown} holds no .jpg/.jpeg/.png "
-          f"images; put images in {shown}/{split_dirs[split]}/<class>/")
+        f"split {split!r} of image folder {shown} holds no .jpg/.jpeg/.png "
+        f"images; put images in {shown}/{split_dirs[split]}/<class>/"
+      )
   return files, class_names

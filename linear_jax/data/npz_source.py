@@ -32,18 +32,22 @@ from linear_jax.data.dataset import RawData
 from linear_jax.data.preprocessing import check_finite
 
 # npz key pairs per split; "x"/"y" alone means "split it for me".
-_SPLIT_KEYS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test"),
-               "validation": ("x_val", "y_val")}
+_SPLIT_KEYS = {
+  "train": ("x_train", "y_train"),
+  "test": ("x_test", "y_test"),
+  "validation": ("x_val", "y_val"),
+}
 
 
 def _check_file(path: Path, what: str) -> Path:
   if not path.is_file():
     raise LinearJaxError(
-        f"{what} file {path} does not exist; pass the path of an existing "
-        "file")
+      f"{what} file {path} does not exist; pass the path of an existing file"
+    )
   if path.stat().st_size == 0:
     raise LinearJaxError(
-        f"{what} file {path} is empty; write the arrays into it first")
+      f"{what} file {path} is empty; write the arrays into it first"
+    )
   return path
 
 
@@ -52,17 +56,21 @@ def features_array(x, key: str, shown: str) -> np.ndarray:
   x = np.asarray(x)
   if x.ndim != 2:
     raise LinearJaxError(
-        f"{shown}: {key!r} has shape {x.shape}, features must be 2-D [N, D]; "
-        f"reshape it, e.g. x.reshape(len(x), -1)")
-  if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.floating) or
-                                 np.issubdtype(x.dtype, np.integer)):
+      f"{shown}: {key!r} has shape {x.shape}, features must be 2-D [N, D]; "
+      f"reshape it, e.g. x.reshape(len(x), -1)"
+    )
+  if x.dtype == np.bool_ or not (
+    np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+  ):
     raise LinearJaxError(
-        f"{shown}: {key!r} has dtype {x.dtype}; store features as float16, "
-        "float32, float64 or an integer type such as uint8")
+      f"{shown}: {key!r} has dtype {x.dtype}; store features as float16, "
+      "float32, float64 or an integer type such as uint8"
+    )
   if x.shape[0] == 0 or x.shape[1] == 0:
     raise LinearJaxError(
-        f"{shown}: {key!r} has shape {x.shape}, with no examples or no "
-        "features; store at least one example with one feature")
+      f"{shown}: {key!r} has shape {x.shape}, with no examples or no "
+      "features; store at least one example with one feature"
+    )
   return x
 
 
@@ -71,13 +79,15 @@ def label_values(y, key: str, shown: str) -> np.ndarray:
   y = np.asarray(y)
   if y.ndim != 1:
     raise LinearJaxError(
-        f"{shown}: {key!r} has shape {y.shape}, labels must be 1-D [N]; store "
-        "one label per example")
+      f"{shown}: {key!r} has shape {y.shape}, labels must be 1-D [N]; store "
+      "one label per example"
+    )
   if np.issubdtype(y.dtype, np.floating):
     if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
       raise LinearJaxError(
-          f"{shown}: {key!r} holds non-integer float labels; classes must be "
-          "ints or strings (this is a classifier, not a regression)")
+        f"{shown}: {key!r} holds non-integer float labels; classes must be "
+        "ints or strings (this is a classifier, not a regression)"
+      )
     y = y.astype(np.int64)
   elif y.dtype.kind == "S":  # bytes: the same names as strings
     y = np.char.decode(y, "utf-8", errors="replace")
@@ -85,8 +95,8 @@ def label_values(y, key: str, shown: str) -> np.ndarray:
     y = y.astype(np.int64)
   elif not (np.issubdtype(y.dtype, np.integer) or y.dtype.kind in "US"):
     raise LinearJaxError(
-        f"{shown}: {key!r} has dtype {y.dtype}; store labels as ints or "
-        "strings")
+      f"{shown}: {key!r} has dtype {y.dtype}; store labels as ints or strings"
+    )
   return y
 
 
@@ -102,20 +112,25 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
     ``(splits with int32 labels, class names)``: class c is the c-th smallest
     training label, its name that label as a string.
   """
-  labels = {s: label_values(y, f"y_{s}" if s != "train" or "test" in splits
-                             else "y", shown)
-            for s, (_, y) in splits.items()}
+  labels = {
+    s: label_values(
+      y, f"y_{s}" if s != "train" or "test" in splits else "y", shown
+    )
+    for s, (_, y) in splits.items()
+  }
   kinds = {s: y.dtype.kind in "US" for s, y in labels.items()}
   if len(set(kinds.values())) > 1:
     raise LinearJaxError(
-        f"{shown}: labels are strings in some splits and numbers in others; "
-        "use one label type in every split")
+      f"{shown}: labels are strings in some splits and numbers in others; "
+      "use one label type in every split"
+    )
   classes = np.unique(labels["train"])
   if len(classes) < 2:
     raise LinearJaxError(
-        f"{shown}: the training labels hold {len(classes)} class "
-        f"({', '.join(map(str, classes))}); a classifier needs at least 2 "
-        "classes")
+      f"{shown}: the training labels hold {len(classes)} class "
+      f"({', '.join(map(str, classes))}); a classifier needs at least 2 "
+      "classes"
+    )
   for split, y in labels.items():
     found = np.unique(y)
     unknown = np.setdiff1d(found, classes)
@@ -125,13 +140,17 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
       if len(unknown):
         parts.append(f"{len(unknown)} not in train (e.g. {unknown[0]!s})")
       if len(missing):
-        parts.append(f"{len(missing)} train classes absent (e.g. "
-                     f"{missing[0]!s})")
+        parts.append(
+          f"{len(missing)} train classes absent (e.g. {missing[0]!s})"
+        )
       raise LinearJaxError(
-          f"{shown}: the {split} labels differ from the training labels: "
-          f"{'; '.join(parts)}; give every split the same set of classes")
-  out = {s: (x, np.searchsorted(classes, labels[s]).astype(np.int32))
-         for s, (x, _) in splits.items()}
+        f"{shown}: the {split} labels differ from the training labels: "
+        f"{'; '.join(parts)}; give every split the same set of classes"
+      )
+  out = {
+    s: (x, np.searchsorted(classes, labels[s]).astype(np.int32))
+    for s, (x, _) in splits.items()
+  }
   return out, tuple(str(c) for c in classes)
 
 
@@ -139,16 +158,18 @@ def _check_rows(splits: dict, shown: str) -> None:
   for split, (x, y) in splits.items():
     if len(x) != len(y):
       raise LinearJaxError(
-          f"{shown}: the {split} split has {len(x)} feature rows but "
-          f"{len(y)} labels; store one label per example")
+        f"{shown}: the {split} split has {len(x)} feature rows but "
+        f"{len(y)} labels; store one label per example"
+      )
 
 
 def _check_widths(splits: dict, shown: str) -> None:
   widths = {s: x.shape[1] for s, (x, _) in splits.items()}
   if len(set(widths.values())) > 1:
     raise LinearJaxError(
-        f"{shown}: the splits have different feature counts {widths}; give "
-        "every split the same D")
+      f"{shown}: the splits have different feature counts {widths}; give "
+      "every split the same D"
+    )
 
 
 def raw_from_arrays(splits: dict, shown: str) -> RawData:
@@ -173,6 +194,7 @@ def _check_sizes(path: Path, shown: str) -> None:
   """Refuses arrays whose headers promise more than the memory budget,
   before anything is allocated."""
   from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+
   budget = memory.device_budget()
   sizes = []
   try:
@@ -180,9 +202,11 @@ def _check_sizes(path: Path, shown: str) -> None:
       for info in archive.infolist():
         with archive.open(info) as member:
           version = np.lib.format.read_magic(member)
-          read_header = (np.lib.format.read_array_header_1_0
-                         if version == (1, 0) else
-                         np.lib.format.read_array_header_2_0)
+          read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+          )
           shape, _, dtype = read_header(member)
         sizes.append((info.filename, shape, dtype))
   except (ValueError, OSError, zipfile.BadZipFile, EOFError):
@@ -191,9 +215,10 @@ def _check_sizes(path: Path, shown: str) -> None:
     need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if need > budget:
       raise LinearJaxError(
-          f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
-          f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
-          "features")
+        f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
+        f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
+        "features"
+      )
 
 
 def read_npz_arrays(path: str | os.PathLike) -> dict:
@@ -207,8 +232,9 @@ def read_npz_arrays(path: str | os.PathLike) -> dict:
   with open(path, "rb") as f:
     if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
       raise LinearJaxError(
-          f"{shown} is not a NumPy .npz file (no zip header); write it with "
-          "np.savez(path, x=..., y=...)")
+        f"{shown} is not a NumPy .npz file (no zip header); write it with "
+        "np.savez(path, x=..., y=...)"
+      )
   _check_sizes(path, shown)
   try:
     with np.load(path, allow_pickle=False) as f:
@@ -216,15 +242,17 @@ def read_npz_arrays(path: str | os.PathLike) -> dict:
   except ValueError as e:
     if "pickle" in str(e):
       raise LinearJaxError(
-          f"{shown} holds object arrays; store labels as ints or fixed-width "
-          "strings (np.array(labels, dtype=str))") from None
+        f"{shown} holds object arrays; store labels as ints or fixed-width "
+        "strings (np.array(labels, dtype=str))"
+      ) from None
     raise LinearJaxError(
-        f"{shown} is not a NumPy .npz file ({e}); write it with np.savez"
+      f"{shown} is not a NumPy .npz file ({e}); write it with np.savez"
     ) from None
   except (OSError, zipfile.BadZipFile, EOFError) as e:
     raise LinearJaxError(
-        f"{shown} is not a readable NumPy .npz file ({' '.join(str(e).split())}"
-        "); write it with np.savez") from None
+      f"{shown} is not a readable NumPy .npz file ({' '.join(str(e).split())}"
+      "); write it with np.savez"
+    ) from None
 
 
 def load_npz(path: str | os.PathLike) -> RawData:
@@ -248,17 +276,19 @@ def load_npz(path: str | os.PathLike) -> RawData:
       if len(present) < 2:
         missing = sorted({xk, yk} - set(present))
         raise LinearJaxError(
-            f"{shown} lacks {', '.join(missing)} (found keys "
-            f"{', '.join(sorted(arrays))}); store x_train, y_train, x_test, "
-            "y_test (and optionally x_val, y_val), or just x and y")
+          f"{shown} lacks {', '.join(missing)} (found keys "
+          f"{', '.join(sorted(arrays))}); store x_train, y_train, x_test, "
+          "y_test (and optionally x_val, y_val), or just x and y"
+        )
       splits[split] = (features_array(arrays[xk], xk, shown), arrays[yk])
   else:
     if "x" not in arrays or "y" not in arrays:
       missing = [k for k in ("x", "y") if k not in arrays]
       raise LinearJaxError(
-          f"{shown} lacks {', '.join(missing)} (found keys "
-          f"{', '.join(sorted(arrays)) or 'none'}); store x and y, or "
-          "x_train, y_train, x_test, y_test")
+        f"{shown} lacks {', '.join(missing)} (found keys "
+        f"{', '.join(sorted(arrays)) or 'none'}); store x and y, or "
+        "x_train, y_train, x_test, y_test"
+      )
     splits["train"] = (features_array(arrays["x"], "x", shown), arrays["y"])
   return raw_from_arrays(splits, shown)
 
@@ -268,16 +298,20 @@ def parse_svmlight_name(spec: str) -> list[Path]:
   paths = [p for p in spec.split(",")]
   if not 1 <= len(paths) <= 2 or not all(paths):
     raise LinearJaxError(
-        f"svmlight:{spec} must name a train file and optionally a test file, "
-        "as svmlight:TRAIN or svmlight:TRAIN,TEST")
+      f"svmlight:{spec} must name a train file and optionally a test file, "
+      "as svmlight:TRAIN or svmlight:TRAIN,TEST"
+    )
   return [Path(p).expanduser() for p in paths]
 
 
-def read_svmlight_files(paths: list, shown: str, *,
-                        num_features: int | None = None,
-                        zero_based: bool | None = None,
-                        budget_bytes: int | None = None
-                        ) -> tuple[list, bool]:
+def read_svmlight_files(
+  paths: list,
+  shown: str,
+  *,
+  num_features: int | None = None,
+  zero_based: bool | None = None,
+  budget_bytes: int | None = None,
+) -> tuple[list, bool]:
   """svmlight files read into one dense float32 feature space.
 
   Args:
@@ -298,14 +332,16 @@ def read_svmlight_files(paths: list, shown: str, *,
       ``num_features``, or a dense matrix above the budget (with its size).
   """
   from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
+
   paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
   try:  # indices as written: column j is index j
     loaded = sk_datasets.load_svmlight_files(
-        [str(p) for p in paths], dtype=np.float32, zero_based=True)
+      [str(p) for p in paths], dtype=np.float32, zero_based=True
+    )
   except (ValueError, RuntimeError, UnicodeDecodeError) as e:
     raise LinearJaxError(
-        f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
-        "must be '<label> <index>:<value> ...' with increasing indices"
+      f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
+      "must be '<label> <index>:<value> ...' with increasing indices"
     ) from None
   xs, ys = list(loaded[0::2]), list(loaded[1::2])
   uses_zero = any(x[:, 0].nnz for x in xs)
@@ -313,34 +349,39 @@ def read_svmlight_files(paths: list, shown: str, *,
     zero_based = bool(uses_zero)
   elif not zero_based and uses_zero:
     raise LinearJaxError(
-        f"{shown} uses feature index 0 but the model's inputs are 1-based; "
-        "write the features with the indices used in training")
+      f"{shown} uses feature index 0 but the model's inputs are 1-based; "
+      "write the features with the indices used in training"
+    )
   if not zero_based:
     xs = [x[:, 1:] for x in xs]
   n = sum(x.shape[0] for x in xs)
   d = xs[0].shape[1] if num_features is None else num_features
   if xs[0].shape[1] > d:
     raise LinearJaxError(
-        f"{shown} has feature indices up to {xs[0].shape[1]} but the model "
-        f"takes {d} features; pass inputs of the training feature space")
+      f"{shown} has feature indices up to {xs[0].shape[1]} but the model "
+      f"takes {d} features; pass inputs of the training feature space"
+    )
   need = n * d * 4
   if budget_bytes is None:
     from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+
     budget_bytes = memory.device_budget()
   if need > budget_bytes:
     raise LinearJaxError(
-        f"{shown}: densified, {n} x {d} float32 features need "
-        f"{need / 2**30:.2f} GiB, over the {budget_bytes / 2**30:.2f} GiB "
-        "device budget; select fewer features or examples (sparse training is "
-        "not supported)")
+      f"{shown}: densified, {n} x {d} float32 features need "
+      f"{need / 2**30:.2f} GiB, over the {budget_bytes / 2**30:.2f} GiB "
+      "device budget; select fewer features or examples (sparse training is "
+      "not supported)"
+    )
   if n == 0 or d == 0:
     raise LinearJaxError(
-        f"{shown} holds {n} examples with {d} features; write at least one "
-        "example")
+      f"{shown} holds {n} examples with {d} features; write at least one "
+      "example"
+    )
   dense = []
   for x, y in zip(xs, ys):
     out = np.zeros((x.shape[0], d), np.float32)
-    out[:, :x.shape[1]] = x.toarray()
+    out[:, : x.shape[1]] = x.toarray()
     dense.append((out, y))
   return dense, zero_based
 
@@ -362,7 +403,8 @@ def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
     ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
     over both files.
   """
-  files, _ = read_svmlight_files(parse_svmlight_name(spec),
-                                 f"svmlight:{spec}", budget_bytes=budget_bytes)
+  files, _ = read_svmlight_files(
+    parse_svmlight_name(spec), f"svmlight:{spec}", budget_bytes=budget_bytes
+  )
   splits = dict(zip(("train", "test"), files))
   return raw_from_arrays(splits, f"svmlight:{spec}")

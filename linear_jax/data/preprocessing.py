@@ -27,8 +27,9 @@ def _flatten(x) -> np.ndarray:
   x = np.asarray(x)
   if x.ndim == 0:
     raise LinearJaxError(
-        f"examples must be an array [N, ...], got a scalar {x!r}; pass one "
-        "example per row")
+      f"examples must be an array [N, ...], got a scalar {x!r}; pass one "
+      "example per row"
+    )
   return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
@@ -37,16 +38,18 @@ def check_finite(x: np.ndarray, split: str) -> None:
   x = np.asarray(x)
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
     raise LinearJaxError(
-        f"x_{split} must be numeric, got dtype {x.dtype}; convert the features "
-        "to numbers")
+      f"x_{split} must be numeric, got dtype {x.dtype}; convert the features "
+      "to numbers"
+    )
   if np.issubdtype(x.dtype, np.inexact):
     bad = ~np.isfinite(_flatten(x))
     if bad.any():
       rows = np.flatnonzero(bad.any(axis=1))
       raise LinearJaxError(
-          f"x_{split} holds {int(bad.sum())} NaN/Inf values in "
-          f"{len(rows)} examples (first: example {rows[0]}); drop or repair "
-          "those examples before loading")
+        f"x_{split} holds {int(bad.sum())} NaN/Inf values in "
+        f"{len(rows)} examples (first: example {rows[0]}); drop or repair "
+        "those examples before loading"
+      )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -60,6 +63,7 @@ class PreprocessStats:
       standardization).
     bias_column: whether ``apply`` appends a ones column (D + 1 outputs).
   """
+
   num_features: int
   mean: np.ndarray | None = None
   scale: np.ndarray | None = None
@@ -72,9 +76,10 @@ class PreprocessStats:
     d = self.num_features
     if x.shape[1] != d:
       raise LinearJaxError(
-          f"examples have {x.shape[1]} features after flattening but the "
-          f"stats were fitted on {d}; pass examples shaped like the training "
-          "set")
+        f"examples have {x.shape[1]} features after flattening but the "
+        f"stats were fitted on {d}; pass examples shaped like the training "
+        "set"
+      )
     out = np.empty((n, d + int(self.bias_column)), np.float32)
     # Row chunks that stay in cache: ~3x faster than whole-array passes.
     for start in range(0, n, _APPLY_ROWS):
@@ -94,12 +99,14 @@ class PreprocessStats:
     """``apply`` as a pure, jittable JAX function: the same float32 values
     elementwise, (x − μ) / σ (+ ones column)."""
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
     x = jnp.reshape(jnp.asarray(x_raw), (jnp.shape(x_raw)[0], -1))
     if x.shape[1] != self.num_features:
       raise LinearJaxError(
-          f"inputs have {x.shape[1]} features after flattening but the "
-          f"training split had {self.num_features}; pass examples shaped "
-          "like the training set")
+        f"inputs have {x.shape[1]} features after flattening but the "
+        f"training split had {self.num_features}; pass examples shaped "
+        "like the training set"
+      )
     x = x.astype(jnp.float32)
     if self.mean is not None:
       x = x - self.mean
@@ -111,8 +118,10 @@ class PreprocessStats:
 
   def to_dict(self) -> dict[str, np.ndarray]:
     """Plain numpy values (``np.savez``-friendly); absent keys mean None."""
-    out = {"num_features": np.asarray(self.num_features, np.int64),
-           "bias_column": np.asarray(self.bias_column)}
+    out = {
+      "num_features": np.asarray(self.num_features, np.int64),
+      "bias_column": np.asarray(self.bias_column),
+    }
     if self.mean is not None:
       out["mean"] = np.asarray(self.mean, np.float32)
     if self.scale is not None:
@@ -127,24 +136,36 @@ class PreprocessStats:
       bias_column = bool(np.asarray(values["bias_column"]))
     except KeyError as missing:
       raise LinearJaxError(
-          f"preprocessing stats lack {missing}; save them with "
-          "PreprocessStats.to_dict()") from None
+        f"preprocessing stats lack {missing}; save them with "
+        "PreprocessStats.to_dict()"
+      ) from None
+
     def vector(key):
       if key not in values:
         return None
       v = np.asarray(values[key], np.float32)
       if v.shape != (num_features,):
         raise LinearJaxError(
-            f"preprocessing stats {key!r} has shape {v.shape}, expected "
-            f"({num_features},); save them with PreprocessStats.to_dict()")
+          f"preprocessing stats {key!r} has shape {v.shape}, expected "
+          f"({num_features},); save them with PreprocessStats.to_dict()"
+        )
       return v
-    return cls(num_features=num_features, mean=vector("mean"),
-               scale=vector("scale"), bias_column=bias_column)
+
+    return cls(
+      num_features=num_features,
+      mean=vector("mean"),
+      scale=vector("scale"),
+      bias_column=bias_column,
+    )
 
 
-def fit_stats(x_train_raw, *, subtract_mean: bool = True,
-              standardize: bool = False,
-              bias_column: bool = False) -> PreprocessStats:
+def fit_stats(
+  x_train_raw,
+  *,
+  subtract_mean: bool = True,
+  standardize: bool = False,
+  bias_column: bool = False,
+) -> PreprocessStats:
   """Fits μ (and σ) on the training rows ``[N, ...]`` only.
 
   Args:
@@ -162,7 +183,8 @@ def fit_stats(x_train_raw, *, subtract_mean: bool = True,
   n = x.shape[0]
   if n == 0:
     raise LinearJaxError(
-        "the training split is empty; pass at least one training example")
+      "the training split is empty; pass at least one training example"
+    )
   mean = scale = None
   if subtract_mean or standardize:
     mean64 = x.mean(axis=0, dtype=np.float64)
@@ -170,8 +192,12 @@ def fit_stats(x_train_raw, *, subtract_mean: bool = True,
   if standardize:
     sq = np.zeros(x.shape[1], np.float64)
     for start in range(0, n, _CHUNK_ROWS):
-      sq += np.square(x[start:start + _CHUNK_ROWS] - mean64).sum(axis=0)
+      sq += np.square(x[start : start + _CHUNK_ROWS] - mean64).sum(axis=0)
     scale = np.sqrt(sq / n).astype(np.float32)
     scale[scale == 0] = 1.0
-  return PreprocessStats(num_features=x.shape[1], mean=mean, scale=scale,
-                         bias_column=bool(bias_column))
+  return PreprocessStats(
+    num_features=x.shape[1],
+    mean=mean,
+    scale=scale,
+    bias_column=bool(bias_column),
+  )

@@ -30,6 +30,7 @@ DEFAULT_VALIDATION = 0.1
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One named dataset: where it comes from and what it is for."""
+
   source: str
   sizes: str
   shape: str
@@ -48,21 +49,24 @@ def cifar10_jpeg_path() -> Path:
   value = os.environ.get(CIFAR10_JPEG_ENV)
   if not value:
     raise LinearJaxError(
-        f"cifar10_jpeg needs the CIFAR-10 JPEG archive: set "
-        f"{CIFAR10_JPEG_ENV}=/path/to/cifar10-jpeg.tar.gz, or pass "
-        "folder:/path/to/cifar10-jpeg.tar.gz, or use the tfds dataset "
-        "'cifar10' instead")
+      f"cifar10_jpeg needs the CIFAR-10 JPEG archive: set "
+      f"{CIFAR10_JPEG_ENV}=/path/to/cifar10-jpeg.tar.gz, or pass "
+      "folder:/path/to/cifar10-jpeg.tar.gz, or use the tfds dataset "
+      "'cifar10' instead"
+    )
   path = Path(value).expanduser()
   if not path.exists():
     raise LinearJaxError(
-        f"{CIFAR10_JPEG_ENV}={value} does not exist; point it at "
-        "cifar10-jpeg.tar.gz, or use the tfds dataset 'cifar10' instead")
+      f"{CIFAR10_JPEG_ENV}={value} does not exist; point it at "
+      "cifar10-jpeg.tar.gz, or use the tfds dataset 'cifar10' instead"
+    )
   return path.resolve()
 
 
 def _tfds(name):
   return lambda data_dir, download: tfds_source.load_tfds(
-      name, data_dir=data_dir, download=download)
+    name, data_dir=data_dir, download=download
+  )
 
 
 def _embedded(make):
@@ -76,64 +80,126 @@ def _cifar10_jpeg(data_dir, download):
 
 _POINTS = "2,500 points: 2,000 train+val / 500 test"
 DATASETS = {
-    "cifar10": Entry(
-        "tfds", "50,000 train+val / 10,000 test", "32x32x3, 10 classes",
-        "the lecture's CIFAR-10 (needs a prepared tfds data_dir)", 1000,
-        _tfds("cifar10")),
-    "cifar10_jpeg": Entry(
-        f"folder: ${CIFAR10_JPEG_ENV}", "50,000 train+val / 10,000 test",
-        "32x32x3, 10 classes",
-        "CIFAR-10 re-encoded as JPEG (cifar10-jpeg.tar.gz), offline", 1000,
-        _cifar10_jpeg),
-    "mnist": Entry(
-        "tfds", "60,000 train+val / 10,000 test", "28x28x1, 10 classes",
-        "handwritten digits (needs a prepared tfds data_dir)", 5000,
-        _tfds("mnist")),
-    "fashion_mnist": Entry(
-        "tfds", "60,000 train+val / 10,000 test", "28x28x1, 10 classes",
-        "clothing images (needs a prepared tfds data_dir)", 5000,
-        _tfds("fashion_mnist")),
-    "digits": Entry(
-        "embedded (scikit-learn)", "1,797: 1,438 train+val / 359 test",
-        "8x8x1, 10 classes", "small offline image set, default of make run",
-        0.2, _embedded(embedded.digits)),
-    **{name: Entry("embedded", _POINTS, shape, what, 0.2, _embedded(make))
-       for name, shape, what, make in (
-           ("hard_parity", "2-D, 2 classes", "lecture hard case: odd vs "
-            "even number of positive coordinates", embedded.hard_parity),
-           ("hard_ring", "2-D, 2 classes", "lecture hard case: "
-            "1 <= ||x|| <= 2 vs everything else", embedded.hard_ring),
-           ("hard_modes", "2-D, 2 classes", "lecture hard case: three "
-            "Gaussian modes vs everything else", embedded.hard_modes),
-           ("blobs", "2-D, 4 classes", "easy case: linearly separable "
-            "Gaussian blobs", embedded.blobs))},
+  "cifar10": Entry(
+    "tfds",
+    "50,000 train+val / 10,000 test",
+    "32x32x3, 10 classes",
+    "the lecture's CIFAR-10 (needs a prepared tfds data_dir)",
+    1000,
+    _tfds("cifar10"),
+  ),
+  "cifar10_jpeg": Entry(
+    f"folder: ${CIFAR10_JPEG_ENV}",
+    "50,000 train+val / 10,000 test",
+    "32x32x3, 10 classes",
+    "CIFAR-10 re-encoded as JPEG (cifar10-jpeg.tar.gz), offline",
+    1000,
+    _cifar10_jpeg,
+  ),
+  "mnist": Entry(
+    "tfds",
+    "60,000 train+val / 10,000 test",
+    "28x28x1, 10 classes",
+    "handwritten digits (needs a prepared tfds data_dir)",
+    5000,
+    _tfds("mnist"),
+  ),
+  "fashion_mnist": Entry(
+    "tfds",
+    "60,000 train+val / 10,000 test",
+    "28x28x1, 10 classes",
+    "clothing images (needs a prepared tfds data_dir)",
+    5000,
+    _tfds("fashion_mnist"),
+  ),
+  "digits": Entry(
+    "embedded (scikit-learn)",
+    "1,797: 1,438 train+val / 359 test",
+    "8x8x1, 10 classes",
+    "small offline image set, default of make run",
+    0.2,
+    _embedded(embedded.digits),
+  ),
+  **{
+    name: Entry("embedded", _POINTS, shape, what, 0.2, _embedded(make))
+    for name, shape, what, make in (
+      (
+        "hard_parity",
+        "2-D, 2 classes",
+        "lecture hard case: odd vs even number of positive coordinates",
+        embedded.hard_parity,
+      ),
+      (
+        "hard_ring",
+        "2-D, 2 classes",
+        "lecture hard case: 1 <= ||x|| <= 2 vs everything else",
+        embedded.hard_ring,
+      ),
+      (
+        "hard_modes",
+        "2-D, 2 classes",
+        "lecture hard case: three Gaussian modes vs everything else",
+        embedded.hard_modes,
+      ),
+      (
+        "blobs",
+        "2-D, 4 classes",
+        "easy case: linearly separable Gaussian blobs",
+        embedded.blobs,
+      ),
+    )
+  },
 }
 PATTERNS = {
-    "folder:PATH": Entry(
-        "image folder or .tar.gz", "as found", "as found",
-        "your images: PATH/{train,test}/<class>/<image>.{jpg,png}",
-        DEFAULT_VALIDATION, None),
-    "tfds:NAME": Entry(
-        "tfds", "as in tfds", "as in tfds",
-        "any tfds dataset with 'image' and 'label' features",
-        DEFAULT_VALIDATION, None),
-    "npz:PATH": Entry(
-        "NumPy .npz", "as found", "[N, D] features",
-        "your arrays: x, y (split for you) or x_train, y_train, x_test, "
-        "y_test[, x_val, y_val]", DEFAULT_VALIDATION, None),
-    "svmlight:TRAIN[,TEST]": Entry(
-        "LIBSVM text", "as found", "[N, D], densified",
-        "svmlight/LIBSVM files (a train file, optionally a test file)",
-        DEFAULT_VALIDATION, None),
+  "folder:PATH": Entry(
+    "image folder or .tar.gz",
+    "as found",
+    "as found",
+    "your images: PATH/{train,test}/<class>/<image>.{jpg,png}",
+    DEFAULT_VALIDATION,
+    None,
+  ),
+  "tfds:NAME": Entry(
+    "tfds",
+    "as in tfds",
+    "as in tfds",
+    "any tfds dataset with 'image' and 'label' features",
+    DEFAULT_VALIDATION,
+    None,
+  ),
+  "npz:PATH": Entry(
+    "NumPy .npz",
+    "as found",
+    "[N, D] features",
+    "your arrays: x, y (split for you) or x_train, y_train, x_test, "
+    "y_test[, x_val, y_val]",
+    DEFAULT_VALIDATION,
+    None,
+  ),
+  "svmlight:TRAIN[,TEST]": Entry(
+    "LIBSVM text",
+    "as found",
+    "[N, D], densified",
+    "svmlight/LIBSVM files (a train file, optionally a test file)",
+    DEFAULT_VALIDATION,
+    None,
+  ),
 }
 
 
-def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
-                 validation_size: int | float | None = None,
-                 subtract_mean: bool = True, standardize: bool = False,
-                 bias_column: bool = False, max_train: int | None = None,
-                 mirror_train: bool = False,
-                 download: bool = False) -> dataset_lib.Dataset:
+def load_dataset(
+  name: str = "cifar10",
+  *,
+  data_dir=None,
+  seed: int = 0,
+  validation_size: int | float | None = None,
+  subtract_mean: bool = True,
+  standardize: bool = False,
+  bias_column: bool = False,
+  max_train: int | None = None,
+  mirror_train: bool = False,
+  download: bool = False,
+) -> dataset_lib.Dataset:
   """Loads a dataset by name, split and preprocessed on its training part only.
 
   Args:
@@ -165,30 +231,39 @@ def load_dataset(name: str = "cifar10", *, data_dir=None, seed: int = 0,
   """
   if isinstance(name, str) and name in PATTERNS:
     raise LinearJaxError(
-        f"{name!r} is a pattern; replace PATH or NAME, e.g. "
-        "folder:/data/images, tfds:mnist or npz:/data/features.npz")
+      f"{name!r} is a pattern; replace PATH or NAME, e.g. "
+      "folder:/data/images, tfds:mnist or npz:/data/features.npz"
+    )
   if isinstance(name, str) and name.startswith("folder:"):
-    raw = folder_source.load_folder(name[len("folder:"):], cache_dir=data_dir)
+    raw = folder_source.load_folder(name[len("folder:") :], cache_dir=data_dir)
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("npz:"):
-    raw = npz_source.load_npz(name[len("npz:"):])
+    raw = npz_source.load_npz(name[len("npz:") :])
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("svmlight:"):
-    raw = npz_source.load_svmlight(name[len("svmlight:"):])
+    raw = npz_source.load_svmlight(name[len("svmlight:") :])
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("tfds:"):
-    raw = tfds_source.load_tfds(name[len("tfds:"):], data_dir=data_dir,
-                                download=download)
+    raw = tfds_source.load_tfds(
+      name[len("tfds:") :], data_dir=data_dir, download=download
+    )
     default = DEFAULT_VALIDATION
   else:
     entry = checks.lookup({**DATASETS, **PATTERNS}, name, "dataset")
     raw = entry.load(data_dir, download)
     default = entry.default_validation
   return dataset_lib.from_raw(
-      raw, name=name, seed=seed, validation_size=validation_size,
-      default_validation=default, subtract_mean=subtract_mean,
-      standardize=standardize, bias_column=bias_column, max_train=max_train,
-      mirror_train=mirror_train)
+    raw,
+    name=name,
+    seed=seed,
+    validation_size=validation_size,
+    default_validation=default,
+    subtract_mean=subtract_mean,
+    standardize=standardize,
+    bias_column=bias_column,
+    max_train=max_train,
+    mirror_train=mirror_train,
+  )
 
 
 def list_datasets() -> list[dict]:
@@ -200,10 +275,20 @@ def list_datasets() -> list[dict]:
       try:
         cifar10_jpeg_path()
       except LinearJaxError:
-        source += " (unset)" if not os.environ.get(CIFAR10_JPEG_ENV) else (
-            " (not found)")
-    rows.append({"name": name, "source": source, "sizes": entry.sizes,
-                 "shape": entry.shape, "purpose": entry.purpose})
+        source += (
+          " (unset)"
+          if not os.environ.get(CIFAR10_JPEG_ENV)
+          else (" (not found)")
+        )
+    rows.append(
+      {
+        "name": name,
+        "source": source,
+        "sizes": entry.sizes,
+        "shape": entry.shape,
+        "purpose": entry.purpose,
+      }
+    )
   return rows
 
 
@@ -213,5 +298,6 @@ def format_dataset_table() -> str:
   rows = [dict(zip(columns, (c.upper() for c in columns)))] + list_datasets()
   widths = {c: max(len(str(r[c])) for r in rows) for c in columns}
   return "\n".join(
-      "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()
-      for r in rows)
+    "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()
+    for r in rows
+  )

@@ -22,18 +22,21 @@ def count(size: int | float, n: int) -> int:
   """Examples meant by ``size``: an int as is, a fraction in (0, 1) of ``n``."""
   if isinstance(size, bool) or not isinstance(size, numbers.Real):
     raise LinearJaxError(
-        f"validation_size must be an int or a fraction in (0, 1), got {size!r}")
+      f"validation_size must be an int or a fraction in (0, 1), got {size!r}"
+    )
   if isinstance(size, numbers.Integral):
     return int(size)
   if not 0 < size < 1:
     raise LinearJaxError(
-        f"a fractional validation_size must lie in (0, 1), got {size}; pass "
-        "an int for a number of examples")
+      f"a fractional validation_size must lie in (0, 1), got {size}; pass "
+      "an int for a number of examples"
+    )
   return int(round(size * n))
 
 
-def validation_count(validation_size: int | float | None, n_train: int,
-                     default: int | float) -> int:
+def validation_count(
+  validation_size: int | float | None, n_train: int, default: int | float
+) -> int:
   """How many of ``n_train`` examples go to validation.
 
   None means ``default``, capped at 20 % of ``n_train`` so that tiny (e.g.
@@ -45,8 +48,9 @@ def validation_count(validation_size: int | float | None, n_train: int,
   size = count(validation_size, n_train)
   if not 0 <= size < n_train:
     raise LinearJaxError(
-        f"validation_size {validation_size!r} must leave at least one of the "
-        f"{n_train} training examples; pass a number in [0, {n_train - 1}]")
+      f"validation_size {validation_size!r} must leave at least one of the "
+      f"{n_train} training examples; pass a number in [0, {n_train - 1}]"
+    )
   return size
 
 

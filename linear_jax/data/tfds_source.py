@@ -47,8 +47,10 @@ def tfds_data_dir(data_dir=None) -> Path:
 
 def prepare_command(name: str, data_dir: Path) -> str:
   """The shell command that downloads and prepares ``name`` into ``data_dir``."""
-  return (f"python -c \"import tensorflow_datasets as tfds; tfds.builder("
-          f"'{name}', data_dir='{data_dir}').download_and_prepare()\"")
+  return (
+    f'python -c "import tensorflow_datasets as tfds; tfds.builder('
+    f"'{name}', data_dir='{data_dir}').download_and_prepare()\""
+  )
 
 
 def _import_tfds(name: str):
@@ -63,9 +65,10 @@ def _import_tfds(name: str):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise LinearJaxError(
-        f"tfds dataset {name!r} needs TensorFlow and tensorflow-datasets "
-        f"({' '.join(str(e).split())}); install them with {INSTALL_EXTRA}, or "
-        "use folder:PATH or an embedded dataset such as digits") from None
+      f"tfds dataset {name!r} needs TensorFlow and tensorflow-datasets "
+      f"({' '.join(str(e).split())}); install them with {INSTALL_EXTRA}, or "
+      "use folder:PATH or an embedded dataset such as digits"
+    ) from None
   try:
     tf.config.set_visible_devices([], "GPU")
   except RuntimeError:  # TF's devices were already initialized elsewhere.
@@ -84,18 +87,21 @@ def _check_features(name: str, features) -> tuple:
   keys = sorted(features.keys())
   if "image" not in keys or "label" not in keys:
     raise LinearJaxError(
-        f"tfds dataset {name!r} has features {keys}; linear_jax needs 'image' "
-        "and 'label' (use another dataset or folder:PATH)")
+      f"tfds dataset {name!r} has features {keys}; linear_jax needs 'image' "
+      "and 'label' (use another dataset or folder:PATH)"
+    )
   shape = tuple(features["image"].shape)
   if None in shape:
     raise LinearJaxError(
-        f"tfds dataset {name!r} has images of varying shape {shape}; resize "
-        "them to one shape and load them with folder:PATH")
+      f"tfds dataset {name!r} has images of varying shape {shape}; resize "
+      "them to one shape and load them with folder:PATH"
+    )
   names = getattr(features["label"], "names", None)
   if not names:
     raise LinearJaxError(
-        f"tfds dataset {name!r} has a 'label' that is not a ClassLabel; use "
-        "a classification dataset")
+      f"tfds dataset {name!r} has a 'label' that is not a ClassLabel; use "
+      "a classification dataset"
+    )
   return shape, tuple(names)
 
 
@@ -112,8 +118,10 @@ def _read_split(tfds, builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     xs.append(x)
     ys.append(y)
   if not xs:
-    raise LinearJaxError(f"split {split!r} of tfds dataset {builder.name!r} "
-                         "is empty; prepare the dataset again")
+    raise LinearJaxError(
+      f"split {split!r} of tfds dataset {builder.name!r} "
+      "is empty; prepare the dataset again"
+    )
   return np.concatenate(xs), np.concatenate(ys).astype(np.int32)
 
 
@@ -136,32 +144,39 @@ def load_tfds(name: str, *, data_dir=None, download: bool = False) -> RawData:
     builder = tfds.builder(name, data_dir=str(root))
   except tfds.core.registered.DatasetNotFoundError:
     raise LinearJaxError(
-        f"tfds has no dataset {name!r}; see https://www.tensorflow.org/"
-        "datasets/catalog for names") from None
+      f"tfds has no dataset {name!r}; see https://www.tensorflow.org/"
+      "datasets/catalog for names"
+    ) from None
   image_shape, class_names = _check_features(name, builder.info.features)
   if not _is_mocked(tfds) and not builder.is_prepared():
     if not download:
       raise LinearJaxError(
-          f"tfds dataset {name!r} is not prepared in {root} (its files go to "
-          f"{builder.data_dir}) and nothing is downloaded by default; on a "
-          f"machine with network run {prepare_command(name, root)}, then copy "
-          f"its {root / builder.name} into {root} here; or pass "
-          "download=True; or use folder:PATH with an image folder")
+        f"tfds dataset {name!r} is not prepared in {root} (its files go to "
+        f"{builder.data_dir}) and nothing is downloaded by default; on a "
+        f"machine with network run {prepare_command(name, root)}, then copy "
+        f"its {root / builder.name} into {root} here; or pass "
+        "download=True; or use folder:PATH with an image folder"
+      )
     try:
       builder.download_and_prepare()
     except Exception as e:  # network and disk errors come in many types
       raise LinearJaxError(
-          f"downloading tfds dataset {name!r} into {root} failed "
-          f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); run "
-          f"{prepare_command(name, root)} on a machine with network") from None
+        f"downloading tfds dataset {name!r} into {root} failed "
+        f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); run "
+        f"{prepare_command(name, root)} on a machine with network"
+      ) from None
 
   known = dict(builder.info.splits)
   splits = [s for s in SPLITS if s in known] if known else ["train", "test"]
   if "train" not in splits:
     raise LinearJaxError(
-        f"tfds dataset {name!r} has no 'train' split (splits: "
-        f"{sorted(known)}); pick a dataset with one")
+      f"tfds dataset {name!r} has no 'train' split (splits: "
+      f"{sorted(known)}); pick a dataset with one"
+    )
   total = sum(known[s].num_examples for s in splits) if known else 0
   dataset.check_memory(total, image_shape, f"tfds dataset {name!r}")
-  return RawData(splits={s: _read_split(tfds, builder, s) for s in splits},
-                 class_names=class_names, image_shape=image_shape)
+  return RawData(
+    splits={s: _read_split(tfds, builder, s) for s in splits},
+    class_names=class_names,
+    image_shape=image_shape,
+  )

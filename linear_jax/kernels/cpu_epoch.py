@@ -42,14 +42,25 @@ from linear_jax.checks import LinearJaxError
 
 SOURCE = Path(__file__).with_name("cpu_epoch.cc")
 TARGET = "linear_jax_softmax_momentum_epoch"
-FLAGS = ("-O3", "-march=native", "-std=c++20", "-ffp-contract=fast", "-fPIC",
-         "-shared", "-pthread", "-w")
+FLAGS = (
+  "-O3",
+  "-march=native",
+  "-std=c++20",
+  "-ffp-contract=fast",
+  "-fPIC",
+  "-shared",
+  "-pthread",
+  "-w",
+)
 
 
 def supports(config: epoch_lib.TrainConfig) -> bool:
   """Whether ``fused_epoch`` can train ``config``."""
-  return (config.loss == "softmax" and config.reg in ("l2", "none") and
-          config.optimizer == "momentum")
+  return (
+    config.loss == "softmax"
+    and config.reg in ("l2", "none")
+    and config.optimizer == "momentum"
+  )
 
 
 def _cpu_signature() -> str:
@@ -64,12 +75,19 @@ def _cpu_signature() -> str:
 def library_path() -> Path:
   """Where the compiled kernel is (or will be) cached."""
   from linear_jax.data import cache  # pylint: disable=g-import-not-at-top
+
   digest = hashlib.sha1()
-  for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(),
-               jax.ffi.include_dir().encode(), jax.__version__.encode(),
-               _cpu_signature().encode()):
+  for part in (
+    SOURCE.read_bytes(),
+    " ".join(FLAGS).encode(),
+    jax.ffi.include_dir().encode(),
+    jax.__version__.encode(),
+    _cpu_signature().encode(),
+  ):
     digest.update(part)
-  return cache.cache_root() / "kernels" / f"cpu_epoch-{digest.hexdigest()[:16]}.so"
+  return (
+    cache.cache_root() / "kernels" / f"cpu_epoch-{digest.hexdigest()[:16]}.so"
+  )
 
 
 def build() -> Path:
@@ -80,19 +98,31 @@ def build() -> Path:
   compiler = shutil.which(os.environ.get("CXX", "g++"))
   if compiler is None:
     raise LinearJaxError(
-        "the fused CPU epoch needs a C++20 compiler (g++) to build "
-        "linear_jax/kernels/cpu_epoch.cc; install g++ or use the XLA epoch")
+      "the fused CPU epoch needs a C++20 compiler (g++) to build "
+      "linear_jax/kernels/cpu_epoch.cc; install g++ or use the XLA epoch"
+    )
   path.parent.mkdir(parents=True, exist_ok=True)
   with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
     out = Path(tmp) / path.name
     proc = subprocess.run(
-        [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o",
-         str(out)], capture_output=True, text=True, check=False)
+      [
+        compiler,
+        *FLAGS,
+        f"-I{jax.ffi.include_dir()}",
+        str(SOURCE),
+        "-o",
+        str(out),
+      ],
+      capture_output=True,
+      text=True,
+      check=False,
+    )
     if proc.returncode != 0:
       last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
       raise LinearJaxError(
-          f"building the fused CPU epoch failed ({compiler}: {last}); use the "
-          "XLA epoch")
+        f"building the fused CPU epoch failed ({compiler}: {last}); use the "
+        "XLA epoch"
+      )
     os.replace(out, path)
   return path
 
@@ -102,8 +132,10 @@ def register() -> None:
   """Builds (if needed), loads and registers the FFI target, once."""
   library = ctypes.cdll.LoadLibrary(str(build()))
   jax.ffi.register_ffi_target(
-      TARGET, jax.ffi.pycapsule(library.LinearJaxSoftmaxMomentumEpoch),
-      platform="cpu")
+    TARGET,
+    jax.ffi.pycapsule(library.LinearJaxSoftmaxMomentumEpoch),
+    platform="cpu",
+  )
 
 
 def available() -> str | None:
@@ -117,17 +149,37 @@ def available() -> str | None:
   return None
 
 
-def _kernel(wt, b, vt, vb, x, y, batches, learning_rates, momentum, reg,
-            threads):
+def _kernel(
+  wt, b, vt, vb, x, y, batches, learning_rates, momentum, reg, threads
+):
   steps = batches.shape[0]
   f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
   call = jax.ffi.ffi_call(
-      TARGET, (f32(*wt.shape), f32(*b.shape), f32(*vt.shape), f32(*vb.shape),
-               f32(steps), f32(steps), f32(steps, threads)),
-      vmap_method="sequential")
+    TARGET,
+    (
+      f32(*wt.shape),
+      f32(*b.shape),
+      f32(*vt.shape),
+      f32(*vb.shape),
+      f32(steps),
+      f32(steps),
+      f32(steps, threads),
+    ),
+    vmap_method="sequential",
+  )
   hparams = jnp.stack([momentum, reg]).astype(jnp.float32)
-  return call(wt, b, vt, vb, x, y, batches, learning_rates, hparams,
-              threads=np.int64(threads))
+  return call(
+    wt,
+    b,
+    vt,
+    vb,
+    x,
+    y,
+    batches,
+    learning_rates,
+    hparams,
+    threads=np.int64(threads),
+  )
 
 
 def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
@@ -140,19 +192,25 @@ def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
   """
   if not supports(config):
     raise LinearJaxError(
-        f"the fused CPU epoch trains softmax with l2/none and momentum, got "
-        f"{config.loss}/{config.reg}/{config.optimizer}; use the XLA epoch")
+      f"the fused CPU epoch trains softmax with l2/none and momentum, got "
+      f"{config.loss}/{config.reg}/{config.optimizer}; use the XLA epoch"
+    )
   register()
   threads = threads or os.cpu_count() or 1
 
   def check(hparams: epoch_lib.HyperParams):
     smoothing = hparams.label_smoothing
     if checks.is_concrete(smoothing) and np.any(np.asarray(smoothing) != 0):
-      raise LinearJaxError("the fused CPU epoch has no label smoothing; use "
-                           "label_smoothing=0 or the XLA epoch")
+      raise LinearJaxError(
+        "the fused CPU epoch has no label smoothing; use "
+        "label_smoothing=0 or the XLA epoch"
+      )
 
-  def epoch(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
-            data: epoch_lib.DeviceData):
+  def epoch(
+    state: epoch_lib.TrainState,
+    hparams: epoch_lib.HyperParams,
+    data: epoch_lib.DeviceData,
+  ):
     check(hparams)
     return jitted(state, hparams, data)
 
@@ -161,34 +219,54 @@ def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
     return jitted.lower(state, hparams, data)
 
   @jax.jit
-  def jitted(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
-             data: epoch_lib.DeviceData):
+  def jitted(
+    state: epoch_lib.TrainState,
+    hparams: epoch_lib.HyperParams,
+    data: epoch_lib.DeviceData,
+  ):
     if data.shift is not None or data.scale is not None:
-      raise LinearJaxError("the fused CPU epoch needs preprocessed float32 "
-                           "rows (DeviceData without shift/scale)")
+      raise LinearJaxError(
+        "the fused CPU epoch needs preprocessed float32 "
+        "rows (DeviceData without shift/scale)"
+      )
     x, y = data.x_train.astype(jnp.float32), data.y_train.astype(jnp.int32)
     n = x.shape[0]
     per_epoch = epoch_lib.steps_per_epoch(config, n)
     key_data, batches = epoch_lib.epoch_batches(config, state.key, n)
     count = optax.tree_utils.tree_get(state.opt_state, "count")
     learning_rates = epoch_lib.epoch_learning_rates(
-        config, hparams.learning_rate, count, n).astype(jnp.float32)
+      config, hparams.learning_rate, count, n
+    ).astype(jnp.float32)
     trace = optax.tree_utils.tree_get(state.opt_state, "trace")
     reg = hparams.reg_strength if config.reg == "l2" else jnp.zeros(())
     wt, b, vt, vb, losses, correct, sq_parts = _kernel(
-        state.params["W"].T, state.params["b"], trace["W"].T, trace["b"], x,
-        y, batches, learning_rates, hparams.momentum, reg, threads)
+      state.params["W"].T,
+      state.params["b"],
+      trace["W"].T,
+      trace["b"],
+      x,
+      y,
+      batches,
+      learning_rates,
+      hparams.momentum,
+      reg,
+      threads,
+    )
     params = {"W": wt.T, "b": b}
     opt_state = optax.tree_utils.tree_set(
-        state.opt_state, trace={"W": vt.T, "b": vb}, count=count + per_epoch)
+      state.opt_state, trace={"W": vt.T, "b": vb}, count=count + per_epoch
+    )
     metrics = {
-        "data_loss": jnp.mean(losses),
-        "reg_loss": jnp.mean(reg * sq_parts.sum(axis=1)),
-        "train_accuracy": jnp.mean(correct),
-        "val_accuracy": epoch_lib.accuracy(params, data.prepare(data.x_val),
-                                          data.y_val),
+      "data_loss": jnp.mean(losses),
+      "reg_loss": jnp.mean(reg * sq_parts.sum(axis=1)),
+      "train_accuracy": jnp.mean(correct),
+      "val_accuracy": epoch_lib.accuracy(
+        params, data.prepare(data.x_val), data.y_val
+      ),
     }
-    return epoch_lib.TrainState(params, opt_state, key_data,
-                               state.step + per_epoch), metrics
+    return epoch_lib.TrainState(
+      params, opt_state, key_data, state.step + per_epoch
+    ), metrics
+
   epoch.lower = lower
   return epoch

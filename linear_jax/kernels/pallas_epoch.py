@@ -35,9 +35,28 @@ from jax.experimental.pallas import triton as plt
 PADDED_CLASSES = 16
 
 
-def _kernel(perm_ref, y_ref, x_ref, w_ref, b_ref, hp_ref, scores_in, count_in,
-            w_out, b_out, scores_ref, count_ref, *, num_classes, slice_size,
-            steps, batch, spin, cosine, groups):
+def _kernel(
+  perm_ref,
+  y_ref,
+  x_ref,
+  w_ref,
+  b_ref,
+  hp_ref,
+  scores_in,
+  count_in,
+  w_out,
+  b_out,
+  scores_ref,
+  count_ref,
+  *,
+  num_classes,
+  slice_size,
+  steps,
+  batch,
+  spin,
+  cosine,
+  groups,
+):
   del scores_in, count_in  # aliased to scores_ref / count_ref
   p = pl.program_id(0)
   num_programs = pl.num_programs(0)
@@ -51,19 +70,21 @@ def _kernel(perm_ref, y_ref, x_ref, w_ref, b_ref, hp_ref, scores_in, count_in,
   def step(s, carry):
     w, b, vw, vb = carry
     idx = perm_ref[s, :]
-    xs = x_ref[idx, cols]                                   # [B, DS]
-    partial = jnp.dot(xs, w)                                 # [B, Cp]
+    xs = x_ref[idx, cols]  # [B, DS]
+    partial = jnp.dot(xs, w)  # [B, Cp]
     # Programs add into one of `groups` copies: fewer atomics per address.
-    plt.atomic_add(scores_ref, (s, p % groups, slice(None), slice(None)),
-                   partial)
+    plt.atomic_add(
+      scores_ref, (s, p % groups, slice(None), slice(None)), partial
+    )
     if spin:  # (the interpreter runs programs one by one: nothing to wait for)
       plt.debug_barrier()  # every thread's adds before the arrival below
     plt.atomic_add(count_ref, (s,), jnp.int32(1))
     if spin:
       jax.lax.while_loop(
-          lambda c: c < num_programs,
-          lambda c: plt.atomic_add(count_ref, (s,), jnp.int32(0)),
-          plt.atomic_add(count_ref, (s,), jnp.int32(0)))
+        lambda c: c < num_programs,
+        lambda c: plt.atomic_add(count_ref, (s,), jnp.int32(0)),
+        plt.atomic_add(count_ref, (s,), jnp.int32(0)),
+      )
     scores = jnp.sum(plt.load(scores_ref.at[s], volatile=True), axis=0)
     scores = scores + b[None, :]
     scores = jnp.where(valid, scores, -jnp.inf)
@@ -73,7 +94,9 @@ def _kernel(perm_ref, y_ref, x_ref, w_ref, b_ref, hp_ref, scores_in, count_in,
     labels = y_ref[idx]
     onehot = (class_ids == labels[:, None]).astype(jnp.float32)
     dscores = (probs - onehot) * (1.0 / batch)
-    gw = jax.lax.dot_general(xs, dscores, (((0,), (0,)), ((), ()))) + 2.0 * lam * w
+    gw = (
+      jax.lax.dot_general(xs, dscores, (((0,), (0,)), ((), ()))) + 2.0 * lam * w
+    )
     gb = jnp.sum(dscores, axis=0)
     vw = gw + mom * vw
     vb = gb + mom * vb
@@ -92,11 +115,21 @@ def _kernel(perm_ref, y_ref, x_ref, w_ref, b_ref, hp_ref, scores_in, count_in,
     b_out[:] = b
 
 
-@functools.partial(jax.jit, static_argnames=("num_programs", "interpret",
-                                             "cosine", "groups"))
-def softmax_momentum_epoch(params, batches, x, y, hparams, *,
-                           num_programs: int = 96, interpret: bool = False,
-                           cosine: bool = False, groups: int = 1):
+@functools.partial(
+  jax.jit, static_argnames=("num_programs", "interpret", "cosine", "groups")
+)
+def softmax_momentum_epoch(
+  params,
+  batches,
+  x,
+  y,
+  hparams,
+  *,
+  num_programs: int = 96,
+  interpret: bool = False,
+  cosine: bool = False,
+  groups: int = 1,
+):
   """One epoch of softmax + L2 + momentum SGD (fresh momentum), one kernel.
 
   Args:
@@ -119,19 +152,37 @@ def softmax_momentum_epoch(params, batches, x, y, hparams, *,
   assert slice_size * num_programs == d, (d, num_programs)
   w = jnp.zeros((d, PADDED_CLASSES), jnp.float32).at[:, :c].set(params["W"])
   b = jnp.zeros((PADDED_CLASSES,), jnp.float32).at[:c].set(params["b"])
-  kernel = functools.partial(_kernel, num_classes=c, slice_size=slice_size,
-                             steps=steps, batch=batch, spin=not interpret,
-                             cosine=cosine, groups=groups)
-  out_shape = (jax.ShapeDtypeStruct(w.shape, jnp.float32),
-               jax.ShapeDtypeStruct(b.shape, jnp.float32),
-               jax.ShapeDtypeStruct((steps, groups, batch, PADDED_CLASSES),
-                                    jnp.float32),
-               jax.ShapeDtypeStruct((steps,), jnp.int32))
+  kernel = functools.partial(
+    _kernel,
+    num_classes=c,
+    slice_size=slice_size,
+    steps=steps,
+    batch=batch,
+    spin=not interpret,
+    cosine=cosine,
+    groups=groups,
+  )
+  out_shape = (
+    jax.ShapeDtypeStruct(w.shape, jnp.float32),
+    jax.ShapeDtypeStruct(b.shape, jnp.float32),
+    jax.ShapeDtypeStruct((steps, groups, batch, PADDED_CLASSES), jnp.float32),
+    jax.ShapeDtypeStruct((steps,), jnp.int32),
+  )
   w_new, b_new, _, _ = pl.pallas_call(
-      kernel, out_shape=out_shape, grid=(num_programs,),
-      input_output_aliases={6: 2, 7: 3}, interpret=interpret,
-      compiler_params=plt.CompilerParams(num_warps=4, num_stages=1),
-  )(batches, y, x, w, b, hparams,
+    kernel,
+    out_shape=out_shape,
+    grid=(num_programs,),
+    input_output_aliases={6: 2, 7: 3},
+    interpret=interpret,
+    compiler_params=plt.CompilerParams(num_warps=4, num_stages=1),
+  )(
+    batches,
+    y,
+    x,
+    w,
+    b,
+    hparams,
     jnp.zeros((steps, groups, batch, PADDED_CLASSES), jnp.float32),
-    jnp.zeros((steps,), jnp.int32))
+    jnp.zeros((steps,), jnp.int32),
+  )
   return {"W": w_new[:, :c], "b": b_new[:c]}

@@ -68,8 +68,11 @@ def supports(config: epoch_lib.TrainConfig) -> bool:
   return config.optimizer == "sgd" and config.reg in ("l2", "none")
 
 
-def steps_per_block(config: epoch_lib.TrainConfig, num_examples: int,
-                    block_steps: int = DEFAULT_BLOCK_STEPS) -> int:
+def steps_per_block(
+  config: epoch_lib.TrainConfig,
+  num_examples: int,
+  block_steps: int = DEFAULT_BLOCK_STEPS,
+) -> int:
   """k: ``block_steps``, at most the epoch's minibatches."""
   return min(block_steps, epoch_lib.steps_per_epoch(config, num_examples))
 
@@ -80,6 +83,7 @@ def _mean_loss_and_grad(loss: str):
 
   def mean_loss(scores, labels, options):
     return jnp.mean(loss_fn(scores, labels, **options))
+
   return jax.value_and_grad(mean_loss)
 
 
@@ -90,12 +94,14 @@ def _per_config(values: jax.Array, num_classes: int) -> jax.Array:
 
 def _config_sums(values: jax.Array, num_configs: int) -> jax.Array:
   """``[..., K·C]`` -> ``[K]``: sums over everything but the configuration."""
-  return values.reshape(-1, num_configs, values.shape[-1] // num_configs
-                        ).sum(axis=(0, 2))
+  return values.reshape(-1, num_configs, values.shape[-1] // num_configs).sum(
+    axis=(0, 2)
+  )
 
 
-def _block(carry, rows, labels, *, hparams, config, num_classes, learning_rates,
-           grad_fn):
+def _block(
+  carry, rows, labels, *, hparams, config, num_classes, learning_rates, grad_fn
+):
   """k SGD steps for all K configurations; W read once and written once.
 
   Args:
@@ -116,36 +122,43 @@ def _block(carry, rows, labels, *, hparams, config, num_classes, learning_rates,
   num_configs = b.shape[0]
   l2 = config.reg == "l2"
   flat = rows.reshape(k * batch, -1).astype(w.dtype)
-  from_start = (flat @ w).reshape(k, batch, -1)           # X_j W_0
-  gram = (flat @ flat.T).reshape(k, batch, k, batch)        # X_j X_iᵀ
+  from_start = (flat @ w).reshape(k, batch, -1)  # X_j W_0
+  gram = (flat @ flat.T).reshape(k, batch, k, batch)  # X_j X_iᵀ
   options = epoch_lib.loss_options(config.loss, hparams)
   per_config_grad = jax.vmap(grad_fn, in_axes=(1, None, 0), out_axes=(0, 1))
 
-  decays = []      # d_i [K]
-  updates = []     # U_i [B, K·C]
+  decays = []  # d_i [K]
+  updates = []  # U_i [B, K·C]
   outputs = []
-  product = lambda ds: functools.reduce(jnp.multiply, ds, jnp.ones_like(b[:, 0]))
+  product = lambda ds: functools.reduce(
+    jnp.multiply, ds, jnp.ones_like(b[:, 0])
+  )
   for j in range(k):
     lr = learning_rates[j]
     # S_j − b_j = A_j (X_j W_0) − Σ_{i<j} c_ij (X_j X_iᵀ) U_i
     scores = _per_config(product(decays), num_classes) * from_start[j]
     if j:
       delayed = jnp.concatenate(
-          [_per_config(product(decays[i + 1:]), num_classes) * updates[i]
-           for i in range(j)])
+        [
+          _per_config(product(decays[i + 1 :]), num_classes) * updates[i]
+          for i in range(j)
+        ]
+      )
       scores = scores - gram[j, :, :j].reshape(batch, j * batch) @ delayed
-    by_config = (scores + b.reshape(-1)).reshape(batch, num_configs,
-                                                 num_classes)
+    by_config = (scores + b.reshape(-1)).reshape(
+      batch, num_configs, num_classes
+    )
     loss, dscores = per_config_grad(by_config, labels[j], options)
-    correct = jnp.mean(jnp.argmax(by_config, axis=-1) == labels[j][:, None],
-                       axis=0)
-    update = (lr[None, :, None] * dscores).reshape(batch, -1)   # U_j
+    correct = jnp.mean(
+      jnp.argmax(by_config, axis=-1) == labels[j][:, None], axis=0
+    )
+    update = (lr[None, :, None] * dscores).reshape(batch, -1)  # U_j
     if l2:
       decay = 1.0 - 2.0 * lr * hparams.reg_strength
       reg_loss = hparams.reg_strength * sq_norm
       cross = _config_sums(scores * update, num_configs)
       curvature = _config_sums(update * (gram[j, :, j] @ update), num_configs)
-      sq_norm = decay ** 2 * sq_norm - 2.0 * decay * cross + curvature
+      sq_norm = decay**2 * sq_norm - 2.0 * decay * cross + curvature
     else:
       decay, reg_loss = jnp.ones_like(lr), jnp.zeros_like(lr)
     b = b - update.reshape(batch, num_configs, num_classes).sum(axis=0)
@@ -155,15 +168,19 @@ def _block(carry, rows, labels, *, hparams, config, num_classes, learning_rates,
 
   # W_k = A_k W_0 − X_blkᵀ [c_ik U_i]_i: one read and one write of W.
   delayed = jnp.concatenate(
-      [_per_config(product(decays[i + 1:]), num_classes) * updates[i]
-       for i in range(k)])
+    [
+      _per_config(product(decays[i + 1 :]), num_classes) * updates[i]
+      for i in range(k)
+    ]
+  )
   w = _per_config(product(decays), num_classes) * w - flat.T @ delayed
   data_loss, reg_loss, correct = (jnp.stack(v) for v in zip(*outputs))
   return (w, b, sq_norm), (data_loss, reg_loss, correct)
 
 
-def blocked_epoch(config: epoch_lib.TrainConfig,
-                  block_steps: int = DEFAULT_BLOCK_STEPS):
+def blocked_epoch(
+  config: epoch_lib.TrainConfig, block_steps: int = DEFAULT_BLOCK_STEPS
+):
   """``(state[K], hparams[K], data) -> (state[K], metrics[K])``, one epoch.
 
   A drop-in for ``engine.vmapped_epoch(config)`` when ``supports(config)``:
@@ -173,59 +190,81 @@ def blocked_epoch(config: epoch_lib.TrainConfig,
   """
   if not supports(config):
     raise checks.LinearJaxError(
-        f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
-        f"or none, got {config.optimizer}/{config.reg}; use the vmap "
-        "algorithm (engine.vmapped_epoch)")
+      f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
+      f"or none, got {config.optimizer}/{config.reg}; use the vmap "
+      "algorithm (engine.vmapped_epoch)"
+    )
   checks.AT_LEAST_ONE.check(block_steps, "block_steps")
   grad_fn = _mean_loss_and_grad(config.loss)
 
-  def epoch(state: epoch_lib.TrainState, hparams: epoch_lib.HyperParams,
-            data: epoch_lib.DeviceData):
+  def epoch(
+    state: epoch_lib.TrainState,
+    hparams: epoch_lib.HyperParams,
+    data: epoch_lib.DeviceData,
+  ):
     x, y = data.x_train, data.y_train
     n = x.shape[0]
     batch = epoch_lib.effective_batch_size(config, n)
     per_epoch = epoch_lib.steps_per_epoch(config, n)
     key_data, order = epoch_lib.epoch_batches(config, state.key, n)
     num_configs, num_features, num_classes = state.params["W"].shape
-    count = optax.tree_utils.tree_get(state.opt_state, "count")   # [K]
+    count = optax.tree_utils.tree_get(state.opt_state, "count")  # [K]
     learning_rates = jax.vmap(
-        lambda lr, c: epoch_lib.epoch_learning_rates(config, lr, c, n),
-        out_axes=1)(hparams.learning_rate, count)               # [steps, K]
+      lambda lr, c: epoch_lib.epoch_learning_rates(config, lr, c, n), out_axes=1
+    )(hparams.learning_rate, count)  # [steps, K]
     w = state.params["W"].transpose(1, 0, 2).reshape(num_features, -1)
     sq_norm = jnp.sum(jnp.square(state.params["W"]), axis=(1, 2))
     carry = (w, state.params["b"], sq_norm)
     block = lambda carry, rows, labels, lrs: _block(
-        carry, data.prepare(rows), labels, hparams=hparams, config=config,
-        num_classes=num_classes, learning_rates=lrs, grad_fn=grad_fn)
+      carry,
+      data.prepare(rows),
+      labels,
+      hparams=hparams,
+      config=config,
+      num_classes=num_classes,
+      learning_rates=lrs,
+      grad_fn=grad_fn,
+    )
 
     k = steps_per_block(config, n, block_steps)
     full, rest = divmod(per_epoch, k)
     pieces = []
     if full:
-      idx = order[:full * k].reshape(full, k, batch)
-      lrs = learning_rates[:full * k].reshape(full, k, num_configs)
+      idx = order[: full * k].reshape(full, k, batch)
+      lrs = learning_rates[: full * k].reshape(full, k, num_configs)
 
       def scan_step(carry, xs):
         idx, lrs = xs
         return block(carry, x[idx], y[idx], lrs)
+
       carry, outs = jax.lax.scan(scan_step, carry, (idx, lrs))
-      pieces.append(jax.tree.map(
-          lambda a: a.reshape((full * k,) + a.shape[2:]), outs))
+      pieces.append(
+        jax.tree.map(lambda a: a.reshape((full * k,) + a.shape[2:]), outs)
+      )
     if rest:
-      idx = order[full * k:]
-      carry, outs = block(carry, x[idx], y[idx], learning_rates[full * k:])
+      idx = order[full * k :]
+      carry, outs = block(carry, x[idx], y[idx], learning_rates[full * k :])
       pieces.append(outs)
-    data_loss, reg_loss, correct = (
-        jnp.concatenate(v) for v in zip(*pieces))
+    data_loss, reg_loss, correct = (jnp.concatenate(v) for v in zip(*pieces))
     w, b, _ = carry
-    params = {"W": w.reshape(num_features, num_configs, num_classes
-                             ).transpose(1, 0, 2), "b": b}
+    params = {
+      "W": w.reshape(num_features, num_configs, num_classes).transpose(1, 0, 2),
+      "b": b,
+    }
     val_accuracy = jax.vmap(epoch_lib.accuracy, in_axes=(0, None, None))(
-        params, data.prepare(data.x_val), data.y_val)
-    metrics = {"data_loss": data_loss.mean(0), "reg_loss": reg_loss.mean(0),
-               "train_accuracy": correct.mean(0), "val_accuracy": val_accuracy}
-    opt_state = optax.tree_utils.tree_set(state.opt_state,
-                                          count=count + per_epoch)
-    return epoch_lib.TrainState(params, opt_state, key_data,
-                               state.step + per_epoch), metrics
+      params, data.prepare(data.x_val), data.y_val
+    )
+    metrics = {
+      "data_loss": data_loss.mean(0),
+      "reg_loss": reg_loss.mean(0),
+      "train_accuracy": correct.mean(0),
+      "val_accuracy": val_accuracy,
+    }
+    opt_state = optax.tree_utils.tree_set(
+      state.opt_state, count=count + per_epoch
+    )
+    return epoch_lib.TrainState(
+      params, opt_state, key_data, state.step + per_epoch
+    ), metrics
+
   return epoch

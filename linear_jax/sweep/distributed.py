@@ -29,8 +29,9 @@ from linear_jax.checks import LinearJaxError
 AXIS = "config"
 
 
-def initialize(coordinator_address: str | None, num_processes: int,
-               process_id: int) -> bool:
+def initialize(
+  coordinator_address: str | None, num_processes: int, process_id: int
+) -> bool:
   """``jax.distributed.initialize`` when ``num_processes`` > 1; else nothing.
 
   Must run before any JAX computation. On CPU the cross-process collectives
@@ -43,16 +44,20 @@ def initialize(coordinator_address: str | None, num_processes: int,
     raise LinearJaxError(f"--num_processes must be ≥ 1, got {num_processes}")
   if not 0 <= process_id < num_processes:
     raise LinearJaxError(
-        f"--process_id must lie in [0, {num_processes}), got {process_id}")
+      f"--process_id must lie in [0, {num_processes}), got {process_id}"
+    )
   if num_processes == 1:
     return False
   if not coordinator_address:
     raise LinearJaxError(
-        "--num_processes > 1 needs --coordinator_address=HOST:PORT (the "
-        "address of process 0, the same for every process)")
-  jax.distributed.initialize(coordinator_address=coordinator_address,
-                             num_processes=num_processes,
-                             process_id=process_id)
+      "--num_processes > 1 needs --coordinator_address=HOST:PORT (the "
+      "address of process 0, the same for every process)"
+    )
+  jax.distributed.initialize(
+    coordinator_address=coordinator_address,
+    num_processes=num_processes,
+    process_id=process_id,
+  )
   return True
 
 
@@ -79,8 +84,9 @@ def put_global(value, sharding: NamedSharding) -> jax.Array:
   (``make_array_from_callback``), so this works on one host or many.
   """
   value = np.asarray(value)
-  return jax.make_array_from_callback(value.shape, sharding,
-                                      lambda index: value[index])
+  return jax.make_array_from_callback(
+    value.shape, sharding, lambda index: value[index]
+  )
 
 
 def to_host(tree):
@@ -110,5 +116,12 @@ def is_writer() -> bool:
 def device_descriptions(mesh: Mesh | None = None) -> list[dict]:
   """One dict per device of the mesh: id, platform, kind, process."""
   devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
-  return [{"id": d.id, "platform": d.platform, "kind": d.device_kind,
-           "process": d.process_index} for d in devices]
+  return [
+    {
+      "id": d.id,
+      "platform": d.platform,
+      "kind": d.device_kind,
+      "process": d.process_index,
+    }
+    for d in devices
+  ]

@@ -82,20 +82,29 @@ def vmapped_epoch(config: epoch_lib.TrainConfig):
   ``linear_jax.train.train_epoch`` vmapped over the configuration axis of params,
   optimizer state and ``HyperParams``; key, step and data are shared.
   """
+
   def one(state, hparams, data):
     return epoch_lib.train_epoch(state, hparams, data, config=config)
+
   return jax.vmap(one, in_axes=(STATE_AXES, 0, None), out_axes=(STATE_AXES, 0))
 
 
-def vmapped_init(config: epoch_lib.TrainConfig, num_features: int,
-                 num_classes: int, num_examples: int):
+def vmapped_init(
+  config: epoch_lib.TrainConfig,
+  num_features: int,
+  num_classes: int,
+  num_examples: int,
+):
   """``hparams[K] -> state[K]``: zero weights and fresh optimizer state each.
 
   The key is that of seed 0; callers replace it with the group's seed.
   """
+
   def one(hparams):
-    return epoch_lib.init_state(config, hparams, 0, num_features, num_classes,
-                               num_examples)
+    return epoch_lib.init_state(
+      config, hparams, 0, num_features, num_classes, num_examples
+    )
+
   return jax.vmap(one, out_axes=STATE_AXES)
 
 
@@ -108,16 +117,20 @@ def choose_algorithm(config: epoch_lib.TrainConfig, algorithm: str) -> str:
   checks.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
   if algorithm == "blocked" and not blocked.supports(config):
     raise checks.LinearJaxError(
-        f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
-        f"or none, got {config.optimizer}/{config.reg}; use the vmap "
-        "algorithm (--sweep_algorithm=vmap or auto)")
+      f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
+      f"or none, got {config.optimizer}/{config.reg}; use the vmap "
+      "algorithm (--sweep_algorithm=vmap or auto)"
+    )
   if algorithm == "auto":  # blocked stays opt-in until measured on a GPU
     return "vmap"
   return algorithm
 
 
-def epoch_function(config: epoch_lib.TrainConfig, algorithm: str,
-                   block_steps: int = blocked.DEFAULT_BLOCK_STEPS):
+def epoch_function(
+  config: epoch_lib.TrainConfig,
+  algorithm: str,
+  block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
+):
   """The unjitted ``(state[K], hparams[K], data) -> (state[K], metrics[K])``
   of ``"vmap"`` or ``"blocked"``."""
   if algorithm == "blocked":
@@ -138,6 +151,7 @@ class Program:
     algorithm: ``"vmap"`` or ``"blocked"``.
     state_sharding: the ``TrainState`` of shardings (to restore a state).
   """
+
   init: object
   epoch: object
   take_row: object
@@ -146,10 +160,16 @@ class Program:
   state_sharding: object = None
 
 
-def build_program(config: epoch_lib.TrainConfig, length: int, mesh,
-                  data: epoch_lib.DeviceData, num_classes: int, *,
-                  algorithm: str = "vmap",
-                  block_steps: int = blocked.DEFAULT_BLOCK_STEPS) -> Program:
+def build_program(
+  config: epoch_lib.TrainConfig,
+  length: int,
+  mesh,
+  data: epoch_lib.DeviceData,
+  num_classes: int,
+  *,
+  algorithm: str = "vmap",
+  block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
+) -> Program:
   """Compiles the init and epoch programs for K = ``length`` configurations.
 
   Args:
@@ -169,28 +189,42 @@ def build_program(config: epoch_lib.TrainConfig, length: int, mesh,
   rep = distributed.replicated(mesh)
   num_train, num_features = data.x_train.shape
   hp_shapes = epoch_lib.HyperParams(
-      *([jax.ShapeDtypeStruct((length,), np.float32, sharding=by_config)] * 7))
+    *([jax.ShapeDtypeStruct((length,), np.float32, sharding=by_config)] * 7)
+  )
   init_fn = vmapped_init(config, num_features, num_classes, num_train)
   state_shapes = jax.eval_shape(init_fn, hp_shapes)
   state_sharding = epoch_lib.TrainState(
-      params=jax.tree.map(lambda _: by_config, state_shapes.params),
-      opt_state=jax.tree.map(lambda _: by_config, state_shapes.opt_state),
-      key=rep, step=rep)
+    params=jax.tree.map(lambda _: by_config, state_shapes.params),
+    opt_state=jax.tree.map(lambda _: by_config, state_shapes.opt_state),
+    key=rep,
+    step=rep,
+  )
   hp_sharding = epoch_lib.HyperParams(*([by_config] * 7))
   data_sharding = jax.tree.map(lambda _: rep, data)
   metrics_sharding = {name: by_config for name in METRICS}
-  init = jax.jit(init_fn, in_shardings=(hp_sharding,),
-                 out_shardings=state_sharding).lower(hp_shapes).compile()
+  init = (
+    jax.jit(init_fn, in_shardings=(hp_sharding,), out_shardings=state_sharding)
+    .lower(hp_shapes)
+    .compile()
+  )
   state_args = jax.tree.map(
-      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-      state_shapes, state_sharding)
-  epoch = jax.jit(
+    lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+    state_shapes,
+    state_sharding,
+  )
+  epoch = (
+    jax.jit(
       epoch_function(config, algorithm, block_steps),
       in_shardings=(state_sharding, hp_sharding, data_sharding),
       out_shardings=(state_sharding, metrics_sharding),
-      donate_argnums=(0,)).lower(state_args, hp_shapes, data).compile()
-  take_row = jax.jit(lambda params, i: jax.tree.map(lambda a: a[i], params),
-                     out_shardings=rep)
+      donate_argnums=(0,),
+    )
+    .lower(state_args, hp_shapes, data)
+    .compile()
+  )
+  take_row = jax.jit(
+    lambda params, i: jax.tree.map(lambda a: a[i], params), out_shardings=rep
+  )
   return Program(init, epoch, take_row, length, algorithm, state_sharding)
 
 
@@ -220,6 +254,7 @@ class SweepResult:
     devices: the mesh's devices (``distributed.device_descriptions``).
     memory: the estimate behind the chunk size (bytes).
   """
+
   points: tuple[Point, ...]
   val_accuracy: np.ndarray
   train_accuracy: np.ndarray
@@ -254,8 +289,17 @@ def _is_better(val: float, index: int, best: tuple | None) -> bool:
 class _Sweep:
   """The state of one ``run_sweep`` call (programs, results so far)."""
 
-  def __init__(self, grid, data, num_classes, mesh, keep_params, log,
-               algorithm="vmap", block_steps=blocked.DEFAULT_BLOCK_STEPS):
+  def __init__(
+    self,
+    grid,
+    data,
+    num_classes,
+    mesh,
+    keep_params,
+    log,
+    algorithm="vmap",
+    block_steps=blocked.DEFAULT_BLOCK_STEPS,
+  ):
     self.grid = grid
     self.algorithm = algorithm
     self.block_steps = block_steps
@@ -265,24 +309,25 @@ class _Sweep:
     self.num_classes = num_classes
     rep = distributed.replicated(mesh)
     self.data = epoch_lib.DeviceData(
-        distributed.put_global(np.asarray(data.x_train, np.float32), rep),
-        distributed.put_global(np.asarray(data.y_train, np.int32), rep),
-        distributed.put_global(np.asarray(data.x_val, np.float32), rep),
-        distributed.put_global(np.asarray(data.y_val, np.int32), rep))
+      distributed.put_global(np.asarray(data.x_train, np.float32), rep),
+      distributed.put_global(np.asarray(data.y_train, np.int32), rep),
+      distributed.put_global(np.asarray(data.x_val, np.float32), rep),
+      distributed.put_global(np.asarray(data.y_val, np.int32), rep),
+    )
     self.points = grid.points()
     k, epochs = len(self.points), grid.epochs
     nan = lambda: np.full(k, np.nan)
     self.last = {name: nan() for name in METRICS}
     self.diverged_epoch = np.zeros(k, np.int64)
     self.history = {name: np.full((k, epochs), np.nan) for name in METRICS}
-    self.best: dict = {}          # loss -> (val, index)
-    self.best_params: dict = {}   # loss -> params
+    self.best: dict = {}  # loss -> (val, index)
+    self.best_params: dict = {}  # loss -> params
     self.params = None
     self.programs: dict = {}
     self.compile_seconds = 0.0
     self.train_seconds = 0.0
     self.chunks: list = []
-    self.done: list = []          # names of finished chunks
+    self.done: list = []  # names of finished chunks
     self.checkpoint: resume.SweepCheckpoint | None = None
     self.unfinished: dict | None = None  # a loaded chunk to continue
     self.total_units = k * epochs  # configuration-epochs of the whole sweep
@@ -300,10 +345,14 @@ class _Sweep:
     if self.params is not None:
       for k, v in self.params.items():
         out[f"params_{k}"] = v
-    out.update(best={loss: list(v) for loss, v in self.best.items()},
-               done=self.done, chunks=self.chunks, done_units=self.done_units,
-               compile_seconds=self.compile_seconds,
-               train_seconds=self.train_seconds)
+    out.update(
+      best={loss: list(v) for loss, v in self.best.items()},
+      done=self.done,
+      chunks=self.chunks,
+      done_units=self.done_units,
+      compile_seconds=self.compile_seconds,
+      train_seconds=self.train_seconds,
+    )
     return out
 
   def restore(self, saved: dict, unfinished: dict | None) -> None:
@@ -312,11 +361,13 @@ class _Sweep:
       self.history[name] = saved[f"history_{name}"]
       self.last[name] = saved[f"last_{name}"]
     self.diverged_epoch = saved["diverged_epoch"]
-    self.best = {loss: (float(v), int(i))
-                 for loss, (v, i) in saved["best"].items()}
+    self.best = {
+      loss: (float(v), int(i)) for loss, (v, i) in saved["best"].items()
+    }
     self.best_params = {
-        loss: {k: saved[f"best_params_{loss}_{k}"] for k in ("W", "b")}
-        for loss in self.best}
+      loss: {k: saved[f"best_params_{loss}_{k}"] for k in ("W", "b")}
+      for loss in self.best
+    }
     if self.keep_params and "params_W" in saved:
       self.params = {k: saved[f"params_{k}"] for k in ("W", "b")}
     self.done = list(saved["done"])
@@ -333,15 +384,27 @@ class _Sweep:
       algorithm = choose_algorithm(config, self.algorithm)
       t0 = time.perf_counter()
       self.programs[cache_key] = build_program(
-          config, length, self.mesh, self.data, self.num_classes,
-          algorithm=algorithm, block_steps=self.block_steps)
+        config,
+        length,
+        self.mesh,
+        self.data,
+        self.num_classes,
+        algorithm=algorithm,
+        block_steps=self.block_steps,
+      )
       seconds = time.perf_counter() - t0
       self.compile_seconds += seconds
       if self.bar is not None:
         self.bar.discount(seconds)  # the ETA is the pace of training
       if self.log:
-        logging.info("compiled %s/%s (%s) for %d configurations in %.2f s",
-                     config.loss, config.reg, algorithm, length, seconds)
+        logging.info(
+          "compiled %s/%s (%s) for %d configurations in %.2f s",
+          config.loss,
+          config.reg,
+          algorithm,
+          length,
+          seconds,
+        )
     return self.programs[cache_key]
 
   def run_group(self, group: Group, chunk_size: int) -> None:
@@ -355,12 +418,18 @@ class _Sweep:
       if label in self.done:  # finished before a resume
         continue
       program = program or self.program(group.config, length)
-      points = group.points[c * per_chunk:(c + 1) * per_chunk]
+      points = group.points[c * per_chunk : (c + 1) * per_chunk]
       self.run_chunk(program, group, points, label)
-      self.chunks.append({"group": group.name, "chunk": c + 1,
-                          "configs": len(points),
-                          "padding": length - len(points), "length": length,
-                          "algorithm": program.algorithm})
+      self.chunks.append(
+        {
+          "group": group.name,
+          "chunk": c + 1,
+          "configs": len(points),
+          "padding": length - len(points),
+          "length": length,
+          "algorithm": program.algorithm,
+        }
+      )
       self.done.append(label)
       if self.checkpoint is not None:
         self.checkpoint.save(self.snapshot())
@@ -370,17 +439,21 @@ class _Sweep:
     mesh, n = self.mesh, len(points)
     padded = tuple(points) + (points[0],) * (program.length - n)
     hparams = jax.tree.map(
-        lambda v: distributed.put_global(v, distributed.config_sharding(mesh)),
-        self.grid.stack_hparams(padded))
+      lambda v: distributed.put_global(v, distributed.config_sharding(mesh)),
+      self.grid.stack_hparams(padded),
+    )
     key = np.asarray(jax.random.key_data(jax.random.key(group.seed)))
     state = program.init(hparams)._replace(
-        key=distributed.put_global(key, distributed.replicated(mesh)))
+      key=distributed.put_global(key, distributed.replicated(mesh))
+    )
     first = 1
     if self.unfinished is not None and self.unfinished["name"] == label:
       # Continue from the saved state, bit for bit (``resume``).
       leaves = jax.tree.leaves(program.state_sharding)
-      restored = [distributed.put_global(a, sh) for a, sh in
-                  zip(self.unfinished["leaves"], leaves, strict=True)]
+      restored = [
+        distributed.put_global(a, sh)
+        for a, sh in zip(self.unfinished["leaves"], leaves, strict=True)
+      ]
       state = jax.tree.unflatten(jax.tree.structure(state), restored)
       first = int(self.unfinished["epoch"]) + 1
       self.unfinished = None
@@ -390,25 +463,31 @@ class _Sweep:
       t0 = time.perf_counter()
       with jax.transfer_guard("disallow"):
         state, metrics = program.epoch(state, hparams, self.data)
-      metrics = {k: np.asarray(v[:n], np.float64)
-                 for k, v in distributed.to_host(metrics).items()}
+      metrics = {
+        k: np.asarray(v[:n], np.float64)
+        for k, v in distributed.to_host(metrics).items()
+      }
       seconds = time.perf_counter() - t0
       self.train_seconds += seconds
       self.record(index, epoch, metrics)
       self.done_units += n
       if self.log:
         self.log_epoch(label, index, epoch, epochs, program.length, seconds)
-      if (self.checkpoint is not None and epoch < epochs and
-          self.checkpoint.due()):
-        self.checkpoint.save(self.snapshot(), {
-            "name": label, "epoch": epoch,
-            "state": distributed.to_host(state)})
+      if (
+        self.checkpoint is not None and epoch < epochs and self.checkpoint.due()
+      ):
+        self.checkpoint.save(
+          self.snapshot(),
+          {"name": label, "epoch": epoch, "state": distributed.to_host(state)},
+        )
     self.collect_params(program, state, points, index)
 
   def record(self, index, epoch, metrics) -> None:
     for name in METRICS:
       self.history[name][index, epoch - 1] = metrics[name]
-    finite = np.isfinite(metrics["data_loss"]) & np.isfinite(metrics["reg_loss"])
+    finite = np.isfinite(metrics["data_loss"]) & np.isfinite(
+      metrics["reg_loss"]
+    )
     fresh = self.diverged_epoch[index] == 0
     self.diverged_epoch[index[fresh & ~finite]] = epoch
     good = index[fresh & finite]
@@ -421,18 +500,26 @@ class _Sweep:
     if ok.any():
       i = index[ok][np.argmax(val[ok])]
       p = self.points[i]
-      best = (f"best val acc {self.last['val_accuracy'][i]:.4f} "
-              f"(λ={p.reg_strength:g}, lr={p.learning_rate:g}"
-              + ("" if p.margin is None else f", Δ={p.margin:g}") + ")")
+      best = (
+        f"best val acc {self.last['val_accuracy'][i]:.4f} "
+        f"(λ={p.reg_strength:g}, lr={p.learning_rate:g}"
+        + ("" if p.margin is None else f", Δ={p.margin:g}")
+        + ")"
+      )
     else:
       best = "all diverged"
     configs_done = sum(c["configs"] for c in self.chunks) + (
-        len(index) if epoch == epochs else 0)  # this chunk's, once finished
-    self.bar.update(self.done_units, note=(
+      len(index) if epoch == epochs else 0
+    )  # this chunk's, once finished
+    self.bar.update(
+      self.done_units,
+      note=(
         f"{label} [{len(index)} configs + {length - len(index)} padding on "
         f"{self.mesh.size} devices] epoch {epoch}/{epochs}  {best}  diverged "
         f"{int((~ok).sum())}/{len(index)}  {seconds:.3f} s  |  configurations "
-        f"done {configs_done}/{len(self.points)}"))
+        f"done {configs_done}/{len(self.points)}"
+      ),
+    )
 
   def collect_params(self, program, state, points, index) -> None:
     """Keeps the final params of a new best (and of all, ``keep_params``)."""
@@ -440,49 +527,72 @@ class _Sweep:
     if self.keep_params:
       host = distributed.to_host(state.params)
       if self.params is None:
-        self.params = {k: np.full((len(self.points),) + v.shape[1:], np.nan,
-                                  v.dtype) for k, v in host.items()}
+        self.params = {
+          k: np.full((len(self.points),) + v.shape[1:], np.nan, v.dtype)
+          for k, v in host.items()
+        }
       for k, v in host.items():
         self.params[k][index] = v[:n]
     loss = points[0].loss
     ok = self.diverged_epoch[index] == 0
-    candidates = [(self.last["val_accuracy"][i], int(i), row)
-                  for row, i in enumerate(index) if ok[row]]
+    candidates = [
+      (self.last["val_accuracy"][i], int(i), row)
+      for row, i in enumerate(index)
+      if ok[row]
+    ]
     if not candidates:
       return
     val, i, row = max(candidates, key=lambda c: (c[0], -c[1]))
     if _is_better(val, i, self.best.get(loss)):
       self.best[loss] = (val, i)
       if self.params is not None:
-        self.best_params[loss] = {k: v[i].copy() for k, v in self.params.items()}
+        self.best_params[loss] = {
+          k: v[i].copy() for k, v in self.params.items()
+        }
       else:
         row_index = distributed.put_global(
-            np.int32(row), distributed.replicated(self.mesh))
+          np.int32(row), distributed.replicated(self.mesh)
+        )
         self.best_params[loss] = distributed.replicated_to_host(
-            program.take_row(state.params, row_index))
+          program.take_row(state.params, row_index)
+        )
 
   def result(self, chunk_size: int, memory_info: dict) -> SweepResult:
     return SweepResult(
-        points=self.points, val_accuracy=self.last["val_accuracy"],
-        train_accuracy=self.last["train_accuracy"],
-        data_loss=self.last["data_loss"], reg_loss=self.last["reg_loss"],
-        diverged_epoch=self.diverged_epoch, history=self.history,
-        best={loss: i for loss, (_, i) in self.best.items()},
-        best_params=self.best_params, params=self.params,
-        compile_seconds=self.compile_seconds,
-        train_seconds=self.train_seconds, chunk_size=chunk_size,
-        chunks=self.chunks,
-        devices=distributed.device_descriptions(self.mesh),
-        memory=memory_info)
+      points=self.points,
+      val_accuracy=self.last["val_accuracy"],
+      train_accuracy=self.last["train_accuracy"],
+      data_loss=self.last["data_loss"],
+      reg_loss=self.last["reg_loss"],
+      diverged_epoch=self.diverged_epoch,
+      history=self.history,
+      best={loss: i for loss, (_, i) in self.best.items()},
+      best_params=self.best_params,
+      params=self.params,
+      compile_seconds=self.compile_seconds,
+      train_seconds=self.train_seconds,
+      chunk_size=chunk_size,
+      chunks=self.chunks,
+      devices=distributed.device_descriptions(self.mesh),
+      memory=memory_info,
+    )
 
 
-def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
-              chunk_size: int = 0, mesh=None, keep_params: bool = False,
-              budget_bytes: int | None = None, log: bool = True,
-              algorithm: str = "auto",
-              block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
-              checkpoint_path: str | None = None,
-              checkpoint_seconds: float = 300.0) -> SweepResult:
+def run_sweep(
+  grid: SweepGrid,
+  data,
+  *,
+  num_classes: int | None = None,
+  chunk_size: int = 0,
+  mesh=None,
+  keep_params: bool = False,
+  budget_bytes: int | None = None,
+  log: bool = True,
+  algorithm: str = "auto",
+  block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
+  checkpoint_path: str | None = None,
+  checkpoint_seconds: float = 300.0,
+) -> SweepResult:
   """Trains every configuration of ``grid``; see the module docstring.
 
   Args:
@@ -524,59 +634,105 @@ def run_sweep(grid: SweepGrid, data, *, num_classes: int | None = None,
   for group in groups:
     epoch_lib.check_lbfgs_full_batch(group.config, num_train)
     chosen = choose_algorithm(group.config, algorithm)
-    blocks[group.name] = (blocked.steps_per_block(group.config, num_train,
-                                                  block_steps)
-                          if chosen == "blocked" else 0)
-  per_config = max(memory.config_bytes(g.config, num_features, num_classes,
-                                       num_train, len(data.y_val),
-                                       blocks[g.name])
-                   for g in groups)
-  shared = max(memory.data_bytes(g.config, num_features, num_train,
-                                 len(data.y_val), blocks[g.name])
-               for g in groups)
+    blocks[group.name] = (
+      blocked.steps_per_block(group.config, num_train, block_steps)
+      if chosen == "blocked"
+      else 0
+    )
+  per_config = max(
+    memory.config_bytes(
+      g.config,
+      num_features,
+      num_classes,
+      num_train,
+      len(data.y_val),
+      blocks[g.name],
+    )
+    for g in groups
+  )
+  shared = max(
+    memory.data_bytes(
+      g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+    )
+    for g in groups
+  )
   budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
-  chunk = memory.resolve_chunk_size(chunk_size, mesh.size, per_config,
-                                    shared, budget)
+  chunk = memory.resolve_chunk_size(
+    chunk_size, mesh.size, per_config, shared, budget
+  )
   fits = memory.auto_chunk_size(per_config, shared, mesh.size, budget)
   if chunk > fits and distributed.is_writer():
     logging.warning(
-        "--chunk_size %d is above the %d configurations that the memory "
-        "model fits in %.2f GiB per device (%.2f MiB each + %.1f MiB data); "
-        "the program may run out of memory", chunk, fits, budget / 2**30,
-        per_config / 2**20, shared / 2**20)
-  memory_info = {"per_config_bytes": per_config, "shared_bytes": shared,
-                 "budget_bytes_per_device": budget}
-  sweep = _Sweep(grid, data, num_classes, mesh, keep_params, log, algorithm,
-                 block_steps)
+      "--chunk_size %d is above the %d configurations that the memory "
+      "model fits in %.2f GiB per device (%.2f MiB each + %.1f MiB data); "
+      "the program may run out of memory",
+      chunk,
+      fits,
+      budget / 2**30,
+      per_config / 2**20,
+      shared / 2**20,
+    )
+  memory_info = {
+    "per_config_bytes": per_config,
+    "shared_bytes": shared,
+    "budget_bytes_per_device": budget,
+  }
+  sweep = _Sweep(
+    grid, data, num_classes, mesh, keep_params, log, algorithm, block_steps
+  )
   if checkpoint_path is not None:
     sweep.checkpoint = resume.SweepCheckpoint(
-        checkpoint_path, resume.fingerprint({
-            "grid": dataclasses.asdict(grid), "algorithm": algorithm,
-            "block_steps": block_steps, "chunk": chunk,
-            "num_classes": num_classes, "keep_params": keep_params,
-            "devices": mesh.size,
-            "data": resume.data_digest(data.x_train, data.y_train,
-                                       data.x_val, data.y_val)}),
-        every_seconds=checkpoint_seconds, writer=distributed.is_writer())
+      checkpoint_path,
+      resume.fingerprint(
+        {
+          "grid": dataclasses.asdict(grid),
+          "algorithm": algorithm,
+          "block_steps": block_steps,
+          "chunk": chunk,
+          "num_classes": num_classes,
+          "keep_params": keep_params,
+          "devices": mesh.size,
+          "data": resume.data_digest(
+            data.x_train, data.y_train, data.x_val, data.y_val
+          ),
+        }
+      ),
+      every_seconds=checkpoint_seconds,
+      writer=distributed.is_writer(),
+    )
     # Process 0 decides, so that every process resumes or none does (the
     # checkpoint must then be on a filesystem that all of them read).
-    loaded = (sweep.checkpoint.load()
-              if distributed.agree(os.path.exists(checkpoint_path)) else None)
+    loaded = (
+      sweep.checkpoint.load()
+      if distributed.agree(os.path.exists(checkpoint_path))
+      else None
+    )
     if loaded is not None:
       sweep.restore(*loaded)
       if sweep.log:
-        logging.info("resuming the sweep from %s: %d chunks done%s",
-                     checkpoint_path, len(sweep.done),
-                     "" if sweep.unfinished is None else
-                     f", {sweep.unfinished['name']} after epoch "
-                     f"{sweep.unfinished['epoch']}")
+        logging.info(
+          "resuming the sweep from %s: %d chunks done%s",
+          checkpoint_path,
+          len(sweep.done),
+          ""
+          if sweep.unfinished is None
+          else f", {sweep.unfinished['name']} after epoch "
+          f"{sweep.unfinished['epoch']}",
+        )
   if sweep.log:
-    sweep.bar = progress.Progress("sweep configuration-epochs",
-                                  sweep.total_units, start=sweep.done_units)
-    logging.info("sweep: %d configurations in %d groups on %d devices, at "
-                 "most %d per chunk (%.2f MiB each, data %.1f MiB)",
-                 len(sweep.points), len(groups), mesh.size, chunk,
-                 per_config / 2**20, shared / 2**20)
+    sweep.bar = progress.Progress(
+      "sweep configuration-epochs", sweep.total_units, start=sweep.done_units
+    )
+    logging.info(
+      "sweep: %d configurations in %d groups on %d devices, at "
+      "most %d per chunk (%.2f MiB each, data %.1f MiB)",
+      len(sweep.points),
+      len(groups),
+      mesh.size,
+      chunk,
+      per_config / 2**20,
+      shared / 2**20,
+    )
   try:
     for group in groups:
       sweep.run_group(group, chunk)

@@ -36,6 +36,7 @@ from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
 
+
 def takes_margin(loss: str) -> bool:
   """True for the hinge losses (Δ is one of their options)."""
   return "margin" in losses_lib.LOSS_OPTIONS[loss]
@@ -43,6 +44,7 @@ def takes_margin(loss: str) -> bool:
 
 class Point(NamedTuple):
   """One configuration of the sweep; ``index`` is its position in the grid."""
+
   index: int
   loss: str
   reg: str
@@ -61,6 +63,7 @@ class Group:
     seed: the training seed (permutations), shared by all ``points``.
     points: the group's configurations, in grid order.
   """
+
   config: epoch_lib.TrainConfig
   seed: int
   points: tuple[Point, ...]
@@ -85,6 +88,7 @@ class SweepGrid:
     momentum, weight_decay, label_smoothing, l1_ratio: fixed numeric knobs,
       as in ``linear_jax.train.make_hparams``.
   """
+
   losses: tuple[str, ...] = ("svm", "softmax")
   regs: tuple[str, ...] = ("l2",)
   reg_strengths: tuple[float, ...] = (1e-4,)
@@ -102,16 +106,24 @@ class SweepGrid:
 
   def validate(self) -> "SweepGrid":
     """Checks names and ranges (pure Python: safe before JAX starts)."""
-    for name in ("losses", "regs", "reg_strengths", "learning_rates",
-                 "margins", "seeds"):
+    for name in (
+      "losses",
+      "regs",
+      "reg_strengths",
+      "learning_rates",
+      "margins",
+      "seeds",
+    ):
       if not getattr(self, name):
         raise LinearJaxError(f"{name} is empty; give at least one value")
     for loss in self.losses:
       losses_lib.get_loss(loss)
-    for name, rule in (("reg_strengths", checks.NONNEGATIVE),
-                       ("learning_rates", checks.POSITIVE),
-                       ("margins", checks.NONNEGATIVE),
-                       ("seeds", checks.SEED)):
+    for name, rule in (
+      ("reg_strengths", checks.NONNEGATIVE),
+      ("learning_rates", checks.POSITIVE),
+      ("margins", checks.NONNEGATIVE),
+      ("seeds", checks.SEED),
+    ):
       rule.check(getattr(self, name), name)
     for name in ("momentum", "weight_decay", "label_smoothing", "l1_ratio"):
       epoch_lib.HPARAM_RULES[name].check(getattr(self, name), name)
@@ -121,19 +133,33 @@ class SweepGrid:
 
   def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
     return epoch_lib.TrainConfig(
-        loss=loss, reg=reg, optimizer=self.optimizer, schedule=self.schedule,
-        batch_size=self.batch_size, epochs=self.epochs).validate()
+      loss=loss,
+      reg=reg,
+      optimizer=self.optimizer,
+      schedule=self.schedule,
+      batch_size=self.batch_size,
+      epochs=self.epochs,
+    ).validate()
 
   def points(self) -> tuple[Point, ...]:
     """Every configuration, in product order (module docstring)."""
     points = []
     for loss, reg, lam, lr in itertools.product(
-        self.losses, self.regs, self.reg_strengths, self.learning_rates):
+      self.losses, self.regs, self.reg_strengths, self.learning_rates
+    ):
       margins = self.margins if takes_margin(loss) else (None,)
       for margin, seed in itertools.product(margins, self.seeds):
-        points.append(Point(len(points), loss, reg, float(lam), float(lr),
-                            None if margin is None else float(margin),
-                            int(seed)))
+        points.append(
+          Point(
+            len(points),
+            loss,
+            reg,
+            float(lam),
+            float(lr),
+            None if margin is None else float(margin),
+            int(seed),
+          )
+        )
     return tuple(points)
 
   def groups(self) -> tuple[Group, ...]:
@@ -141,8 +167,10 @@ class SweepGrid:
     by_key: dict = {}
     for p in self.points():
       by_key.setdefault((p.loss, p.reg, p.seed), []).append(p)
-    return tuple(Group(self.train_config(loss, reg), seed, tuple(points))
-                 for (loss, reg, seed), points in by_key.items())
+    return tuple(
+      Group(self.train_config(loss, reg), seed, tuple(points))
+      for (loss, reg, seed), points in by_key.items()
+    )
 
   def stack_hparams(self, points) -> epoch_lib.HyperParams:
     """``HyperParams`` of float32 numpy ``[K]``, one entry per point.
@@ -153,10 +181,11 @@ class SweepGrid:
     k = len(points)
     column = lambda values: np.asarray(values, np.float32).reshape(k)
     return epoch_lib.HyperParams(
-        learning_rate=column([p.learning_rate for p in points]),
-        reg_strength=column([p.reg_strength for p in points]),
-        margin=column([1.0 if p.margin is None else p.margin for p in points]),
-        label_smoothing=column([self.label_smoothing] * k),
-        momentum=column([self.momentum] * k),
-        weight_decay=column([self.weight_decay] * k),
-        l1_ratio=column([self.l1_ratio] * k))
+      learning_rate=column([p.learning_rate for p in points]),
+      reg_strength=column([p.reg_strength for p in points]),
+      margin=column([1.0 if p.margin is None else p.margin for p in points]),
+      label_smoothing=column([self.label_smoothing] * k),
+      momentum=column([self.momentum] * k),
+      weight_decay=column([self.weight_decay] * k),
+      l1_ratio=column([self.l1_ratio] * k),
+    )

@@ -64,50 +64,77 @@ def device_budget(device=None) -> int:
   return CPU_BUDGET_BYTES
 
 
-def state_bytes(config: epoch_lib.TrainConfig, num_features: int,
-                num_classes: int, num_examples: int) -> int:
+def state_bytes(
+  config: epoch_lib.TrainConfig,
+  num_features: int,
+  num_classes: int,
+  num_examples: int,
+) -> int:
   """Bytes of one configuration's params + optimizer state (exact, by shape)."""
+
   def init():
     hparams = epoch_lib.HyperParams(*([np.float32(0.5)] * 7))
-    state = epoch_lib.init_state(config, hparams, 0, num_features, num_classes,
-                                num_examples)
+    state = epoch_lib.init_state(
+      config, hparams, 0, num_features, num_classes, num_examples
+    )
     return state.params, state.opt_state
+
   shapes = jax.eval_shape(init)
-  return int(sum(math.prod(s.shape) * s.dtype.itemsize
-                 for s in jax.tree.leaves(shapes)))
+  return int(
+    sum(math.prod(s.shape) * s.dtype.itemsize for s in jax.tree.leaves(shapes))
+  )
 
 
-def config_bytes(config: epoch_lib.TrainConfig, num_features: int,
-                 num_classes: int, num_train: int, num_val: int,
-                 block_steps: int = 0) -> int:
+def config_bytes(
+  config: epoch_lib.TrainConfig,
+  num_features: int,
+  num_classes: int,
+  num_train: int,
+  num_val: int,
+  block_steps: int = 0,
+) -> int:
   """Device bytes per configuration (module docstring), with ``SAFETY``;
   ``block_steps`` > 0: k of the blocked algorithm (``blocked.steps_per_block``)."""
   params = (num_features + 1) * num_classes * FLOAT_BYTES
   state = state_bytes(config, num_features, num_classes, num_train)
   batch = epoch_lib.effective_batch_size(config, num_train)
   scores = (4 * batch + num_val) * num_classes * FLOAT_BYTES
-  blocks = (params + 3 * block_steps * batch * num_classes * FLOAT_BYTES
-            if block_steps else 0)
+  blocks = (
+    params + 3 * block_steps * batch * num_classes * FLOAT_BYTES
+    if block_steps
+    else 0
+  )
   return int(SAFETY * (2 * state + 2 * params + scores + blocks))
 
 
-def data_bytes(config: epoch_lib.TrainConfig, num_features: int,
-               num_train: int, num_val: int, block_steps: int = 0) -> int:
+def data_bytes(
+  config: epoch_lib.TrainConfig,
+  num_features: int,
+  num_train: int,
+  num_val: int,
+  block_steps: int = 0,
+) -> int:
   """Device bytes shared by all configurations (one copy per device)."""
   batch = epoch_lib.effective_batch_size(config, num_train)
   rows = num_train + num_val
   block_rows = max(block_steps, 1) * batch
-  gram = (block_rows ** 2) * FLOAT_BYTES if block_steps else 0
-  return (rows * num_features * FLOAT_BYTES + rows * 4 +
-          block_rows * num_features * FLOAT_BYTES + num_train * 4 + gram)
+  gram = (block_rows**2) * FLOAT_BYTES if block_steps else 0
+  return (
+    rows * num_features * FLOAT_BYTES
+    + rows * 4
+    + block_rows * num_features * FLOAT_BYTES
+    + num_train * 4
+    + gram
+  )
 
 
 def round_up(value: int, multiple: int) -> int:
   return -(-value // multiple) * multiple
 
 
-def auto_chunk_size(per_config: int, shared: int, num_devices: int,
-                    budget: int) -> int:
+def auto_chunk_size(
+  per_config: int, shared: int, num_devices: int, budget: int
+) -> int:
   """The largest multiple of ``num_devices`` configurations that fits.
 
   Args:
@@ -125,25 +152,29 @@ def auto_chunk_size(per_config: int, shared: int, num_devices: int,
   per_device = (budget - shared) // max(per_config, 1)
   if per_device < 1:
     raise LinearJaxError(
-        f"the data ({shared / 2**30:.2f} GiB) and one configuration "
-        f"({per_config / 2**20:.1f} MiB) exceed the {budget / 2**30:.2f} GiB "
-        "device budget; use a smaller dataset or batch size")
+      f"the data ({shared / 2**30:.2f} GiB) and one configuration "
+      f"({per_config / 2**20:.1f} MiB) exceed the {budget / 2**30:.2f} GiB "
+      "device budget; use a smaller dataset or batch size"
+    )
   return int(per_device) * num_devices
 
 
-def resolve_chunk_size(requested: int, num_devices: int, per_config: int,
-                       shared: int, budget: int) -> int:
+def resolve_chunk_size(
+  requested: int, num_devices: int, per_config: int, shared: int, budget: int
+) -> int:
   """``requested`` rounded up to a multiple of the devices; 0 -> automatic."""
   if requested < 0:
-    raise LinearJaxError(f"--chunk_size must be ≥ 0 (0: automatic), got "
-                         f"{requested}")
+    raise LinearJaxError(
+      f"--chunk_size must be ≥ 0 (0: automatic), got {requested}"
+    )
   if requested == 0:
     return auto_chunk_size(per_config, shared, num_devices, budget)
   return round_up(requested, num_devices)
 
 
-def split_evenly(count: int, chunk_size: int, num_devices: int
-                 ) -> tuple[int, int]:
+def split_evenly(
+  count: int, chunk_size: int, num_devices: int
+) -> tuple[int, int]:
   """``(number of chunks, padded chunk length)`` for ``count`` configurations.
 
   Chunks are balanced (70 configurations at a limit of 64 run as 2 × 36, not

@@ -32,9 +32,21 @@ import numpy as np
 from linear_jax import io
 from linear_jax import plots
 
-COLUMNS = ("loss", "reg", "reg_strength", "learning_rate", "margin", "seed",
-           "val_accuracy", "train_accuracy", "data_loss", "reg_loss",
-           "diverged", "diverged_epoch", "test_accuracy")
+COLUMNS = (
+  "loss",
+  "reg",
+  "reg_strength",
+  "learning_rate",
+  "margin",
+  "seed",
+  "val_accuracy",
+  "train_accuracy",
+  "data_loss",
+  "reg_loss",
+  "diverged",
+  "diverged_epoch",
+  "test_accuracy",
+)
 
 
 def _cell(value) -> str:
@@ -66,15 +78,23 @@ def result_rows(result, test_accuracy: dict[int, float]) -> list[dict]:
   for p in result.points:
     i = p.index
     epoch = int(result.diverged_epoch[i])
-    rows.append({
-        "loss": p.loss, "reg": p.reg, "reg_strength": p.reg_strength,
-        "learning_rate": p.learning_rate, "margin": p.margin, "seed": p.seed,
+    rows.append(
+      {
+        "loss": p.loss,
+        "reg": p.reg,
+        "reg_strength": p.reg_strength,
+        "learning_rate": p.learning_rate,
+        "margin": p.margin,
+        "seed": p.seed,
         "val_accuracy": float32_value(result.val_accuracy[i]),
         "train_accuracy": float32_value(result.train_accuracy[i]),
         "data_loss": float32_value(result.data_loss[i]),
         "reg_loss": float32_value(result.reg_loss[i]),
-        "diverged": epoch > 0, "diverged_epoch": epoch or None,
-        "test_accuracy": float32_value(test_accuracy.get(i))})
+        "diverged": epoch > 0,
+        "diverged_epoch": epoch or None,
+        "test_accuracy": float32_value(test_accuracy.get(i)),
+      }
+    )
   return rows
 
 
@@ -98,8 +118,10 @@ def history_csv_text(result) -> str:
   k, epochs = result.history[names[0]].shape
   for i in range(k):
     for e in range(epochs):
-      writer.writerow([i, e + 1] + [
-          _cell(float32_value(result.history[n][i, e])) for n in names])
+      writer.writerow(
+        [i, e + 1]
+        + [_cell(float32_value(result.history[n][i, e])) for n in names]
+      )
   return out.getvalue()
 
 
@@ -120,12 +142,18 @@ def _fmt(value, spec: str) -> str:
 
 
 def _md_row(row: dict, bold: bool = False) -> str:
-  cells = [row["loss"], row["reg"], _fmt(row["reg_strength"], "g"),
-           _fmt(row["learning_rate"], "g"), _fmt(row["margin"], "g"),
-           str(row["seed"]), _fmt(row["val_accuracy"], ".4f"),
-           _fmt(row["train_accuracy"], ".4f"),
-           f"epoch {row['diverged_epoch']}" if row["diverged"] else "",
-           _fmt(row["test_accuracy"], ".4f")]
+  cells = [
+    row["loss"],
+    row["reg"],
+    _fmt(row["reg_strength"], "g"),
+    _fmt(row["learning_rate"], "g"),
+    _fmt(row["margin"], "g"),
+    str(row["seed"]),
+    _fmt(row["val_accuracy"], ".4f"),
+    _fmt(row["train_accuracy"], ".4f"),
+    f"epoch {row['diverged_epoch']}" if row["diverged"] else "",
+    _fmt(row["test_accuracy"], ".4f"),
+  ]
   if bold:
     cells = [f"**{c}**" if c else c for c in cells]
   return "| " + " | ".join(cells) + " |"
@@ -134,17 +162,33 @@ def _md_row(row: dict, bold: bool = False) -> str:
 def markdown(rows: list[dict], best: dict, caption: str) -> str:
   """The best per loss, then every configuration by loss (grid order) and
   validation accuracy (best first, diverged last); the selected rows bold."""
-  header = ("| loss | reg | λ | learning rate | Δ | seed | val acc | train acc "
-            "| diverged | test acc |\n|" + "---|" * 10)
+  header = (
+    "| loss | reg | λ | learning rate | Δ | seed | val acc | train acc "
+    "| diverged | test acc |\n|" + "---|" * 10
+  )
   chosen = set(best.values())
-  lines = [caption, "", "## Best per loss (selected on validation, evaluated "
-           "once on test)", "", header]
+  lines = [
+    caption,
+    "",
+    "## Best per loss (selected on validation, evaluated once on test)",
+    "",
+    header,
+  ]
   lines += [_md_row(rows[i]) for i in best.values()]
   losses = list(dict.fromkeys(r["loss"] for r in rows))
-  order = sorted(range(len(rows)), key=lambda i: (
-      losses.index(rows[i]["loss"]), rows[i]["diverged"],
-      -(rows[i]["val_accuracy"] if math.isfinite(rows[i]["val_accuracy"])
-        else -1.0), i))
+  order = sorted(
+    range(len(rows)),
+    key=lambda i: (
+      losses.index(rows[i]["loss"]),
+      rows[i]["diverged"],
+      -(
+        rows[i]["val_accuracy"]
+        if math.isfinite(rows[i]["val_accuracy"])
+        else -1.0
+      ),
+      i,
+    ),
+  )
   lines += ["", f"## All {len(rows)} configurations", "", header]
   lines += [_md_row(rows[i], bold=i in chosen) for i in order]
   return "\n".join(lines) + "\n"
@@ -168,36 +212,57 @@ def heatmap_grid(rows: list[dict], loss: str, reg: str):
   return lams, lrs, acc
 
 
-def plot_heatmap(rows: list[dict], loss: str, reg: str, best: int | None,
-                 path: str, caption: str = "") -> str:
+def plot_heatmap(
+  rows: list[dict],
+  loss: str,
+  reg: str,
+  best: int | None,
+  path: str,
+  caption: str = "",
+) -> str:
   """Validation accuracy over (learning rate, λ) as a PNG (module docstring)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
   lams, lrs, acc = heatmap_grid(rows, loss, reg)
   width = 2.4 + 0.9 * len(lrs)
   caption = textwrap.fill(caption, int(width * 16)) if caption else ""
   foot = 0.13 * (caption.count("\n") + 1) if caption else 0.0
   height = 2.2 + 0.6 * len(lams) + foot
   fig, ax = plt.subplots(figsize=(width, height))
-  image = ax.imshow(np.ma.masked_invalid(acc), origin="lower", cmap="viridis",
-                    aspect="auto")
+  image = ax.imshow(
+    np.ma.masked_invalid(acc), origin="lower", cmap="viridis", aspect="auto"
+  )
   ax.set_facecolor("0.85")
   fig.colorbar(image, ax=ax, label="validation accuracy")
   for (y, x), value in np.ndenumerate(acc):
     text = "div" if np.isnan(value) else f"{value:.3f}"
-    ax.text(x, y, text, ha="center", va="center", fontsize=7,
-            color="black" if np.isnan(value) or value > np.nanmean(acc)
-            else "white")
+    ax.text(
+      x,
+      y,
+      text,
+      ha="center",
+      va="center",
+      fontsize=7,
+      color="black" if np.isnan(value) or value > np.nanmean(acc) else "white",
+    )
   if best is not None:
     r = rows[best]
     x, y = lrs.index(r["learning_rate"]), lams.index(r["reg_strength"])
-    ax.add_patch(matplotlib.patches.Rectangle(
-        (x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.add_patch(
+      matplotlib.patches.Rectangle(
+        (x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2
+      )
+    )
   ax.set_xticks(range(len(lrs)), [f"{v:.0e}" for v in lrs], rotation=45)
   ax.set_yticks(range(len(lams)), [f"{v:.0e}" if v else "0" for v in lams])
-  ax.set(xlabel="learning rate", ylabel="λ (reg_strength)",
-         title=f"{loss} / {reg}: validation accuracy")
+  ax.set(
+    xlabel="learning rate",
+    ylabel="λ (reg_strength)",
+    title=f"{loss} / {reg}: validation accuracy",
+  )
   if caption:
     fig.text(0.01, 0.01, caption, fontsize=6, va="bottom")
   fig.tight_layout(rect=(0, (foot + 0.05) / height if caption else 0, 1, 1))
@@ -206,19 +271,25 @@ def plot_heatmap(rows: list[dict], loss: str, reg: str, best: int | None,
 
 def heatmap_name(loss: str, reg: str, regs) -> str:
   """``heatmap_<loss>.png``, with ``_<reg>`` when ``regs`` has several."""
-  return f"heatmap_{loss}.png" if len(regs) == 1 else f"heatmap_{loss}_{reg}.png"
+  return (
+    f"heatmap_{loss}.png" if len(regs) == 1 else f"heatmap_{loss}_{reg}.png"
+  )
 
 
-def plot_heatmaps(rows: list[dict], best: dict, workdir: str,
-                  caption: str = "") -> list[str]:
+def plot_heatmaps(
+  rows: list[dict], best: dict, workdir: str, caption: str = ""
+) -> list[str]:
   """One heatmap per (loss, reg) in ``workdir``; returns the paths."""
   paths = []
   for loss, reg, name in heatmap_names(rows):
     chosen = best.get(loss)
     if chosen is not None and rows[chosen]["reg"] != reg:
       chosen = None
-    paths.append(plot_heatmap(
-        rows, loss, reg, chosen, os.path.join(workdir, name), caption))
+    paths.append(
+      plot_heatmap(
+        rows, loss, reg, chosen, os.path.join(workdir, name), caption
+      )
+    )
   return paths
 
 
@@ -226,5 +297,8 @@ def heatmap_names(rows: list[dict]) -> list[tuple[str, str, str]]:
   """``(loss, reg, file name)`` of every heatmap, in grid order."""
   losses = list(dict.fromkeys(r["loss"] for r in rows))
   regs = list(dict.fromkeys(r["reg"] for r in rows))
-  return [(loss, reg, heatmap_name(loss, reg, regs))
-          for loss in losses for reg in regs]
+  return [
+    (loss, reg, heatmap_name(loss, reg, regs))
+    for loss in losses
+    for reg in regs
+  ]

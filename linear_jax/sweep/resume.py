@@ -61,8 +61,14 @@ class SweepCheckpoint:
     writer: only the writer process saves (all processes load).
   """
 
-  def __init__(self, path: str, fingerprint_: str, *,
-               every_seconds: float = 300.0, writer: bool = True):
+  def __init__(
+    self,
+    path: str,
+    fingerprint_: str,
+    *,
+    every_seconds: float = 300.0,
+    writer: bool = True,
+  ):
     self.path = path
     self.fingerprint = fingerprint_
     self.every_seconds = every_seconds
@@ -109,20 +115,23 @@ class SweepCheckpoint:
     try:
       with np.load(self.path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta_json"]))
-        progress = {k.split("/", 1)[1]: f[k] for k in f.files
-                    if k.startswith("progress/")}
-        leaves = [f[k] for k in sorted(k for k in f.files
-                                       if k.startswith("chunk/"))]
+        progress = {
+          k.split("/", 1)[1]: f[k] for k in f.files if k.startswith("progress/")
+        }
+        leaves = [
+          f[k] for k in sorted(k for k in f.files if k.startswith("chunk/"))
+        ]
     except Exception as e:  # pylint: disable=broad-except  # torn or foreign
       raise LinearJaxError(
-          f"cannot read the sweep checkpoint {self.path} ({type(e).__name__}); "
-          "delete it to start the sweep over, or choose a new --workdir"
+        f"cannot read the sweep checkpoint {self.path} ({type(e).__name__}); "
+        "delete it to start the sweep over, or choose a new --workdir"
       ) from None
     if meta.pop("fingerprint", None) != self.fingerprint:
       raise LinearJaxError(
-          f"{self.path} belongs to a different sweep (grid, data, algorithm "
-          "or chunk size differ); resume with the same flags, or pass "
-          "--overwrite to start over")
+        f"{self.path} belongs to a different sweep (grid, data, algorithm "
+        "or chunk size differ); resume with the same flags, or pass "
+        "--overwrite to start over"
+      )
     chunk = meta.pop("chunk", None)
     progress.update(meta)
     if chunk is not None:

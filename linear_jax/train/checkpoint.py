@@ -34,17 +34,25 @@ def _unflatten(path: str, prefix: str, template, arrays: dict) -> object:
   saved = sorted(k for k in arrays if k.startswith(prefix + "/"))
   want = [f"{prefix}/{i:04d}" for i in range(len(leaves))]
   shapes_match = saved == want and all(
-      np.shape(arrays[k]) == np.shape(leaf) for k, leaf in zip(want, leaves))
+    np.shape(arrays[k]) == np.shape(leaf) for k, leaf in zip(want, leaves)
+  )
   if not shapes_match:
     raise checks.LinearJaxError(
-        f"checkpoint {path} holds a {prefix} of {len(saved)} arrays that does "
-        f"not fit this run's ({len(leaves)} arrays); resume with the flags it "
-        "was trained with or choose a new --workdir")
+      f"checkpoint {path} holds a {prefix} of {len(saved)} arrays that does "
+      f"not fit this run's ({len(leaves)} arrays); resume with the flags it "
+      "was trained with or choose a new --workdir"
+    )
   return jax.tree.unflatten(treedef, [arrays[k] for k in want])
 
 
-def save(path: str, *, state, best_params=None, metadata: dict,
-         stats: dict | None = None) -> None:
+def save(
+  path: str,
+  *,
+  state,
+  best_params=None,
+  metadata: dict,
+  stats: dict | None = None,
+) -> None:
   """Atomically writes ``state`` (a pytree), ``best_params``, ``stats`` arrays
   and JSON ``metadata`` (config, epoch, ...) to ``path``."""
   arrays = {}
@@ -57,11 +65,14 @@ def save(path: str, *, state, best_params=None, metadata: dict,
   # The parameters must be finite; optimizer state may hold ±inf by design
   # (optax's lbfgs starts its value and curvature errors at inf).
   params = [getattr(state, "params", state), best_params]
-  if not all(np.all(np.isfinite(np.asarray(jax.device_get(v))))
-             for v in jax.tree.leaves(params)):
+  if not all(
+    np.all(np.isfinite(np.asarray(jax.device_get(v))))
+    for v in jax.tree.leaves(params)
+  ):
     raise checks.LinearJaxError(
-        f"refusing to write a checkpoint with NaN/Inf values to {path}; the "
-        "previous checkpoint is kept")
+      f"refusing to write a checkpoint with NaN/Inf values to {path}; the "
+      "previous checkpoint is kept"
+    )
   arrays["metadata_json"] = np.asarray(io.dumps(metadata))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   io.atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -72,7 +83,8 @@ def read(path: str) -> tuple[dict, dict]:
   CRC-checked now; one ``LinearJaxError`` line if it is unreadable."""
   if not os.path.exists(path):
     raise checks.LinearJaxError(
-        f"no checkpoint at {path}; train first with --workdir pointing there")
+      f"no checkpoint at {path}; train first with --workdir pointing there"
+    )
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {name: npz[name] for name in npz.files}
@@ -80,8 +92,9 @@ def read(path: str) -> tuple[dict, dict]:
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
     reason = str(e).splitlines()[0] if str(e) else ""
     raise checks.LinearJaxError(
-        f"cannot read checkpoint {path} ({type(e).__name__}: {reason}); it is "
-        "damaged: delete it or point --workdir elsewhere") from None
+      f"cannot read checkpoint {path} ({type(e).__name__}: {reason}); it is "
+      "damaged: delete it or point --workdir elsewhere"
+    ) from None
   return arrays, metadata
 
 
@@ -102,6 +115,7 @@ def load(path: str, state_template, params_template=None):
   best = None
   if params_template is not None and "best_params/0000" in arrays:
     best = _unflatten(path, "best_params", params_template, arrays)
-  stats = {k.split("/", 1)[1]: v for k, v in arrays.items()
-           if k.startswith("stats/")}
+  stats = {
+    k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("stats/")
+  }
   return state, best, stats, metadata

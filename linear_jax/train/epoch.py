@@ -33,6 +33,7 @@ from linear_jax.scores import linear_scores
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """What changes the compiled program (hashable, static)."""
+
   loss: str = "softmax"
   reg: str = "l2"
   optimizer: str = "momentum"
@@ -44,10 +45,12 @@ class TrainConfig:
   def validate(self):
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
-    checks.lookup(dict.fromkeys(optimizers.OPTIMIZERS), self.optimizer,
-                      "optimizer")
-    checks.lookup(dict.fromkeys(optimizers.SCHEDULES), self.schedule,
-                      "schedule")
+    checks.lookup(
+      dict.fromkeys(optimizers.OPTIMIZERS), self.optimizer, "optimizer"
+    )
+    checks.lookup(
+      dict.fromkeys(optimizers.SCHEDULES), self.schedule, "schedule"
+    )
     checks.AT_LEAST_ONE.check(self.batch_size, "batch_size")
     checks.AT_LEAST_ONE.check(self.epochs, "epochs")
     checks.AT_LEAST_ONE.check(self.unroll, "unroll")
@@ -56,6 +59,7 @@ class TrainConfig:
 
 class HyperParams(NamedTuple):
   """Numeric knobs, each a scalar array (or a ``[K]`` stack in a sweep)."""
+
   learning_rate: jax.Array
   reg_strength: jax.Array
   margin: jax.Array
@@ -68,28 +72,42 @@ class HyperParams(NamedTuple):
 #: The rule each numeric knob follows; ``make_hparams`` checks it, and the
 #: run and sweep configs state the same rule objects on their fields.
 HPARAM_RULES = {
-    "learning_rate": checks.NONNEGATIVE,
-    "reg_strength": checks.NONNEGATIVE,
-    "margin": checks.NONNEGATIVE,
-    "label_smoothing": checks.UNIT_INTERVAL,
-    "momentum": checks.UNIT_INTERVAL,
-    "weight_decay": checks.NONNEGATIVE,
-    "l1_ratio": checks.UNIT_INTERVAL,
+  "learning_rate": checks.NONNEGATIVE,
+  "reg_strength": checks.NONNEGATIVE,
+  "margin": checks.NONNEGATIVE,
+  "label_smoothing": checks.UNIT_INTERVAL,
+  "momentum": checks.UNIT_INTERVAL,
+  "weight_decay": checks.NONNEGATIVE,
+  "l1_ratio": checks.UNIT_INTERVAL,
 }
 
 
-def make_hparams(*, learning_rate=1e-3, reg_strength=0.0, margin=1.0,
-                 label_smoothing=0.0, momentum=0.9, weight_decay=1e-4,
-                 l1_ratio=0.5, dtype=jnp.float32) -> HyperParams:
+def make_hparams(
+  *,
+  learning_rate=1e-3,
+  reg_strength=0.0,
+  margin=1.0,
+  label_smoothing=0.0,
+  momentum=0.9,
+  weight_decay=1e-4,
+  l1_ratio=0.5,
+  dtype=jnp.float32,
+) -> HyperParams:
   """``HyperParams`` from numbers, each checked against ``HPARAM_RULES``."""
-  values = dict(learning_rate=learning_rate, reg_strength=reg_strength,
-                margin=margin, label_smoothing=label_smoothing,
-                momentum=momentum, weight_decay=weight_decay,
-                l1_ratio=l1_ratio)
+  values = dict(
+    learning_rate=learning_rate,
+    reg_strength=reg_strength,
+    margin=margin,
+    label_smoothing=label_smoothing,
+    momentum=momentum,
+    weight_decay=weight_decay,
+    l1_ratio=l1_ratio,
+  )
   for name, value in values.items():
     HPARAM_RULES[name].check(value, name)
-  return HyperParams(**{name: jnp.asarray(value, dtype)
-                        for name, value in values.items()})
+  return HyperParams(
+    **{name: jnp.asarray(value, dtype) for name, value in values.items()}
+  )
 
 
 class DeviceData(NamedTuple):
@@ -100,6 +118,7 @@ class DeviceData(NamedTuple):
   epoch) that each minibatch preprocesses on the fly as (x − shift) / scale,
   fused by XLA into the gather: the same values, computed in float32.
   """
+
   x_train: jax.Array
   y_train: jax.Array
   x_val: jax.Array
@@ -111,13 +130,20 @@ class DeviceData(NamedTuple):
   def put(cls, x_train, y_train, x_val, y_val, shift=None, scale=None):
     """Copies to the device once (x keeps its dtype if raw, else float32)."""
     raw = shift is not None or scale is not None
-    as_x = lambda a: jax.device_put(np.asarray(a) if raw else
-                                    np.asarray(a, np.float32))
-    as_vec = lambda a: None if a is None else jax.device_put(
-        np.asarray(a, np.float32))
-    return cls(as_x(x_train), jax.device_put(np.asarray(y_train, np.int32)),
-               as_x(x_val), jax.device_put(np.asarray(y_val, np.int32)),
-               as_vec(shift), as_vec(scale))
+    as_x = lambda a: jax.device_put(
+      np.asarray(a) if raw else np.asarray(a, np.float32)
+    )
+    as_vec = lambda a: (
+      None if a is None else jax.device_put(np.asarray(a, np.float32))
+    )
+    return cls(
+      as_x(x_train),
+      jax.device_put(np.asarray(y_train, np.int32)),
+      as_x(x_val),
+      jax.device_put(np.asarray(y_val, np.int32)),
+      as_vec(shift),
+      as_vec(scale),
+    )
 
   def prepare(self, rows: jax.Array) -> jax.Array:
     """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
@@ -155,13 +181,19 @@ def effective_batch_size(config: TrainConfig, num_examples: int) -> int:
   return config.batch_size
 
 
-def build_optimizer(config: TrainConfig, hparams: HyperParams, num_examples: int):
+def build_optimizer(
+  config: TrainConfig, hparams: HyperParams, num_examples: int
+):
   per_epoch = steps_per_epoch(config, num_examples)
   return optimizers.make_optimizer(
-      config.optimizer, learning_rate=hparams.learning_rate,
-      schedule=config.schedule, total_steps=per_epoch * config.epochs,
-      steps_per_epoch=per_epoch, momentum=hparams.momentum,
-      weight_decay=hparams.weight_decay)
+    config.optimizer,
+    learning_rate=hparams.learning_rate,
+    schedule=config.schedule,
+    total_steps=per_epoch * config.epochs,
+    steps_per_epoch=per_epoch,
+    momentum=hparams.momentum,
+    weight_decay=hparams.weight_decay,
+  )
 
 
 def epoch_batches(config: TrainConfig, key_data: jax.Array, num_examples: int):
@@ -180,29 +212,44 @@ def epoch_batches(config: TrainConfig, key_data: jax.Array, num_examples: int):
   if per_epoch == 1 and batch == num_examples:
     order = jnp.arange(num_examples, dtype=jnp.int32)
   else:
-    order = shuffle.permutation(perm_key, num_examples)[:per_epoch * batch]
-  return (jax.random.key_data(key),
-          order.reshape(per_epoch, batch).astype(jnp.int32))
+    order = shuffle.permutation(perm_key, num_examples)[: per_epoch * batch]
+  return (
+    jax.random.key_data(key),
+    order.reshape(per_epoch, batch).astype(jnp.int32),
+  )
 
 
-def epoch_learning_rates(config: TrainConfig, learning_rate: jax.Array,
-                         count: jax.Array, num_examples: int) -> jax.Array:
+def epoch_learning_rates(
+  config: TrainConfig,
+  learning_rate: jax.Array,
+  count: jax.Array,
+  num_examples: int,
+) -> jax.Array:
   """lr_t = learning_rate · schedule(count + t) for the epoch's steps ``[S]``:
   the rates optax's ``scale_by_schedule`` applies (``count`` is its step
   counter at the start of the epoch)."""
   per_epoch = steps_per_epoch(config, num_examples)
-  shape = optimizers.unit_schedule(config.schedule, per_epoch * config.epochs,
-                                   per_epoch)
+  shape = optimizers.unit_schedule(
+    config.schedule, per_epoch * config.epochs, per_epoch
+  )
   steps = count + jnp.arange(per_epoch, dtype=count.dtype)
   return learning_rate * jax.vmap(shape)(steps)
 
 
-def init_state(config: TrainConfig, hparams: HyperParams, seed,
-               num_features: int, num_classes: int, num_examples: int,
-               dtype=jnp.float32) -> TrainState:
+def init_state(
+  config: TrainConfig,
+  hparams: HyperParams,
+  seed,
+  num_features: int,
+  num_classes: int,
+  num_examples: int,
+  dtype=jnp.float32,
+) -> TrainState:
   """Zero weights (the convex problem needs no symmetry breaking)."""
-  params = {"W": jnp.zeros((num_features, num_classes), dtype),
-            "b": jnp.zeros((num_classes,), dtype)}
+  params = {
+    "W": jnp.zeros((num_features, num_classes), dtype),
+    "b": jnp.zeros((num_classes,), dtype),
+  }
   opt = build_optimizer(config, hparams, num_examples)
   key = jax.random.key_data(jax.random.key(seed))
   return TrainState(params, opt.init(params), key, jnp.zeros((), jnp.int32))
@@ -211,19 +258,28 @@ def init_state(config: TrainConfig, hparams: HyperParams, seed,
 def loss_options(loss: str, hparams: HyperParams) -> dict:
   """The keyword options ``loss`` takes (``losses.LOSS_OPTIONS``), valued
   from ``hparams``, e.g. ``{"margin": Δ}`` for the hinge losses."""
-  return losses_lib.loss_options(loss, margin=hparams.margin,
-                                 label_smoothing=hparams.label_smoothing)
+  return losses_lib.loss_options(
+    loss, margin=hparams.margin, label_smoothing=hparams.label_smoothing
+  )
 
 
 def batch_objective(config: TrainConfig, hparams: HyperParams):
   """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
+
   def fn(params, x, y):
     scores = linear_scores(params, x)
     terms = terms_from_scores(
-        params, scores, y, loss=config.loss, reg=config.reg,
-        reg_strength=hparams.reg_strength, l1_ratio=hparams.l1_ratio,
-        **loss_options(config.loss, hparams))
+      params,
+      scores,
+      y,
+      loss=config.loss,
+      reg=config.reg,
+      reg_strength=hparams.reg_strength,
+      l1_ratio=hparams.l1_ratio,
+      **loss_options(config.loss, hparams),
+    )
     return terms["data_loss"] + terms["reg_loss"], (terms, scores)
+
   return fn
 
 
@@ -232,8 +288,13 @@ def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
 
 
-def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
-                config: TrainConfig):
+def train_epoch(
+  state: TrainState,
+  hparams: HyperParams,
+  data: DeviceData,
+  *,
+  config: TrainConfig,
+):
   """One epoch: a scan over the minibatches of a fresh permutation.
 
   Args:
@@ -265,19 +326,25 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
       xb, yb = data.prepare(x[idx]), y[idx]
     (value, (terms, scores)), grads = grad_fn(params, xb, yb)
     updates, opt_state = opt.update(
-        grads, opt_state, params, value=value, grad=grads,
-        value_fn=lambda p: objective_fn(p, xb, yb)[0])
+      grads,
+      opt_state,
+      params,
+      value=value,
+      grad=grads,
+      value_fn=lambda p: objective_fn(p, xb, yb)[0],
+    )
     params = optax.apply_updates(params, updates)
     correct = jnp.mean(jnp.argmax(scores, axis=-1) == yb)
     return (params, opt_state), (terms["data_loss"], terms["reg_loss"], correct)
 
   (params, opt_state), (data_loss, reg_loss, correct) = jax.lax.scan(
-      step, (state.params, state.opt_state), batches, unroll=config.unroll)
+    step, (state.params, state.opt_state), batches, unroll=config.unroll
+  )
   metrics = {
-      "data_loss": jnp.mean(data_loss),
-      "reg_loss": jnp.mean(reg_loss),
-      "train_accuracy": jnp.mean(correct),
-      "val_accuracy": accuracy(params, data.prepare(data.x_val), data.y_val),
+    "data_loss": jnp.mean(data_loss),
+    "reg_loss": jnp.mean(reg_loss),
+    "train_accuracy": jnp.mean(correct),
+    "val_accuracy": accuracy(params, data.prepare(data.x_val), data.y_val),
   }
   new_state = TrainState(params, opt_state, key_data, state.step + per_epoch)
   return new_state, metrics
@@ -285,13 +352,18 @@ def train_epoch(state: TrainState, hparams: HyperParams, data: DeviceData, *,
 
 def make_epoch_fn(config: TrainConfig):
   """``jit(train_epoch)`` for one static config: compiled once, reused."""
-  return jax.jit(lambda state, hparams, data: train_epoch(
-      state, hparams, data, config=config))
+  return jax.jit(
+    lambda state, hparams, data: train_epoch(
+      state, hparams, data, config=config
+    )
+  )
 
 
 def is_finite_metrics(metrics: dict) -> bool:
-  return bool(np.isfinite(float(metrics["data_loss"])) and
-              np.isfinite(float(metrics["reg_loss"])))
+  return bool(
+    np.isfinite(float(metrics["data_loss"]))
+    and np.isfinite(float(metrics["reg_loss"]))
+  )
 
 
 class DivergedError(checks.LinearJaxError):
@@ -299,8 +371,11 @@ class DivergedError(checks.LinearJaxError):
 
 
 def check_lbfgs_full_batch(config: TrainConfig, num_examples: int):
-  if (config.optimizer in optimizers.FULL_BATCH_ONLY and
-      effective_batch_size(config, num_examples) != num_examples):
+  if (
+    config.optimizer in optimizers.FULL_BATCH_ONLY
+    and effective_batch_size(config, num_examples) != num_examples
+  ):
     raise checks.LinearJaxError(
-        f"optimizer {config.optimizer!r} needs the full batch; pass "
-        "--full_batch or pick sgd/momentum/nesterov/adam/adamw")
+      f"optimizer {config.optimizer!r} needs the full batch; pass "
+      "--full_batch or pick sgd/momentum/nesterov/adam/adamw"
+    )

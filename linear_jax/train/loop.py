@@ -21,10 +21,10 @@ from linear_jax import progress as progress_lib
 from linear_jax.train import epoch as epoch_lib
 
 
-
 @dataclasses.dataclass
 class FitProgress:
   """Everything needed to resume: the state, per-epoch history and the best."""
+
   state: epoch_lib.TrainState
   history: list
   best_params: dict | None = None
@@ -53,17 +53,27 @@ class FitResult:
 
 
 def divergence_message(epoch: int, metrics: dict, learning_rate: float) -> str:
-  return (f"training diverged at epoch {epoch}: loss is "
-          f"{float(metrics['data_loss']) + float(metrics['reg_loss'])} "
-          f"(learning rate {learning_rate:g} is likely too large; try "
-          f"{learning_rate / 10:g}); kept the last good parameters")
+  return (
+    f"training diverged at epoch {epoch}: loss is "
+    f"{float(metrics['data_loss']) + float(metrics['reg_loss'])} "
+    f"(learning rate {learning_rate:g} is likely too large; try "
+    f"{learning_rate / 10:g}); kept the last good parameters"
+  )
 
 
-def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
-        data: epoch_lib.DeviceData, *, seed: int = 0, num_classes: int | None = None,
-        progress: FitProgress | None = None, early_stopping_patience: int = 0,
-        on_epoch: Callable[[FitProgress], None] | None = None,
-        log: bool = True, epoch_fn=None) -> FitResult:
+def fit(
+  config: epoch_lib.TrainConfig,
+  hparams: epoch_lib.HyperParams,
+  data: epoch_lib.DeviceData,
+  *,
+  seed: int = 0,
+  num_classes: int | None = None,
+  progress: FitProgress | None = None,
+  early_stopping_patience: int = 0,
+  on_epoch: Callable[[FitProgress], None] | None = None,
+  log: bool = True,
+  epoch_fn=None,
+) -> FitResult:
   """Trains for ``config.epochs`` epochs (continuing ``progress`` if given).
 
   Args:
@@ -93,16 +103,24 @@ def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(data.y_train))) + 1
   if progress is None:
-    progress = FitProgress(epoch_lib.init_state(
-        config, hparams, seed, d, num_classes, n, data.x_train.dtype), [])
+    progress = FitProgress(
+      epoch_lib.init_state(
+        config, hparams, seed, d, num_classes, n, data.x_train.dtype
+      ),
+      [],
+    )
   if epoch_fn is None:
     epoch_fn = epoch_lib.make_epoch_fn(config)
-  with progress_lib.timed(f"compiling the {config.loss} epoch (first time)",
-                         log=log) as timer:
+  with progress_lib.timed(
+    f"compiling the {config.loss} epoch (first time)", log=log
+  ) as timer:
     compiled = epoch_fn.lower(progress.state, hparams, data).compile()
   compile_seconds = timer.seconds
-  bar = (progress_lib.Progress("epoch", config.epochs,
-                               start=progress.epochs_done) if log else None)
+  bar = (
+    progress_lib.Progress("epoch", config.epochs, start=progress.epochs_done)
+    if log
+    else None
+  )
   train_seconds = 0.0
   result = FitResult(progress, compile_seconds, 0.0)
   lr = float(hparams.learning_rate)
@@ -118,17 +136,22 @@ def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
         # Reported by the caller (train_and_evaluate raises it as one line).
         result.divergence_message = divergence_message(epoch, metrics, lr)
         break
-      metrics.update(epoch=epoch, seconds=seconds,
-                     examples_per_second=n / seconds)
+      metrics.update(
+        epoch=epoch, seconds=seconds, examples_per_second=n / seconds
+      )
       progress.state = state
       progress.history.append(metrics)
       if bar is not None:
-        bar.update(epoch, note=(
+        bar.update(
+          epoch,
+          note=(
             f"loss {metrics['data_loss'] + metrics['reg_loss']:.4f} (data "
             f"{metrics['data_loss']:.4f} + reg {metrics['reg_loss']:.4f})  "
             f"train acc {metrics['train_accuracy']:.4f}  val acc "
             f"{metrics['val_accuracy']:.4f}  "
-            f"{metrics['examples_per_second']:.0f} examples/s"))
+            f"{metrics['examples_per_second']:.0f} examples/s"
+          ),
+        )
       if early_stopping_patience:
         if metrics["val_accuracy"] > progress.best_val_accuracy:
           progress.best_val_accuracy = metrics["val_accuracy"]
@@ -138,11 +161,18 @@ def fit(config: epoch_lib.TrainConfig, hparams: epoch_lib.HyperParams,
           progress.epochs_since_best += 1
       if on_epoch is not None:
         on_epoch(progress)
-      if early_stopping_patience and progress.epochs_since_best >= early_stopping_patience:
+      if (
+        early_stopping_patience
+        and progress.epochs_since_best >= early_stopping_patience
+      ):
         result.stopped_early = True
         if log:
-          logging.info("early stopping at epoch %d: no better validation "
-                       "accuracy for %d epochs", epoch, early_stopping_patience)
+          logging.info(
+            "early stopping at epoch %d: no better validation "
+            "accuracy for %d epochs",
+            epoch,
+            early_stopping_patience,
+          )
         break
   finally:
     if bar is not None:

@@ -57,49 +57,79 @@ SUMMARY_NAME = "summary.json"
 #: What a run writes; an earlier run's files are never replaced without resume.
 OUTPUTS = (checkpoint.CHECKPOINT_NAME, METRICS_NAME, SUMMARY_NAME)
 #: Settings a resumed run must share with its checkpoint.
-RESUME_KEYS = ("dataset", "loss", "reg", "optimizer", "batch_size",
-               "full_batch", "schedule", "standardize", "mirror_train",
-               "validation_size", "seed")
+RESUME_KEYS = (
+  "dataset",
+  "loss",
+  "reg",
+  "optimizer",
+  "batch_size",
+  "full_batch",
+  "schedule",
+  "standardize",
+  "mirror_train",
+  "validation_size",
+  "seed",
+)
 
 
 @dataclasses.dataclass
 class RunConfig:
   """Every setting of a training run, each with its help text and rule."""
+
   dataset: str = option(
-      "digits", "a tfds name (cifar10, mnist, ...), folder:PATH, or an "
-      "embedded name; see --list_datasets")
+    "digits",
+    "a tfds name (cifar10, mnist, ...), folder:PATH, or an "
+    "embedded name; see --list_datasets",
+  )
   data_dir: str | None = option(None, "tfds data_dir / cache directory")
   loss: str = option("softmax", "loss L_i", choices=sorted(losses.LOSSES))
-  margin: float = option(1.0, "hinge margin Δ (svm losses)",
-                         rule=_RULES["margin"])
-  label_smoothing: float = option(0.0, "ε (softmax)",
-                                  rule=_RULES["label_smoothing"])
-  reg: str = option("l2", "regularizer R(W)",
-                    choices=sorted(regularizers.REGULARIZERS))
+  margin: float = option(
+    1.0, "hinge margin Δ (svm losses)", rule=_RULES["margin"]
+  )
+  label_smoothing: float = option(
+    0.0, "ε (softmax)", rule=_RULES["label_smoothing"]
+  )
+  reg: str = option(
+    "l2", "regularizer R(W)", choices=sorted(regularizers.REGULARIZERS)
+  )
   reg_strength: float = option(1e-4, "λ", rule=_RULES["reg_strength"])
-  optimizer: str = option("momentum", "optax optimizer",
-                          choices=list(optimizers.OPTIMIZERS))
+  optimizer: str = option(
+    "momentum", "optax optimizer", choices=list(optimizers.OPTIMIZERS)
+  )
   learning_rate: float = option(1e-2, "learning rate", rule=checks.POSITIVE)
-  momentum: float = option(0.9, "momentum (momentum, nesterov)",
-                           rule=_RULES["momentum"])
-  weight_decay: float = option(1e-4, "decoupled weight decay (adamw)",
-                               rule=_RULES["weight_decay"])
-  schedule: str = option("constant", "learning-rate schedule",
-                         choices=list(optimizers.SCHEDULES))
+  momentum: float = option(
+    0.9, "momentum (momentum, nesterov)", rule=_RULES["momentum"]
+  )
+  weight_decay: float = option(
+    1e-4, "decoupled weight decay (adamw)", rule=_RULES["weight_decay"]
+  )
+  schedule: str = option(
+    "constant", "learning-rate schedule", choices=list(optimizers.SCHEDULES)
+  )
   batch_size: int = option(256, "minibatch size", rule=checks.AT_LEAST_ONE)
-  full_batch: bool = option(False, "use the whole training set per step "
-                            "(overrides --batch_size; needed by lbfgs)")
+  full_batch: bool = option(
+    False,
+    "use the whole training set per step "
+    "(overrides --batch_size; needed by lbfgs)",
+  )
   epochs: int = option(10, "epochs", rule=checks.AT_LEAST_ONE)
-  seed: int = option(0, "seed of the split and the permutations",
-                     rule=checks.SEED)
+  seed: int = option(
+    0, "seed of the split and the permutations", rule=checks.SEED
+  )
   standardize: bool = option(False, "divide features by their train std")
-  mirror_train: bool = option(False, "augment training images with their "
-                              "left-right mirror images (2N rows per epoch)")
+  mirror_train: bool = option(
+    False,
+    "augment training images with their "
+    "left-right mirror images (2N rows per epoch)",
+  )
   validation_size: int | None = option(
-      None, "held-out examples carved from train", rule=checks.NONNEGATIVE)
+    None, "held-out examples carved from train", rule=checks.NONNEGATIVE
+  )
   early_stopping_patience: int = option(
-      0, "stop after this many epochs without better val accuracy (0: off)",
-      rule=checks.NONNEGATIVE)
+    0,
+    "stop after this many epochs without better val accuracy (0: off)",
+    rule=checks.NONNEGATIVE,
+  )
   plots: bool = option(True, "write PNG plots")
 
   def validate(self) -> "RunConfig":
@@ -110,16 +140,23 @@ class RunConfig:
 
   def train_config(self) -> epoch_lib.TrainConfig:
     return epoch_lib.TrainConfig(
-        loss=self.loss, reg=self.reg, optimizer=self.optimizer,
-        schedule=self.schedule,
-        batch_size=None if self.full_batch else self.batch_size,
-        epochs=self.epochs).validate()
+      loss=self.loss,
+      reg=self.reg,
+      optimizer=self.optimizer,
+      schedule=self.schedule,
+      batch_size=None if self.full_batch else self.batch_size,
+      epochs=self.epochs,
+    ).validate()
 
   def hparams(self) -> epoch_lib.HyperParams:
     return epoch_lib.make_hparams(
-        learning_rate=self.learning_rate, reg_strength=self.reg_strength,
-        margin=self.margin, label_smoothing=self.label_smoothing,
-        momentum=self.momentum, weight_decay=self.weight_decay)
+      learning_rate=self.learning_rate,
+      reg_strength=self.reg_strength,
+      margin=self.margin,
+      label_smoothing=self.label_smoothing,
+      momentum=self.momentum,
+      weight_decay=self.weight_decay,
+    )
 
   @classmethod
   def from_dict(cls, values: dict) -> "RunConfig":
@@ -130,59 +167,85 @@ class RunConfig:
 
 def device_description() -> dict:
   device = jax.devices()[0]
-  return {"platform": device.platform, "kind": device.device_kind,
-          "count": jax.device_count()}
+  return {
+    "platform": device.platform,
+    "kind": device.device_kind,
+    "count": jax.device_count(),
+  }
 
 
 def load_data(config):
   """The dataset a run or sweep config names (``linear_jax.data``)."""
   from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+
   return data_lib.load_dataset(
-      config.dataset, data_dir=config.data_dir, seed=config.seed,
-      standardize=config.standardize, validation_size=config.validation_size,
-      mirror_train=getattr(config, "mirror_train", False))
+    config.dataset,
+    data_dir=config.data_dir,
+    seed=config.seed,
+    standardize=config.standardize,
+    validation_size=config.validation_size,
+    mirror_train=getattr(config, "mirror_train", False),
+  )
 
 
 def model_description(dataset) -> dict:
   """What ``linear_jax.model.load_model`` needs besides the arrays, saved in
   the checkpoint's metadata: class names, D, the raw image shape."""
-  out = {"class_names": [str(c) for c in dataset.class_names],
-         "num_features": int(dataset.num_features),
-         "image_shape": (None if dataset.image_shape is None else
-                         [int(v) for v in dataset.image_shape])}
+  out = {
+    "class_names": [str(c) for c in dataset.class_names],
+    "num_features": int(dataset.num_features),
+    "image_shape": (
+      None
+      if dataset.image_shape is None
+      else [int(v) for v in dataset.image_shape]
+    ),
+  }
   if dataset.name.startswith("svmlight:"):
     from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+
     out["svmlight_zero_based"] = npz_source.svmlight_zero_based(
-        dataset.name.removeprefix("svmlight:"))
+      dataset.name.removeprefix("svmlight:")
+    )
   return out
 
 
 def _template(config: RunConfig, dataset) -> epoch_lib.TrainState:
   return epoch_lib.init_state(
-      config.train_config(), config.hparams(), config.seed,
-      dataset.num_features, dataset.num_classes, len(dataset.y_train))
+    config.train_config(),
+    config.hparams(),
+    config.seed,
+    dataset.num_features,
+    dataset.num_classes,
+    len(dataset.y_train),
+  )
 
 
 def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
   for key in RESUME_KEYS:
     if key in saved and saved[key] != getattr(config, key):
       raise checks.LinearJaxError(
-          f"--resume: checkpoint {path} was trained with {key}={saved[key]!r},"
-          f" not {getattr(config, key)!r}; use the same flags or a new "
-          "--workdir")
+        f"--resume: checkpoint {path} was trained with {key}={saved[key]!r},"
+        f" not {getattr(config, key)!r}; use the same flags or a new "
+        "--workdir"
+      )
   # A decaying schedule's horizon is epochs × steps: more epochs would
   # change every rate already applied.
-  if (config.schedule != "constant" and "epochs" in saved and
-      saved["epochs"] != config.epochs):
+  if (
+    config.schedule != "constant"
+    and "epochs" in saved
+    and saved["epochs"] != config.epochs
+  ):
     raise checks.LinearJaxError(
-        f"--resume: checkpoint {path} was trained for epochs="
-        f"{saved['epochs']} with the {config.schedule} schedule, whose rates "
-        f"depend on the number of epochs; resume with --epochs="
-        f"{saved['epochs']}, or use --schedule=constant to train longer")
+      f"--resume: checkpoint {path} was trained for epochs="
+      f"{saved['epochs']} with the {config.schedule} schedule, whose rates "
+      f"depend on the number of epochs; resume with --epochs="
+      f"{saved['epochs']}, or use --schedule=constant to train longer"
+    )
 
 
-def _check_same_data(path: str, model: dict | None, stats: dict | None,
-                     dataset) -> None:
+def _check_same_data(
+  path: str, model: dict | None, stats: dict | None, dataset
+) -> None:
   """Refuses data other than the checkpoint's: its model description
   (features, classes) and its preprocessing statistics, fitted on the
   training split, must match the data loaded now."""
@@ -197,15 +260,17 @@ def _check_same_data(path: str, model: dict | None, stats: dict | None,
     current = getattr(dataset.stats, name, None)
     # Refitted on the same rows the statistics agree to float32 rounding
     # (another CPU may sum in another order); one changed row moves them more.
-    if current is not None and (np.shape(current) != np.shape(value) or
-                                not np.allclose(current, value, rtol=1e-6,
-                                                atol=0)):
+    if current is not None and (
+      np.shape(current) != np.shape(value)
+      or not np.allclose(current, value, rtol=1e-6, atol=0)
+    ):
       problem = f"the training split's {name} differs"
       break
   if problem:
     raise checks.LinearJaxError(
-        f"{path} was trained on other data ({problem}); use the data it was "
-        "trained on, or a new --workdir")
+      f"{path} was trained on other data ({problem}); use the data it was "
+      "trained on, or a new --workdir"
+    )
 
 
 def _restore_progress(workdir: str, config: RunConfig, dataset):
@@ -220,22 +285,29 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   saved_history = meta.get("history", [])  # checkpoints that carried it
   epochs = int(meta.get("epoch", len(saved_history)))
   metrics_path = os.path.join(workdir, METRICS_NAME)
-  history = (io.read_jsonl(metrics_path)
-             if os.path.exists(metrics_path) else [])[:epochs]
+  history = (
+    io.read_jsonl(metrics_path) if os.path.exists(metrics_path) else []
+  )[:epochs]
   if len(history) < epochs and len(saved_history) == epochs:
     history = list(saved_history)
   if len(history) == epochs - 1 and meta.get("last_metrics"):
     history.append(meta["last_metrics"])  # killed between the two writes
   if len(history) != epochs:
     raise checks.LinearJaxError(
-        f"{metrics_path} has {len(history)} epochs but {path} holds epoch "
-        f"{epochs}; restore metrics.jsonl or choose a new --workdir")
+      f"{metrics_path} has {len(history)} epochs but {path} holds epoch "
+      f"{epochs}; restore metrics.jsonl or choose a new --workdir"
+    )
   # Lines after the checkpoint's epoch belong to no saved state: drop them.
-  io.atomic_write(metrics_path, "".join(io.dumps(row) + "\n"
-                                        for row in history))
+  io.atomic_write(
+    metrics_path, "".join(io.dumps(row) + "\n" for row in history)
+  )
   return loop.FitProgress(
-      jax.device_put(state), history, best,
-      meta.get("best_val_accuracy", -1.0), meta.get("epochs_since_best", 0))
+    jax.device_put(state),
+    history,
+    best,
+    meta.get("best_val_accuracy", -1.0),
+    meta.get("epochs_since_best", 0),
+  )
 
 
 def restore(workdir: str, *, data_dir: str | None = None):
@@ -259,12 +331,19 @@ def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
   test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``."""
   _, dataset, params = restore(workdir, data_dir=data_dir)
   meta = checkpoint.load_metadata(
-      os.path.join(workdir, checkpoint.CHECKPOINT_NAME))
-  test = float(epoch_lib.accuracy(params, jnp.asarray(dataset.x_test),
-                                  jnp.asarray(dataset.y_test)))
+    os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
+  )
+  test = float(
+    epoch_lib.accuracy(
+      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+    )
+  )
   epochs = meta.get("epoch", len(meta.get("history", [])))
-  return {"test_accuracy": test, "epochs": int(epochs),
-          "checkpoint": os.path.join(workdir, checkpoint.CHECKPOINT_NAME)}
+  return {
+    "test_accuracy": test,
+    "epochs": int(epochs),
+    "checkpoint": os.path.join(workdir, checkpoint.CHECKPOINT_NAME),
+  }
 
 
 def prepare_workdir(workdir: str, *, resume: bool) -> bool:
@@ -280,26 +359,32 @@ def prepare_workdir(workdir: str, *, resume: bool) -> bool:
   """
   if os.path.lexists(workdir) and not os.path.isdir(workdir):
     raise checks.LinearJaxError(
-        f"--workdir {workdir} is a file, not a folder; choose another --workdir")
-  present = [name for name in OUTPUTS
-             if os.path.lexists(os.path.join(workdir, name))]
+      f"--workdir {workdir} is a file, not a folder; choose another --workdir"
+    )
+  present = [
+    name for name in OUTPUTS if os.path.lexists(os.path.join(workdir, name))
+  ]
   has_checkpoint = checkpoint.CHECKPOINT_NAME in present
   if present and not has_checkpoint:
     raise checks.LinearJaxError(
-        f"{workdir} holds {', '.join(present)} but no "
-        f"{checkpoint.CHECKPOINT_NAME}, so no run can continue there; remove "
-        f"{', '.join(present)} or choose a new --workdir (nothing was "
-        "overwritten)")
+      f"{workdir} holds {', '.join(present)} but no "
+      f"{checkpoint.CHECKPOINT_NAME}, so no run can continue there; remove "
+      f"{', '.join(present)} or choose a new --workdir (nothing was "
+      "overwritten)"
+    )
   if present and not resume:
     raise checks.LinearJaxError(
-        f"{os.path.join(workdir, present[0])} exists; pass --resume to "
-        "continue that run or choose a new --workdir (nothing was overwritten)")
+      f"{os.path.join(workdir, present[0])} exists; pass --resume to "
+      "continue that run or choose a new --workdir (nothing was overwritten)"
+    )
   os.makedirs(workdir, exist_ok=True)
   # Accepted: clear what killed writes left (ours only, never the user's).
   stale = io.remove_temporaries(workdir) + [
-      name for name in sorted(os.listdir(workdir))
-      if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp") and
-      os.path.isfile(os.path.join(workdir, name))]
+    name
+    for name in sorted(os.listdir(workdir))
+    if fnmatch.fnmatch(name, ".checkpoint-*.npz.tmp")
+    and os.path.isfile(os.path.join(workdir, name))
+  ]
   for name in stale:
     if os.path.lexists(os.path.join(workdir, name)):
       os.remove(os.path.join(workdir, name))
@@ -321,8 +406,9 @@ def _finite_summary(summary: dict, reasons: dict) -> dict:
   return summary
 
 
-def train_and_evaluate(config: RunConfig, workdir: str, *,
-                       resume: bool = False) -> dict:
+def train_and_evaluate(
+  config: RunConfig, workdir: str, *, resume: bool = False
+) -> dict:
   """Trains, evaluates on test once, writes ``workdir``; returns the summary.
 
   Args:
@@ -344,8 +430,9 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
   has_checkpoint = prepare_workdir(workdir, resume=resume)
   t0 = time.perf_counter()
   dataset = load_data(config)
-  data = epoch_lib.DeviceData.put(dataset.x_train, dataset.y_train,
-                                  dataset.x_val, dataset.y_val)
+  data = epoch_lib.DeviceData.put(
+    dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val
+  )
   load_seconds = time.perf_counter() - t0
   ckpt_path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   metrics_path = os.path.join(workdir, METRICS_NAME)
@@ -354,15 +441,20 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
   model = model_description(dataset)
 
   def save(progress: loop.FitProgress):
-    checkpoint.save(ckpt_path, state=progress.state,
-                    best_params=progress.best_params, stats=stats,
-                    metadata={"config": config_dict,
-                              "model": model,
-                              "epoch": progress.epochs_done,
-                              "last_metrics": (progress.history[-1]
-                                               if progress.history else None),
-                              "best_val_accuracy": progress.best_val_accuracy,
-                              "epochs_since_best": progress.epochs_since_best})
+    checkpoint.save(
+      ckpt_path,
+      state=progress.state,
+      best_params=progress.best_params,
+      stats=stats,
+      metadata={
+        "config": config_dict,
+        "model": model,
+        "epoch": progress.epochs_done,
+        "last_metrics": (progress.history[-1] if progress.history else None),
+        "best_val_accuracy": progress.best_val_accuracy,
+        "epochs_since_best": progress.epochs_since_best,
+      },
+    )
 
   def save_epoch(progress: loop.FitProgress):
     save(progress)  # the checkpoint first: a metrics line implies its state
@@ -370,50 +462,76 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
 
   if has_checkpoint:
     progress = _restore_progress(workdir, config, dataset)
-    logging.info("resuming from %s after epoch %d", ckpt_path,
-                 progress.epochs_done)
+    logging.info(
+      "resuming from %s after epoch %d", ckpt_path, progress.epochs_done
+    )
   else:
     epoch_lib.check_lbfgs_full_batch(tc, len(dataset.y_train))
-    progress = loop.FitProgress(epoch_lib.init_state(
-        tc, hparams, config.seed, dataset.num_features, dataset.num_classes,
-        len(dataset.y_train)), [])
+    progress = loop.FitProgress(
+      epoch_lib.init_state(
+        tc,
+        hparams,
+        config.seed,
+        dataset.num_features,
+        dataset.num_classes,
+        len(dataset.y_train),
+      ),
+      [],
+    )
     save(progress)  # epoch 0: the workdir always has a checkpoint
-  result = loop.fit(tc, hparams, data, seed=config.seed,
-                    num_classes=dataset.num_classes, progress=progress,
-                    early_stopping_patience=config.early_stopping_patience,
-                    on_epoch=save_epoch)
+  result = loop.fit(
+    tc,
+    hparams,
+    data,
+    seed=config.seed,
+    num_classes=dataset.num_classes,
+    progress=progress,
+    early_stopping_patience=config.early_stopping_patience,
+    on_epoch=save_epoch,
+  )
   params = result.params
-  test_accuracy = float(epoch_lib.accuracy(
-      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)))
+  test_accuracy = float(
+    epoch_lib.accuracy(
+      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+    )
+  )
   history = result.progress.history
   summary = {
-      "test_accuracy": test_accuracy,
-      "val_accuracy": history[-1]["val_accuracy"] if history else None,
-      "train_accuracy": history[-1]["train_accuracy"] if history else None,
-      "best_val_accuracy": max((h["val_accuracy"] for h in history),
-                               default=None),
-      "train_seconds": result.train_seconds,
-      "compile_seconds": result.compile_seconds,
-      "load_seconds": load_seconds,
-      "epochs_run": len(history),
-      "diverged_epoch": result.diverged_epoch,
-      "stopped_early": result.stopped_early,
-      "num_train": int(len(dataset.y_train)),
-      "num_val": int(len(dataset.y_val)),
-      "num_test": int(len(dataset.y_test)),
-      "num_features": int(dataset.num_features),
-      "num_classes": int(dataset.num_classes),
-      "class_names": model["class_names"],
-      "config": config_dict,
-      "device": device_description(),
-      "precision": "float32 (XLA default matmul precision; TF32 on GPUs)",
+    "test_accuracy": test_accuracy,
+    "val_accuracy": history[-1]["val_accuracy"] if history else None,
+    "train_accuracy": history[-1]["train_accuracy"] if history else None,
+    "best_val_accuracy": max(
+      (h["val_accuracy"] for h in history), default=None
+    ),
+    "train_seconds": result.train_seconds,
+    "compile_seconds": result.compile_seconds,
+    "load_seconds": load_seconds,
+    "epochs_run": len(history),
+    "diverged_epoch": result.diverged_epoch,
+    "stopped_early": result.stopped_early,
+    "num_train": int(len(dataset.y_train)),
+    "num_val": int(len(dataset.y_val)),
+    "num_test": int(len(dataset.y_test)),
+    "num_features": int(dataset.num_features),
+    "num_classes": int(dataset.num_classes),
+    "class_names": model["class_names"],
+    "config": config_dict,
+    "device": device_description(),
+    "precision": "float32 (XLA default matmul precision; TF32 on GPUs)",
   }
-  empty = {"test_accuracy": "the test split is empty",
-           "val_accuracy": "the validation split is empty",
-           "best_val_accuracy": "the validation split is empty"}
-  _finite_summary(summary, {
-      k: v for k, v in empty.items()
-      if summary["num_test" if k == "test_accuracy" else "num_val"] == 0})
+  empty = {
+    "test_accuracy": "the test split is empty",
+    "val_accuracy": "the validation split is empty",
+    "best_val_accuracy": "the validation split is empty",
+  }
+  _finite_summary(
+    summary,
+    {
+      k: v
+      for k, v in empty.items()
+      if summary["num_test" if k == "test_accuracy" else "num_val"] == 0
+    },
+  )
   if config.plots and history:
     summary["plots"] = _write_plots(config, workdir, dataset, params, history)
   io.write_json(os.path.join(workdir, SUMMARY_NAME), summary)
@@ -423,17 +541,29 @@ def train_and_evaluate(config: RunConfig, workdir: str, *,
 
 
 def _write_plots(config, workdir, dataset, params, history) -> list[str]:
-  paths = [plots.plot_curves(history, os.path.join(workdir, "curves.png"),
-                             f"{config.loss} on {dataset.name}")]
+  paths = [
+    plots.plot_curves(
+      history,
+      os.path.join(workdir, "curves.png"),
+      f"{config.loss} on {dataset.name}",
+    )
+  ]
   w = np.asarray(params["W"])
   if dataset.image_shape is not None:
     # In pixel space: s = ((x − μ)/σ)·W = x·(W/σ) + const, so show W/σ.
     scale = dataset.stats.scale
-    pixel_w = w if scale is None else w[:len(scale)] / np.asarray(scale)[:, None]
-    paths.append(plots.plot_templates(
-        pixel_w, dataset.image_shape, dataset.class_names,
+    pixel_w = (
+      w if scale is None else w[: len(scale)] / np.asarray(scale)[:, None]
+    )
+    paths.append(
+      plots.plot_templates(
+        pixel_w,
+        dataset.image_shape,
+        dataset.class_names,
         os.path.join(workdir, "templates.png"),
-        f"{config.loss}: learned weights as class templates"))
+        f"{config.loss}: learned weights as class templates",
+      )
+    )
   elif dataset.num_features == 2:
     stats = dataset.stats
 
@@ -441,10 +571,15 @@ def _write_plots(config, workdir, dataset, params, history) -> list[str]:
       return np.argmax(stats.apply(points) @ w + np.asarray(params["b"]), -1)
 
     raw_test = _unpreprocess(dataset.x_test, stats)
-    paths.append(plots.plot_decision_regions(
-        predict_raw, raw_test, dataset.y_test,
+    paths.append(
+      plots.plot_decision_regions(
+        predict_raw,
+        raw_test,
+        dataset.y_test,
         os.path.join(workdir, "regions.png"),
-        f"{config.loss} on {dataset.name}: decision regions"))
+        f"{config.loss} on {dataset.name}: decision regions",
+      )
+    )
   return paths
 
 
