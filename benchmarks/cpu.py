@@ -34,9 +34,8 @@ import time
 
 from absl import flags
 
-from benchmarks import report
+from benchmarks import report, timing
 from benchmarks import sections as sections_lib
-from benchmarks import timing
 from experiments import cli
 from linear_jax.checks import LinearJaxError
 
@@ -138,7 +137,8 @@ OVERRIDES = (
 
 def bench_config(preset: sections_lib.BenchConfig) -> sections_lib.BenchConfig:
   """``TINY`` or ``preset``, with ``--sections`` and every explicitly given
-  flag applied."""
+  flag applied.
+  """
   base = sections_lib.TINY if FLAGS.tiny else preset
   given = {name: FLAGS[name].value for name in OVERRIDES if FLAGS[name].present}
   if FLAGS["block_steps"].present:
@@ -171,7 +171,8 @@ def check_out_path(out: str) -> None:
 
 def run(preset: sections_lib.BenchConfig, command: str) -> None:
   """Runs the configured sections; prints the header and the table, writes
-  ``--out``."""
+  ``--out``.
+  """
   config = bench_config(preset)
   header = timing.header(f"{command} {' '.join(sys.argv[1:])}".strip())
   header["config"] = dataclasses.asdict(config)

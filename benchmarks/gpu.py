@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from benchmarks import cpu
-from benchmarks import sections
+from benchmarks import cpu, sections
 from experiments import cli
 
 flags.FLAGS.set_default("sections", list(sections.GPU.sections))

@@ -75,7 +75,7 @@ def softmax_objective(w, b, lam, x, y) -> float:
 
 
 def relu_features(ds, dim: int, seed: int = 0):
-  """x ↦ max(0, xΩ/√D) with Gaussian Ω, standardized on train (made offline)."""
+  """X ↦ max(0, xΩ/√D) with Gaussian Ω, standardized on train (made offline)."""
   from linear_jax.data import preprocessing  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(seed)
@@ -89,6 +89,7 @@ def relu_features(ds, dim: int, seed: int = 0):
 def main(argv):
   del argv
   import jax  # pylint: disable=g-import-not-at-top
+
   from linear_jax import io as io_lib  # pylint: disable=g-import-not-at-top
   from linear_jax import path  # pylint: disable=g-import-not-at-top
   from linear_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
@@ -168,7 +169,7 @@ def main(argv):
       )
     sk_seconds = time.perf_counter() - t0
     print(f"scikit-learn loop: {sk_seconds:.2f} s", flush=True)
-    for k, (row, m) in enumerate(zip(rows, models)):
+    for k, (row, m) in enumerate(zip(rows, models, strict=True)):
       row["sklearn_objective"] = softmax_objective(
         m.coef_.T, m.intercept_, lams[k], x_tr, y_tr
       )

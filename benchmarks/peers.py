@@ -52,7 +52,7 @@ import numpy as np
 
 
 def _scores(W, b, X):
-  """s = XW + b ``[N, C]`` and the row indices ``arange(N)``."""
+  """S = XW + b ``[N, C]`` and the row indices ``arange(N)``."""
   scores = X @ W + b
   rows = np.arange(X.shape[0])
   return scores, rows
@@ -318,7 +318,8 @@ def torch_train(
   seed: int = 0,
 ) -> tuple[float, float]:
   """Trains ``TorchLinear`` for ``epochs``; ``(train seconds, test accuracy)``
-  (seconds of the training loop, evaluation excluded)."""
+  (seconds of the training loop, evaluation excluded).
+  """
   num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
   peer = TorchLinear(
     x_train,

@@ -123,7 +123,8 @@ def to_json(header: dict, sections: dict[str, Section]) -> dict:
 
 def write_json(path: str, obj: dict) -> str:
   """Writes ``obj`` to ``path`` atomically as strict JSON (NaN -> null),
-  creating its folder."""
+  creating its folder.
+  """
   folder = os.path.dirname(path)
   if folder:
     os.makedirs(folder, exist_ok=True)

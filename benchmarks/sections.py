@@ -43,20 +43,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import peers
-from benchmarks import timing
-from benchmarks.report import Row
-from benchmarks.report import Section
-from linear_jax import checks
+from benchmarks import peers, timing
+from benchmarks.report import Row, Section
+from linear_jax import checks, shuffle, train
 from linear_jax import data as data_lib
 from linear_jax import losses as losses_lib
-from linear_jax import shuffle
-from linear_jax import train
 from linear_jax.checks import LinearJaxError
-from linear_jax.train import fit
 from linear_jax.gradients import objective_gradient
 from linear_jax.objective import objective
 from linear_jax.sweep import engine
+from linear_jax.train import fit
 
 SECTIONS = ("loss", "epoch", "accuracy", "sweep", "blocked", "pallas")
 CPU_SECTIONS = SECTIONS[:4]
@@ -215,7 +211,8 @@ def measure_ceilings(
   copy_bytes: int, matmul_size: int, repeats: int
 ) -> tuple[dict, list[Row]]:
   """``{"bandwidth": bytes/s, "flop_rate": FLOP/s}`` and their rows (on a
-  GPU also the float32 rate at ``precision="highest"``, i.e. without TF32)."""
+  GPU also the float32 rate at ``precision="highest"``, i.e. without TF32).
+  """
   bandwidth = timing.copy_bandwidth(copy_bytes, repeats=repeats)
   flop_rate = timing.matmul_rate(matmul_size, repeats=repeats)
   rows = [
@@ -257,7 +254,8 @@ def measure_ceilings(
 class Pixels:
   """Uniform uint8 "pixels" ``x [N, D]``, labels ``y [N]`` in [0, C) and
   their mean image ``mean [D]``: what an epoch costs depends only on N, D, C
-  and the storage type, not on the values."""
+  and the storage type, not on the values.
+  """
 
   x: np.ndarray
   y: np.ndarray
@@ -285,7 +283,8 @@ def device_data(pixels: Pixels, storage: str) -> train.DeviceData:
   """The pixels on the device as ``storage``: float32 with the mean image
   subtracted (4 bytes per feature to read), or raw uint8 that each minibatch
   shifts by the mean on the fly (1 byte). The validation split is the first
-  ``NUM_VALIDATION`` training rows (evaluated once per epoch)."""
+  ``NUM_VALIDATION`` training rows (evaluated once per epoch).
+  """
   checks.lookup(STORAGES, storage, "storage")
   x, y = pixels.x, pixels.y
   val = min(NUM_VALIDATION, x.shape[0])
@@ -350,7 +349,7 @@ JAX_IMPLS = {
 
 
 def relative_difference(a, b) -> float:
-  """max |a − b| / max |b| (b the reference)."""
+  """Max |a − b| / max |b| (b the reference)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
@@ -448,7 +447,8 @@ def time_epoch(
   epoch_fn=None,
 ) -> float:
   """Median seconds of one epoch (compiled first, warmed up, blocked on) of
-  ``train.make_epoch_fn(config)`` or the given ``epoch_fn``."""
+  ``train.make_epoch_fn(config)`` or the given ``epoch_fn``.
+  """
   n, d = data.x_train.shape
   hparams = train.make_hparams(learning_rate=1e-7)
   state = train.init_state(config, hparams, 0, d, num_classes, n)
@@ -490,7 +490,8 @@ def run_epoch(
   log=print,
 ) -> Section:
   """Times every (storage, batch, unroll); a floor row per storage.
-  ``float32`` is ``device_data(pixels, "float32")``, already on the device."""
+  ``float32`` is ``device_data(pixels, "float32")``, already on the device.
+  """
   section = Section()
   c, b, repeats = config.num_classes, config.batch_size, config.repeats
   variants = [(b, 1)] + ([(b, config.unroll)] if config.unroll != 1 else [])
@@ -543,7 +544,8 @@ def fused_epoch_row(
   section: Section, data, floor_seconds: float, config: BenchConfig, log=print
 ) -> None:
   """The same epoch as one fused C++ FFI call (``kernels.cpu_epoch``), on a
-  CPU where it builds; otherwise a note saying why not."""
+  CPU where it builds; otherwise a note saying why not.
+  """
   from linear_jax.kernels import cpu_epoch  # pylint: disable=g-import-not-at-top
 
   missing = "not a CPU run" if on_gpu() else cpu_epoch.available()
@@ -632,7 +634,8 @@ def jax_trainer(
 ) -> Trainer:
   """E -> (``fit``'s train seconds, test accuracy) of the JAX recipe:
   ``config.optimizer``, cosine schedule, batch B, L2 λ (``fused``: through
-  the fused C++ CPU epoch, ``kernels.cpu_epoch``)."""
+  the fused C++ CPU epoch, ``kernels.cpu_epoch``).
+  """
   hparams = train.make_hparams(
     learning_rate=learning_rate, reg_strength=config.reg_strength
   )
@@ -901,7 +904,8 @@ def stacked_hparams(
   reg_strength: float = 0.0,
 ) -> train.HyperParams:
   """``HyperParams[K]``: learning rates log-spaced in [low, high], small
-  enough for raw ±128 pixels to stay finite, the rest equal."""
+  enough for raw ±128 pixels to stay finite, the rest equal.
+  """
   lrs = jnp.asarray(
     np.logspace(np.log10(low), np.log10(high), num_configs), jnp.float32
   )
@@ -920,7 +924,8 @@ def time_sweep_epoch(
   block_steps: int = 8,
 ) -> float:
   """Median seconds of one epoch of ``num_configs`` configurations through
-  the sweep engine's ``algorithm`` ("vmap" or "blocked")."""
+  the sweep engine's ``algorithm`` ("vmap" or "blocked").
+  """
   n, d = data.x_train.shape
   hparams = stacked_hparams(num_configs)
   state = engine.vmapped_init(config, d, num_classes, n)(hparams)
@@ -939,7 +944,8 @@ def run_sweep(
   K configurations against one (target ≤ K/4) and against their FLOP floor
   FLOPs(K)/matmul rate (target ≤ 1.5). The floor alone makes the first
   ratio at least FLOPs(K)/rate / one configuration's time
-  (``ratio_lower_bound``)."""
+  (``ratio_lower_bound``).
+  """
   section = Section()
   n, d = data.x_train.shape
   c, b, k, repeats = (
@@ -1018,9 +1024,10 @@ def blocked_agreement(
   num_configs: int,
   block_steps: int,
 ) -> float:
-  """max |W_blocked − W_vmap| / max |W_vmap| after one epoch of plain SGD,
+  """Max |W_blocked − W_vmap| / max |W_vmap| after one epoch of plain SGD,
   lr 1e-9 … 1e-6, λ 1e-3: the stable range for raw ±128 pixels (two
-  blown-up float32 trajectories need not agree)."""
+  blown-up float32 trajectories need not agree).
+  """
   n, d = data.x_train.shape
   config = train.TrainConfig(
     loss="softmax", optimizer="sgd", batch_size=min(256, n), epochs=1
@@ -1095,7 +1102,8 @@ def pallas_epoch_fn(
   batch_size: int, num_programs: int, *, cosine=False, groups=1
 ):
   """``jit((params, key_data, x, y, [lr, μ, λ]) -> params)``: one epoch of
-  ``kernels.pallas_epoch`` over the keyed permutation ``train_epoch`` uses."""
+  ``kernels.pallas_epoch`` over the keyed permutation ``train_epoch`` uses.
+  """
   from linear_jax.kernels import pallas_epoch  # pylint: disable=g-import-not-at-top
 
   @jax.jit
@@ -1122,7 +1130,8 @@ def run_pallas(
 ) -> Section:
   """The Pallas epoch per (P, G) of ``PALLAS_VARIANTS``: its update checked
   against ``train_epoch``'s, its time beside XLA's; then one cosine epoch on
-  the accuracy dataset, if loaded."""
+  the accuracy dataset, if loaded.
+  """
   section = Section()
   if not on_gpu():
     section.notes.append("section skipped: the Pallas epoch needs a GPU")

@@ -58,7 +58,8 @@ def matmul_rate(
   size: int = 2048, dtype=jnp.float32, precision=None, repeats: int = 5
 ) -> float:
   """FLOP/s of a square float matmul at XLA's default precision (TF32 for
-  float32 on recent NVIDIA GPUs) unless ``precision`` is given."""
+  float32 on recent NVIDIA GPUs) unless ``precision`` is given.
+  """
   key_a, key_b = jax.random.split(jax.random.key(1))
   a = jax.random.normal(key_a, (size, size), dtype)
   b = jax.random.normal(key_b, (size, size), dtype)

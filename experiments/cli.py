@@ -34,7 +34,8 @@ def fail(message: str) -> None:
 
 def run_main(main):
   """Wraps an absl ``main`` so that ``LinearJaxError`` (and a failing path or
-  allocation) exits with one line."""
+  allocation) exits with one line.
+  """
 
   def wrapped(argv):
     if len(argv) > 1:
@@ -55,7 +56,7 @@ def run_main(main):
 
 
 def parse_flags(argv):
-  """absl flag parsing whose errors are one line (``error: flag --x=...``)."""
+  """Absl flag parsing whose errors are one line (``error: flag --x=...``)."""
   from absl import flags
 
   try:
@@ -207,7 +208,8 @@ def define_flags(config_class, *, exclude=(), flag_values=None) -> None:
 def config_from_flags(config_class, *, flag_values=None, **overrides):
   """The dataclass ``config_class`` built from the parsed flags of
   ``define_flags`` (comma lists parsed), with ``overrides`` for fields the
-  binary sets itself. Not yet validated: call its ``validate()``."""
+  binary sets itself. Not yet validated: call its ``validate()``.
+  """
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   flag_values = flags.FLAGS if flag_values is None else flag_values

@@ -12,8 +12,7 @@ import os
 import time
 
 import numpy as np
-from absl import flags
-from absl import logging
+from absl import flags, logging
 
 from experiments import cli
 

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import flags
-from absl import logging
+from absl import flags, logging
 
 from experiments import cli
 from linear_jax.sweep.experiment import SweepRunConfig

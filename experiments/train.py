@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 
-from absl import flags
-from absl import logging
+from absl import flags, logging
 
 from experiments import cli
 from linear_jax.train.run import RunConfig

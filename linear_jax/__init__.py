@@ -11,31 +11,67 @@ Losses map ``(scores, labels)`` to per-example losses ``[N]`` and never
 reduce; ``objective`` is the one place that reduces and adds λR(W).
 """
 
-from linear_jax.gradcheck import check_gradient
-from linear_jax.gradcheck import max_relative_error
-from linear_jax.gradcheck import numerical_gradient
-from linear_jax.gradients import SCORE_GRADIENTS
-from linear_jax.gradients import objective_gradient
-from linear_jax.losses import LOSSES
-from linear_jax.losses import crammer_singer_hinge
-from linear_jax.losses import get_loss
-from linear_jax.losses import multiclass_hinge
-from linear_jax.losses import softmax_cross_entropy
-from linear_jax.losses import softmax_probabilities
-from linear_jax.losses import squared_multiclass_hinge
-from linear_jax.objective import objective
-from linear_jax.objective import objective_terms
-from linear_jax.regularizers import REGULARIZERS
-from linear_jax.regularizers import get_regularizer
-from linear_jax.regularizers import l1_penalty
-from linear_jax.regularizers import l2_penalty
-from linear_jax.scores import add_bias_column
-from linear_jax.scores import drop_bias_column
-from linear_jax.scores import fold_bias
-from linear_jax.scores import init_params
-from linear_jax.scores import linear_scores
-from linear_jax.scores import predict
-from linear_jax.scores import unfold_bias
 from linear_jax.checks import LinearJaxError
+from linear_jax.gradcheck import (
+  check_gradient,
+  max_relative_error,
+  numerical_gradient,
+)
+from linear_jax.gradients import SCORE_GRADIENTS, objective_gradient
+from linear_jax.losses import (
+  LOSSES,
+  crammer_singer_hinge,
+  get_loss,
+  multiclass_hinge,
+  softmax_cross_entropy,
+  softmax_probabilities,
+  squared_multiclass_hinge,
+)
+from linear_jax.objective import objective, objective_terms
+from linear_jax.regularizers import (
+  REGULARIZERS,
+  get_regularizer,
+  l1_penalty,
+  l2_penalty,
+)
+from linear_jax.scores import (
+  add_bias_column,
+  drop_bias_column,
+  fold_bias,
+  init_params,
+  linear_scores,
+  predict,
+  unfold_bias,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+  "__version__",
+  "add_bias_column",
+  "check_gradient",
+  "crammer_singer_hinge",
+  "drop_bias_column",
+  "fold_bias",
+  "get_loss",
+  "get_regularizer",
+  "init_params",
+  "l1_penalty",
+  "l2_penalty",
+  "linear_scores",
+  "LinearJaxError",
+  "LOSSES",
+  "max_relative_error",
+  "multiclass_hinge",
+  "numerical_gradient",
+  "objective",
+  "objective_gradient",
+  "objective_terms",
+  "predict",
+  "REGULARIZERS",
+  "SCORE_GRADIENTS",
+  "softmax_cross_entropy",
+  "softmax_probabilities",
+  "squared_multiclass_hinge",
+  "unfold_bias",
+]

@@ -111,7 +111,8 @@ class Range:
 
   def check(self, value, name: str):
     """Raises ``LinearJaxError`` unless ``value`` (a number or an array of
-    them) follows the rule; skipped under ``jit``."""
+    them) follows the rule; skipped under ``jit``.
+    """
     if value is not None and is_concrete(value) and not self.holds(value):
       raise LinearJaxError(f"{name} must be {self.describe()}, got {value}")
     return value
@@ -158,7 +159,8 @@ def check_options(config) -> None:
   """Checks every ``option`` field of the dataclass ``config`` against its
   rule (each element of a tuple) and choices (scalar fields; a tuple of names
   is the config's own ``validate`` to look up); raises ``LinearJaxError``
-  (one line) at the first bad one."""
+  (one line) at the first bad one.
+  """
   for field in dataclasses.fields(config):
     value = getattr(config, field.name)
     if value is None or isinstance(value, bool):

@@ -74,11 +74,8 @@ import optax
 from absl import logging
 from jax.typing import ArrayLike
 
-from linear_jax import checks
-from linear_jax import io
+from linear_jax import checks, io, progress, regularizers
 from linear_jax import losses as losses_lib
-from linear_jax import progress
-from linear_jax import regularizers
 from linear_jax.data import distributions
 from linear_jax.objective import objective
 
@@ -199,7 +196,8 @@ class DecompositionConfig:
 
   def check(self) -> "DecompositionConfig":
     """Raises ``LinearJaxError`` naming the first bad setting: each field's
-    rule, then what relates fields."""
+    rule, then what relates fields.
+    """
     checks.check_options(self)
     for loss in self.losses:
       losses_lib.get_loss(loss)
@@ -237,7 +235,8 @@ def _zero_params(num_features: int, num_classes: int, dtype) -> dict:
 
 def _adam(hparams: dict) -> optax.GradientTransformation:
   """Adam at η_t = η / (1 + t/τ): a schedule that does not depend on the
-  number of steps, so a run stopped at step k is the k-step run."""
+  number of steps, so a run stopped at step k is the k-step run.
+  """
   return optax.adam(
     lambda t: hparams["learning_rate"] / (1.0 + t / hparams["decay_steps"])
   )
@@ -262,7 +261,7 @@ def _run_to_snapshots(step, carry, snapshots: tuple):
 
 
 def _objective_fn(x, y, weights, hparams, loss: str, reg: str):
-  """params -> Σ w_i L_i / Σ w_i + λR(W) on (x, y)."""
+  """Params -> Σ w_i L_i / Σ w_i + λR(W) on (x, y)."""
   options = losses_lib.loss_options(loss, margin=hparams["margin"])
   return lambda params: objective(
     params,
@@ -514,7 +513,8 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
 
 def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
   """A loaded dataset (R* unknown): f*_F on its whole training split,
-  f_n on the first n of a random permutation per seed, its test split."""
+  f_n on the first n of a random permutation per seed, its test split.
+  """
   from linear_jax import data  # pylint: disable=g-import-not-at-top
 
   ds = data.load_dataset(
@@ -564,7 +564,8 @@ def load_problem(name: str, config: DecompositionConfig) -> Problem:
 
 def _mean_and_errors(d: np.ndarray) -> tuple[float, float, float]:
   """Mean of per-seed per-example differences ``[S, m]`` (or ``[m]``) and its
-  (se_test, se_seeds)."""
+  (se_test, se_seeds).
+  """
   d = np.atleast_2d(d)
   per_example = d.mean(axis=0)
   se_test = per_example.std(ddof=1) / math.sqrt(d.shape[1])
@@ -879,7 +880,8 @@ TABLE_HEADER = (
 
 def table_row(row: dict) -> str:
   """One markdown row, percentages ± standard errors; approximation + Bayes
-  in the approximation column (marked "A+B") where R* is unknown."""
+  in the approximation column (marked "A+B") where R* is unknown.
+  """
   approx = (
     _pct(row, "approximation")
     if row["bayes"] is not None

@@ -29,7 +29,7 @@ def numerical_gradient(fn, params, *, step: float = 1e-5):
 
 
 def max_relative_error(analytic, numeric, *, tiny: float = 1e-30) -> float:
-  """max |a − n| / max(|a| + |n|, tiny) over every leaf and element."""
+  """Max |a − n| / max(|a| + |n|, tiny) over every leaf and element."""
   a, _ = ravel_pytree(analytic)
   n, _ = ravel_pytree(numeric)
   return float(
@@ -39,7 +39,8 @@ def max_relative_error(analytic, numeric, *, tiny: float = 1e-30) -> float:
 
 def check_gradient(fn, params, analytic=None, *, step: float = 1e-5) -> float:
   """Worst relative error between ``analytic`` (default ``jax.grad(fn)``) and
-  centred differences of ``fn`` at ``params``."""
+  centred differences of ``fn`` at ``params``.
+  """
   if analytic is None:
     analytic = jax.grad(fn)(params)
   return max_relative_error(analytic, numerical_gradient(fn, params, step=step))

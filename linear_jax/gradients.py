@@ -23,8 +23,7 @@ import jax.numpy as jnp
 from linear_jax import losses as losses_lib
 from linear_jax import regularizers
 from linear_jax.objective import example_weights
-from linear_jax.scores import linear_scores
-from linear_jax.scores import transposed_gradient_layout
+from linear_jax.scores import linear_scores, transposed_gradient_layout
 
 
 def _put_label_column(dscores, labels, label_values):

@@ -23,7 +23,7 @@ import math
 import os
 import re
 import tempfile
-from typing import Any, Callable, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 TEMP_PREFIX = ".tmp-"
 
@@ -80,7 +80,8 @@ def is_temporary(name: str) -> bool:
 def remove_temporaries(directory: str | os.PathLike) -> list[str]:
   """Deletes the temporary files that a killed ``atomic_write`` left in
   ``directory`` (regular files or links named like ``is_temporary``; nothing
-  else); returns their names."""
+  else); returns their names.
+  """
   removed = []
   if os.path.isdir(directory):
     for name in sorted(os.listdir(directory)):
@@ -93,7 +94,8 @@ def remove_temporaries(directory: str | os.PathLike) -> list[str]:
 
 def json_safe(obj: Any) -> Any:
   """``obj`` with every non-finite float replaced by None, numpy scalars and
-  arrays turned into Python numbers and lists, tuples into lists."""
+  arrays turned into Python numbers and lists, tuples into lists.
+  """
   if isinstance(obj, dict):
     return {str(k): json_safe(v) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
@@ -131,7 +133,8 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
   """The rows of a JSON-lines file; a torn last line (a killed write) is
-  dropped."""
+  dropped.
+  """
   rows = []
   with open(path, encoding="utf-8") as f:
     for line in f:

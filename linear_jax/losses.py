@@ -105,7 +105,7 @@ def softmax_probabilities(scores: ArrayLike) -> jax.Array:
 def smoothed_targets(
   labels: jax.Array, num_classes: int, label_smoothing: ArrayLike, dtype
 ) -> jax.Array:
-  """t = (1 − ε)·onehot(y) + ε/C, ``[N, C]``."""
+  """T = (1 − ε)·onehot(y) + ε/C, ``[N, C]``."""
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
   return (1.0 - label_smoothing) * onehot + label_smoothing / num_classes
 
@@ -188,7 +188,8 @@ def get_loss(name: str):
 
 def loss_options(name: str, **values) -> dict:
   """The entries of ``values`` that loss ``name`` takes (``LOSS_OPTIONS``),
-  e.g. ``loss_options("svm", margin=Δ, label_smoothing=ε) == {"margin": Δ}``."""
+  e.g. ``loss_options("svm", margin=Δ, label_smoothing=ε) == {"margin": Δ}``.
+  """
   return {k: v for k, v in values.items() if k in LOSS_OPTIONS[name]}
 
 

@@ -62,7 +62,7 @@ class Model:
     return self.stats.apply_jax(x_raw)
 
   def scores(self, x_raw: ArrayLike) -> jax.Array:
-    """s = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""
+    """S = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""
     return linear_scores(self.params, self.preprocess(x_raw))
 
   def predict(self, x_raw: ArrayLike) -> jax.Array:
@@ -200,7 +200,8 @@ def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
 def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
   """``.npz`` (``labels [N]``, ``class_names [N]``, ``scores [N, C]``,
   ``classes [C]``) or ``.csv`` (``index,label,class_name,score_<class>…``),
-  written atomically."""
+  written atomically.
+  """
   from linear_jax import io  # pylint: disable=g-import-not-at-top
 
   labels = np.argmax(scores, axis=-1)
@@ -223,7 +224,9 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
       ["index", "label", "class_name"]
       + [f"score_{c}" for c in model.class_names]
     )
-    for i, (label, name, row) in enumerate(zip(labels, names, scores)):
+    for i, (label, name, row) in enumerate(
+      zip(labels, names, scores, strict=False)
+    ):
       writer.writerow(
         [i, int(label), name] + [repr(float(np.float32(v))) for v in row]
       )

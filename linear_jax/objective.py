@@ -11,9 +11,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from linear_jax import checks, regularizers
 from linear_jax import losses as losses_lib
-from linear_jax import regularizers
-from linear_jax import checks
 from linear_jax.scores import linear_scores
 
 
@@ -106,7 +105,8 @@ def terms_from_scores(
   **loss_options,
 ) -> dict:
   """``objective_terms`` given the scores s = f(x; W, b) ``[N, C]`` already
-  computed (the training step also uses them for its running accuracy)."""
+  computed (the training step also uses them for its running accuracy).
+  """
   loss_fn = losses_lib.get_loss(loss)
   losses_lib.check_loss_options(loss, loss_options)
   regularizers.get_regularizer(reg)

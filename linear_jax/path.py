@@ -291,7 +291,8 @@ def _solve(
 ):
   """Preconditioned L-BFGS for every λ (module doc), in one program: a scan
   over λ in the given order, each started from the previous solution
-  (``warm_start``), or ``vmap`` over λ from zero."""
+  (``warm_start``), or ``vmap`` over λ from zero.
+  """
   d = x.shape[1]
   mu = jnp.mean(x, axis=0)
   xc = x - mu

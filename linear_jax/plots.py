@@ -87,7 +87,9 @@ def plot_templates(
   images = weight_templates(w, image_shape)
   num = images.shape[0]
   fig, axes = plt.subplots(1, num, figsize=(1.4 * num, 1.8))
-  for ax, image, name in zip(np.atleast_1d(axes), images, class_names):
+  for ax, image, name in zip(
+    np.atleast_1d(axes), images, class_names, strict=False
+  ):
     ax.imshow(
       image[..., 0] if image.shape[-1] == 1 else image,
       cmap="gray" if image.shape[-1] == 1 else None,
@@ -220,14 +222,15 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
 def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
   """Each term against n (log x; symmetric-log y, since a term can be ≤ 0
   within its error), one panel per dataset, svm solid and others dashed;
-  optimization at ``budget`` steps."""
+  optimization at ``budget`` steps.
+  """
   plt = _pyplot()
   datasets = list(dict.fromkeys(r["dataset"] for r in rows))
   losses = list(dict.fromkeys(r["loss"] for r in rows))
   fig, axes = plt.subplots(
     1, len(datasets), squeeze=False, figsize=(3.4 * len(datasets), 4.2)
   )
-  for ax, name in zip(axes[0], datasets):
+  for ax, name in zip(axes[0], datasets, strict=False):
     for k, loss in enumerate(losses):
       sel = sorted(
         (

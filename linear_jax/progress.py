@@ -103,7 +103,8 @@ class Progress:
 
   def discount(self, seconds: float) -> None:
     """Leaves ``seconds`` of work that is not counted (e.g. compiling a
-    program midway) out of the elapsed time and so out of the pace."""
+    program midway) out of the elapsed time and so out of the pace.
+    """
     self._t0 += seconds
 
   def eta(self, elapsed: float | None = None) -> float | None:

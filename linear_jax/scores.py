@@ -51,7 +51,7 @@ def transposed_gradient_layout() -> bool:
 
 
 def add_bias_column(x: ArrayLike) -> jax.Array:
-  """x ``[N, D]`` -> [x, 1] ``[N, D+1]`` (the bias trick's data side)."""
+  """X ``[N, D]`` -> [x, 1] ``[N, D+1]`` (the bias trick's data side)."""
   x = jnp.asarray(x)
   return jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
 

@@ -24,12 +24,10 @@ import functools
 
 import jax
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.base import ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from linear_jax.train import epoch as epoch_lib
 
@@ -191,7 +189,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
   @available_if(_is_softmax)
   def predict_log_proba(self, X) -> np.ndarray:
-    """log softmax(s) ``[N, C]`` (softmax loss only)."""
+    """Log softmax(s) ``[N, C]`` (softmax loss only)."""
     s = self._scores(X)
     s -= s.max(axis=1, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=1, keepdims=True))

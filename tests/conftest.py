@@ -1,6 +1,7 @@
 """Shared pytest setup: CPU only, no network, fixed thread use; shared
 fixtures (float64, small device data, running the binaries), and the one
-rule for float32 tolerances (``f32_tolerance``)."""
+rule for float32 tolerances (``f32_tolerance``).
+"""
 
 import math
 import os
@@ -16,13 +17,14 @@ import jax
 import numpy as np
 import pytest
 
+from linear_jax.objective import objective_terms
+
 REPO = Path(__file__).resolve().parents[1]
 # The shared CIFAR-10 JPEG set: $LINEAR_JAX_CIFAR10_JPEG, else (tests only)
 # ../shared/data/ next to the repository.
 CIFAR10_JPEG_ENV = "LINEAR_JAX_CIFAR10_JPEG"
 DEFAULT_CIFAR10_JPEG = REPO / "../shared/data/cifar10-jpeg.tar.gz"
 
-from linear_jax.objective import objective_terms
 
 EPS32 = float(np.finfo(np.float32).eps)  # 2**-23 ≈ 1.19e-7
 
@@ -119,9 +121,11 @@ def cifar10_jpeg_archive() -> Path:
 @pytest.fixture
 def device_blobs():
   """Three well-separated Gaussian blobs ``[600, 5]`` as ``DeviceData``:
-  500 train, 100 validation rows."""
+  500 train, 100 validation rows.
+  """
   seed, n, d, c = 0, 600, 5, 3
   import numpy as np
+
   from linear_jax.train import DeviceData
 
   rng = np.random.default_rng(seed)
@@ -133,7 +137,8 @@ def device_blobs():
 
 def run_binary(module, *args, timeout=240, env=None):
   """Runs ``python -m module *args`` from the repository root on the CPU, as
-  a user would; returns the ``CompletedProcess`` (text stdout/stderr)."""
+  a user would; returns the ``CompletedProcess`` (text stdout/stderr).
+  """
   env = dict(
     os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
   )

@@ -19,12 +19,9 @@ import numpy as np
 import pytest
 from conftest import f32_tolerance
 
-from benchmarks import peers
-from benchmarks import sections
+from benchmarks import peers, sections
 from benchmarks.peers import NUMPY_LOSSES
-from linear_jax import LOSSES
-from linear_jax import LinearJaxError
-from linear_jax import objective
+from linear_jax import LOSSES, LinearJaxError, objective
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,7 +166,8 @@ def test_accuracy_section_skips_cleanly_without_the_dataset(monkeypatch):
 
 def test_torch_peer_first_step_is_minus_lr_times_the_gradient():
   """From W = 0, one full-batch step of momentum SGD (torch: v = g, W −= lr·v;
-  the decay 2λW is 0 at W = 0) is −lr · ∇L, with ∇L from jax.grad."""
+  the decay 2λW is 0 at W = 0) is −lr · ∇L, with ∇L from jax.grad.
+  """
   pytest.importorskip("torch")
   W, b, X, y = small_problem(np.float32, n=32, d=6, c=4)
   lr = 0.5
@@ -247,7 +245,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   assert sorted(
     (r["extra"]["loss"], r["extra"]["impl"]) for r in loss_rows
   ) == sorted(
-    (l, i) for l in LOSSES for i in ("jax", "jax_closed_form", "numpy")
+    (line, i) for line in LOSSES for i in ("jax", "jax_closed_form", "numpy")
   )
   assert all(
     ("ratio" in r) == (r["extra"]["impl"] != "numpy") for r in loss_rows
@@ -329,7 +327,8 @@ def test_unknown_section_is_a_one_line_error(tmp_path):
 @pytest.mark.slow
 def test_gpu_script_runs_on_cpu(tmp_path):
   """``benchmarks/gpu.py --tiny`` on the CPU, its GPU-only sections: the
-  device script cannot rot between GPU runs; blocked must agree with vmap."""
+  device script cannot rot between GPU runs; blocked must agree with vmap.
+  """
   out = tmp_path / "g.json"
   proc = run_benchmark(
     "--tiny",

@@ -1,5 +1,6 @@
 """``train.checkpoint``: atomic, NaN-refusing, and every unreadable file is
-one ``LinearJaxError`` line."""
+one ``LinearJaxError`` line.
+"""
 
 import numpy as np
 import pytest

@@ -8,8 +8,7 @@ from absl import flags
 
 from experiments import cli
 from linear_jax import checks
-from linear_jax.checks import LinearJaxError
-from linear_jax.checks import option
+from linear_jax.checks import LinearJaxError, option
 
 
 def test_parse_values_lists_and_ranges():
@@ -140,7 +139,7 @@ def test_every_flagfile_parses_with_its_binary(binary):
 
 def test_failing_paths_and_allocations_are_one_line(capsys):
   def main_os(argv):
-    open("/nonexistent-dir/x", "w")  # pylint: disable=consider-using-with
+    open("/nonexistent-dir/x", "w")  # noqa: SIM115 (the open must fail)
 
   def main_memory(argv):
     raise MemoryError

@@ -8,7 +8,6 @@ import pytest
 
 import linear_jax as lj
 
-
 pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 

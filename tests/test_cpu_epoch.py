@@ -10,13 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_f32_close
-from conftest import f32_tolerance
+from conftest import assert_f32_close, f32_tolerance
 
-from linear_jax.train import loop
-from linear_jax.train import epoch as epoch_lib
-from linear_jax.kernels import cpu_epoch
 from linear_jax.checks import LinearJaxError
+from linear_jax.kernels import cpu_epoch
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import loop
 
 N, D, C = 700, 40, 10
 

@@ -1,5 +1,6 @@
 """Reading tar archives: the fast reader gives exactly tarfile's members, and
-leaves every archive it does not handle to tarfile."""
+leaves every archive it does not handle to tarfile.
+"""
 
 import gzip
 import io
@@ -135,7 +136,7 @@ def test_truncated_archive_reads_as_tarfile_reads_it(tmp_path, cut):
 
 
 def test_directory_header_with_data_goes_to_tarfile(tmp_path):
-  """tarfile ignores a size on a directory: the fast reader must not skip it."""
+  """Tarfile ignores a size on a directory: the fast reader must not skip it."""
   buffer = io.BytesIO()
   with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
     add(tar, "train/cat/a.png", data=b"x" * 600)

@@ -7,8 +7,7 @@ tested in ``test_data_folder.py``; tfds ones in ``test_data_tfds.py``.
 import numpy as np
 import pytest
 
-from linear_jax import LinearJaxError
-from linear_jax import data
+from linear_jax import LinearJaxError, data
 
 
 def error_of(fn, *args, **kwargs) -> str:

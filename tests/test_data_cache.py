@@ -1,6 +1,7 @@
 """The decoded-image cache: written atomically, verified on load, rebuilt
 (with one warning line) whenever what is on disk differs from what was
-written."""
+written.
+"""
 
 import json
 import logging
@@ -12,9 +13,7 @@ import pytest
 from PIL import Image
 
 from linear_jax import data
-from linear_jax.data import cache
-from linear_jax.data import decode
-from linear_jax.data import folder_source
+from linear_jax.data import cache, decode, folder_source
 
 CLASSES = ("ant", "bee", "cow")
 
@@ -90,7 +89,7 @@ def test_damaged_entry_is_rebuilt_with_one_warning(loaded, corrupt, caplog):
   assert warnings[0].endswith("rebuilding it")
   assert again.class_names == CLASSES
   for split in ("train", "test"):
-    for a, b in zip(again.splits[split], first.splits[split]):
+    for a, b in zip(again.splits[split], first.splits[split], strict=True):
       assert a.dtype == b.dtype
       np.testing.assert_array_equal(a, b)
   caplog.clear()
@@ -103,7 +102,8 @@ def test_entry_with_consistent_digests_but_labels_out_of_range_is_rebuilt(
   loaded, caplog, monkeypatch
 ):
   """Even an entry whose digests match is not trusted with labels outside
-  [0, C): it is rebuilt, never reported to the user as their labels."""
+  [0, C): it is rebuilt, never reported to the user as their labels.
+  """
   root, entry, first = loaded
   arrays, meta = cache.load_entry(entry)
   arrays = {k: np.array(v) for k, v in arrays.items()}

@@ -1,6 +1,7 @@
 """The shared CIFAR-10 JPEG archive (``$LINEAR_JAX_CIFAR10_JPEG``, skipped
 where it is absent): sizes, classes, and a cached reload equal to the first
-load."""
+load.
+"""
 
 import time
 

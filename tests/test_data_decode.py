@@ -1,5 +1,6 @@
 """Image decoding: the libjpeg-turbo fast path equals PIL pixel for pixel,
-PIL handles the rest, and long decodes report progress."""
+PIL handles the rest, and long decodes report progress.
+"""
 
 import io
 import logging

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from linear_jax import LinearJaxError
-from linear_jax.data import distributions
-from linear_jax.data import embedded
+from linear_jax.data import distributions, embedded
 
 NAMES = tuple(distributions.DISTRIBUTIONS)
 
@@ -36,7 +35,8 @@ def test_normal_cdf_known_values():
 def test_bayes_classifier_error_matches_bayes_risk(name):
   """On labelled samples (label noise 0.1), the Bayes classifier errs at rate
   E[1 − max_k P(k|x)]: the sampler and the posteriors describe one
-  distribution. Tolerance: 3 standard errors of the difference."""
+  distribution. Tolerance: 3 standard errors of the difference.
+  """
   dist = distributions.get_distribution(name, label_noise=0.1)
   x, y = dist.sample(200_000, seed=7)
   wrong = (dist.bayes_predict(x) != y).astype(np.float64)

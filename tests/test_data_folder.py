@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from linear_jax import LinearJaxError
-from linear_jax import data
-from linear_jax.data import decode
-from linear_jax.data import folder_source
+from linear_jax import LinearJaxError, data
+from linear_jax.data import decode, folder_source
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "frog")
@@ -66,7 +64,9 @@ def test_folder_decodes_png_exactly_and_jpeg_closely(tmp_path, cache_dir):
   x, y = raw.splits["train"]
   assert x.dtype == np.uint8 and x.shape == (12,) + SHAPE
   np.testing.assert_array_equal(y, np.repeat([0, 1, 2], 4))
-  for row, (label, i) in enumerate((l, i) for l in range(3) for i in range(4)):
+  for row, (label, i) in enumerate(
+    (line, i) for line in range(3) for i in range(4)
+  ):
     expected = pixels("train", label, i)
     if i % 2 == 0:  # PNG: lossless
       np.testing.assert_array_equal(x[row], expected)
@@ -116,7 +116,9 @@ def test_archive_under_top_folder_matches_folder(tmp_path, cache_dir):
   from_archive = folder_source.load_folder(archive)
   assert from_archive.class_names == CLASSES
   for split in ("train", "test"):
-    for a, b in zip(from_folder.splits[split], from_archive.splits[split]):
+    for a, b in zip(
+      from_folder.splits[split], from_archive.splits[split], strict=True
+    ):
       np.testing.assert_array_equal(a, b)
   ds = data.load_dataset(f"folder:{archive}")
   assert ds.num_features == 90 and len(ds.y_test) == 6

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from conftest import load_error as error_of
 
-from linear_jax.data import load_dataset
-from linear_jax.data import splits
+from linear_jax.data import load_dataset, splits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -250,7 +249,9 @@ def test_train_binary_on_npz_and_bad_npz(tmp_path):
     timeout=120,
   )
   assert proc.returncode == 1
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert len(errors) == 1 and "must be 2-D" in errors[0], proc.stderr[-1500:]
   assert "Traceback" not in proc.stderr
   bad_dir = tmp_path / "bad"

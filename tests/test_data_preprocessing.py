@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from linear_jax import LinearJaxError
-from linear_jax import data
+from linear_jax import LinearJaxError, data
 from linear_jax.data import PreprocessStats
 
 

@@ -6,8 +6,7 @@ from conftest import load_error as error_of
 from sklearn.datasets import dump_svmlight_file
 
 from linear_jax.checks import LinearJaxError
-from linear_jax.data import load_dataset
-from linear_jax.data import npz_source
+from linear_jax.data import load_dataset, npz_source
 
 
 def sparse_points(n, d, labels, seed):

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linear_jax import LinearJaxError
-from linear_jax import data
+from linear_jax import LinearJaxError, data
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK_TENSORFLOW = """

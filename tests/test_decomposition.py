@@ -21,7 +21,8 @@ BUDGETS = (1, 64)
 @pytest.fixture(scope="module")
 def result():
   """One run: two distributions, softmax, 32 seeds (the seed spread of the
-  estimation term at n = 16 is its largest error); f*_F on 10⁶ samples."""
+  estimation term at n = 16 is its largest error); f*_F on 10⁶ samples.
+  """
   config = decomposition.DecompositionConfig(
     datasets=("gaussians", "parity"),
     losses=("softmax",),
@@ -67,7 +68,8 @@ def test_bayes_risk_and_test_errors(result):
 
 def test_approximation_error(result):
   """0 within 3 standard errors where the Bayes classifier is linear; ≥ 0.3
-  on parity, where the best linear classifier errs on 1/3 of the points."""
+  on parity, where the best linear classifier errs on 1/3 of the points.
+  """
   gauss = rows_of(result, "gaussians")[0]
   assert abs(gauss["approximation"]) <= 3 * gauss["approximation_se"] + 1e-12
   assert gauss["approximation_se"] < 0.002  # the bound is not vacuous
@@ -94,7 +96,8 @@ def test_optimization_error_shrinks_with_budget(result):
 def test_masks_train_exactly_the_prefix(x64):
   """A weight-0 row changes nothing: the masked fit on the first n rows of
   a sample equals the fit on those n rows alone (float64: to rounding of
-  sums in another order, amplified over 30 Adam steps)."""
+  sums in another order, amplified over 30 Adam steps).
+  """
   x, y = distributions.gaussians(3, 4, separation=1.5).sample(64, seed=0)
   x = jnp.asarray(x, jnp.float64)
   hp = {

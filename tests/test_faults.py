@@ -168,7 +168,7 @@ def test_bad_flag_values_end_in_one_line_or_success(binary, base, tmp_path):
     assert code in (0, 1, None), f"{where}: {code}\n{err[-2000:]}"
     assert "Traceback" not in err, f"{where}:\n{err[-2000:]}"
     if code == 1:
-      errors = [l for l in err.splitlines() if l.startswith("error:")]
+      errors = [line for line in err.splitlines() if line.startswith("error:")]
       assert len(errors) == 1, f"{where}:\n{err[-2000:]}"
       outcomes["error"] += 1
     else:

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 def problem_away_from_kinks(loss, seed=0, n=20, d=6, c=4):
   """A random problem whose hinge margins stay ≥ 1e-3 away from 0 and whose
-  Crammer–Singer maxima are not tied, so finite differences are smooth."""
+  Crammer–Singer maxima are not tied, so finite differences are smooth.
+  """
   rng = np.random.default_rng(seed)
   for _ in range(1000):
     x = rng.normal(size=(n, d))

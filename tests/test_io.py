@@ -1,5 +1,6 @@
 """linear_jax.io: atomic writes ignore planted symlinks, follow the umask, and
-JSON never holds NaN."""
+JSON never holds NaN.
+"""
 
 import json
 import math
@@ -45,7 +46,8 @@ def test_append_refuses_a_symlink(tmp_path):
 
 def test_permissions_follow_the_umask(tmp_path):
   """A process started under umask 027 writes 0640 files (0600 would be
-  mkstemp's own mode)."""
+  mkstemp's own mode).
+  """
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
 

@@ -6,7 +6,6 @@ import pytest
 import linear_jax as lj
 from linear_jax import lecture
 
-
 pytestmark = pytest.mark.usefixtures("x64")  # every test in float64
 
 

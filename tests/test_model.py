@@ -1,5 +1,6 @@
 """linear_jax.model: a workdir's model predicts exactly what its training
-run reported, as a pure function, through the predict binary too."""
+run reported, as a pure function, through the predict binary too.
+"""
 
 import csv
 
@@ -163,7 +164,8 @@ def test_binary(trained, run_module):
 
 def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
   """A 0-based training file and an input file that happens to have no
-  feature 0 are read in the same columns (not shifted by one)."""
+  feature 0 are read in the same columns (not shifted by one).
+  """
   from sklearn.datasets import dump_svmlight_file  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(1)

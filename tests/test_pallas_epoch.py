@@ -9,12 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_f32_close
-from conftest import f32_tolerance
+from conftest import assert_f32_close, f32_tolerance
 
 from linear_jax import shuffle
-from linear_jax.train import epoch as epoch_lib
 from linear_jax.kernels import pallas_epoch
+from linear_jax.train import epoch as epoch_lib
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])

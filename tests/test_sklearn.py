@@ -7,8 +7,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from linear_jax.objective import objective
 from linear_jax import sklearn as lj_sklearn
+from linear_jax.objective import objective
 from linear_jax.sklearn import LinearClassifier
 
 

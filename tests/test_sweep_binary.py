@@ -1,5 +1,6 @@
 """experiments/sweep.py as a user runs it: files, selection, refusal to
-overwrite, one-line flag errors, and two processes agreeing on one sweep."""
+overwrite, one-line flag errors, and two processes agreeing on one sweep.
+"""
 
 import csv
 import json
@@ -152,7 +153,9 @@ def test_refuses_to_overwrite_results(single, run_module):
     timeout=120,
   )
   assert proc.returncode == 1
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert errors == [
     f"error: {workdir / 'results.csv'} exists; pass --resume "
     "to continue that sweep, --overwrite to replace it, or "
@@ -190,7 +193,9 @@ def test_bad_flags_exit_nonzero_with_one_line(
     timeout=120,
   )
   assert proc.returncode != 0
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "w").exists()
@@ -236,16 +241,16 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
     for p in procs:
       if p.poll() is None:
         p.kill()
-  for p, (_, err) in zip(procs, outputs):
+  for p, (_, err) in zip(procs, outputs, strict=True):
     assert p.returncode == 0, err[-3000:]
   results = [
-    [l for l in out.splitlines() if l.startswith(("best", "sweep:"))]
+    [line for line in out.splitlines() if line.startswith(("best", "sweep:"))]
     for out, _ in outputs
   ]
   assert len(results[0]) == 2
   assert "on 2 devices in 2 processes" in results[0][1]
   # Both processes print the same best and the same digest of every number.
-  strip = lambda lines: [l.split(" -> ")[0] for l in lines]
+  strip = lambda lines: [line.split(" -> ")[0] for line in lines]
   assert strip(results[0]) == strip(results[1])
   assert not (tmp_path / "p1").exists()  # only process 0 writes
   two = read_csv(tmp_path / "p0" / "results.csv")
@@ -257,7 +262,7 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
     "val_accuracy": len(blobs.y_val),
     "test_accuracy": len(blobs.y_test),
   }
-  for a, b in zip(two, one):
+  for a, b in zip(two, one, strict=True):
     assert [a[k] for k in ("reg_strength", "learning_rate", "diverged")] == [
       b[k] for k in ("reg_strength", "learning_rate", "diverged")
     ]
@@ -295,7 +300,9 @@ def test_flagfiles_parse(flagfile, tmp_path, run_module):
     timeout=120,
   )
   assert proc.returncode == 1
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert len(errors) == 1 and "unknown dataset 'no_such_set'" in errors[0], (
     proc.stderr[-1500:]
   )

@@ -11,18 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_f32_close
-from conftest import data_loss_atol
-from conftest import f32_tolerance
+from conftest import assert_f32_close, data_loss_atol, f32_tolerance
 
-from linear_jax.train import epoch as epoch_lib
-from linear_jax.data import load_dataset
-from linear_jax.sweep import SweepGrid
-from linear_jax.sweep import blocked
-from linear_jax.sweep import engine
-from linear_jax.sweep import run_sweep
-from linear_jax.sweep import vmapped_epoch
 from linear_jax.checks import LinearJaxError
+from linear_jax.data import load_dataset
+from linear_jax.sweep import (
+  SweepGrid,
+  blocked,
+  engine,
+  run_sweep,
+  vmapped_epoch,
+)
+from linear_jax.train import epoch as epoch_lib
 
 N, D, C = 150, 12, 4
 STATE_AXES = epoch_lib.TrainState(params=0, opt_state=0, key=None, step=None)
@@ -49,7 +49,7 @@ def stacked(config, learning_rates, reg_strengths, margins, dtype):
       epoch_lib.make_hparams(
         learning_rate=lr, reg_strength=lam, margin=m, dtype=dtype
       )
-      for lr, lam, m in zip(learning_rates, reg_strengths, margins)
+      for lr, lam, m in zip(learning_rates, reg_strengths, margins, strict=True)
     ],
   )
   state = jax.vmap(
@@ -113,7 +113,7 @@ def test_blocked_epoch_equals_vmapped_epoch_float64(
   assert int(got.step) == int(want.step)
   np.testing.assert_array_equal(got.key, want.key)
   jax.tree.map(np.testing.assert_array_equal, got.opt_state, want.opt_state)
-  for got_m, want_m in zip(got_metrics, want_metrics):
+  for got_m, want_m in zip(got_metrics, want_metrics, strict=True):
     for name in want_m:  # accuracies are float32 means: allow ~1 ulp
       np.testing.assert_allclose(
         got_m[name],

@@ -1,5 +1,6 @@
 """run_sweep: equal to training alone, divergence isolated, one trace per
-group, automatic chunks, and the same numbers sharded over 4 devices."""
+group, automatic chunks, and the same numbers sharded over 4 devices.
+"""
 
 import json
 import os
@@ -10,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_f32_close
-from conftest import data_loss_atol
-from conftest import f32_tolerance
+from conftest import assert_f32_close, data_loss_atol, f32_tolerance
 
-from linear_jax.train import loop
-from linear_jax.train import epoch as epoch_lib
 from linear_jax.data import load_dataset
-from linear_jax.sweep import SweepGrid
-from linear_jax.sweep import memory
-from linear_jax.sweep import run_sweep
+from linear_jax.sweep import SweepGrid, memory, run_sweep
+from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import loop
 
 REPO = Path(__file__).resolve().parents[1]
 # Batched (one wide matmul) against unbatched products: float rounding only,

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from linear_jax.train import epoch as epoch_lib
-from linear_jax.sweep import grid as grid_lib
-from linear_jax.sweep import memory
-from linear_jax.sweep import report
 from linear_jax.checks import LinearJaxError
+from linear_jax.sweep import grid as grid_lib
+from linear_jax.sweep import memory, report
+from linear_jax.train import epoch as epoch_lib
 
 
 def test_points_in_product_order_softmax_has_no_margin_axis():

@@ -1,6 +1,7 @@
 """linear_jax.sweep.resume: an interrupted sweep resumes to exactly the
 numbers of one never interrupted, in the library and through the binary
-killed with SIGKILL at random moments."""
+killed with SIGKILL at random moments.
+"""
 
 import os
 import signal
@@ -13,10 +14,7 @@ import pytest
 
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import load_dataset
-from linear_jax.sweep import SweepGrid
-from linear_jax.sweep import engine
-from linear_jax.sweep import resume
-from linear_jax.sweep import run_sweep
+from linear_jax.sweep import SweepGrid, engine, resume, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 # 2 losses × 2 λ × 2 lr × 2 seeds = 16 configurations in chunks of 2.
@@ -63,7 +61,8 @@ def test_interrupted_sweep_resumes_to_the_same_numbers(
   blobs, uninterrupted, tmp_path, monkeypatch, stop_after
 ):
   """Stops after ``stop_after`` epoch records (inside chunks and at their
-  ends), checkpointing every epoch, then resumes."""
+  ends), checkpointing every epoch, then resumes.
+  """
   path = str(tmp_path / resume.CHECKPOINT_NAME)
   calls = []
   original = engine._Sweep.record

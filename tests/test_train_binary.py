@@ -47,7 +47,8 @@ def test_train_end_to_end_then_restore(tmp_path, run_module):
   assert summary["test_accuracy"] >= 0.95
   assert summary["config"]["loss"] == "svm"
   rows = [
-    json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
+    json.loads(line)
+    for line in (workdir / "metrics.jsonl").read_text().splitlines()
   ]
   assert [r["epoch"] for r in rows] == [1, 2, 3]
   proc = run_module("experiments.train", f"--workdir={workdir}", "--restore")
@@ -101,7 +102,9 @@ def test_bad_flags_exit_nonzero_with_one_line(
     timeout=120,
   )
   assert proc.returncode != 0
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert len(errors) == 1 and words in errors[0], proc.stderr[-1500:]
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "w" / "checkpoint.npz").exists()
@@ -165,7 +168,9 @@ def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
     f"--workdir={workdir}",
   )
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  errors = [
+    line for line in proc.stderr.splitlines() if line.startswith("error:")
+  ]
   assert len(errors) == 1 and "optimizer='momentum'" in errors[0]
 
 
@@ -186,7 +191,8 @@ def test_main_job_trains_both_and_prints_table(tmp_path, run_module):
 @pytest.mark.slow
 def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   """SIGKILL mid-run, then --resume: the same arrays and metrics as a run
-  never killed, and no temporaries left behind."""
+  never killed, and no temporaries left behind.
+  """
   args = ["--dataset=blobs", "--epochs=150", "--batch_size=16", "--noplots"]
   proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
   assert proc.returncode == 0, proc.stderr[-2000:]

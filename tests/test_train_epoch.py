@@ -93,7 +93,8 @@ def reference_epochs(config, key, x, y):
 def covering_cases():
   """Every loss with l2 and none; across the losses each reg meets every
   (schedule, batch) pair, and each loss meets both schedules and both batch
-  modes: 8 compiled epochs instead of the 32 of the full product."""
+  modes: 8 compiled epochs instead of the 32 of the full product.
+  """
   cases = []
   for i, loss in enumerate(sorted(losses.LOSSES)):
     schedule, batch = ("constant", "cosine")[i % 2], (B, None)[i // 2 % 2]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import linear_jax as lj
-from linear_jax.train import loop
 from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import loop
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """``train.train_and_evaluate``: the workdir, resume, restore, and faults
-(stuck workdirs, killed writes, strict JSON)."""
+(stuck workdirs, killed writes, strict JSON).
+"""
 
 import json
 
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 import linear_jax as lj
-from linear_jax import io
-from linear_jax import train
+from linear_jax import io, train
 from linear_jax.train import run
 
 
@@ -51,7 +51,8 @@ def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
 
 def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
   """A kill after the checkpoint but before its metrics line, or after lines
-  the checkpoint does not hold, resumes to the same history."""
+  the checkpoint does not hold, resumes to the same history.
+  """
   straight = train_run(tmp_path / "a")
   train_run(tmp_path / "b", epochs=3)
   meta = train.checkpoint.load_metadata(str(tmp_path / "b" / "checkpoint.npz"))
@@ -150,8 +151,9 @@ def test_a_decaying_schedule_resumes_only_with_its_epochs(tmp_path):
 
 
 def test_lbfgs_trains_through_the_workdir(tmp_path):
-  """optax's lbfgs keeps inf in its state at the start; only the parameters
-  must be finite in a checkpoint."""
+  """Optax's lbfgs keeps inf in its state at the start; only the parameters
+  must be finite in a checkpoint.
+  """
   summary = train_run(
     tmp_path / "run",
     loss="softmax",
@@ -209,7 +211,8 @@ def test_validate_is_one_line_per_rule(field, value, words):
 
 def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
   """Checkpoints written with the history in their metadata (and no epoch)
-  still resume to the uninterrupted run."""
+  still resume to the uninterrupted run.
+  """
   straight = train_run(tmp_path / "a")
   train_run(tmp_path / "b", epochs=2)
   path = tmp_path / "b" / "checkpoint.npz"

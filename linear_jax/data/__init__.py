@@ -13,14 +13,29 @@ and ``cache`` (verified decoded arrays), ``embedded`` (digits and 2-D point
 sets).
 """
 
-from linear_jax.data.dataset import Dataset
-from linear_jax.data.dataset import RawData
-from linear_jax.data.dataset import from_arrays
-from linear_jax.data.dataset import from_raw
-from linear_jax.data.preprocessing import PreprocessStats
-from linear_jax.data.preprocessing import check_finite
-from linear_jax.data.preprocessing import fit_stats
-from linear_jax.data.registry import DATASETS
-from linear_jax.data.registry import format_dataset_table
-from linear_jax.data.registry import list_datasets
-from linear_jax.data.registry import load_dataset
+from linear_jax.data.dataset import Dataset, RawData, from_arrays, from_raw
+from linear_jax.data.preprocessing import (
+  PreprocessStats,
+  check_finite,
+  fit_stats,
+)
+from linear_jax.data.registry import (
+  DATASETS,
+  format_dataset_table,
+  list_datasets,
+  load_dataset,
+)
+
+__all__ = [
+  "check_finite",
+  "Dataset",
+  "DATASETS",
+  "fit_stats",
+  "format_dataset_table",
+  "from_arrays",
+  "from_raw",
+  "list_datasets",
+  "load_dataset",
+  "PreprocessStats",
+  "RawData",
+]

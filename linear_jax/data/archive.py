@@ -73,7 +73,8 @@ def _gunzip(path: str | os.PathLike) -> bytes:
 
 def _read_fast(path, want) -> list:
   """Members of a gzip-compressed archive of plain headers; raises
-  ``_Irregular`` for anything else."""
+  ``_Irregular`` for anything else.
+  """
   buffer = _gunzip(path)
   members = []
   pos = 0

@@ -31,8 +31,8 @@ import os
 import zlib
 from pathlib import Path
 
-from absl import logging
 import numpy as np
+from absl import logging
 
 from linear_jax import io
 

@@ -22,9 +22,9 @@ import dataclasses
 
 import numpy as np
 
+from linear_jax.checks import LinearJaxError
 from linear_jax.data import preprocessing
 from linear_jax.data import splits as splits_lib
-from linear_jax.checks import LinearJaxError
 
 # The test split carved from sources without one: fraction and fixed seed.
 TEST_FRACTION = 0.2

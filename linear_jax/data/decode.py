@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from PIL import JpegImagePlugin
+from PIL import Image, JpegImagePlugin
 
 from linear_jax import progress
 from linear_jax.checks import LinearJaxError

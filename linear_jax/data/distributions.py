@@ -82,7 +82,8 @@ def rejection(rng, n: int, half_width: float, keep) -> np.ndarray:
 
 def balanced(rng, n: int, sample_class_0, sample_class_1):
   """⌈n/2⌉ points from the first sampler, ⌊n/2⌋ from the second, shuffled;
-  float32 ``x [n, 2]``, int32 labels 0 then 1."""
+  float32 ``x [n, 2]``, int32 labels 0 then 1.
+  """
   x = np.concatenate([sample_class_0(n - n // 2), sample_class_1(n // 2)])
   y = np.repeat(np.array([0, 1], np.int32), [n - n // 2, n // 2])
   order = rng.permutation(n)
@@ -170,7 +171,8 @@ class Distribution:
 
   def bayes_risk_monte_carlo(self, n: int = 10**6, seed=0) -> BayesRisk:
     """R* ≈ (1/n) Σ_i (1 − max_k P(k | x_i)) over ``n`` fresh samples, with
-    its standard error std/√n."""
+    its standard error std/√n.
+    """
     x, _ = self.sample(n, seed)
     err = self.conditional_bayes_error(x)
     return BayesRisk(
@@ -309,7 +311,8 @@ def noisy_gaussians(
   num_classes: int = 2, dim: int = 2, *, label_noise: float = 0.1, **options
 ) -> Distribution:
   """``gaussians`` with label noise η (default 0.1): R* > 0 grows by
-  η + (1 − 2η)R* − R* for K = 2, the Bayes classifier stays linear."""
+  η + (1 − 2η)R* − R* for K = 2, the Bayes classifier stays linear.
+  """
   return gaussians(num_classes, dim, label_noise=label_noise, **options)
 
 
@@ -346,7 +349,8 @@ def _in_ring(p: np.ndarray) -> np.ndarray:
 
 def ring(*, label_noise: float = 0.0) -> Distribution:
   """Class 1 uniform on 1 ≤ ‖x‖₂ ≤ 2, class 0 uniform on the rest of [-3, 3]²
-  (half the points each); R* = η in closed form."""
+  (half the points each); R* = η in closed form.
+  """
 
   def sample(rng, n):
     return balanced(

@@ -29,16 +29,12 @@ import tarfile
 import time
 from pathlib import Path
 
-from absl import logging
 import numpy as np
+from absl import logging
 
-from linear_jax.data import archive
-from linear_jax.data import cache
-from linear_jax.data import dataset
-from linear_jax.data import decode
-from linear_jax.data import layout
-from linear_jax.data.dataset import RawData
 from linear_jax.checks import LinearJaxError
+from linear_jax.data import archive, cache, dataset, decode, layout
+from linear_jax.data.dataset import RawData
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 # Bump when the decoded format changes, so old cache entries are not reused.
@@ -146,7 +142,8 @@ def _decode_splits(files: dict, source_of, name_of, shown: str) -> dict:
 
 def _from_cache(entry: Path) -> tuple[dict, tuple] | None:
   """``(splits, class_names)`` of a verified cache entry that holds a usable
-  dataset (uint8 images, labels in [0, C)), else None (rebuild it)."""
+  dataset (uint8 images, labels in [0, C)), else None (rebuild it).
+  """
   loaded = cache.load_entry(entry)
   if loaded is None:
     return None

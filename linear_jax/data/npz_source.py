@@ -192,7 +192,8 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
 
 def _check_sizes(path: Path, shown: str) -> None:
   """Refuses arrays whose headers promise more than the memory budget,
-  before anything is allocated."""
+  before anything is allocated.
+  """
   from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
 
   budget = memory.device_budget()
@@ -312,7 +313,7 @@ def read_svmlight_files(
   zero_based: bool | None = None,
   budget_bytes: int | None = None,
 ) -> tuple[list, bool]:
-  """svmlight files read into one dense float32 feature space.
+  """Svmlight files read into one dense float32 feature space.
 
   Args:
     paths: the files.
@@ -379,7 +380,7 @@ def read_svmlight_files(
       "example"
     )
   dense = []
-  for x, y in zip(xs, ys):
+  for x, y in zip(xs, ys, strict=True):
     out = np.zeros((x.shape[0], d), np.float32)
     out[:, : x.shape[1]] = x.toarray()
     dense.append((out, y))
@@ -406,5 +407,5 @@ def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
   files, _ = read_svmlight_files(
     parse_svmlight_name(spec), f"svmlight:{spec}", budget_bytes=budget_bytes
   )
-  splits = dict(zip(("train", "test"), files))
+  splits = dict(zip(("train", "test"), files, strict=False))
   return raw_from_arrays(splits, f"svmlight:{spec}")

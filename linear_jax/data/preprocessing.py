@@ -97,7 +97,8 @@ class PreprocessStats:
 
   def apply_jax(self, x_raw):
     """``apply`` as a pure, jittable JAX function: the same float32 values
-    elementwise, (x − μ) / σ (+ ones column)."""
+    elementwise, (x − μ) / σ (+ ones column).
+    """
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
     x = jnp.reshape(jnp.asarray(x_raw), (jnp.shape(x_raw)[0], -1))

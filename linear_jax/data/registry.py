@@ -15,12 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from linear_jax import checks
-from linear_jax.data import dataset as dataset_lib
-from linear_jax.data import embedded
-from linear_jax.data import folder_source
-from linear_jax.data import npz_source
-from linear_jax.data import tfds_source
 from linear_jax.checks import LinearJaxError
+from linear_jax.data import dataset as dataset_lib
+from linear_jax.data import embedded, folder_source, npz_source, tfds_source
 
 CIFAR10_JPEG_ENV = "LINEAR_JAX_CIFAR10_JPEG"
 # Default validation size for folder:PATH and tfds:NAME (a fraction of train).
@@ -295,7 +292,9 @@ def list_datasets() -> list[dict]:
 def format_dataset_table() -> str:
   """``list_datasets()`` as an aligned text table, one dataset per line."""
   columns = ("name", "source", "sizes", "shape", "purpose")
-  rows = [dict(zip(columns, (c.upper() for c in columns)))] + list_datasets()
+  rows = [
+    dict(zip(columns, (c.upper() for c in columns), strict=True))
+  ] + list_datasets()
   widths = {c: max(len(str(r[c])) for r in rows) for c in columns}
   return "\n".join(
     "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()

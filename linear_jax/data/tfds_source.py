@@ -23,14 +23,15 @@ Under ``tfds.testing.mock_data`` the preparation check is skipped (there,
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from linear_jax.checks import LinearJaxError
 from linear_jax.data import dataset
 from linear_jax.data.dataset import RawData
-from linear_jax.checks import LinearJaxError
 
 DATA_DIR_ENV = "TFDS_DATA_DIR"
 INSTALL_EXTRA = 'pip install "linear_jax[tfds]"'
@@ -69,10 +70,9 @@ def _import_tfds(name: str):
       f"({' '.join(str(e).split())}); install them with {INSTALL_EXTRA}, or "
       "use folder:PATH or an embedded dataset such as digits"
     ) from None
-  try:
+  # TF's devices may already be initialized elsewhere: then they stay as is.
+  with contextlib.suppress(RuntimeError):
     tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:  # TF's devices were already initialized elsewhere.
-    pass
   return tfds
 
 

@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
+from linear_jax.train import epoch as epoch_lib
 
 SOURCE = Path(__file__).with_name("cpu_epoch.cc")
 TARGET = "linear_jax_softmax_momentum_epoch"

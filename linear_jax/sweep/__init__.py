@@ -25,11 +25,22 @@ Modules, each readable alone:
   ``experiments/sweep.py`` calls.
 """
 
-from linear_jax.sweep.engine import Program
-from linear_jax.sweep.engine import SweepResult
-from linear_jax.sweep.engine import build_program
-from linear_jax.sweep.engine import run_sweep
-from linear_jax.sweep.engine import vmapped_epoch
-from linear_jax.sweep.grid import Group
-from linear_jax.sweep.grid import Point
-from linear_jax.sweep.grid import SweepGrid
+from linear_jax.sweep.engine import (
+  Program,
+  SweepResult,
+  build_program,
+  run_sweep,
+  vmapped_epoch,
+)
+from linear_jax.sweep.grid import Group, Point, SweepGrid
+
+__all__ = [
+  "build_program",
+  "Group",
+  "Point",
+  "Program",
+  "run_sweep",
+  "SweepGrid",
+  "SweepResult",
+  "vmapped_epoch",
+]

@@ -55,9 +55,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from linear_jax import checks
 from linear_jax import losses as losses_lib
 from linear_jax.train import epoch as epoch_lib
-from linear_jax import checks
 
 #: Steps per block by default: W is read and written once per 8 steps.
 DEFAULT_BLOCK_STEPS = 8
@@ -102,7 +102,7 @@ def _config_sums(values: jax.Array, num_configs: int) -> jax.Array:
 def _block(
   carry, rows, labels, *, hparams, config, num_classes, learning_rates, grad_fn
 ):
-  """k SGD steps for all K configurations; W read once and written once.
+  """K SGD steps for all K configurations; W read once and written once.
 
   Args:
     carry: ``(w [D, K·C], b [K, C], sq_norm [K])``, ‖W‖² per configuration.
@@ -174,7 +174,9 @@ def _block(
     ]
   )
   w = _per_config(product(decays), num_classes) * w - flat.T @ delayed
-  data_loss, reg_loss, correct = (jnp.stack(v) for v in zip(*outputs))
+  data_loss, reg_loss, correct = (
+    jnp.stack(v) for v in zip(*outputs, strict=True)
+  )
   return (w, b, sq_norm), (data_loss, reg_loss, correct)
 
 
@@ -245,7 +247,9 @@ def blocked_epoch(
       idx = order[full * k :]
       carry, outs = block(carry, x[idx], y[idx], learning_rates[full * k :])
       pieces.append(outs)
-    data_loss, reg_loss, correct = (jnp.concatenate(v) for v in zip(*pieces))
+    data_loss, reg_loss, correct = (
+      jnp.concatenate(v) for v in zip(*pieces, strict=True)
+    )
     w, b, _ = carry
     params = {
       "W": w.reshape(num_features, num_configs, num_classes).transpose(1, 0, 2),

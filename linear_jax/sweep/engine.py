@@ -59,16 +59,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from linear_jax import checks, progress
+from linear_jax.sweep import blocked, distributed, memory, resume
+from linear_jax.sweep.grid import Group, Point, SweepGrid
 from linear_jax.train import epoch as epoch_lib
-from linear_jax import checks
-from linear_jax import progress
-from linear_jax.sweep import blocked
-from linear_jax.sweep import distributed
-from linear_jax.sweep import memory
-from linear_jax.sweep import resume
-from linear_jax.sweep.grid import Group
-from linear_jax.sweep.grid import Point
-from linear_jax.sweep.grid import SweepGrid
 
 #: vmap axes of a ``TrainState``: per configuration, except key and step.
 STATE_AXES = epoch_lib.TrainState(params=0, opt_state=0, key=None, step=None)
@@ -132,7 +126,8 @@ def epoch_function(
   block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
 ):
   """The unjitted ``(state[K], hparams[K], data) -> (state[K], metrics[K])``
-  of ``"vmap"`` or ``"blocked"``."""
+  of ``"vmap"`` or ``"blocked"``.
+  """
   if algorithm == "blocked":
     return blocked.blocked_epoch(config, block_steps)
   return vmapped_epoch(config)
@@ -274,7 +269,7 @@ class SweepResult:
 
   @property
   def diverged(self) -> np.ndarray:
-    """bool ``[K]``."""
+    """Bool ``[K]``."""
     return self.diverged_epoch > 0
 
   def num_configs(self) -> int:

@@ -28,9 +28,9 @@ given, only reseeds the minibatch permutations).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 import glob
-import datetime
 import os
 import time
 
@@ -38,21 +38,13 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import checks
-from linear_jax import io
+from linear_jax import checks, io, optimizers, regularizers
 from linear_jax import losses as losses_lib
-from linear_jax import optimizers
-from linear_jax import regularizers
-from linear_jax.checks import option
+from linear_jax.checks import LinearJaxError, option
+from linear_jax.sweep import blocked, distributed, engine, report, resume
+from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
-from linear_jax.sweep import blocked
-from linear_jax.sweep import distributed
-from linear_jax.sweep import engine
-from linear_jax.sweep import report
-from linear_jax.sweep import resume
-from linear_jax.sweep.grid import SweepGrid
-from linear_jax.checks import LinearJaxError
 
 RESULTS = "results.csv"
 
@@ -67,7 +59,8 @@ _VALUES = (
 @dataclasses.dataclass
 class SweepRunConfig:
   """Every setting of a sweep, each with its help text and rule (the flags
-  of ``experiments/sweep.py`` are generated from these fields)."""
+  of ``experiments/sweep.py`` are generated from these fields).
+  """
 
   dataset: str = option(
     "digits",
@@ -188,7 +181,8 @@ class SweepRunConfig:
 
   def validate(self) -> "SweepRunConfig":
     """Checks every field's rule, the grid, and that ``sweep_algorithm``
-    can train it; one line if bad (pure Python: safe before JAX starts)."""
+    can train it; one line if bad (pure Python: safe before JAX starts).
+    """
     checks.check_options(self)
     if self.validation_size == 0:
       raise LinearJaxError(
@@ -265,7 +259,7 @@ OUTPUTS = (
 
 
 def best_summary(rows: list[dict], best: dict) -> dict:
-  """loss -> the selected configuration and its accuracies."""
+  """Loss -> the selected configuration and its accuracies."""
   keys = (
     "reg",
     "reg_strength",

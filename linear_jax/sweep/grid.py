@@ -31,10 +31,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linear_jax import losses as losses_lib
-from linear_jax.train import epoch as epoch_lib
 from linear_jax import checks
+from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError
+from linear_jax.train import epoch as epoch_lib
 
 
 def takes_margin(loss: str) -> bool:

@@ -43,8 +43,8 @@ import math
 import jax
 import numpy as np
 
-from linear_jax.train import epoch as epoch_lib
 from linear_jax.checks import LinearJaxError
+from linear_jax.train import epoch as epoch_lib
 
 CPU_BUDGET_BYTES = 2 << 30
 DEVICE_FRACTION = 0.8
@@ -94,7 +94,8 @@ def config_bytes(
   block_steps: int = 0,
 ) -> int:
   """Device bytes per configuration (module docstring), with ``SAFETY``;
-  ``block_steps`` > 0: k of the blocked algorithm (``blocked.steps_per_block``)."""
+  ``block_steps`` > 0: k of the blocked algorithm (``blocked.steps_per_block``).
+  """
   params = (num_features + 1) * num_classes * FLOAT_BYTES
   state = state_bytes(config, num_features, num_classes, num_train)
   batch = epoch_lib.effective_batch_size(config, num_train)

@@ -29,8 +29,7 @@ import textwrap
 
 import numpy as np
 
-from linear_jax import io
-from linear_jax import plots
+from linear_jax import io, plots
 
 COLUMNS = (
   "loss",
@@ -61,7 +60,8 @@ def _cell(value) -> str:
 
 def float32_value(value) -> float | None:
   """A float32 metric as the shortest decimal that reads back to it (0.9975,
-  not 0.9975000023841858); None stays None, NaN stays NaN."""
+  not 0.9975000023841858); None stays None, NaN stays NaN.
+  """
   if value is None:
     return None
   return float(str(np.float32(value)))
@@ -110,7 +110,8 @@ def csv_text(rows: list[dict]) -> str:
 def history_csv_text(result) -> str:
   """Every configuration's metrics after every epoch (``result.history``):
   columns ``index, epoch`` and the metrics, float32 values written as in
-  ``results.csv``; empty after a configuration diverged."""
+  ``results.csv``; empty after a configuration diverged.
+  """
   names = sorted(result.history)
   out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
@@ -161,7 +162,8 @@ def _md_row(row: dict, bold: bool = False) -> str:
 
 def markdown(rows: list[dict], best: dict, caption: str) -> str:
   """The best per loss, then every configuration by loss (grid order) and
-  validation accuracy (best first, diverged last); the selected rows bold."""
+  validation accuracy (best first, diverged last); the selected rows bold.
+  """
   header = (
     "| loss | reg | λ | learning rate | Δ | seed | val acc | train acc "
     "| diverged | test acc |\n|" + "---|" * 10

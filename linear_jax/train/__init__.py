@@ -9,22 +9,46 @@
   workdir (metrics, summary, checkpoint, plots), and ``evaluate_checkpoint``.
 """
 
-from linear_jax.train.epoch import DeviceData
-from linear_jax.train.epoch import DivergedError
-from linear_jax.train.epoch import HyperParams
-from linear_jax.train.epoch import TrainConfig
-from linear_jax.train.epoch import TrainState
-from linear_jax.train.epoch import accuracy
-from linear_jax.train.epoch import epoch_batches
-from linear_jax.train.epoch import epoch_learning_rates
-from linear_jax.train.epoch import init_state
-from linear_jax.train.epoch import make_epoch_fn
-from linear_jax.train.epoch import make_hparams
-from linear_jax.train.epoch import train_epoch
-from linear_jax.train.loop import FitProgress
-from linear_jax.train.loop import FitResult
-from linear_jax.train.loop import fit
-from linear_jax.train.run import RunConfig
-from linear_jax.train.run import evaluate_checkpoint
-from linear_jax.train.run import restore
-from linear_jax.train.run import train_and_evaluate
+from linear_jax.train.epoch import (
+  DeviceData,
+  DivergedError,
+  HyperParams,
+  TrainConfig,
+  TrainState,
+  accuracy,
+  epoch_batches,
+  epoch_learning_rates,
+  init_state,
+  make_epoch_fn,
+  make_hparams,
+  train_epoch,
+)
+from linear_jax.train.loop import FitProgress, FitResult, fit
+from linear_jax.train.run import (
+  RunConfig,
+  evaluate_checkpoint,
+  restore,
+  train_and_evaluate,
+)
+
+__all__ = [
+  "accuracy",
+  "DeviceData",
+  "DivergedError",
+  "epoch_batches",
+  "epoch_learning_rates",
+  "evaluate_checkpoint",
+  "fit",
+  "FitProgress",
+  "FitResult",
+  "HyperParams",
+  "init_state",
+  "make_epoch_fn",
+  "make_hparams",
+  "restore",
+  "RunConfig",
+  "train_and_evaluate",
+  "train_epoch",
+  "TrainConfig",
+  "TrainState",
+]

@@ -18,8 +18,7 @@ import zipfile
 import jax
 import numpy as np
 
-from linear_jax import checks
-from linear_jax import io
+from linear_jax import checks, io
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -34,7 +33,8 @@ def _unflatten(path: str, prefix: str, template, arrays: dict) -> object:
   saved = sorted(k for k in arrays if k.startswith(prefix + "/"))
   want = [f"{prefix}/{i:04d}" for i in range(len(leaves))]
   shapes_match = saved == want and all(
-    np.shape(arrays[k]) == np.shape(leaf) for k, leaf in zip(want, leaves)
+    np.shape(arrays[k]) == np.shape(leaf)
+    for k, leaf in zip(want, leaves, strict=False)
   )
   if not shapes_match:
     raise checks.LinearJaxError(
@@ -54,7 +54,8 @@ def save(
   stats: dict | None = None,
 ) -> None:
   """Atomically writes ``state`` (a pytree), ``best_params``, ``stats`` arrays
-  and JSON ``metadata`` (config, epoch, ...) to ``path``."""
+  and JSON ``metadata`` (config, epoch, ...) to ``path``.
+  """
   arrays = {}
   _flatten("state", state, arrays)
   if best_params is not None:
@@ -80,7 +81,8 @@ def save(
 
 def read(path: str) -> tuple[dict, dict]:
   """``(arrays by name, metadata)`` of a checkpoint, every member read and
-  CRC-checked now; one ``LinearJaxError`` line if it is unreadable."""
+  CRC-checked now; one ``LinearJaxError`` line if it is unreadable.
+  """
   if not os.path.exists(path):
     raise checks.LinearJaxError(
       f"no checkpoint at {path}; train first with --workdir pointing there"

@@ -21,11 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from linear_jax import checks, optimizers, regularizers, shuffle
 from linear_jax import losses as losses_lib
-from linear_jax import optimizers
-from linear_jax import regularizers
-from linear_jax import shuffle
-from linear_jax import checks
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
 
@@ -147,7 +144,8 @@ class DeviceData(NamedTuple):
 
   def prepare(self, rows: jax.Array) -> jax.Array:
     """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
-    integer rows, float rows keep their dtype (float64 in x64 tests)."""
+    integer rows, float rows keep their dtype (float64 in x64 tests).
+    """
     if not jnp.issubdtype(rows.dtype, jnp.floating):
       rows = rows.astype(jnp.float32)
     if self.shift is not None:
@@ -227,7 +225,8 @@ def epoch_learning_rates(
 ) -> jax.Array:
   """lr_t = learning_rate · schedule(count + t) for the epoch's steps ``[S]``:
   the rates optax's ``scale_by_schedule`` applies (``count`` is its step
-  counter at the start of the epoch)."""
+  counter at the start of the epoch).
+  """
   per_epoch = steps_per_epoch(config, num_examples)
   shape = optimizers.unit_schedule(
     config.schedule, per_epoch * config.epochs, per_epoch
@@ -257,7 +256,8 @@ def init_state(
 
 def loss_options(loss: str, hparams: HyperParams) -> dict:
   """The keyword options ``loss`` takes (``losses.LOSS_OPTIONS``), valued
-  from ``hparams``, e.g. ``{"margin": Δ}`` for the hinge losses."""
+  from ``hparams``, e.g. ``{"margin": Δ}`` for the hinge losses.
+  """
   return losses_lib.loss_options(
     loss, margin=hparams.margin, label_smoothing=hparams.label_smoothing
   )

@@ -40,16 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from linear_jax import checks
-from linear_jax import io
-from linear_jax import losses
-from linear_jax import optimizers
-from linear_jax import regularizers
+from linear_jax import checks, io, losses, optimizers, plots, regularizers
 from linear_jax.checks import option
-from linear_jax.train import checkpoint
+from linear_jax.train import checkpoint, loop
 from linear_jax.train import epoch as epoch_lib
-from linear_jax.train import loop
-from linear_jax import plots
 
 _RULES = epoch_lib.HPARAM_RULES
 METRICS_NAME = "metrics.jsonl"
@@ -190,7 +184,8 @@ def load_data(config):
 
 def model_description(dataset) -> dict:
   """What ``linear_jax.model.load_model`` needs besides the arrays, saved in
-  the checkpoint's metadata: class names, D, the raw image shape."""
+  the checkpoint's metadata: class names, D, the raw image shape.
+  """
   out = {
     "class_names": [str(c) for c in dataset.class_names],
     "num_features": int(dataset.num_features),
@@ -248,7 +243,8 @@ def _check_same_data(
 ) -> None:
   """Refuses data other than the checkpoint's: its model description
   (features, classes) and its preprocessing statistics, fitted on the
-  training split, must match the data loaded now."""
+  training split, must match the data loaded now.
+  """
   problem = None
   if model:
     now = model_description(dataset)
@@ -313,7 +309,8 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
 def restore(workdir: str, *, data_dir: str | None = None):
   """``(config, dataset, params)`` of ``workdir``'s checkpoint: the saved
   preprocessing statistics checked against freshly loaded data, and the
-  best params if early stopping kept them, else the last."""
+  best params if early stopping kept them, else the last.
+  """
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   config = RunConfig.from_dict(meta["config"])
@@ -328,7 +325,8 @@ def restore(workdir: str, *, data_dir: str | None = None):
 
 def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
   """Reloads ``workdir``'s checkpoint (``restore``) and evaluates it on the
-  test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``."""
+  test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``.
+  """
   _, dataset, params = restore(workdir, data_dir=data_dir)
   meta = checkpoint.load_metadata(
     os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
