@@ -273,3 +273,47 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
   fig.suptitle(f"terms against n (f̃_n: {budget} step(s))", fontsize=9)
   fig.tight_layout(rect=(0, 0.16, 1, 1))
   return save_figure(fig, path)
+
+
+def plot_accuracy_path(
+  reg_strengths,
+  train_accuracy,
+  val_accuracy,
+  path: str,
+  *,
+  selected: float,
+  test: tuple[float, float] | None = None,
+  title: str = "",
+) -> str:
+  """Train and validation accuracy against λ (a regularization path).
+
+  The λ axis is symmetric-log, linear below the smallest positive λ, so
+  λ = 0 is shown too. The selected λ is a dotted line; ``test`` =
+  ``(λ, accuracy)`` of the final model is a star.
+  """
+  plt = _pyplot()
+  lams = np.asarray(reg_strengths, np.float64)
+  order = np.argsort(lams)
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  for values, style, label in (
+    (train_accuracy, "o-", "train"),
+    (val_accuracy, "s-", "validation"),
+  ):
+    ax.plot(
+      lams[order], np.asarray(values, np.float64)[order], style, label=label
+    )
+  ax.axvline(
+    selected, color="k", linestyle=":", label=f"selected λ = {selected:.3g}"
+  )
+  if test is not None:
+    ax.plot(
+      [test[0]], [test[1]], "*", markersize=12, label=f"test {test[1]:.4f}"
+    )
+  positive = lams[lams > 0]
+  if len(positive):
+    ax.set_xscale("symlog", linthresh=float(positive.min()))
+  ax.set(xlabel="λ", ylabel="accuracy")
+  ax.legend(fontsize=8)
+  ax.set_title(title, fontsize=8)
+  fig.tight_layout()
+  return save_figure(fig, path)
