@@ -5,6 +5,7 @@ and a probe run end to end: selection, refit, outputs, resume, refusals.
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -257,22 +258,36 @@ def test_checkpoint_is_the_selected_model(probed, feats):
   np.testing.assert_array_equal(model.params["W"], r.params["W"][0])
 
 
-def test_refit_keeps_c_and_trains_on_train_plus_validation(probed, feats):
+def test_resume_with_refit_reuses_the_path_and_keeps_c(
+  probed, feats, monkeypatch
+):
   workdir, summary = probed
   refit = workdir.parent / "refit"
-  result = probe.run(config_for(feats, refit, refit=True))
+  shutil.copytree(workdir, refit)
+  solve, calls = probe._solve, []
+  monkeypatch.setattr(
+    probe, "_solve", lambda *a: calls.append(a[3]) or solve(*a)
+  )
+  result = probe.run(config_for(feats, refit, refit=True, resume=True))
+  assert len(calls) == 1  # only the refit: every λ of the path was kept
   rows = read_csv(refit / "results.csv")
-  assert len(rows) == len(CS) + 1
+  assert rows[:-1] == [
+    {**r, "test_accuracy": ""} for r in read_csv(workdir / "results.csv")
+  ]
   last = rows[-1]
   assert last["fit"] == "train+val" and last["val_accuracy"] == ""
   assert float(last["C"]) == summary["best_C"]
   assert float(last["reg_strength"]) == pytest.approx(
     probe.reg_strength_from_C(summary["best_C"], 300, 10), rel=1e-12
   )
+  assert calls == [float(last["reg_strength"])]
   assert [r["test_accuracy"] != "" for r in rows] == [False] * len(CS) + [True]
   assert result["test_accuracy"] == float(last["test_accuracy"])
   assert result["best_C"] == summary["best_C"]  # selected as before
-  assert load_model(str(refit)).params["W"].shape == (12, 10)
+  model = load_model(str(refit))
+  with np.load(feats) as f:
+    predicted = np.asarray(model.predict(f["x_test"]))
+    assert float(np.mean(predicted == f["y_test"])) == result["test_accuracy"]
 
 
 def test_killed_probe_resumes_where_it_stopped(probed, feats, monkeypatch):
