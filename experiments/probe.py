@@ -3,7 +3,7 @@ r"""A linear probe: the whole λ path on a dataset, selected on validation.
   python -m experiments.probe --dataset=npz:feats.npz \
       --Cs=logspace:1e-6:1e2:45 --workdir=runs/probe
   python -m experiments.probe --flagfile=experiments/flags/probe_mnist1d.flags \
-      --dataset=npz:feats.npz --workdir=runs/probe --refit
+      --dataset=npz:feats.npz --workdir=runs/probe
   python -m experiments.predict --workdir=runs/probe --input=npz:feats.npz \
       --output=runs/probe/predictions.csv
 

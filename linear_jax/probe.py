@@ -57,10 +57,12 @@ import csv
 import dataclasses
 import datetime
 import io as std_io
+import json
 import math
 import os
 import textwrap
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -329,7 +331,7 @@ def _fingerprint(config: ProbeConfig, dataset, lams: np.ndarray) -> dict:
   return {
     "grid": {
       "flag": config.grid_flag,
-      "values": [float(v) for v in (config.Cs or config.reg_strengths)],
+      "values": [float(v) for v in (config.Cs or config.reg_strengths or ())],
       "reg_strengths": [float(v) for v in lams],
     },
     "data": resume_lib.data_digest(
@@ -366,8 +368,6 @@ def load_progress(file: str, fingerprint: dict) -> tuple[dict, dict | None]:
   """
   try:
     with np.load(file, allow_pickle=False) as f:
-      import json  # pylint: disable=g-import-not-at-top
-
       meta = json.loads(str(f["meta_json"]))
       best = (
         {"W": f["best/W"], "b": f["best/b"]} if "best/W" in f.files else None
@@ -392,7 +392,7 @@ def save_progress(
   file: str, fingerprint: dict, rows: dict, best: dict | None
 ) -> None:
   """Atomically writes the finished rows and the best params so far."""
-  arrays = {
+  arrays: dict[str, Any] = {
     "meta_json": np.asarray(
       io.dumps({"fingerprint": fingerprint, "rows": rows})
     )
@@ -461,7 +461,7 @@ def _solve(
     y,
     x[:1],
     y[:1],
-    reg_strengths=[lam],
+    reg_strengths=np.asarray([lam]),
     loss=config.loss,
     margin=config.margin,
     num_classes=num_classes,
@@ -488,7 +488,8 @@ def _best(rows: dict, lams: np.ndarray) -> int | None:
   if not rows:
     return None
   done = sorted(rows)
-  return done[path.select(lams[done], [rows[i]["val_accuracy"] for i in done])]
+  val = np.asarray([rows[i]["val_accuracy"] for i in done])
+  return done[path.select(lams[done], val)]
 
 
 def _note(row: dict) -> str:
@@ -582,6 +583,7 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     bar.close()
   del x_train, x_val
   chosen = _best(rows, lams)
+  assert chosen is not None and best_params is not None  # the grid is not empty
   table = [dict(rows[i]) for i in range(len(lams))]
   final, params = table[chosen], best_params
   if config.refit:
