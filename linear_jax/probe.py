@@ -74,7 +74,7 @@ from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
 from linear_jax.scores import linear_scores
 from linear_jax.sweep import resume as resume_lib
-from linear_jax.sweep.report import float32_value
+from linear_jax.sweep.report import csv_cell, float32_value, table_number
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
@@ -649,42 +649,28 @@ def _refit(config: ProbeConfig, dataset, lam: float, c: float):
 # ---------------------------------------------------------------- outputs
 
 
-def _cell(value) -> str:
-  if value is None:
-    return ""
-  if isinstance(value, float):
-    return repr(value) if math.isfinite(value) else ""
-  return str(value)
-
-
 def csv_text(table: list[dict]) -> str:
   """``results.csv``: ``COLUMNS``, one row per entry; empty: not applicable."""
   out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(COLUMNS)
   for row in table:
-    writer.writerow([_cell(row[c]) for c in COLUMNS])
+    writer.writerow([csv_cell(row[c]) for c in COLUMNS])
   return out.getvalue()
-
-
-def _fmt(value, spec: str) -> str:
-  if value is None or (isinstance(value, float) and not math.isfinite(value)):
-    return "–"
-  return format(value, spec)
 
 
 def _md_row(row: dict, bold: bool = False) -> str:
   cells = [
     row["fit"],
-    _fmt(row["reg_strength"], ".4g"),
-    _fmt(row["C"], ".4g"),
+    table_number(row["reg_strength"], ".4g"),
+    table_number(row["C"], ".4g"),
     str(row["iterations"]),
-    _fmt(row["objective"], ".6g"),
-    _fmt(row["grad_norm"], ".3g"),
-    _fmt(row["train_accuracy"], ".4f"),
-    _fmt(row["val_accuracy"], ".4f"),
-    _fmt(row["test_accuracy"], ".4f"),
-    _fmt(row["seconds"], ".2f"),
+    table_number(row["objective"], ".6g"),
+    table_number(row["grad_norm"], ".3g"),
+    table_number(row["train_accuracy"], ".4f"),
+    table_number(row["val_accuracy"], ".4f"),
+    table_number(row["test_accuracy"], ".4f"),
+    table_number(row["seconds"], ".2f"),
   ]
   if bold:
     cells = [f"**{c}**" for c in cells]
