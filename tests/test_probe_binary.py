@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_probe import bad_npz
 
 from linear_jax.data import distributions
 
@@ -31,6 +32,10 @@ def mnist1d_stand_in(file):
     y_test=y[4000:].astype(np.int64),
   )
   return file
+
+
+def dataset(tmp_path, **change):
+  return f"--dataset=npz:{bad_npz(tmp_path / 'bad.npz', **change)}"
 
 
 def errors(proc):
@@ -91,19 +96,6 @@ def test_npz_example_through_probe_then_predict(tmp_path, run_module):
   assert {p.name: p.read_bytes() for p in workdir.iterdir()} == before
 
 
-def bad_npz(file, **change):
-  rng = np.random.default_rng(0)
-  arrays = dict(
-    x_train=rng.normal(size=(50, 4)),
-    y_train=np.arange(50) % 2,
-    x_test=rng.normal(size=(10, 4)),
-    y_test=np.arange(10) % 2,
-  )
-  arrays.update(change)
-  np.savez(file, **arrays)
-  return f"--dataset=npz:{file}"
-
-
 @pytest.mark.parametrize(
   "case,words",
   [
@@ -125,11 +117,11 @@ def test_bad_input_is_one_line_and_writes_nothing(
   if case.startswith("--"):
     args.append(case)
   elif case == "nan":
-    args.append(bad_npz(tmp_path / "b.npz", x_train=np.full((50, 4), np.inf)))
+    args.append(dataset(tmp_path, x_train=np.full((50, 4), np.inf)))
   elif case == "width":
-    args.append(bad_npz(tmp_path / "b.npz", x_test=np.zeros((10, 3))))
+    args.append(dataset(tmp_path, x_test=np.zeros((10, 3))))
   elif case == "labels":
-    args.append(bad_npz(tmp_path / "b.npz", y_test=np.arange(10) % 3))
+    args.append(dataset(tmp_path, y_test=np.arange(10) % 3))
   elif case == "occupied":
     workdir.mkdir()
     (workdir / "results.csv").write_text("another run's\n")
