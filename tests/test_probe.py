@@ -50,6 +50,7 @@ def objective64(w, b, lam, x, y):
   )
 
 
+@pytest.mark.slow
 def test_binary_mapping_is_one_over_cn(x64):
   # scikit-learn fits one vector w = w1 − w0 for two classes; λ = 1/(CN)
   # gives its decision function and objective. λ = 1/(2CN), the multiclass
@@ -84,6 +85,7 @@ def test_binary_mapping_is_one_over_cn(x64):
   assert np.abs(w[:, 1] - w[:, 0] - m.coef_[0]).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_multiclass_mapping_is_one_over_2cn(x64):
   x, y = load_wine(return_X_y=True)
   x, n = standardized(x), len(y)
