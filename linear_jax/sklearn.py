@@ -24,6 +24,7 @@ import functools
 
 import jax
 import numpy as np
+import scipy.special
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -74,7 +75,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
   Attributes (after ``fit``):
     classes_: ``[C]`` the labels, in column order of the scores.
-    coef_: float32 ``[D, C]`` W; intercept_: float32 ``[C]`` b.
+    coef_: ``[C, D]``, Wᵀ (scikit-learn's layout); for 2 classes ``[1, D]``,
+      w_1 − w_0, the weights of s_1 − s_0, as ``LogisticRegression``'s.
+    intercept_: ``[C]`` b; for 2 classes ``[1]``, b_1 − b_0.
     n_features_in_: D.
   """
 
@@ -155,25 +158,34 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         f"{self.learning_rate}; lower the learning rate"
       )
     self.classes_ = classes
-    self.coef_ = np.asarray(params["W"])
-    self.intercept_ = np.asarray(params["b"])
+    self.coef_, self.intercept_ = _sklearn_layout(
+      np.asarray(params["W"]), np.asarray(params["b"])
+    )
     return self
 
-  def _scores(self, X) -> np.ndarray:
+  def decision_function(self, X) -> np.ndarray:
+    """x·coef_ᵀ + intercept_: scores ``[N, C]``; for 2 classes ``[N]``,
+    s_1 − s_0 (> 0 means ``classes_[1]``), as ``LogisticRegression``.
+    """
     check_is_fitted(self)
     X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-    return np.asarray(X, np.float64) @ self.coef_.astype(
+    scores = np.asarray(X, np.float64) @ self.coef_.T.astype(
       np.float64
     ) + self.intercept_.astype(np.float64)
+    return scores[:, 0] if scores.shape[1] == 1 else scores
 
-  def decision_function(self, X) -> np.ndarray:
-    """Scores s = xW + b ``[N, C]``; for 2 classes s_1 − s_0 ``[N]``."""
-    s = self._scores(X)
-    return s[:, 1] - s[:, 0] if len(self.classes_) == 2 else s
+  def _class_scores(self, X) -> np.ndarray:
+    """Scores ``[N, C]`` up to a per-row constant: [0, s_1 − s_0] for 2
+    classes (argmax and softmax are unchanged by the shift).
+    """
+    scores = self.decision_function(X)
+    if scores.ndim == 1:
+      return np.stack([np.zeros_like(scores), scores], axis=1)
+    return scores
 
   def predict(self, X) -> np.ndarray:
-    """The label of the highest score ``[N]``."""
-    scores = self._scores(X)  # checks fitted before classes_ is read
+    """The label of the highest score ``[N]`` (ties go to the first)."""
+    scores = self._class_scores(X)  # checks fitted before classes_ is read
     return self.classes_[np.argmax(scores, axis=1)]
 
   def _is_softmax(self):
@@ -181,15 +193,23 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
   @available_if(_is_softmax)
   def predict_proba(self, X) -> np.ndarray:
-    """Softmax probabilities p = softmax(s) ``[N, C]`` (softmax loss only)."""
-    s = self._scores(X)
-    s -= s.max(axis=1, keepdims=True)  # softmax(s) = softmax(s − max s)
-    p = np.exp(s)
-    return p / p.sum(axis=1, keepdims=True)
+    """Softmax probabilities p = softmax(s) ``[N, C]`` (softmax loss only);
+    for 2 classes [1 − σ(s_1 − s_0), σ(s_1 − s_0)].
+    """
+    return scipy.special.softmax(self._class_scores(X), axis=1)
 
   @available_if(_is_softmax)
   def predict_log_proba(self, X) -> np.ndarray:
     """Log softmax(s) ``[N, C]`` (softmax loss only)."""
-    s = self._scores(X)
-    s -= s.max(axis=1, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    return scipy.special.log_softmax(self._class_scores(X), axis=1)
+
+
+def _sklearn_layout(w: np.ndarray, b: np.ndarray):
+  """linear_jax's ``W [D, C]``, ``b [C]`` as scikit-learn's ``coef_``,
+  ``intercept_``: ``[C, D]`` and ``[C]``; for 2 classes one row, the
+  difference w_1 − w_0 ``[1, D]`` and ``[1]`` b_1 − b_0 (softmax and argmax
+  depend only on s_1 − s_0).
+  """
+  if w.shape[1] == 2:
+    return (w[:, 1] - w[:, 0])[None, :], (b[1:] - b[:1])
+  return np.ascontiguousarray(w.T), b

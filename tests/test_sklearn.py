@@ -44,7 +44,7 @@ def test_fit_predict_proba_and_objective_minimum(x64):
   import jax  # pylint: disable=g-import-not-at-top
 
   params = {
-    "W": np.asarray(clf.coef_, np.float64),
+    "W": np.asarray(clf.coef_.T, np.float64),  # coef_ is [C, D]
     "b": np.asarray(clf.intercept_, np.float64),
   }
   grad = jax.grad(objective)(
@@ -87,3 +87,94 @@ def test_refits_of_same_shapes_do_not_recompile():
   assert lj_sklearn.TRACE_COUNT[0] == before
   LinearClassifier(epochs=101).fit(x, y)  # epochs are static: a new program
   assert lj_sklearn.TRACE_COUNT[0] == before + 1
+
+
+# --- scikit-learn's conventions: coef_ layout, class_weight -----------------
+
+
+def three_class_problem(n=300, d=6, counts=None, seed=0):
+  """Overlapping Gaussian classes (not separable, so the optimum is finite).
+
+  ``counts`` fixes the rows per class (an imbalanced problem); labels are
+  the non-contiguous ints 10, 20, 30, ... so the label ↔ column map is used.
+  """
+  rng = np.random.default_rng(seed)
+  if counts is None:
+    idx = rng.integers(0, 3, n)
+  else:
+    idx = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+  centers = rng.normal(size=(idx.max() + 1, d))
+  x = rng.normal(size=(len(idx), d)) + centers[idx] + 0.5
+  return x, 10 * (idx + 1)
+
+
+def test_coef_layout_and_every_method_reads_it():
+  x, y = blobs()
+  for keep in (y != "cow", np.ones(len(y), bool)):
+    xk, yk = x[keep], y[keep]
+    clf = LinearClassifier().fit(xk, yk)
+    c, d = len(clf.classes_), x.shape[1]
+    rows = 1 if c == 2 else c
+    assert clf.coef_.shape == (rows, d)
+    assert clf.intercept_.shape == (rows,)
+    # decision_function is x·coef_ᵀ + intercept_, as in LinearClassifierMixin
+    # (1-D for two classes), and predict and predict_proba follow from it:
+    # editing coef_ changes them all.
+    clf.coef_ = clf.coef_[:, ::-1].copy()
+    clf.intercept_ = clf.intercept_ + np.arange(rows)
+    want = xk @ clf.coef_.T + clf.intercept_
+    got = clf.decision_function(xk)
+    if c == 2:
+      want = want[:, 0]
+      assert got.shape == (len(xk),)
+      # log σ(d) = −log(1 + e^{−d}), log(1 − σ(d)) = −log(1 + e^{d})
+      want_log = -np.stack([np.logaddexp(0, want), np.logaddexp(0, -want)], 1)
+      want_label = clf.classes_[(want > 0).astype(int)]
+    else:
+      want_log = want - np.log(np.exp(want).sum(1, keepdims=True))
+      want_label = clf.classes_[want.argmax(1)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(xk), want_label)
+    np.testing.assert_allclose(
+      clf.predict_proba(xk), np.exp(want_log), atol=1e-12
+    )
+    np.testing.assert_allclose(
+      clf.predict_log_proba(xk), want_log, rtol=1e-12, atol=1e-12
+    )
+
+
+def test_select_from_model_keeps_the_features_asked():
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  from sklearn.feature_selection import SelectFromModel  # pylint: disable=g-import-not-at-top
+
+  x, y = load_digits(return_X_y=True)
+  x = StandardScaler().fit_transform(x)
+  selector = SelectFromModel(LinearClassifier(), max_features=20).fit(x, y)
+  assert selector.transform(x).shape == (len(x), 20)
+  # It keeps the 20 features of largest Σ_k |W_jk| (the L1 norm of each
+  # feature's weights across classes, SelectFromModel's rule for 2-D coef_).
+  norms = np.abs(selector.estimator_.coef_).sum(0)
+  assert norms.shape == (64,)
+  np.testing.assert_array_equal(
+    np.flatnonzero(selector.get_support()), np.sort(np.argsort(-norms)[:20])
+  )
+
+
+def test_permutation_importance_ranks_the_informative_features():
+  from sklearn.inspection import permutation_importance  # pylint: disable=g-import-not-at-top
+
+  # Labels depend on features 0 and 1 only; 2..5 are noise.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(400, 6))
+  y = np.where(x[:, 0] + 0.5 * x[:, 1] > 0, "yes", "no")
+  clf = LinearClassifier(reg_strength=1e-3).fit(x, y)
+  result = permutation_importance(clf, x, y, n_repeats=5, random_state=0)
+  ranking = np.argsort(-result.importances_mean)
+  assert list(ranking[:2]) == [0, 1]
+  assert result.importances_mean[0] > 0.3
+  assert np.all(np.abs(result.importances_mean[2:]) < 0.05)
+  # coef_ [1, D] orders the features the same way (standard-normal inputs),
+  # and its noise weights are small.
+  w = np.abs(clf.coef_[0])
+  np.testing.assert_array_equal(np.argsort(-w)[:2], [0, 1])
+  assert w[2:].max() < 0.2 * w[1]
