@@ -124,11 +124,23 @@ class DeviceData(NamedTuple):
   scale: jax.Array | None = None
 
   @classmethod
-  def put(cls, x_train, y_train, x_val, y_val, shift=None, scale=None):
-    """Copies to the device once (x keeps its dtype if raw, else float32)."""
+  def put(
+    cls,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    shift=None,
+    scale=None,
+    *,
+    dtype=np.float32,
+  ):
+    """Copies to the device once (x keeps its dtype if raw, else ``dtype``:
+    float32, or float64 under JAX's x64 mode).
+    """
     raw = shift is not None or scale is not None
     as_x = lambda a: jax.device_put(
-      np.asarray(a) if raw else np.asarray(a, np.float32)
+      np.asarray(a) if raw else np.asarray(a, dtype)
     )
     as_vec = lambda a: (
       None if a is None else jax.device_put(np.asarray(a, np.float32))
@@ -263,8 +275,14 @@ def loss_options(loss: str, hparams: HyperParams) -> dict:
   )
 
 
-def batch_objective(config: TrainConfig, hparams: HyperParams):
-  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
+def batch_objective(
+  config: TrainConfig, hparams: HyperParams, class_weight=None
+):
+  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``.
+
+  ``class_weight`` (optional ``[C]``) weights each example's loss by its
+  class: the data term is then Σ w_i L_i / Σ w_i over the minibatch.
+  """
 
   def fn(params, x, y):
     scores = linear_scores(params, x)
@@ -275,6 +293,7 @@ def batch_objective(config: TrainConfig, hparams: HyperParams):
       loss=config.loss,
       reg=config.reg,
       reg_strength=hparams.reg_strength,
+      class_weight=class_weight,
       l1_ratio=hparams.l1_ratio,
       **loss_options(config.loss, hparams),
     )
@@ -294,6 +313,7 @@ def train_epoch(
   data: DeviceData,
   *,
   config: TrainConfig,
+  class_weight: jax.Array | None = None,
 ):
   """One epoch: a scan over the minibatches of a fresh permutation.
 
@@ -302,6 +322,9 @@ def train_epoch(
     hparams: ``HyperParams`` (scalars).
     data: ``DeviceData`` (train ``[N, D]``, ``[N]`` and validation).
     config: static ``TrainConfig``.
+    class_weight: optional ``[C]`` non-negative weight of each class's
+      examples in the data term (``linear_jax.objective``); an array, so new
+      weights do not recompile.
 
   Returns:
     ``(state, metrics)``; metrics hold the epoch's running means over its
@@ -315,7 +338,7 @@ def train_epoch(
   key_data, batches = epoch_batches(config, state.key, n)
   full_batch = per_epoch == 1 and batch == n  # no gathered copy of X
   opt = build_optimizer(config, hparams, n)
-  objective_fn = batch_objective(config, hparams)
+  objective_fn = batch_objective(config, hparams, class_weight)
   grad_fn = jax.value_and_grad(objective_fn, has_aux=True)
 
   def step(carry, idx):
