@@ -31,6 +31,7 @@ from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as run_lib
+from linear_jax.workdir import output_lock
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -246,6 +247,11 @@ def predict_file(
   """
   if not output.endswith((".npz", ".csv")):
     raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
+  with output_lock(output):  # one writer per output, checked under the lock
+    return _predict_file(workdir, input_spec, output, split=split)
+
+
+def _predict_file(workdir: str, input_spec: str, output: str, *, split: str):
   if os.path.lexists(output):
     raise checks.LinearJaxError(
       f"{output} exists; choose another --output (nothing was overwritten)"

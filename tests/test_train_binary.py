@@ -1,7 +1,9 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -236,3 +238,73 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
     "metrics.jsonl",
     "summary.json",
   ]
+
+
+def start_train(*args):
+  return subprocess.Popen(
+    [sys.executable, "-m", "experiments.train", *args],
+    cwd=REPO,
+    env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_on_one_workdir(tmp_path):
+  """Exactly one trains; the other is refused in one line naming the
+  holder's PID and host, and metrics.jsonl holds one run's lines.
+  """
+  workdir = tmp_path / "shared"
+  args = [
+    "--dataset=blobs",
+    "--epochs=40",
+    "--batch_size=16",
+    "--noplots",
+    f"--workdir={workdir}",
+  ]
+  procs = [start_train(*args) for _ in range(2)]
+  outputs = [p.communicate(timeout=240) for p in procs]
+  codes = [p.returncode for p in procs]
+  assert sorted(codes) == [0, 1], [err[-1500:] for _, err in outputs]
+  winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+  errors = [
+    line for line in outputs[loser][1].splitlines() if line.startswith("error:")
+  ]
+  assert len(errors) == 1 and "Traceback" not in outputs[loser][1]
+  assert errors[0].startswith(
+    f"error: {workdir} is in use by PID {procs[winner].pid} on "
+    f"{socket.gethostname()}"
+  ), errors
+  rows = [
+    json.loads(line)
+    for line in (workdir / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [r["epoch"] for r in rows] == list(range(1, 41))
+  assert sorted(p.name for p in workdir.iterdir()) == [
+    "checkpoint.npz",
+    "metrics.jsonl",
+    "summary.json",
+  ]
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, run_module):
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  workdir = tmp_path / "wd"
+  workdir.mkdir()
+  (workdir / ".lock").write_text(
+    json.dumps({"pid": dead.pid, "host": socket.gethostname()})
+  )
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--epochs=1",
+    "--noplots",
+    f"--workdir={workdir}",
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  notes = [line for line in proc.stderr.splitlines() if "took over" in line]
+  assert len(notes) == 1 and f"PID {dead.pid} on " in notes[0]
+  assert not (workdir / ".lock").exists()

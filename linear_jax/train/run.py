@@ -20,7 +20,9 @@ stopping, the best) parameters once on the test split and writes ``workdir``:
   ``null_reasons``;
 - ``curves.png``, ``templates.png`` (image data) or ``regions.png`` (2-D data).
 
-Every file goes through ``linear_jax.io``. A run killed at any point resumes
+The run holds ``workdir``'s lock (``linear_jax.workdir.workdir_lock``) from
+its first look at the folder to its last write: a second run there is
+refused in one line. Every file goes through ``linear_jax.io``. A run killed at any point resumes
 (``resume=True``) bit-identically to one never killed: the history is read
 back from ``metrics.jsonl`` up to the checkpoint's epoch. ``RunConfig`` is the
 one statement of a run's settings: each field's help and rule generate the
@@ -44,6 +46,7 @@ from linear_jax import checks, io, losses, optimizers, plots, regularizers
 from linear_jax.checks import option
 from linear_jax.train import checkpoint, loop
 from linear_jax.train import epoch as epoch_lib
+from linear_jax.workdir import workdir_lock
 
 _RULES = epoch_lib.HPARAM_RULES
 METRICS_NAME = "metrics.jsonl"
@@ -420,9 +423,15 @@ def train_and_evaluate(
 
   Raises:
     LinearJaxError: one line, on bad settings, a workdir that holds another
-      run, or divergence (``DivergedError``, after the summary is written).
+      run or is in use by one (``linear_jax.workdir``), or divergence
+      (``DivergedError``, after the summary is written).
   """
   config.validate()
+  with workdir_lock(workdir):  # one writer from the first look to the end
+    return _train_and_evaluate(config, workdir, resume=resume)
+
+
+def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
   tc = config.train_config()
   hparams = config.hparams()
   has_checkpoint = prepare_workdir(workdir, resume=resume)
