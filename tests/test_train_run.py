@@ -227,3 +227,19 @@ def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
   resumed = train_run(tmp_path / "b", resume=True)
   assert resumed["epochs_run"] == 4
   assert resumed["test_accuracy"] == straight["test_accuracy"]
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tmp_path):
+  config = train.RunConfig(
+    dataset="blobs", validation_size=0, early_stopping_patience=5, epochs=100
+  )
+  with pytest.raises(lj.LinearJaxError) as e:
+    config.validate()
+  assert "\n" not in str(e.value)
+  assert "early_stopping_patience=5" in str(e.value)
+  assert "validation_size=0" in str(e.value)
+  with pytest.raises(lj.LinearJaxError, match="validation_size=0"):
+    train.train_and_evaluate(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+  config.early_stopping_patience = 0  # without early stopping: fine
+  config.validate()

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from linear_jax import checks
 from linear_jax import progress as progress_lib
 from linear_jax.train import epoch as epoch_lib
 
@@ -84,7 +85,8 @@ def fit(
     num_classes: C (default: max label + 1).
     progress: a ``FitProgress`` to resume from (e.g. from a checkpoint).
     early_stopping_patience: stop after this many epochs without a better
-      validation accuracy, and return the best params (0: off).
+      validation accuracy, and return the best params (0: off); refused
+      when the validation split is empty.
     on_epoch: called with the progress after each good epoch (checkpoints).
     log: report the compilation and each epoch (``linear_jax.progress``:
       a tqdm bar on a terminal, else one absl log line per epoch).
@@ -100,6 +102,12 @@ def fit(
   config.validate()
   n, d = data.x_train.shape
   epoch_lib.check_lbfgs_full_batch(config, n)
+  if early_stopping_patience and not data.y_val.shape[0]:
+    raise checks.LinearJaxError(
+      f"early_stopping_patience={early_stopping_patience} stops on "
+      "validation accuracy, but the validation split is empty; give "
+      "validation data or pass early_stopping_patience=0"
+    )
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(data.y_train))) + 1
   if progress is None:

@@ -124,7 +124,8 @@ class RunConfig:
   )
   early_stopping_patience: int = option(
     0,
-    "stop after this many epochs without better val accuracy (0: off)",
+    "stop after this many epochs without better val accuracy (0: off; "
+    "needs a validation split, so not with validation_size=0)",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write PNG plots")
@@ -132,6 +133,13 @@ class RunConfig:
   def validate(self) -> "RunConfig":
     """Checks every field's rule and the static choices; one line if bad."""
     checks.check_options(self)
+    if self.early_stopping_patience and self.validation_size == 0:
+      raise checks.LinearJaxError(
+        f"early_stopping_patience={self.early_stopping_patience} stops on "
+        "validation accuracy, but validation_size=0 leaves no validation "
+        "split; set validation_size ≥ 1 (or leave it unset) or "
+        "early_stopping_patience=0"
+      )
     self.train_config()
     return self
 
