@@ -9,11 +9,14 @@ loads the data, trains with ``fit``, evaluates the final (or, with early
 stopping, the best) parameters once on the test split and writes ``workdir``:
 
 - ``checkpoint.npz``: state, best params, preprocessing statistics, config
-  and the epoch it holds; written before each epoch's metrics line, and once
-  before the first epoch, so any workdir with outputs has one;
+  and the epoch it holds; written once before the first epoch (so any
+  workdir with outputs has one), then at most every ``checkpoint_seconds``,
+  at the end (done, stopped early, or diverged: the last good epoch), and
+  on SIGINT (SIGTERM too in the binaries) after the epoch in flight;
 - ``metrics.jsonl``: one JSON object per epoch (epoch, data_loss, reg_loss,
-  train_accuracy, val_accuracy, seconds, examples_per_second), appended and
-  fsynced per epoch;
+  train_accuracy, val_accuracy, seconds, examples_per_second), appended
+  as each epoch ends and fsynced before each checkpoint, so it may run
+  ahead of the checkpoint, never behind;
 - ``summary.json``: test/val accuracy, ``train_seconds`` (epochs only, after
   compilation, data loading excluded), ``compile_seconds``, config, device;
   strict JSON: a number that is not finite is ``null`` with its reason in
@@ -22,11 +25,13 @@ stopping, the best) parameters once on the test split and writes ``workdir``:
 
 The run holds ``workdir``'s lock (``linear_jax.workdir.workdir_lock``) from
 its first look at the folder to its last write: a second run there is
-refused in one line. Every file goes through ``linear_jax.io``. A run killed at any point resumes
-(``resume=True``) bit-identically to one never killed: the history is read
-back from ``metrics.jsonl`` up to the checkpoint's epoch. ``RunConfig`` is the
-one statement of a run's settings: each field's help and rule generate the
-flags of ``experiments/train.py``, and ``RunConfig.validate`` checks them.
+refused in one line. Every file goes through ``linear_jax.io``. A run
+killed at any point resumes (``resume=True``) bit-identically to one never
+killed: the history is read back from ``metrics.jsonl`` up to the
+checkpoint's epoch, and the lines after it, which no saved state backs, are
+dropped and recomputed. ``RunConfig`` is the one statement of a run's
+settings: each field's help and rule generate the flags of
+``experiments/train.py``, and ``RunConfig.validate`` checks them.
 """
 
 from __future__ import annotations
@@ -129,6 +134,12 @@ class RunConfig:
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write PNG plots")
+  checkpoint_seconds: float = option(
+    60.0,
+    "save the checkpoint at most this often (and always at the end and on "
+    "SIGINT/SIGTERM); 0: after every epoch",
+    rule=checks.NONNEGATIVE,
+  )
 
   def validate(self) -> "RunConfig":
     """Checks every field's rule and the static choices; one line if bad."""
@@ -471,10 +482,6 @@ def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
       },
     )
 
-  def save_epoch(progress: loop.FitProgress):
-    save(progress)  # the checkpoint first: a metrics line implies its state
-    io.append_jsonl(metrics_path, progress.history[-1])
-
   if has_checkpoint:
     progress = _restore_progress(workdir, config, dataset)
     logging.info(
@@ -494,16 +501,37 @@ def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
       [],
     )
     save(progress)  # epoch 0: the workdir always has a checkpoint
-  result = loop.fit(
-    tc,
-    hparams,
-    data,
-    seed=config.seed,
-    num_classes=dataset.num_classes,
-    progress=progress,
-    early_stopping_patience=config.early_stopping_patience,
-    on_epoch=save_epoch,
-  )
+  with io.JsonLines(metrics_path) as metrics:
+    saved = {"epoch": progress.epochs_done, "time": time.monotonic()}
+
+    def save_now(progress: loop.FitProgress):
+      metrics.sync()  # the lines up to the checkpoint's epoch: durable first
+      save(progress)
+      saved.update(epoch=progress.epochs_done, time=time.monotonic())
+
+    def on_epoch(progress: loop.FitProgress):
+      metrics.write(progress.history[-1])  # lines run ahead of the checkpoint
+      if time.monotonic() - saved["time"] >= config.checkpoint_seconds:
+        save_now(progress)
+
+    try:
+      result = loop.fit(
+        tc,
+        hparams,
+        data,
+        seed=config.seed,
+        num_classes=dataset.num_classes,
+        progress=progress,
+        early_stopping_patience=config.early_stopping_patience,
+        on_epoch=on_epoch,
+      )
+    except KeyboardInterrupt:  # SIGINT (and SIGTERM in the binaries)
+      # fit lets signals in only between epochs: progress is whole.
+      if progress.epochs_done != saved["epoch"]:
+        save_now(progress)
+      raise
+    if result.progress.epochs_done != saved["epoch"]:
+      save_now(result.progress)  # the end: done, stopped early or diverged
   params = result.params
   test_accuracy = float(
     epoch_lib.accuracy(
