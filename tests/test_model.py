@@ -55,7 +55,16 @@ def test_predictions_reproduce_the_reported_test_accuracy(trained):
     assert f["classes"].tolist() == ["cat", "dog", "emu"]
     assert f["scores"].shape == (300, 3)
     np.testing.assert_array_equal(f["labels"], f["scores"].argmax(-1))
-    np.testing.assert_array_equal(f["class_names"], CLASSES[f["labels"]])
+    # One name per example, and the class list: names a reader cannot mix up.
+    assert sorted(f.files) == [
+      "classes",
+      "labels",
+      "predicted_class_names",
+      "scores",
+    ]
+    np.testing.assert_array_equal(
+      f["predicted_class_names"], CLASSES[f["labels"]]
+    )
   assert summary["class_names"] == ["cat", "dog", "emu"]
 
 
