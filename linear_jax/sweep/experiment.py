@@ -305,16 +305,17 @@ def writer_lock(workdir: str):
   so that all stop together when another sweep holds the workdir.
   """
   with contextlib.ExitStack() as stack:
-    message = None
+    failure = None
     if distributed.is_writer():
       try:
         stack.enter_context(workdir_lock(workdir))
-      except LinearJaxError as e:
-        message = str(e)
-    if not distributed.agree(message is None):
+      except (LinearJaxError, OSError) as e:  # in use, or not creatable
+        failure = e
+    if not distributed.agree(failure is None):
+      if failure is not None:
+        raise failure
       raise LinearJaxError(
-        message
-        or f"{workdir} is in use by another run (process 0 names it); "
+        f"process 0 could not lock --workdir {workdir} (it says why); "
         "nothing was written"
       )
     yield
