@@ -10,8 +10,9 @@ r"""Predict with a trained workdir's model: labels, class names and scores.
 The model is the checkpoint's (best-on-validation params when early stopping
 kept them), with the preprocessing fitted at training and the class names
 (``linear_jax.model``). Inputs with labels also report the accuracy. The
-output (``.npz``: labels, class_names, scores, classes; or ``.csv``) is never
-overwritten.
+output (``.npz``: labels and predicted_class_names per example, scores, and
+classes, the list of class names; or ``.csv``) is never overwritten, and
+one run at a time writes it (``linear_jax.workdir.output_lock``).
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ from linear_jax import checks, io, progress, regularizers
 from linear_jax import losses as losses_lib
 from linear_jax.data import distributions
 from linear_jax.objective import objective
+from linear_jax.workdir import workdir_lock
 
 SYNTHETIC = tuple(distributions.DISTRIBUTIONS)
 OUTPUTS = (
@@ -993,9 +994,12 @@ def write_outputs(result: dict, workdir: str) -> dict:
 
 
 def run_experiment(config: DecompositionConfig, workdir: str) -> dict:
-  """``check_workdir``, ``run``, ``write_outputs``: what the binary calls."""
+  """``check_workdir``, ``run``, ``write_outputs``: what the binary calls,
+  holding ``workdir``'s lock (``linear_jax.workdir``) throughout.
+  """
   config.check()
-  check_workdir(workdir)
-  result = run(config)
-  result["outputs"] = write_outputs(result, workdir)
+  with workdir_lock(workdir):
+    check_workdir(workdir)
+    result = run(config)
+    result["outputs"] = write_outputs(result, workdir)
   return result

@@ -31,6 +31,7 @@ from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as run_lib
+from linear_jax.workdir import output_lock
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -198,9 +199,17 @@ def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
 
 
 def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
-  """``.npz`` (``labels [N]``, ``class_names [N]``, ``scores [N, C]``,
-  ``classes [C]``) or ``.csv`` (``index,label,class_name,score_<class>…``),
-  written atomically.
+  """Writes ``.npz`` or ``.csv`` predictions atomically.
+
+  ``.npz``: ``labels [N]`` (the predicted class indices),
+  ``predicted_class_names [N]`` (their names), ``scores [N, C]`` and
+  ``classes [C]`` (every class name, in label order). ``.csv``: one row per
+  example, ``index,label,class_name,score_<class>…``.
+
+  Args:
+    path: the output file, ``.npz`` or ``.csv``.
+    model: the ``Model`` that scored the examples (its class names).
+    scores: ``[N, C]`` scores.
   """
   from linear_jax import io  # pylint: disable=g-import-not-at-top
 
@@ -209,7 +218,7 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
   if path.endswith(".npz"):
     arrays = {
       "labels": labels.astype(np.int32),
-      "class_names": names,
+      "predicted_class_names": names,
       "scores": scores.astype(np.float32),
       "classes": np.asarray([str(c) for c in model.class_names]),
     }
@@ -246,6 +255,11 @@ def predict_file(
   """
   if not output.endswith((".npz", ".csv")):
     raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
+  with output_lock(output):  # one writer per output, checked under the lock
+    return _predict_file(workdir, input_spec, output, split=split)
+
+
+def _predict_file(workdir: str, input_spec: str, output: str, *, split: str):
   if os.path.lexists(output):
     raise checks.LinearJaxError(
       f"{output} exists; choose another --output (nothing was overwritten)"

@@ -55,7 +55,16 @@ def test_predictions_reproduce_the_reported_test_accuracy(trained):
     assert f["classes"].tolist() == ["cat", "dog", "emu"]
     assert f["scores"].shape == (300, 3)
     np.testing.assert_array_equal(f["labels"], f["scores"].argmax(-1))
-    np.testing.assert_array_equal(f["class_names"], CLASSES[f["labels"]])
+    # One name per example, and the class list: names a reader cannot mix up.
+    assert sorted(f.files) == [
+      "classes",
+      "labels",
+      "predicted_class_names",
+      "scores",
+    ]
+    np.testing.assert_array_equal(
+      f["predicted_class_names"], CLASSES[f["labels"]]
+    )
   assert summary["class_names"] == ["cat", "dog", "emu"]
 
 
@@ -195,3 +204,16 @@ def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
     np.testing.assert_allclose(
       f["scores"], model.scores(x_new), rtol=1e-6, atol=1e-6
     )
+
+
+def test_an_output_another_run_is_writing_is_refused(
+  trained, tmp_path, lock_holder
+):
+  root, data, _, _, _ = trained
+  out = tmp_path / "preds.npz"
+  with lock_holder(out, output=True) as pid:
+    with pytest.raises(LinearJaxError) as e:
+      model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
+    assert str(e.value).startswith(f"{out} is in use by PID {pid} on ")
+    assert "--output" in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()

@@ -109,3 +109,15 @@ def test_early_stopping_returns_best_params(device_blobs):
     epoch_lib.accuracy(result.params, device_blobs.x_val, device_blobs.y_val)
   )
   assert acc == pytest.approx(best)
+
+
+def test_early_stopping_needs_validation_data(device_blobs):
+  config = epoch_lib.TrainConfig(epochs=30, batch_size=50)
+  hp = epoch_lib.make_hparams(learning_rate=0.05)
+  no_val = device_blobs._replace(
+    x_val=device_blobs.x_val[:0], y_val=device_blobs.y_val[:0]
+  )
+  with pytest.raises(lj.LinearJaxError, match="validation split is empty"):
+    loop.fit(config, hp, no_val, early_stopping_patience=5, log=False)
+  result = loop.fit(config, hp, no_val, log=False)  # without: all 30 epochs
+  assert len(result.progress.history) == 30 and not result.stopped_early

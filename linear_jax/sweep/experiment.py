@@ -1,7 +1,9 @@
 """One sweep end to end: data -> ``run_sweep`` -> best per loss -> test -> files.
 
-``experiments/sweep.py`` is a thin flag layer over ``run``. What goes in
-``workdir`` (written by process 0 only):
+``experiments/sweep.py`` is a thin flag layer over ``run``. Process 0 holds
+``workdir``'s lock (``writer_lock``) for the whole sweep, so a second sweep
+there is refused in one line. What goes in ``workdir`` (written by process 0
+only):
 
 - ``results.csv``: one row per configuration (``report.COLUMNS``);
   ``test_accuracy`` only for the best configuration of each loss;
@@ -27,6 +29,7 @@ given, only reseeds the minibatch permutations).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import fnmatch
@@ -45,6 +48,7 @@ from linear_jax.sweep import blocked, distributed, engine, report, resume
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
+from linear_jax.workdir import workdir_lock
 
 RESULTS = "results.csv"
 
@@ -284,9 +288,40 @@ def run(config: SweepRunConfig) -> dict:
     results (``results_sha256``), only timings differ.
 
   Raises:
-    LinearJaxError: bad options (one line), or an existing results.csv.
+    LinearJaxError: bad options (one line), an existing results.csv, or a
+      workdir in use by another run.
   """
   grid = config.validate().grid()
+  with writer_lock(config.workdir):
+    return _run(config, grid)
+
+
+@contextlib.contextmanager
+def writer_lock(workdir: str):
+  """``linear_jax.workdir.workdir_lock`` held by the writing process.
+
+  Only process 0 writes, so only it locks (the other processes may share
+  its folder, or have none); every process learns whether it got the lock,
+  so that all stop together when another sweep holds the workdir.
+  """
+  with contextlib.ExitStack() as stack:
+    failure = None
+    if distributed.is_writer():
+      try:
+        stack.enter_context(workdir_lock(workdir))
+      except (LinearJaxError, OSError) as e:  # in use, or not creatable
+        failure = e
+    if not distributed.agree(failure is None):
+      if failure is not None:
+        raise failure
+      raise LinearJaxError(
+        f"process 0 could not lock --workdir {workdir} (it says why); "
+        "nothing was written"
+      )
+    yield
+
+
+def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
   results_path = check_workdir(config)
   checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()

@@ -10,6 +10,8 @@ state.
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
 from typing import Callable
 
@@ -17,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
+from linear_jax import checks
 from linear_jax import progress as progress_lib
 from linear_jax.train import epoch as epoch_lib
 
@@ -52,6 +55,59 @@ class FitResult:
     return p.best_params if p.best_params is not None else p.state.params
 
 
+class DeferredSignals:
+  """Holds SIGINT and SIGTERM back inside ``with signals:`` blocks.
+
+  ``install`` wraps the handlers Python runs for these signals (those that
+  are Python callables: SIGINT's ``KeyboardInterrupt``, and SIGTERM where a
+  program set one, as ``experiments/cli.py`` does); a signal that arrives
+  inside a block is delivered to that handler when the block ends, one
+  that arrives outside at once. So an interrupt lands between epochs,
+  never between an epoch's state and its history or checkpoint. Works in
+  the main thread only (elsewhere Python runs no signal handlers, and
+  ``install`` does nothing). ``uninstall`` restores the handlers.
+  """
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self._handlers: dict = {}
+    self._pending: list = []
+    self._inside = False
+
+  def install(self) -> None:
+    """Wraps the Python handlers of SIGINT and SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+      return
+    for number in self.SIGNALS:
+      handler = signal.getsignal(number)
+      if callable(handler):
+        self._handlers[number] = handler
+        signal.signal(number, self._handle)
+
+  def uninstall(self) -> None:
+    """Restores the handlers ``install`` wrapped."""
+    for number, handler in self._handlers.items():
+      signal.signal(number, handler)
+    self._handlers = {}
+
+  def _handle(self, number, frame):
+    if self._inside:
+      self._pending.append((number, frame))
+    else:
+      self._handlers[number](number, frame)
+
+  def __enter__(self) -> "DeferredSignals":
+    self._inside = True
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._inside = False
+    pending, self._pending = self._pending, []
+    for number, frame in pending:
+      self._handlers[number](number, frame)
+
+
 def divergence_message(epoch: int, metrics: dict, learning_rate: float) -> str:
   return (
     f"training diverged at epoch {epoch}: loss is "
@@ -84,8 +140,12 @@ def fit(
     num_classes: C (default: max label + 1).
     progress: a ``FitProgress`` to resume from (e.g. from a checkpoint).
     early_stopping_patience: stop after this many epochs without a better
-      validation accuracy, and return the best params (0: off).
-    on_epoch: called with the progress after each good epoch (checkpoints).
+      validation accuracy, and return the best params (0: off); refused
+      when the validation split is empty.
+    on_epoch: called with the progress after each good epoch (checkpoints);
+      SIGINT and SIGTERM wait for it and the epoch's bookkeeping to finish
+      (``DeferredSignals``), so a ``KeyboardInterrupt`` out of ``fit``
+      leaves ``progress`` whole: the caller can save it.
     log: report the compilation and each epoch (``linear_jax.progress``:
       a tqdm bar on a terminal, else one absl log line per epoch).
     epoch_fn: the jitted epoch (default ``linear_jax.train.make_epoch_fn(config)``);
@@ -100,6 +160,12 @@ def fit(
   config.validate()
   n, d = data.x_train.shape
   epoch_lib.check_lbfgs_full_batch(config, n)
+  if early_stopping_patience and not data.y_val.shape[0]:
+    raise checks.LinearJaxError(
+      f"early_stopping_patience={early_stopping_patience} stops on "
+      "validation accuracy, but the validation split is empty; give "
+      "validation data or pass early_stopping_patience=0"
+    )
   if num_classes is None:
     num_classes = int(jax.device_get(jnp.max(data.y_train))) + 1
   if progress is None:
@@ -124,7 +190,9 @@ def fit(
   train_seconds = 0.0
   result = FitResult(progress, compile_seconds, 0.0)
   lr = float(hparams.learning_rate)
+  signals = DeferredSignals()
   try:
+    signals.install()
     for epoch in range(progress.epochs_done + 1, config.epochs + 1):
       t0 = time.perf_counter()
       state, metrics = compiled(progress.state, hparams, data)
@@ -139,8 +207,18 @@ def fit(
       metrics.update(
         epoch=epoch, seconds=seconds, examples_per_second=n / seconds
       )
-      progress.state = state
-      progress.history.append(metrics)
+      with signals:  # an epoch's bookkeeping is never half done
+        progress.state = state
+        progress.history.append(metrics)
+        if early_stopping_patience:
+          if metrics["val_accuracy"] > progress.best_val_accuracy:
+            progress.best_val_accuracy = metrics["val_accuracy"]
+            progress.best_params = state.params
+            progress.epochs_since_best = 0
+          else:
+            progress.epochs_since_best += 1
+        if on_epoch is not None:
+          on_epoch(progress)
       if bar is not None:
         bar.update(
           epoch,
@@ -152,15 +230,6 @@ def fit(
             f"{metrics['examples_per_second']:.0f} examples/s"
           ),
         )
-      if early_stopping_patience:
-        if metrics["val_accuracy"] > progress.best_val_accuracy:
-          progress.best_val_accuracy = metrics["val_accuracy"]
-          progress.best_params = state.params
-          progress.epochs_since_best = 0
-        else:
-          progress.epochs_since_best += 1
-      if on_epoch is not None:
-        on_epoch(progress)
       if (
         early_stopping_patience
         and progress.epochs_since_best >= early_stopping_patience
@@ -175,6 +244,7 @@ def fit(
           )
         break
   finally:
+    signals.uninstall()
     if bar is not None:
       bar.close()
   result.train_seconds = train_seconds

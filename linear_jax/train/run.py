@@ -9,22 +9,29 @@ loads the data, trains with ``fit``, evaluates the final (or, with early
 stopping, the best) parameters once on the test split and writes ``workdir``:
 
 - ``checkpoint.npz``: state, best params, preprocessing statistics, config
-  and the epoch it holds; written before each epoch's metrics line, and once
-  before the first epoch, so any workdir with outputs has one;
+  and the epoch it holds; written once before the first epoch (so any
+  workdir with outputs has one), then at most every ``checkpoint_seconds``,
+  at the end (done, stopped early, or diverged: the last good epoch), and
+  on SIGINT (SIGTERM too in the binaries) after the epoch in flight;
 - ``metrics.jsonl``: one JSON object per epoch (epoch, data_loss, reg_loss,
-  train_accuracy, val_accuracy, seconds, examples_per_second), appended and
-  fsynced per epoch;
+  train_accuracy, val_accuracy, seconds, examples_per_second), appended
+  as each epoch ends and fsynced before each checkpoint, so it may run
+  ahead of the checkpoint, never behind;
 - ``summary.json``: test/val accuracy, ``train_seconds`` (epochs only, after
   compilation, data loading excluded), ``compile_seconds``, config, device;
   strict JSON: a number that is not finite is ``null`` with its reason in
   ``null_reasons``;
 - ``curves.png``, ``templates.png`` (image data) or ``regions.png`` (2-D data).
 
-Every file goes through ``linear_jax.io``. A run killed at any point resumes
-(``resume=True``) bit-identically to one never killed: the history is read
-back from ``metrics.jsonl`` up to the checkpoint's epoch. ``RunConfig`` is the
-one statement of a run's settings: each field's help and rule generate the
-flags of ``experiments/train.py``, and ``RunConfig.validate`` checks them.
+The run holds ``workdir``'s lock (``linear_jax.workdir.workdir_lock``) from
+its first look at the folder to its last write: a second run there is
+refused in one line. Every file goes through ``linear_jax.io``. A run
+killed at any point resumes (``resume=True``) bit-identically to one never
+killed: the history is read back from ``metrics.jsonl`` up to the
+checkpoint's epoch, and the lines after it, which no saved state backs, are
+dropped and recomputed. ``RunConfig`` is the one statement of a run's
+settings: each field's help and rule generate the flags of
+``experiments/train.py``, and ``RunConfig.validate`` checks them.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from linear_jax import checks, io, losses, optimizers, plots, regularizers
 from linear_jax.checks import option
 from linear_jax.train import checkpoint, loop
 from linear_jax.train import epoch as epoch_lib
+from linear_jax.workdir import workdir_lock
 
 _RULES = epoch_lib.HPARAM_RULES
 METRICS_NAME = "metrics.jsonl"
@@ -121,14 +129,28 @@ class RunConfig:
   )
   early_stopping_patience: int = option(
     0,
-    "stop after this many epochs without better val accuracy (0: off)",
+    "stop after this many epochs without better val accuracy (0: off; "
+    "needs a validation split, so not with validation_size=0)",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write PNG plots")
+  checkpoint_seconds: float = option(
+    60.0,
+    "save the checkpoint at most this often (and always at the end and on "
+    "SIGINT/SIGTERM); 0: after every epoch",
+    rule=checks.NONNEGATIVE,
+  )
 
   def validate(self) -> "RunConfig":
     """Checks every field's rule and the static choices; one line if bad."""
     checks.check_options(self)
+    if self.early_stopping_patience and self.validation_size == 0:
+      raise checks.LinearJaxError(
+        f"early_stopping_patience={self.early_stopping_patience} stops on "
+        "validation accuracy, but validation_size=0 leaves no validation "
+        "split; set validation_size ≥ 1 (or leave it unset) or "
+        "early_stopping_patience=0"
+      )
     self.train_config()
     return self
 
@@ -420,9 +442,15 @@ def train_and_evaluate(
 
   Raises:
     LinearJaxError: one line, on bad settings, a workdir that holds another
-      run, or divergence (``DivergedError``, after the summary is written).
+      run or is in use by one (``linear_jax.workdir``), or divergence
+      (``DivergedError``, after the summary is written).
   """
   config.validate()
+  with workdir_lock(workdir):  # one writer from the first look to the end
+    return _train_and_evaluate(config, workdir, resume=resume)
+
+
+def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
   tc = config.train_config()
   hparams = config.hparams()
   has_checkpoint = prepare_workdir(workdir, resume=resume)
@@ -454,10 +482,6 @@ def train_and_evaluate(
       },
     )
 
-  def save_epoch(progress: loop.FitProgress):
-    save(progress)  # the checkpoint first: a metrics line implies its state
-    io.append_jsonl(metrics_path, progress.history[-1])
-
   if has_checkpoint:
     progress = _restore_progress(workdir, config, dataset)
     logging.info(
@@ -477,16 +501,37 @@ def train_and_evaluate(
       [],
     )
     save(progress)  # epoch 0: the workdir always has a checkpoint
-  result = loop.fit(
-    tc,
-    hparams,
-    data,
-    seed=config.seed,
-    num_classes=dataset.num_classes,
-    progress=progress,
-    early_stopping_patience=config.early_stopping_patience,
-    on_epoch=save_epoch,
-  )
+  with io.JsonLines(metrics_path) as metrics:
+    saved = {"epoch": progress.epochs_done, "time": time.monotonic()}
+
+    def save_now(progress: loop.FitProgress):
+      metrics.sync()  # the lines up to the checkpoint's epoch: durable first
+      save(progress)
+      saved.update(epoch=progress.epochs_done, time=time.monotonic())
+
+    def on_epoch(progress: loop.FitProgress):
+      metrics.write(progress.history[-1])  # lines run ahead of the checkpoint
+      if time.monotonic() - saved["time"] >= config.checkpoint_seconds:
+        save_now(progress)
+
+    try:
+      result = loop.fit(
+        tc,
+        hparams,
+        data,
+        seed=config.seed,
+        num_classes=dataset.num_classes,
+        progress=progress,
+        early_stopping_patience=config.early_stopping_patience,
+        on_epoch=on_epoch,
+      )
+    except KeyboardInterrupt:  # SIGINT (and SIGTERM in the binaries)
+      # fit lets signals in only between epochs: progress is whole.
+      if progress.epochs_done != saved["epoch"]:
+        save_now(progress)
+      raise
+    if result.progress.epochs_done != saved["epoch"]:
+      save_now(result.progress)  # the end: done, stopped early or diverged
   params = result.params
   test_accuracy = float(
     epoch_lib.accuracy(
