@@ -109,17 +109,17 @@ def as_csr(x, what: str):
       f"{what} is not a valid CSR matrix ({' '.join(str(e).split())}); "
       "column indices must lie in [0, D)"
     ) from None
-  if x.dtype != np.float32:
-    x = x.astype(np.float32)
   if not x.has_sorted_indices:
     x = x.sorted_indices()
-  first = first_duplicate(x)
+  first = first_duplicate(x)  # before astype, which would sum duplicates
   if first is not None:
     row, column = first
     raise LinearJaxError(
       f"{what} stores column {column} of row {row} twice; sum duplicates "
       "first (x.sum_duplicates()) or write each feature once"
     )
+  if x.dtype != np.float32:
+    x = x.astype(np.float32)
   return x
 
 
@@ -305,6 +305,11 @@ class RowBlock:
     """The values' dtype."""
     return self.values.dtype
 
+  @property
+  def ndim(self) -> int:
+    """2."""
+    return 2
+
   def tree_flatten(self):
     """Pytree protocol: arrays are leaves, D is static."""
     return (self.values, self.columns), self.num_features
@@ -391,12 +396,14 @@ class CSRRows:
     return self.rows(jnp.arange(self.shape[0], dtype=jnp.int32))
 
 
-def to_device(x, dtype=np.float32) -> CSRRows:
-  """Host CSR ``[N, D]`` -> ``CSRRows`` on the default device.
+def to_device(x, dtype=np.float32, put=jax.device_put) -> CSRRows:
+  """Host CSR ``[N, D]`` -> ``CSRRows`` on the device.
 
   Args:
     x: canonical CSR (``as_csr``).
     dtype: of the values (float32; float64 under ``jax_enable_x64``).
+    put: host array -> device array (default ``jax.device_put``; the sweep
+      passes its replicated placement).
 
   Raises:
     LinearJaxError: D ≥ 2³¹, or nnz ≥ 2³¹ without ``jax_enable_x64``.
@@ -413,19 +420,33 @@ def to_device(x, dtype=np.float32) -> CSRRows:
       f"{x.nnz} non-zeros need 64-bit row pointers on the device; set "
       "JAX_ENABLE_X64=1 (jax_enable_x64) or use fewer rows"
     )
-  width = int(np.diff(x.indptr).max(initial=0)) if n else 0
-  width = max(width, 1)
+  width = max_row_nnz(x)
   data, indices = x.data, x.indices
   if x.nnz < width:  # fewer entries than one window: pad (tiny data only)
     data = np.concatenate([data, np.zeros(width - x.nnz, data.dtype)])
     indices = np.concatenate([indices, np.zeros(width - x.nnz, np.int32)])
   return CSRRows(
-    jax.device_put(np.asarray(data, dtype)),
-    jax.device_put(np.asarray(indices, np.int32)),
-    jax.device_put(np.asarray(x.indptr, np.int64 if wide else np.int32)),
+    put(np.asarray(data, dtype)),
+    put(np.asarray(indices, np.int32)),
+    put(np.asarray(x.indptr, np.int64 if wide else np.int32)),
     int(d),
     width,
   )
+
+
+def host_arrays(x) -> tuple:
+  """The arrays that hold host rows: ``(data, indices, indptr)`` of sparse
+  ``x``, else ``(x,)`` (e.g. to fingerprint data).
+  """
+  if is_sparse(x):
+    x = as_csr(x, "x")
+    return (x.data, x.indices, x.indptr)
+  return (x,)
+
+
+def max_row_nnz(x) -> int:
+  """K, the longest row's non-zero count of host CSR ``x`` (≥ 1)."""
+  return max(int(np.diff(x.indptr).max(initial=0)), 1)
 
 
 def device_rows(x, dtype=np.float32):
@@ -455,7 +476,7 @@ def block_starts(num_rows: int, block_rows: int) -> np.ndarray:
   return np.arange(0, max(num_rows, 1), block_rows, dtype=np.int32)
 
 
-def _block_indices(start, block_rows: int, num_rows: int):
+def block_indices(start, block_rows: int, num_rows: int):
   """Rows ``start .. start + block_rows`` clamped to N − 1, and a mask of
   the real ones ``[block_rows]``.
   """
@@ -474,7 +495,7 @@ def map_scores(
   starts = jnp.asarray(block_starts(n, block_rows))
 
   def one(start):
-    rows, _ = _block_indices(start, block_rows, n)
+    rows, _ = block_indices(start, block_rows, n)
     return scores(params, x.rows(rows))
 
   out = jax.lax.map(one, starts)
@@ -489,7 +510,7 @@ def count_correct(
   block_rows = int(min(block_rows, max(n, 1)))
 
   def body(total, start):
-    rows, real = _block_indices(start, block_rows, n)
+    rows, real = block_indices(start, block_rows, n)
     hit = jnp.argmax(scores(params, x.rows(rows)), axis=-1) == y[rows]
     return total + jnp.sum(hit & real, dtype=jnp.int32), None
 
@@ -507,69 +528,67 @@ def accuracy(
   return count_correct(params, x, y, block_rows=block_rows) / max(n, 1)
 
 
-def objective_and_grad(
+def data_term_sums(
   params: dict,
   x: CSRRows,
   y: jax.Array,
   *,
   loss: str,
-  reg_strength,
   shift: jax.Array | None = None,
   block_rows: int = BLOCK_ROWS,
   **loss_options,
 ):
-  """Full-batch L = (1/N) Σ L_i + λ ΣW² and ∇L over sparse rows, in blocks.
+  """``(Σ_i L_i, ∂(Σ_i L_i)/∂params)`` over sparse rows, in row blocks.
 
-  A scan over row blocks accumulates Σ L_i and its gradient (each block's
-  by autodiff: a gather and a scatter-add), so no ``[N, C]`` scores and no
-  ``[N, K, C]`` gather exist at once. With ``shift`` μ ``[D]`` the rows are
-  centred implicitly, s = (x − μ)W + b = xW − μW + b: the same value and
-  gradient as on the dense centred rows, which are never formed.
+  With s_i = x_i W + b (or (x_i − μ)W + b with ``shift`` μ ``[D]``: the
+  rows are centred implicitly, s = xW − μW + b, never formed) and
+  dS_i = ∂L_i/∂s_i (``linear_jax.gradients.SCORE_GRADIENTS``):
+  ∂/∂W = Σ_i x_iᵀ dS_i (− μᵀ Σ_i dS_i), ∂/∂b = Σ_i dS_i. A scan over row
+  blocks accumulates the sums; the x_iᵀ dS_i part is the transpose of the
+  block's gather of W (a scatter-add), so no ``[N, C]`` scores and no
+  ``[N, K, C]`` gather exist at once.
 
   Args:
     params: ``{"W": [D, C], "b": [C]}``.
     x: ``CSRRows`` ``[N, D]``.
     y: ``[N]`` int labels.
     loss: a name in ``linear_jax.LOSSES`` (static).
-    reg_strength: λ (b is not regularized).
     shift: optional μ ``[D]`` for implicit centring.
     block_rows: rows per block.
     **loss_options: e.g. ``margin``.
 
   Returns:
-    ``(L, grads)`` with grads shaped like ``params``.
+    ``(Σ L_i, {"W": [D, C], "b": [C]})``.
   """
+  from linear_jax import gradients  # pylint: disable=g-import-not-at-top
   from linear_jax import losses as losses_lib  # pylint: disable=g-import-not-at-top
 
   loss_fn = losses_lib.get_loss(loss)
+  score_grad = gradients.SCORE_GRADIENTS[loss]
   n = x.shape[0]
   block_rows = int(min(block_rows, max(n, 1)))
-
-  def block_sum(p, start):
-    rows, real = _block_indices(start, block_rows, n)
-    s = scores(p, x.rows(rows))
-    if shift is not None:
-      s = s - shift @ p["W"]
-    per_example = loss_fn(s, y[rows], **loss_options)
-    return jnp.sum(jnp.where(real, per_example, 0.0))
-
-  grad_fn = jax.value_and_grad(block_sum)
+  w, b = params["W"], params["b"]
+  offset = b if shift is None else b - shift @ w
 
   def body(carry, start):
-    total, grads = carry
-    value, g = grad_fn(params, start)
-    return (total + value, jax.tree.map(jnp.add, grads, g)), None
+    total, gw, gb = carry
+    rows, real = block_indices(start, block_rows, n)
+    block = x.rows(rows)
+    s, transpose = jax.vjp(lambda v: scores({"W": v}, block), w)
+    s = s + offset
+    yb = y[rows]
+    per_example = jnp.where(real, loss_fn(s, yb, **loss_options), 0)
+    ds = jnp.where(real[:, None], score_grad(s, yb, **loss_options), 0)
+    (gw_block,) = transpose(ds)
+    return (total + jnp.sum(per_example), gw + gw_block, gb + ds.sum(0)), None
 
-  zeros = jax.tree.map(jnp.zeros_like, params)
-  (total, grads), _ = jax.lax.scan(
-    body,
-    (jnp.zeros((), params["W"].dtype), zeros),
-    jnp.asarray(block_starts(n, block_rows)),
+  init = (jnp.zeros((), w.dtype), jnp.zeros_like(w), jnp.zeros_like(b))
+  (total, gw, gb), _ = jax.lax.scan(
+    body, init, jnp.asarray(block_starts(n, block_rows))
   )
-  value = total / n + reg_strength * jnp.sum(jnp.square(params["W"]))
-  grads = jax.tree.map(lambda g: g / n, grads)
-  grads["W"] = grads["W"] + 2 * reg_strength * params["W"]
-  return value, grads
+  if shift is not None:
+    gw = gw - jnp.outer(shift, gb)
+  return total, {"W": gw, "b": gb}
 
 
 @functools.partial(jax.jit, static_argnames=("block_rows",))
@@ -588,22 +607,26 @@ __all__ = [
   "accuracy",
   "add_ones_column",
   "as_csr",
+  "block_indices",
+  "block_starts",
   "check_finite",
   "column_mean",
   "column_moments",
   "column_std",
   "count_correct",
   "csr_bytes",
+  "data_term_sums",
   "first_duplicate",
   "CSRRows",
   "device_rows",
+  "host_arrays",
+  "max_row_nnz",
   "index_dtype",
   "is_sparse",
   "jit_accuracy",
   "jit_map_scores",
   "map_scores",
   "normalize_rows",
-  "objective_and_grad",
   "row_norms",
   "RowBlock",
   "scale_columns",
