@@ -123,8 +123,12 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     return config
 
   def fit(self, X, y):
-    """Trains on ``X [N, D]``, labels ``y [N]`` of any kind; returns self."""
-    X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+    """Trains on ``X [N, D]`` (dense or ``scipy.sparse``, kept sparse),
+    labels ``y [N]`` of any kind; returns self.
+    """
+    X, y = validate_data(
+      self, X, y, dtype=(np.float64, np.float32), accept_sparse="csr"
+    )
     check_classification_targets(y)
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
@@ -141,7 +145,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       momentum=self.momentum,
       l1_ratio=self.l1_ratio,
     )
-    x32 = np.asarray(X, np.float32)
+    x32 = X.astype(np.float32)
     # Validation accuracy is not used here: one row keeps its cost nil.
     data = epoch_lib.DeviceData.put(x32, codes, x32[:1], codes[:1])
     state = epoch_lib.init_state(config, hparams, self.seed, d, len(classes), n)
@@ -159,10 +163,18 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     self.intercept_ = np.asarray(params["b"])
     return self
 
+  def __sklearn_tags__(self):
+    """scikit-learn's tags: sparse input is accepted (trained sparse)."""
+    tags = super().__sklearn_tags__()
+    tags.input_tags.sparse = True
+    return tags
+
   def _scores(self, X) -> np.ndarray:
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-    return np.asarray(X, np.float64) @ self.coef_.astype(
+    X = validate_data(
+      self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse="csr"
+    )
+    return X.astype(np.float64) @ self.coef_.astype(
       np.float64
     ) + self.intercept_.astype(np.float64)
 
