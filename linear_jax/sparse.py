@@ -127,15 +127,20 @@ def first_duplicate(x) -> tuple[int, int] | None:
   """``(row, column)`` of the first column stored twice in a row of CSR
   ``x`` with sorted indices, or None.
   """
-  same = np.diff(x.indices) == 0  # entry i + 1 repeats entry i
-  starts = x.indptr[1:-1]
-  same[starts[(starts > 0) & (starts < x.nnz)] - 1] = False  # row changes
-  hits = np.flatnonzero(same)
-  if not len(hits):
-    return None
-  i = int(hits[0]) + 1
-  row = int(np.searchsorted(x.indptr, i, side="right") - 1)
-  return row, int(x.indices[i])
+  starts = np.asarray(x.indptr[1:-1])
+  starts = starts[(starts > 0) & (starts < x.nnz)]
+  for lo in range(0, max(x.nnz - 1, 0), CHUNK_ENTRIES):
+    hi = min(lo + CHUNK_ENTRIES, x.nnz - 1)
+    # same[i]: entry lo + i + 1 repeats entry lo + i, in one row.
+    same = x.indices[lo + 1 : hi + 1] == x.indices[lo:hi]
+    inside = starts[(starts > lo) & (starts <= hi)]
+    same[inside - lo - 1] = False  # a new row starts at entry `inside`
+    hits = np.flatnonzero(same)
+    if len(hits):
+      i = lo + int(hits[0]) + 1
+      row = int(np.searchsorted(x.indptr, i, side="right") - 1)
+      return row, int(x.indices[i])
+  return None
 
 
 def check_finite(x, split: str) -> None:

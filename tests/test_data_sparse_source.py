@@ -174,3 +174,18 @@ def test_bad_sparse_npz_files(tmp_path):
   assert "holds no rows" in load_error(f"npz:{empty}")
   wide = save_sparse(tmp_path / "wide.npz", scipy.sparse.random(20, 9), y)
   assert "different feature counts" in load_error(f"npz:{path},{wide}")
+
+
+def test_train_binary_refuses_a_bad_file_and_writes_nothing(
+  tmp_path, run_module
+):
+  path = tmp_path / "bad.txt"
+  path.write_text("1 1:0.5 4:1 4:2\n0 1:1\n")  # index 4 twice
+  workdir = tmp_path / "run"
+  proc = run_module(
+    "experiments.train", f"--dataset=svmlight:{path}", f"--workdir={workdir}"
+  )
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and "malformed line" in last
+  assert not workdir.exists() or not any(workdir.iterdir())
