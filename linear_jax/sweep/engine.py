@@ -646,11 +646,7 @@ def run_sweep(
       if chosen == "blocked"
       else 0
     )
-  shared_fn = (
-    memory.sparse_data_bytes
-    if sparse.is_sparse(data.x_train)
-    else memory.data_bytes
-  )
+  sparse_rows = sparse.is_sparse(data.x_train)
   per_config = max(
     memory.config_bytes(
       g.config,
@@ -664,19 +660,23 @@ def run_sweep(
       memory.sparse_config_bytes(
         g.config, num_classes, data.x_train, data.x_val
       )
-      if shared_fn is memory.sparse_data_bytes
+      if sparse_rows
       else 0
     )
     for g in groups
   )
-  shared = max(
-    shared_fn(g.config, data.x_train, data.x_val, blocks[g.name])
-    if shared_fn is memory.sparse_data_bytes
-    else shared_fn(
-      g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+  if sparse_rows:
+    shared = max(
+      memory.sparse_data_bytes(g.config, data.x_train, data.x_val)
+      for g in groups
     )
-    for g in groups
-  )
+  else:
+    shared = max(
+      memory.data_bytes(
+        g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+      )
+      for g in groups
+    )
   budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
   chunk = memory.resolve_chunk_size(
     chunk_size, mesh.size, per_config, shared, budget

@@ -136,13 +136,10 @@ def data_bytes(
   )
 
 
-def sparse_data_bytes(
-  config: epoch_lib.TrainConfig, x_train, x_val, block_steps: int = 0
-) -> int:
+def sparse_data_bytes(config: epoch_lib.TrainConfig, x_train, x_val) -> int:
   """Device bytes shared by all configurations for sparse rows (CSR)."""
   from linear_jax import sparse  # pylint: disable=g-import-not-at-top
 
-  del block_steps  # the blocked algorithm takes dense rows only
   num_train = x_train.shape[0]
   batch = epoch_lib.effective_batch_size(config, num_train)
   width = max(sparse.max_row_nnz(x_train), sparse.max_row_nnz(x_val))
