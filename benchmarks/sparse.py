@@ -2,7 +2,7 @@ r"""Sparse text against LIBLINEAR: accuracy, training time, peak memory.
 
   flock /tmp/heavy.lock python -m benchmarks.sparse --cases=rcv1,news20
   flock /tmp/heavy.lock python -m benchmarks.sparse --cases=url --epochs=3 \
-      --batch_size=4096
+      --batch_size=4096 --pointers64
   flock /tmp/heavy.lock python -m benchmarks.sparse --cases=rcv1_svmlight
   python -m benchmarks.sparse --layouts          # the sparse layouts compared
   python -m benchmarks.sparse --cases=rcv1 --tiny  # a smoke test, seconds
@@ -83,6 +83,12 @@ flags.DEFINE_integer("epochs", 5, "epochs of our recipe")
 flags.DEFINE_integer("batch_size", 256, "minibatch of our recipe")
 flags.DEFINE_float("learning_rate", 0.5, "learning rate of our recipe")
 flags.DEFINE_bool("tiny", False, "small shapes: a smoke test of the script")
+flags.DEFINE_bool(
+  "pointers64",
+  False,
+  "ours: 64-bit row pointers on the device (jax_enable_x64), the layout "
+  "data above 2^31 non-zeros need",
+)
 flags.DEFINE_bool("layouts", False, "time the sparse layouts instead")
 flags.DEFINE_string("child", None, "internal: run one method, print JSON")
 flags.DEFINE_string("case", None, "internal: the child's case")
@@ -224,6 +230,12 @@ def run_ours(method: str, x, y, xt, yt) -> dict:
   # All training rows train (as LIBLINEAR's); one row stands in for the
   # validation split, whose accuracy is not used.
   data = DeviceData.put(x, y, x[:1], y[:1])
+  if FLAGS.pointers64:  # the layout of nnz ≥ 2³¹, forced at this size
+    import dataclasses  # pylint: disable=g-import-not-at-top
+
+    wide = jax.device_put(np.asarray(x.indptr, np.int64))
+    data = data._replace(x_train=dataclasses.replace(data.x_train, indptr=wide))
+    assert data.x_train.indptr.dtype == jnp.int64
   test_rows, test_labels = sparse.to_device(xt), jnp.asarray(yt)
   curve = []
 
@@ -260,6 +272,7 @@ def run_ours(method: str, x, y, xt, yt) -> dict:
       f", {FLAGS.epochs} epochs, λ={lam:.3g}"
     ),
     "max_row_nnz": int(np.diff(x.indptr).max()),
+    "row_pointers": str(data.x_train.indptr.dtype),
   }
 
 
@@ -322,6 +335,10 @@ def run_mapping(x, y, xt, yt) -> dict:
 
 def child(method: str, case: str) -> dict:
   """One method on one case, in this process."""
+  if FLAGS.pointers64:
+    import jax  # pylint: disable=g-import-not-at-top
+
+    jax.config.update("jax_enable_x64", True)
   paths = data_paths("rcv1" if case == "rcv1_svmlight" else case)
   x, y = load_split(paths["train"])
   xt, yt = load_split(paths["test"])
@@ -367,7 +384,9 @@ def run_child(method: str, case: str) -> dict:
     f"--epochs={FLAGS.epochs}",
     f"--batch_size={FLAGS.batch_size}",
     f"--learning_rate={FLAGS.learning_rate}",
-  ] + (["--tiny"] if FLAGS.tiny else [])
+  ]
+  argv += ["--tiny"] if FLAGS.tiny else []
+  argv += ["--pointers64"] if FLAGS.pointers64 else []
   proc, rss = timed_process(argv)
   lines = [s for s in proc.stdout.splitlines() if s.startswith("{")]
   if proc.returncode != 0 or not lines:
