@@ -5,6 +5,7 @@ r"""Sparse text against LIBLINEAR: accuracy, training time, peak memory.
       --batch_size=4096 --pointers64
   flock /tmp/heavy.lock python -m benchmarks.sparse --cases=rcv1_svmlight
   python -m benchmarks.sparse --layouts          # the sparse layouts compared
+  python -m benchmarks.sparse --densify          # dense vs sparse epochs
   python -m benchmarks.sparse --cases=rcv1 --tiny  # a smoke test, seconds
 
 Run from the repository root. The data are synthetic
@@ -44,7 +45,9 @@ sparse training, evaluation) and ``experiments.predict`` on it, each under
 ``/usr/bin/time -v``. ``--layouts`` times one training epoch (plain SGD,
 B = 256) of each sparse layout considered: CSR windows gathered into ELL
 blocks (the library's), ``jax.experimental.sparse.BCOO`` blocks, and CSR
-element gathers with ``segment_sum``.
+element gathers with ``segment_sum``. ``--densify`` times one epoch of the
+same random rows stored dense and sparse, at densities around the densify
+rule (``linear_jax.sparse.should_densify``).
 
 Writes ``--out`` (JSON: header, every row) and prints a markdown table.
 """
@@ -90,6 +93,9 @@ flags.DEFINE_bool(
   "data above 2^31 non-zeros need",
 )
 flags.DEFINE_bool("layouts", False, "time the sparse layouts instead")
+flags.DEFINE_bool(
+  "densify", False, "time dense against sparse epochs around the densify rule"
+)
 flags.DEFINE_string("child", None, "internal: run one method, print JSON")
 flags.DEFINE_string("case", None, "internal: the child's case")
 
@@ -568,6 +574,59 @@ def layout_rows(case: str) -> list[dict]:
   return rows_out
 
 
+def densify_rows() -> list[dict]:
+  """One softmax epoch (B = 256, C = 10) of random rows, dense and sparse,
+  at several densities: where dense rows start to pay.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
+  from linear_jax.train import DeviceData  # pylint: disable=g-import-not-at-top
+  from linear_jax.train import epoch as epoch_lib  # pylint: disable=g-import-not-at-top
+
+  n, c = 8192, 10
+  config = epoch_lib.TrainConfig(loss="softmax", batch_size=256, epochs=1)
+  hp = epoch_lib.make_hparams(learning_rate=0.1)
+  epoch = jax.jit(lambda s, h, d: epoch_lib.train_epoch(s, h, d, config=config))
+  y = np.random.default_rng(0).integers(0, c, n)
+  out = []
+  for d, per_row in (
+    (1000, 500),
+    (1000, 250),
+    (1000, 125),
+    (1000, 60),
+    (4000, 500),
+    (4000, 250),
+    (4000, 60),
+  ):
+    x = scipy.sparse.random(
+      n,
+      d,
+      density=per_row / d,
+      format="csr",
+      random_state=1,
+      dtype=np.float32,
+    )
+    row = {
+      "features": d,
+      "nnz_per_row": per_row,
+      "dense_over_csr_bytes": n * d * 4 / (x.nnz * 8 + (n + 1) * 4),
+    }
+    for layout, data in (
+      ("dense", DeviceData.put(x.toarray(), y, x[:1].toarray(), y[:1])),
+      ("sparse", DeviceData.put(x, y, x[:1], y[:1])),
+    ):
+      state = epoch_lib.init_state(config, hp, 0, d, c, n)
+      row[f"{layout}_epoch_seconds"] = timing.median_seconds(
+        epoch, state, hp, data, repeats=5
+      )
+    out.append(row)
+    print(json.dumps(row), flush=True)
+  return out
+
+
 def header() -> dict:
   """Date, machine and versions of this run."""
   import platform  # pylint: disable=g-import-not-at-top
@@ -627,7 +686,9 @@ def main(argv):
   out = {"header": header(), "rows": []}
   if FLAGS.layouts:
     out["layouts"] = layouts()
-  for case in [] if FLAGS.layouts else FLAGS.cases:
+  if FLAGS.densify:
+    out["densify"] = densify_rows()
+  for case in [] if FLAGS.layouts or FLAGS.densify else FLAGS.cases:
     meta = prepare(case)
     print(f"{case}: {json.dumps(meta)}", flush=True)
     if case == "rcv1_svmlight":

@@ -13,8 +13,8 @@ row pointers) as a pytree with its shape and its longest row K static.
 Training reads rows through ``CSRRows.rows(idx)``: each of the B rows is a
 window of K consecutive entries starting at its row pointer (one
 ``dynamic_slice`` per row, vmapped: a gather of contiguous slices, which
-XLA:CPU runs at memory speed, unlike element gathers), masked to the row's
-length. The result, a ``RowBlock`` (values ``[B, K]``, columns ``[B, K]``),
+XLA:CPU runs several times faster than one gather per entry; BENCHMARKS.md
+compares the layouts), masked to the row's length. The result, a ``RowBlock`` (values ``[B, K]``, columns ``[B, K]``),
 is an ELL block with no padding stored: the padding exists only per
 minibatch. Then
 
@@ -270,11 +270,12 @@ def should_densify(
 ) -> bool:
   """The densify rule: dense float32 when that is narrow enough to pay.
 
-  Dense rows win when they are at most ``DENSIFY_RATIO`` × the CSR bytes
-  (4 bytes per dense entry against 8 per stored one: a density above
-  ~1/8) and fit ``budget_bytes``: then a dense matmul is faster than a
-  gather and a scatter per non-zero, and memory grows at most 4-fold.
-  Wider or sparser data stay sparse.
+  Dense rows are used when they take at most ``DENSIFY_RATIO`` × the CSR
+  bytes (4 bytes per dense entry against 8 per stored one: a density above
+  ~1/8) and fit ``budget_bytes``. There a dense epoch is 2-3× faster than a
+  sparse one (a matmul against a gather and a scatter-add per entry;
+  ``benchmarks/sparse.py --densify``) while memory grows at most 4-fold;
+  sparser data gain little from dense rows and pay for them in memory.
   """
   dense = num_rows * num_features * 4
   sparse_bytes = nnz * 8 + (num_rows + 1) * 4
