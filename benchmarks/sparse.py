@@ -64,40 +64,44 @@ from pathlib import Path
 
 from absl import app, flags
 
-flags.DEFINE_list(
-  "cases", ["rcv1", "news20"], "rcv1, news20, url, rcv1_svmlight"
-)
-flags.DEFINE_list(
-  "methods",
-  [
-    "linearsvc",
-    "liblinear_lr",
-    "saga",
-    "ours_squared_svm",
-    "ours_softmax",
-    "mapping",
-  ],
-  "methods of the rcv1/news20 cases (url: ours_squared_svm only)",
-)
-flags.DEFINE_string("data_dir", "/tmp/sparse_bench", "generated data cache")
-flags.DEFINE_string("out", None, "JSON results (default: print only)")
-flags.DEFINE_integer("seed", 0, "seed of the synthetic draw")
-flags.DEFINE_integer("epochs", 5, "epochs of our recipe")
-flags.DEFINE_integer("batch_size", 256, "minibatch of our recipe")
-flags.DEFINE_float("learning_rate", 0.5, "learning rate of our recipe")
-flags.DEFINE_bool("tiny", False, "small shapes: a smoke test of the script")
-flags.DEFINE_bool(
-  "pointers64",
-  False,
-  "ours: 64-bit row pointers on the device (jax_enable_x64), the layout "
-  "data above 2^31 non-zeros need",
-)
-flags.DEFINE_bool("layouts", False, "time the sparse layouts instead")
-flags.DEFINE_bool(
-  "densify", False, "time dense against sparse epochs around the densify rule"
-)
-flags.DEFINE_string("child", None, "internal: run one method, print JSON")
-flags.DEFINE_string("case", None, "internal: the child's case")
+
+def define_flags() -> None:
+  """The script's flags (defined when run, not when imported by tests)."""
+  flags.DEFINE_list(
+    "cases", ["rcv1", "news20"], "rcv1, news20, url, rcv1_svmlight"
+  )
+  flags.DEFINE_list(
+    "methods",
+    [
+      "linearsvc",
+      "liblinear_lr",
+      "saga",
+      "ours_squared_svm",
+      "ours_softmax",
+      "mapping",
+    ],
+    "methods of the rcv1/news20 cases (url: ours_squared_svm only)",
+  )
+  flags.DEFINE_string("data_dir", "/tmp/sparse_bench", "generated data cache")
+  flags.DEFINE_string("out", None, "JSON results (default: print only)")
+  flags.DEFINE_integer("seed", 0, "seed of the synthetic draw")
+  flags.DEFINE_integer("epochs", 5, "epochs of our recipe")
+  flags.DEFINE_integer("batch_size", 256, "minibatch of our recipe")
+  flags.DEFINE_float("learning_rate", 0.5, "learning rate of our recipe")
+  flags.DEFINE_bool("tiny", False, "small shapes: a smoke test of the script")
+  flags.DEFINE_bool(
+    "pointers64",
+    False,
+    "ours: 64-bit row pointers on the device (jax_enable_x64), the layout "
+    "data above 2^31 non-zeros need",
+  )
+  flags.DEFINE_bool("layouts", False, "time the sparse layouts instead")
+  flags.DEFINE_bool(
+    "densify", False, "time dense against sparse epochs around the densify rule"
+  )
+  flags.DEFINE_string("child", None, "internal: run one method, print JSON")
+  flags.DEFINE_string("case", None, "internal: the child's case")
+
 
 FLAGS = flags.FLAGS
 GIB = 1 << 30
@@ -721,4 +725,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
