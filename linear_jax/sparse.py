@@ -14,9 +14,9 @@ Training reads rows through ``CSRRows.rows(idx)``: each of the B rows is a
 window of K consecutive entries starting at its row pointer (one
 ``dynamic_slice`` per row, vmapped: a gather of contiguous slices, which
 XLA:CPU runs several times faster than one gather per entry; BENCHMARKS.md
-compares the layouts), masked to the row's length. The result, a ``RowBlock`` (values ``[B, K]``, columns ``[B, K]``),
-is an ELL block with no padding stored: the padding exists only per
-minibatch. Then
+compares the layouts), masked to the row's length. The result, a
+``RowBlock`` (values ``[B, K]``, columns ``[B, K]``), is an ELL block with
+no padding stored: the padding exists only per minibatch. Then
 
     s_i = Σ_k v_ik W[c_ik] + b                    (a gather of W rows)
     ∂L/∂W = Σ_ik v_ik ∂L/∂s_i at row c_ik         (a scatter-add, autodiff)
