@@ -9,10 +9,12 @@ r"""Predict with a trained workdir's model: labels, class names and scores.
 
 The model is the checkpoint's (best-on-validation params when early stopping
 kept them), with the preprocessing fitted at training and the class names
-(``linear_jax.model``). Inputs with labels also report the accuracy. The
-output (``.npz``: labels and predicted_class_names per example, scores, and
-classes, the list of class names; or ``.csv``) is never overwritten, and
-one run at a time writes it (``linear_jax.workdir.output_lock``).
+(``linear_jax.model``). Inputs with labels also report the accuracy. Sparse
+inputs (svmlight, scipy.sparse ``.npz``) are read in the training feature
+space: fewer features are padded, more refused. The output (``.npz``: labels
+and predicted_class_names per example, scores, and classes, the list of class
+names; or ``.csv``) is never overwritten, and one run at a time writes it
+(``linear_jax.workdir.output_lock``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ flags.DEFINE_string("workdir", None, "a training run's output directory")
 flags.DEFINE_string(
   "input",
   None,
-  "npz:PATH (x, optional y), svmlight:PATH, "
-  "or folder:PATH (images, ImageFolder layout)",
+  "npz:PATH (x, optional y; or a scipy.sparse.save_npz file), "
+  "svmlight:PATH, or folder:PATH (images, ImageFolder layout)",
 )
 flags.DEFINE_string("output", None, "where to write predictions: .npz or .csv")
 flags.DEFINE_enum(

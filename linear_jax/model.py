@@ -13,6 +13,12 @@ else is needed: not the training data, not the run's settings.
 
 computed as ``PreprocessStats.apply`` and ``linear_scores`` compute it in
 training, so predictions equal those behind the run's reported accuracy.
+
+Sparse inputs (``scipy.sparse`` ``[N, D']``, svmlight files, scipy ``.npz``
+files) stay sparse: preprocessed on the host (``PreprocessStats.apply``),
+scored on the device in row blocks (``linear_jax.sparse``). Inputs with
+fewer features than training (D' < D) are padded with zero columns; more
+are refused in one line.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from linear_jax import checks
+from linear_jax import checks, sparse
 from linear_jax.data import preprocessing
 from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
@@ -63,7 +69,21 @@ class Model:
     return self.stats.apply_jax(x_raw)
 
   def scores(self, x_raw: ArrayLike) -> jax.Array:
-    """S = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""
+    """S = f(preprocess(x_raw); W, b): float32 ``[N, C]``.
+
+    ``scipy.sparse`` inputs (not jittable) are padded to the training
+    features (more are refused), preprocessed on the host and scored in
+    row blocks; for a model trained on dense rows (its statistics centre
+    them) they are densified first, as its training rows were.
+    """
+    if sparse.is_sparse(x_raw):
+      x = sparse.with_width(
+        sparse.as_csr(x_raw, "inputs"), self.stats.num_features, "inputs"
+      )
+      if self.stats.mean is not None:
+        return jax.jit(self.scores)(x.toarray())
+      rows = sparse.to_device(self.stats.apply(x))
+      return sparse.jit_map_scores(self.params, rows)
     return linear_scores(self.params, self.preprocess(x_raw))
 
   def predict(self, x_raw: ArrayLike) -> jax.Array:
@@ -125,24 +145,37 @@ def load_inputs(
 
   Args:
     spec: ``npz:PATH`` (keys ``x`` and optionally ``y``, or the ``split``'s
-      ``x_<split>``/``y_<split>``), ``svmlight:PATH`` (labels read too), or
+      ``x_<split>``/``y_<split>``; or a ``scipy.sparse.save_npz`` file with
+      optional labels in ``PATH.labels.npy``), ``svmlight:PATH`` (labels
+      read too), or
       ``folder:PATH`` (images in the tfds ImageFolder layout, the ``split``'s
       folder; class folders give the labels). A bare ``PATH.npz`` is
       ``npz:PATH``.
     split: which split of a file holding several (``test``, ``train``,
       ``val``/``validation``).
-    num_features: D of the model (svmlight files are read with that width).
+    num_features: D of the model (sparse inputs are read with that width:
+      fewer features padded, more refused).
     zero_based: whether the model's svmlight features were 0-based (None:
       decided from the file).
 
   Returns:
-    ``(x_raw [N, ...], labels [N] str or None)``.
+    ``(x_raw [N, ...], labels [N] str or None)``; ``x_raw`` is CSR for
+    sparse inputs.
   """
-  from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+  from linear_jax.data import npz_source, sparse_source  # pylint: disable=g-import-not-at-top
 
   kind, _, path = spec.partition(":")
   if not path and spec.endswith(".npz"):
     kind, path = "npz", spec
+  if kind == "npz" and sparse_source.is_scipy_sparse_npz(path):
+    x, y = sparse_source.read_sparse_npz(path, labels_required=False)
+    if num_features is not None:
+      x = sparse.with_width(x, num_features, f"npz:{path}")
+    return x, (
+      None
+      if y is None
+      else npz_source.label_values(y, "labels", f"npz:{path}").astype(str)
+    )
   if kind == "npz":
     raw = npz_source.read_npz_arrays(path)
     short = {"validation": "val"}.get(split, split)
@@ -160,7 +193,7 @@ def load_inputs(
       f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x"
     )
   if kind == "svmlight":
-    ((x, y),), _ = npz_source.read_svmlight_files(
+    ((x, y),), _ = sparse_source.read_svmlight(
       [path],
       f"svmlight:{path}",
       num_features=num_features,
@@ -273,7 +306,8 @@ def _predict_file(workdir: str, input_spec: str, output: str, *, split: str):
   )
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
-  scores = np.asarray(jax.jit(model.scores)(x_raw))
+  score_fn = model.scores if sparse.is_sparse(x_raw) else jax.jit(model.scores)
+  scores = np.asarray(score_fn(x_raw))
   write_predictions(output, model, scores)
   accuracy = (
     None

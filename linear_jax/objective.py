@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from linear_jax import checks, regularizers
+from linear_jax import checks, regularizers, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.scores import linear_scores
 
@@ -72,7 +72,8 @@ def objective_terms(
 
   ``reg_loss`` is λ R(W) (already multiplied by λ). Arguments as ``objective``.
   """
-  x = jnp.asarray(x)
+  if not isinstance(x, (sparse.RowBlock, sparse.CSRRows)):
+    x = jnp.asarray(x)
   w = params["W"]
   if x.ndim != 2 or x.shape[1] != w.shape[0]:
     raise checks.LinearJaxError(

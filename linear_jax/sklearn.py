@@ -142,8 +142,12 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     return config
 
   def fit(self, X, y):
-    """Trains on ``X [N, D]``, labels ``y [N]`` of any kind; returns self."""
-    X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+    """Trains on ``X [N, D]`` (dense or ``scipy.sparse``, kept sparse),
+    labels ``y [N]`` of any kind; returns self.
+    """
+    X, y = validate_data(
+      self, X, y, dtype=(np.float64, np.float32), accept_sparse="csr"
+    )
     check_classification_targets(y)
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
@@ -209,14 +213,23 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       )
     return weights
 
+  def __sklearn_tags__(self):
+    """scikit-learn's tags: sparse input is accepted (trained sparse)."""
+    tags = super().__sklearn_tags__()
+    tags.input_tags.sparse = True
+    return tags
+
   def decision_function(self, X) -> np.ndarray:
     """x·coef_ᵀ + intercept_: scores ``[N, C]``; for 2 classes ``[N]``,
     s_1 − s_0 (> 0 means ``classes_[1]``), as ``LogisticRegression``.
     """
     check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-    scores = np.asarray(X, np.float64) @ self.coef_.T.astype(
-      np.float64
+    X = validate_data(
+      self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse="csr"
+    )
+    # Dense or scipy.sparse X: the product is a dense [N, C] array.
+    scores = np.asarray(
+      X.astype(np.float64) @ self.coef_.T.astype(np.float64)
     ) + self.intercept_.astype(np.float64)
     return scores[:, 0] if scores.shape[1] == 1 else scores
 

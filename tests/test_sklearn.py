@@ -315,3 +315,28 @@ def test_zero_class_weight_with_minibatches():
   ).fit(x, y)
   assert np.all(np.isfinite(clf.coef_))
   assert (clf.predict(x) == "ant").sum() < 0.2 * (y == "ant").sum()
+
+
+def test_sparse_input_trains_sparse_and_equals_dense():
+  """scipy.sparse X is accepted by fit, predict and decision_function and
+  gives the dense input's model (same objective, float32 rounding apart).
+  """
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+
+  x, y = blobs(n=200, seed=3)
+  x[np.abs(x) < 0.8] = 0.0  # ~60 % zeros
+  xs = scipy.sparse.csr_matrix(x)
+  options = dict(reg_strength=1e-2, optimizer="sgd", learning_rate=0.1)
+  options.update(epochs=20, batch_size=32)
+  dense = LinearClassifier(**options).fit(x, y)
+  sparse_fit = LinearClassifier(**options).fit(xs, y)
+  np.testing.assert_allclose(
+    sparse_fit.coef_, dense.coef_, rtol=1e-4, atol=1e-5
+  )
+  np.testing.assert_array_equal(sparse_fit.predict(xs), dense.predict(x))
+  np.testing.assert_allclose(
+    sparse_fit.decision_function(xs.tocsc()),
+    dense.decision_function(x),
+    rtol=1e-4,
+    atol=1e-5,
+  )

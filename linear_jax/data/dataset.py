@@ -14,6 +14,13 @@ points as floats (``[N, 2]``). ``from_raw`` turns it into a ``Dataset``:
    first of them;
 4. fit ``PreprocessStats`` on the training rows only, then apply the same
    stats to train, validation and test.
+
+Sparse features (``scipy.sparse`` matrices, from ``svmlight:`` files, sparse
+``npz:`` files or ``from_arrays``) stay sparse: CSR float32, never centred
+(``linear_jax.sparse``), unless the densify rule
+(``linear_jax.sparse.should_densify``: the dense matrix is at most 4× the
+CSR bytes and fits the memory budget) or ``sparse=False`` turns them into
+dense rows before step 2.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import dataclasses
 
 import numpy as np
 
+from linear_jax import sparse
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import preprocessing
 from linear_jax.data import splits as splits_lib
@@ -59,11 +67,14 @@ class RawData:
       or float ``[N, D]`` points), ``y`` is ``[N]`` integer labels in [0, C).
     class_names: the C class names, in label order.
     image_shape: ``(H, W, C)`` of one example, or None for point sets.
+    svmlight_zero_based: for svmlight files, whether their feature indices
+      start at 0 (None for other sources).
   """
 
   splits: dict
   class_names: tuple
   image_shape: tuple | None
+  svmlight_zero_based: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -73,7 +84,8 @@ class Dataset:
   Attributes:
     x_train, x_val, x_test: float32 ``[N, D]``, one flattened, preprocessed
       example per row (``D`` includes the ones column when
-      ``stats.bias_column``).
+      ``stats.bias_column``): numpy arrays, or ``scipy.sparse.csr_matrix``
+      for sparse data.
     y_train, y_val, y_test: int32 ``[N]`` labels in [0, ``num_classes``).
     num_classes: C.
     class_names: the C class names, in label order.
@@ -82,6 +94,8 @@ class Dataset:
     name: the name it was loaded by (``"cifar10"``, ``"folder:PATH"``, ...).
     stats: the preprocessing fitted on ``x_train``; ``stats.apply(x_raw)``
       maps new raw examples the same way.
+    svmlight_zero_based: for svmlight files, whether their feature indices
+      start at 0 (None for other sources).
   """
 
   x_train: np.ndarray
@@ -95,6 +109,12 @@ class Dataset:
   image_shape: tuple | None
   name: str
   stats: preprocessing.PreprocessStats
+  svmlight_zero_based: bool | None = None
+
+  @property
+  def is_sparse(self) -> bool:
+    """Whether the ``x_*`` are ``scipy.sparse`` CSR matrices."""
+    return sparse.is_sparse(self.x_train)
 
   @property
   def num_features(self) -> int:
@@ -135,8 +155,10 @@ def from_raw(
   subtract_mean: bool = True,
   standardize: bool = False,
   bias_column: bool = False,
+  normalize_rows: bool = False,
   max_train: int | None = None,
   mirror_train: bool = False,
+  sparse_rows: bool | None = None,
 ) -> Dataset:
   """Splits, fits preprocessing on train only, and applies it (module docstring).
 
@@ -149,11 +171,18 @@ def from_raw(
       has one, else ``default_validation``.
     default_validation: the default (int or fraction), capped at 20 % of the
       training set so tiny (e.g. mocked) datasets still split.
-    subtract_mean, standardize, bias_column: see ``preprocessing.fit_stats``.
+    subtract_mean: subtract the training mean (``preprocessing.fit_stats``;
+      sparse rows are never centred).
+    standardize: divide by the training standard deviation.
+    bias_column: append a ones column.
+    normalize_rows: scale each row to unit L2 norm.
     max_train: keep at most this many training examples (after the split).
     mirror_train: append the left-right mirror image of every training image
       (data augmentation: 2N training rows; statistics fitted on all 2N).
       Validation and test are left as they are. Images only.
+    sparse_rows: for sparse sources: None applies the densify rule
+      (module docstring), True keeps CSR rows, False densifies (refused
+      over the memory budget). Dense sources stay dense.
 
   Returns:
     The ``Dataset``.
@@ -165,8 +194,13 @@ def from_raw(
     )
   num_classes = len(raw.class_names)
   arrays = {}
+  densify = _densify(raw, name, sparse_rows)
   for split, (x, y) in raw.splits.items():
-    x = np.asarray(x)
+    if sparse.is_sparse(x):
+      x = sparse.as_csr(x, f"x_{split}")
+      x = x.toarray() if densify else x
+    else:
+      x = np.asarray(x)
     y = _labels(y, split, num_classes)
     if x.shape[:1] != y.shape:
       raise LinearJaxError(
@@ -237,6 +271,7 @@ def from_raw(
     subtract_mean=subtract_mean,
     standardize=standardize,
     bias_column=bias_column,
+    normalize_rows=normalize_rows,
   )
   x_test, y_test = arrays["test"]
   if not len(y_test):
@@ -257,7 +292,31 @@ def from_raw(
     image_shape=None if raw.image_shape is None else tuple(raw.image_shape),
     name=name,
     stats=stats,
+    svmlight_zero_based=raw.svmlight_zero_based,
   )
+
+
+def _densify(raw: RawData, name: str, sparse_rows: bool | None) -> bool:
+  """Whether ``raw``'s sparse splits become dense rows (module docstring)."""
+  x = raw.splits.get("train", (None,))[0]
+  if sparse_rows or x is None or not sparse.is_sparse(x):
+    return False
+  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+
+  budget = memory.device_budget()
+  shapes = [(s[0].shape, s[0].nnz) for s in raw.splits.values()]
+  rows = sum(shape[0] for shape, _ in shapes)
+  nnz = sum(count for _, count in shapes)
+  width = x.shape[1]
+  if sparse_rows is None:
+    return sparse.should_densify(rows, width, nnz, budget)
+  if rows * width * 4 > budget:
+    raise LinearJaxError(
+      f"dataset {name!r}: densified, {rows} x {width} float32 features "
+      f"need {rows * width * 4 / 2**30:.2f} GiB, over the "
+      f"{budget / 2**30:.2f} GiB budget; keep the rows sparse"
+    )
+  return True
 
 
 def from_arrays(
@@ -276,14 +335,18 @@ def from_arrays(
   """A ``Dataset`` from raw numpy arrays (your own data, same rules as sources).
 
   Args:
-    x_train, y_train: ``[N, ...]`` raw examples and ``[N]`` int labels.
-    x_test, y_test: the test split; None carves a fixed 20 % of train.
-    x_val, y_val: an own validation split (else one is carved from train).
+    x_train: ``[N, ...]`` raw examples (or ``scipy.sparse`` ``[N, D]``).
+    y_train: ``[N]`` int labels.
+    x_test: the test split's examples; None carves a fixed 20 % of train.
+    y_test: the test split's labels.
+    x_val: an own validation split (else one is carved from train).
+    y_val: its labels.
     class_names: C names; default ``"0"``.. ``"C-1"`` with C = max label + 1.
     image_shape: ``(H, W, C)`` of one example, or None.
     name: kept in ``Dataset.name``.
     **options: ``seed``, ``validation_size``, ``subtract_mean``,
-      ``standardize``, ``bias_column``, ``max_train`` as in ``from_raw``.
+      ``standardize``, ``bias_column``, ``normalize_rows``, ``max_train``,
+      ``sparse_rows`` as in ``from_raw``.
 
   Returns:
     The ``Dataset``.

@@ -7,6 +7,13 @@ gets σ = 1), and the ones column is the bias trick's data side (only with
 ``bias_column``). Validation and test rows never enter μ or σ: call
 ``fit_stats`` on the training rows after the validation split is carved out
 (``linear_jax.data.dataset.from_raw`` does), then ``stats.apply`` everywhere.
+
+Sparse rows (``scipy.sparse``) stay sparse: x ↦ [x / σ, 1], never centred
+(subtracting μ would fill every zero; with an unregularized bias it changes
+no minimizer, see ``linear_jax.sparse``), σ the per-feature standard
+deviation with the implicit zeros counted. ``normalize_rows`` (the TF-IDF
+habit, dense or sparse) divides each row by its L2 norm after the other
+steps, before the ones column: ‖x_i‖₂ = 1 (all-zero rows stay zero).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from linear_jax import sparse
 from linear_jax.checks import LinearJaxError
 
 # Rows per chunk when accumulating σ in float64 (bounds the temporary memory).
@@ -35,6 +43,9 @@ def _flatten(x) -> np.ndarray:
 
 def check_finite(x: np.ndarray, split: str) -> None:
   """Raises if the features of ``split`` are not numeric or hold NaN/Inf."""
+  if sparse.is_sparse(x):
+    sparse.check_finite(x, split)
+    return
   x = np.asarray(x)
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
     raise LinearJaxError(
@@ -62,15 +73,24 @@ class PreprocessStats:
     scale: σ, float32 ``[D]`` with zeros replaced by 1, or None (no
       standardization).
     bias_column: whether ``apply`` appends a ones column (D + 1 outputs).
+    normalize_rows: whether ``apply`` scales each row to unit L2 norm
+      (before the ones column).
   """
 
   num_features: int
   mean: np.ndarray | None = None
   scale: np.ndarray | None = None
   bias_column: bool = False
+  normalize_rows: bool = False
 
   def apply(self, x_raw) -> np.ndarray:
-    """Raw examples ``[N, ...]`` (any numeric dtype) -> float32 ``[N, D(+1)]``."""
+    """Raw examples ``[N, ...]`` (any numeric dtype) -> float32 ``[N, D(+1)]``.
+
+    ``scipy.sparse`` ``[N, D]`` -> CSR float32 ``[N, D(+1)]`` (no mean
+    subtraction: see the module docstring).
+    """
+    if sparse.is_sparse(x_raw):
+      return self._apply_sparse(x_raw)
     x = _flatten(x_raw)
     n = x.shape[0]
     d = self.num_features
@@ -91,9 +111,27 @@ class PreprocessStats:
         body[...] = x[rows]
       if self.scale is not None:
         np.divide(body, self.scale, out=body)
+      if self.normalize_rows:
+        norms = np.linalg.norm(body, axis=1, keepdims=True)
+        np.divide(body, np.where(norms > 0, norms, 1), out=body)
     if self.bias_column:
       out[:, d] = 1.0
     return out
+
+  def _apply_sparse(self, x_raw):
+    x = sparse.as_csr(x_raw, "examples")
+    if x.shape[1] != self.num_features:
+      raise LinearJaxError(
+        f"examples have {x.shape[1]} features but the stats were fitted on "
+        f"{self.num_features}; pass examples of the training feature space"
+      )
+    if self.scale is not None:
+      x = sparse.scale_columns(x, self.scale)
+    if self.normalize_rows:
+      x = sparse.normalize_rows(x)
+    if self.bias_column:
+      x = sparse.add_ones_column(x)
+    return x
 
   def apply_jax(self, x_raw):
     """``apply`` as a pure, jittable JAX function: the same float32 values
@@ -113,6 +151,9 @@ class PreprocessStats:
       x = x - self.mean
     if self.scale is not None:
       x = x / self.scale
+    if self.normalize_rows:
+      norms = jnp.linalg.norm(x, axis=1, keepdims=True)
+      x = x / jnp.where(norms > 0, norms, 1)
     if self.bias_column:
       x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
     return x
@@ -123,6 +164,8 @@ class PreprocessStats:
       "num_features": np.asarray(self.num_features, np.int64),
       "bias_column": np.asarray(self.bias_column),
     }
+    if self.normalize_rows:
+      out["normalize_rows"] = np.asarray(True)
     if self.mean is not None:
       out["mean"] = np.asarray(self.mean, np.float32)
     if self.scale is not None:
@@ -157,6 +200,11 @@ class PreprocessStats:
       mean=vector("mean"),
       scale=vector("scale"),
       bias_column=bias_column,
+      normalize_rows=bool(
+        np.asarray(values["normalize_rows"])
+        if "normalize_rows" in values
+        else False
+      ),
     )
 
 
@@ -166,6 +214,7 @@ def fit_stats(
   subtract_mean: bool = True,
   standardize: bool = False,
   bias_column: bool = False,
+  normalize_rows: bool = False,
 ) -> PreprocessStats:
   """Fits μ (and σ) on the training rows ``[N, ...]`` only.
 
@@ -176,10 +225,28 @@ def fit_stats(
     standardize: also divide by σ, the training standard deviation ``[D]``
       (σ = 0 becomes 1); implies subtracting μ.
     bias_column: append a ones column in ``apply``.
+    normalize_rows: scale each row to unit L2 norm in ``apply``.
 
   Returns:
     ``PreprocessStats`` (μ and σ computed in float64, stored as float32).
+    For ``scipy.sparse`` rows: no μ (never centred), σ with the implicit
+    zeros counted.
   """
+  if sparse.is_sparse(x_train_raw):
+    if x_train_raw.shape[0] == 0:
+      raise LinearJaxError(
+        "the training split is empty; pass at least one training example"
+      )
+    scale = None
+    if standardize:
+      scale = sparse.column_std(x_train_raw).astype(np.float32)
+      scale[scale == 0] = 1.0
+    return PreprocessStats(
+      num_features=x_train_raw.shape[1],
+      scale=scale,
+      bias_column=bool(bias_column),
+      normalize_rows=bool(normalize_rows),
+    )
   x = _flatten(x_train_raw)
   n = x.shape[0]
   if n == 0:
@@ -201,4 +268,5 @@ def fit_stats(
     mean=mean,
     scale=scale,
     bias_column=bool(bias_column),
+    normalize_rows=bool(normalize_rows),
   )

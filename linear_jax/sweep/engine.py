@@ -59,7 +59,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from linear_jax import checks, progress
+from linear_jax import checks, progress, sparse
 from linear_jax.sweep import blocked, distributed, memory, resume
 from linear_jax.sweep.grid import Group, Point, SweepGrid
 from linear_jax.train import epoch as epoch_lib
@@ -102,13 +102,21 @@ def vmapped_init(
   return jax.vmap(one, out_axes=STATE_AXES)
 
 
-def choose_algorithm(config: epoch_lib.TrainConfig, algorithm: str) -> str:
-  """``"vmap"`` or ``"blocked"`` for one group (module docstring).
+def choose_algorithm(
+  config: epoch_lib.TrainConfig, algorithm: str, sparse_rows: bool = False
+) -> str:
+  """``"vmap"`` or ``"blocked"`` for one group (module docstring); sparse
+  rows (``sparse_rows``) train with ``"vmap"`` only.
 
   Raises:
     LinearJaxError: ``"blocked"`` asked for a config it cannot train.
   """
   checks.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
+  if algorithm == "blocked" and sparse_rows:
+    raise checks.LinearJaxError(
+      "the blocked sweep algorithm needs dense rows; use the vmap algorithm "
+      "(--sweep_algorithm=vmap or auto) for sparse data"
+    )
   if algorithm == "blocked" and not blocked.supports(config):
     raise checks.LinearJaxError(
       f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
@@ -304,9 +312,9 @@ class _Sweep:
     self.num_classes = num_classes
     rep = distributed.replicated(mesh)
     self.data = epoch_lib.DeviceData(
-      distributed.put_global(np.asarray(data.x_train, np.float32), rep),
+      distributed.put_rows(data.x_train, rep),
       distributed.put_global(np.asarray(data.y_train, np.int32), rep),
-      distributed.put_global(np.asarray(data.x_val, np.float32), rep),
+      distributed.put_rows(data.x_val, rep),
       distributed.put_global(np.asarray(data.y_val, np.int32), rep),
     )
     self.points = grid.points()
@@ -376,7 +384,9 @@ class _Sweep:
     """``build_program``, once per (config, K)."""
     cache_key = (config, length)
     if cache_key not in self.programs:
-      algorithm = choose_algorithm(config, self.algorithm)
+      algorithm = choose_algorithm(
+        config, self.algorithm, isinstance(self.data.x_train, sparse.CSRRows)
+      )
       t0 = time.perf_counter()
       self.programs[cache_key] = build_program(
         config,
@@ -628,12 +638,15 @@ def run_sweep(
   blocks = {}  # group name -> steps per block of its algorithm (0: vmap)
   for group in groups:
     epoch_lib.check_lbfgs_full_batch(group.config, num_train)
-    chosen = choose_algorithm(group.config, algorithm)
+    chosen = choose_algorithm(
+      group.config, algorithm, sparse.is_sparse(data.x_train)
+    )
     blocks[group.name] = (
       blocked.steps_per_block(group.config, num_train, block_steps)
       if chosen == "blocked"
       else 0
     )
+  sparse_rows = sparse.is_sparse(data.x_train)
   per_config = max(
     memory.config_bytes(
       g.config,
@@ -643,14 +656,27 @@ def run_sweep(
       len(data.y_val),
       blocks[g.name],
     )
-    for g in groups
-  )
-  shared = max(
-    memory.data_bytes(
-      g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+    + (
+      memory.sparse_config_bytes(
+        g.config, num_classes, data.x_train, data.x_val
+      )
+      if sparse_rows
+      else 0
     )
     for g in groups
   )
+  if sparse_rows:
+    shared = max(
+      memory.sparse_data_bytes(g.config, data.x_train, data.x_val)
+      for g in groups
+    )
+  else:
+    shared = max(
+      memory.data_bytes(
+        g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+      )
+      for g in groups
+    )
   budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
   chunk = memory.resolve_chunk_size(
     chunk_size, mesh.size, per_config, shared, budget
@@ -688,7 +714,10 @@ def run_sweep(
           "keep_params": keep_params,
           "devices": mesh.size,
           "data": resume.data_digest(
-            data.x_train, data.y_train, data.x_val, data.y_val
+            *sparse.host_arrays(data.x_train),
+            data.y_train,
+            *sparse.host_arrays(data.x_val),
+            data.y_val,
           ),
         }
       ),

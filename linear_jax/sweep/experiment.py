@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import checks, io, optimizers, regularizers
+from linear_jax import checks, io, optimizers, regularizers, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
 from linear_jax.sweep import blocked, distributed, engine, report, resume
@@ -127,6 +127,9 @@ class SweepRunConfig:
     rule=checks.SEED,
   )
   standardize: bool = option(False, "divide features by their train std")
+  normalize_rows: bool = option(
+    False, "scale each example to unit L2 norm (the TF-IDF habit)"
+  )
   validation_size: int | None = option(
     None, "held-out examples carved from train", rule=checks.NONNEGATIVE
   )
@@ -345,7 +348,8 @@ def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
     checkpoint_path=checkpoint_path,
     checkpoint_seconds=config.checkpoint_seconds,
   )
-  x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+  x_test = sparse.device_rows(dataset.x_test)
+  y_test = jnp.asarray(dataset.y_test)
   test = {
     i: float(epoch_lib.accuracy(result.best_params[loss], x_test, y_test))
     for loss, i in result.best.items()

@@ -22,6 +22,13 @@ configuration, the wide copy of W and three ``[k·B, C]`` blocks (X_blk W_0,
 the updates U_i and their scaled copies): + (D + 1)·C·4 + 3·k·B·C·4; and, shared,
 the ``[k·B, D]`` block rows and the ``[k·B, k·B]`` Gram matrix.
 
+Sparse rows (``linear_jax.sparse.CSRRows``, nnz stored entries, rows of at
+most K_r entries): the data term is the CSR bytes of train and validation
+(8 bytes per entry + 4 per row) plus the minibatch's ``[B, K_r]`` block;
+each configuration also holds its gathered weight rows ``[B, K_r, C]`` and
+their gradient, and one validation block ``[V, K_r, C]`` (V =
+``sparse.BLOCK_ROWS`` rows at most): + (2·B + V)·K_r·C·4.
+
 So memory grows linearly in K with slope ≈ (D + 1)·C·4·(4 + 2s) bytes, the
 data term does not grow with K. ``config_bytes`` multiplies the per-
 configuration sum by ``SAFETY`` (XLA temporaries, fusion buffers). For
@@ -127,6 +134,36 @@ def data_bytes(
     + num_train * 4
     + gram
   )
+
+
+def sparse_data_bytes(config: epoch_lib.TrainConfig, x_train, x_val) -> int:
+  """Device bytes shared by all configurations for sparse rows (CSR)."""
+  from linear_jax import sparse  # pylint: disable=g-import-not-at-top
+
+  num_train = x_train.shape[0]
+  batch = epoch_lib.effective_batch_size(config, num_train)
+  width = max(sparse.max_row_nnz(x_train), sparse.max_row_nnz(x_val))
+  stored = sum(x.nnz * 8 + (x.shape[0] + 1) * 4 for x in (x_train, x_val))
+  return (
+    stored
+    + batch * width * 8
+    + (num_train + x_val.shape[0]) * 4  # labels
+    + num_train * 4  # the permutation
+  )
+
+
+def sparse_config_bytes(
+  config: epoch_lib.TrainConfig, num_classes: int, x_train, x_val
+) -> int:
+  """Extra device bytes per configuration for sparse rows (module doc),
+  with ``SAFETY``.
+  """
+  from linear_jax import sparse  # pylint: disable=g-import-not-at-top
+
+  batch = epoch_lib.effective_batch_size(config, x_train.shape[0])
+  width = max(sparse.max_row_nnz(x_train), sparse.max_row_nnz(x_val))
+  block = min(sparse.BLOCK_ROWS, x_val.shape[0])
+  return int(SAFETY * (2 * batch + block) * width * num_classes * FLOAT_BYTES)
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from linear_jax import checks, optimizers, regularizers, shuffle
+from linear_jax import checks, optimizers, regularizers, shuffle, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
@@ -113,7 +113,10 @@ class DeviceData(NamedTuple):
   ``x_*`` are either preprocessed float rows ``[N, D]`` (``shift`` and
   ``scale`` None), or raw rows (e.g. uint8 pixels, 4× fewer bytes to read per
   epoch) that each minibatch preprocesses on the fly as (x − shift) / scale,
-  fused by XLA into the gather: the same values, computed in float32.
+  fused by XLA into the gather: the same values, computed in float32; or
+  preprocessed sparse rows (``linear_jax.sparse.CSRRows``, from
+  ``scipy.sparse`` inputs), whose minibatches ``x[idx]`` are
+  ``sparse.RowBlock`` s.
   """
 
   x_train: jax.Array
@@ -136,11 +139,18 @@ class DeviceData(NamedTuple):
     dtype=np.float32,
   ):
     """Copies to the device once (x keeps its dtype if raw, else ``dtype``:
-    float32, or float64 under JAX's x64 mode).
+    float32, or float64 under JAX's x64 mode; ``scipy.sparse`` x becomes
+    ``sparse.CSRRows``).
     """
     raw = shift is not None or scale is not None
-    as_x = lambda a: jax.device_put(
-      np.asarray(a) if raw else np.asarray(a, dtype)
+    if raw and sparse.is_sparse(x_train):
+      raise checks.LinearJaxError(
+        "sparse rows are preprocessed on the host; pass no shift or scale"
+      )
+    as_x = lambda a: (
+      sparse.to_device(sparse.as_csr(a, "x"))
+      if sparse.is_sparse(a)
+      else jax.device_put(np.asarray(a) if raw else np.asarray(a, dtype))
     )
     as_vec = lambda a: (
       None if a is None else jax.device_put(np.asarray(a, np.float32))
@@ -156,8 +166,11 @@ class DeviceData(NamedTuple):
 
   def prepare(self, rows: jax.Array) -> jax.Array:
     """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
-    integer rows, float rows keep their dtype (float64 in x64 tests).
+    integer rows, float rows keep their dtype (float64 in x64 tests);
+    sparse rows as they are.
     """
+    if isinstance(rows, (sparse.CSRRows, sparse.RowBlock)):
+      return rows
     if not jnp.issubdtype(rows.dtype, jnp.floating):
       rows = rows.astype(jnp.float32)
     if self.shift is not None:
@@ -303,7 +316,9 @@ def batch_objective(
 
 
 def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-  """Fraction of argmax_j s_j == y."""
+  """Fraction of argmax_j s_j == y (sparse rows: in row blocks)."""
+  if isinstance(x, sparse.CSRRows):
+    return sparse.accuracy(params, x, y)
   return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
 
 

@@ -47,7 +47,15 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from linear_jax import checks, io, losses, optimizers, plots, regularizers
+from linear_jax import (
+  checks,
+  io,
+  losses,
+  optimizers,
+  plots,
+  regularizers,
+  sparse,
+)
 from linear_jax.checks import option
 from linear_jax.train import checkpoint, loop
 from linear_jax.train import epoch as epoch_lib
@@ -68,6 +76,7 @@ RESUME_KEYS = (
   "full_batch",
   "schedule",
   "standardize",
+  "normalize_rows",
   "mirror_train",
   "validation_size",
   "seed",
@@ -119,6 +128,9 @@ class RunConfig:
     0, "seed of the split and the permutations", rule=checks.SEED
   )
   standardize: bool = option(False, "divide features by their train std")
+  normalize_rows: bool = option(
+    False, "scale each example to unit L2 norm (the TF-IDF habit)"
+  )
   mirror_train: bool = option(
     False,
     "augment training images with their "
@@ -199,6 +211,7 @@ def load_data(config):
     data_dir=config.data_dir,
     seed=config.seed,
     standardize=config.standardize,
+    normalize_rows=getattr(config, "normalize_rows", False),
     validation_size=config.validation_size,
     mirror_train=getattr(config, "mirror_train", False),
   )
@@ -217,12 +230,8 @@ def model_description(dataset) -> dict:
       else [int(v) for v in dataset.image_shape]
     ),
   }
-  if dataset.name.startswith("svmlight:"):
-    from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
-
-    out["svmlight_zero_based"] = npz_source.svmlight_zero_based(
-      dataset.name.removeprefix("svmlight:")
-    )
+  if dataset.svmlight_zero_based is not None:
+    out["svmlight_zero_based"] = dataset.svmlight_zero_based
   return out
 
 
@@ -355,7 +364,7 @@ def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
   )
   test = float(
     epoch_lib.accuracy(
-      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+      params, sparse.device_rows(dataset.x_test), jnp.asarray(dataset.y_test)
     )
   )
   epochs = meta.get("epoch", len(meta.get("history", [])))
@@ -535,7 +544,7 @@ def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
   params = result.params
   test_accuracy = float(
     epoch_lib.accuracy(
-      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+      params, sparse.device_rows(dataset.x_test), jnp.asarray(dataset.y_test)
     )
   )
   history = result.progress.history
