@@ -302,7 +302,8 @@ def fit_prefixes(
     masks: ``[G, N]`` sample weights, shared by the B samples.
     hparams: ``learning_rate`` η, ``decay_steps`` τ, ``reg_strength`` λ,
       ``margin`` Δ: scalar arrays.
-    loss, reg: names (static).
+    loss: a name in ``linear_jax.LOSSES`` (static).
+    reg: a name in ``linear_jax.REGULARIZERS`` (static).
     snapshots: increasing step counts at which to keep the weights (static).
     num_classes: C (static).
 
@@ -353,7 +354,9 @@ def fit_large(
     x: ``[N, D]`` the sample.
     y: ``[N]`` its labels.
     hparams: as ``fit_prefixes``.
-    loss, reg, num_classes: as ``fit_prefixes`` (static).
+    loss: as ``fit_prefixes`` (static).
+    reg: as ``fit_prefixes`` (static).
+    num_classes: C (static).
     steps: minibatch steps (static).
     batch_size: B ≤ N (static).
 
@@ -554,6 +557,7 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
 
 
 def load_problem(name: str, config: DecompositionConfig) -> Problem:
+  """A synthetic distribution's problem if ``name`` is one, else a dataset's."""
   if name in distributions.DISTRIBUTIONS:
     return synthetic_problem(name, config)
   return dataset_problem(name, config)

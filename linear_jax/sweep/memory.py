@@ -130,6 +130,7 @@ def data_bytes(
 
 
 def round_up(value: int, multiple: int) -> int:
+  """The smallest multiple of ``multiple`` that is ≥ ``value``."""
   return -(-value // multiple) * multiple
 
 

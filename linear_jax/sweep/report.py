@@ -99,6 +99,7 @@ def result_rows(result, test_accuracy: dict[int, float]) -> list[dict]:
 
 
 def csv_text(rows: list[dict]) -> str:
+  """``results.csv``: a header of ``COLUMNS``, then one line per row."""
   out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(COLUMNS)
@@ -132,6 +133,7 @@ def digest(rows: list[dict]) -> str:
 
 
 def write_csv(path: str, rows: list[dict]) -> str:
+  """Writes ``csv_text(rows)`` to ``path`` atomically; returns ``path``."""
   io.atomic_write(path, csv_text(rows))
   return path
 

@@ -76,6 +76,7 @@ class SweepCheckpoint:
     self.last_save = time.monotonic()
 
   def due(self) -> bool:
+    """Whether ``every_seconds`` have passed since the last save."""
     return time.monotonic() - self.last_save >= self.every_seconds
 
   def save(self, progress: dict, chunk: dict | None = None) -> None:
