@@ -45,7 +45,7 @@ def lookup(registry: dict, name: str, what: str):
   )
 
 
-def check_scores_and_labels(scores, labels):
+def check_scores_and_labels(scores, labels) -> tuple[jax.Array, jax.Array]:
   """Checks ``scores [N, C]`` float and ``labels [N]`` int in [0, C)."""
   scores = jnp.asarray(scores)
   labels = jnp.asarray(labels)
@@ -95,7 +95,7 @@ class Range:
   error messages (``"≥ 0"``, ``"> 0"``, ``"in [0, 1]"``).
   """
 
-  low: float | None = None
+  low: float = 0.0
   high: float | None = None
   low_open: bool = False
 
@@ -113,9 +113,7 @@ class Range:
     v = np.asarray(value)
     if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
       return False
-    if self.low is not None and np.any(
-      v <= self.low if self.low_open else v < self.low
-    ):
+    if np.any(v <= self.low if self.low_open else v < self.low):
       return False
     return self.high is None or not np.any(v > self.high)
 

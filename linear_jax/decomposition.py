@@ -365,6 +365,7 @@ def fit_large(
     the full-sample objective of the average at 90 % of the steps and at the
     end.
   """
+  x, y = jnp.asarray(x), jnp.asarray(y)  # tracers already, under jit
   n = x.shape[0]
   num_batches = n // batch_size
   opt = _adam(hparams)
@@ -487,8 +488,8 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
   ]
   large_x, large_y = dist.sample(config.large_n, _stream(config, name, 1))
   test_x, test_y = dist.sample(config.test_n, _stream(config, name, 2))
-  bayes_risk = dist.bayes_risk_closed_form
-  if bayes_risk is None:
+  closed_form = dist.bayes_risk_closed_form
+  if closed_form is None:
     level = dist.conditional_bayes_error(test_x)
     bayes_risk = distributions.BayesRisk(
       float(level.mean()),
@@ -496,8 +497,8 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
       f"monte carlo ({len(level)} test points)",
     )
   else:
-    level = np.full(len(test_y), bayes_risk)
-    bayes_risk = distributions.BayesRisk(bayes_risk, 0.0, "closed form")
+    level = np.full(len(test_y), closed_form)
+    bayes_risk = distributions.BayesRisk(closed_form, 0.0, "closed form")
   return Problem(
     name,
     np.stack([b[0] for b in blocks]),

@@ -111,7 +111,7 @@ def _kernel(
   w_out[cols, :] = w
 
   @pl.when(p == 0)
-  def _():
+  def _store_bias():
     b_out[:] = b
 
 

@@ -45,7 +45,8 @@ def takes_margin(loss: str) -> bool:
 class Point(NamedTuple):
   """One configuration of the sweep; ``index`` is its position in the grid."""
 
-  index: int
+  # Shadows tuple.index (never called on a Point); the grid's own name.
+  index: int  # type: ignore[assignment]
   loss: str
   reg: str
   reg_strength: float
@@ -145,7 +146,7 @@ class SweepGrid:
 
   def points(self) -> tuple[Point, ...]:
     """Every configuration, in product order (module docstring)."""
-    points = []
+    points: list[Point] = []
     for loss, reg, lam, lr in itertools.product(
       self.losses, self.regs, self.reg_strengths, self.learning_rates
     ):

@@ -14,7 +14,7 @@ arrays, so ``vmap`` sweeps them without recompiling.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -55,16 +55,21 @@ class TrainConfig:
     return self
 
 
-class HyperParams(NamedTuple):
+#: The leaf type of a ``HyperParams``: arrays (device or host) in use, or
+#: shapes or shardings where the tuple describes a pytree of its structure.
+Leaf = TypeVar("Leaf")
+
+
+class HyperParams(NamedTuple, Generic[Leaf]):
   """Numeric knobs, each a scalar array (or a ``[K]`` stack in a sweep)."""
 
-  learning_rate: jax.Array
-  reg_strength: jax.Array
-  margin: jax.Array
-  label_smoothing: jax.Array
-  momentum: jax.Array
-  weight_decay: jax.Array
-  l1_ratio: jax.Array
+  learning_rate: Leaf
+  reg_strength: Leaf
+  margin: Leaf
+  label_smoothing: Leaf
+  momentum: Leaf
+  weight_decay: Leaf
+  l1_ratio: Leaf
 
 
 #: The rule each numeric knob follows; ``make_hparams`` checks it, and the
