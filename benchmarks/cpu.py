@@ -199,6 +199,7 @@ def run(preset: sections_lib.BenchConfig, command: str) -> None:
 
 
 def main(argv):
+  """Runs every section (``FULL``) and writes the JSON report."""
   del argv
   run(FULL, "python -m benchmarks.cpu")
 

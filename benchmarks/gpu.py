@@ -32,6 +32,7 @@ flags.FLAGS.set_default("out", "runs/benchmark/gpu.json")
 
 
 def main(argv):
+  """Runs the GPU sections and writes the JSON report."""
   del argv
   cpu.run(sections.GPU, "python -m benchmarks.gpu")
 

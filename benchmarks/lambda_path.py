@@ -87,6 +87,7 @@ def relu_features(ds, dim: int, seed: int = 0):
 
 
 def main(argv):
+  """Times both paths on the flagged data and writes the JSON results."""
   del argv
   import jax  # pylint: disable=g-import-not-at-top
 

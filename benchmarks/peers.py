@@ -178,8 +178,10 @@ def sgd_classifier(
 
   Args:
     loss: ``"hinge"`` or ``"log_loss"``.
-    x_train, x_test: ``[N, D]`` standardized features.
-    y_train, y_test: ``[N]`` integer labels.
+    x_train: ``[N, D]`` standardized training features.
+    y_train: ``[N]`` integer labels.
+    x_test: ``[M, D]`` standardized test features.
+    y_test: ``[M]`` integer labels.
     max_iter: epochs (``tol=None``: no early stop).
     seed: ``random_state``.
 

@@ -47,6 +47,7 @@ class Section:
   notes: list = dataclasses.field(default_factory=list)
 
   def add(self, row: Row, log=None) -> Row:
+    """Appends ``row`` (printed through ``log`` if given) and returns it."""
     self.rows.append(row)
     if log is not None:
       log("  " + row_text(row))

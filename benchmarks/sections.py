@@ -127,6 +127,7 @@ class BenchConfig:
   matmul_size: int = 1024
 
   def validate(self) -> "BenchConfig":
+    """Returns self; raises ``LinearJaxError`` naming the first bad field."""
     if not self.sections:
       raise LinearJaxError(f"--sections is empty; valid: {','.join(SECTIONS)}")
     for name in self.sections:

@@ -45,7 +45,7 @@ def lookup(registry: dict, name: str, what: str):
   )
 
 
-def check_scores_and_labels(scores, labels):
+def check_scores_and_labels(scores, labels) -> tuple[jax.Array, jax.Array]:
   """Checks ``scores [N, C]`` float and ``labels [N]`` int in [0, C)."""
   scores = jnp.asarray(scores)
   labels = jnp.asarray(labels)
@@ -68,6 +68,14 @@ def check_scores_and_labels(scores, labels):
 
 
 def check_label_range(labels, num_classes: int):
+  """Raises ``LinearJaxError`` unless int ``labels`` lie in [0, C).
+
+  Skipped under ``jit`` (traced labels have no values to check).
+
+  Args:
+    labels: ``[N]`` integer labels.
+    num_classes: C.
+  """
   if is_concrete(labels) and labels.size:
     values = np.asarray(labels)  # np.min(jax_array) would trace under jit
     lo, hi = int(values.min()), int(values.max())
@@ -87,11 +95,12 @@ class Range:
   error messages (``"≥ 0"``, ``"> 0"``, ``"in [0, 1]"``).
   """
 
-  low: float | None = None
+  low: float = 0.0
   high: float | None = None
   low_open: bool = False
 
   def describe(self) -> str:
+    """The rule in words for error messages, e.g. ``"in [0, 1]"``."""
     if self.high is not None:
       return (
         f"in {'(' if self.low_open else '['}{_number(self.low)}, "
@@ -100,12 +109,11 @@ class Range:
     return f"{'>' if self.low_open else '≥'} {_number(self.low)}"
 
   def holds(self, value) -> bool:
+    """Whether every element of ``value`` is finite and within the range."""
     v = np.asarray(value)
     if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
       return False
-    if self.low is not None and np.any(
-      v <= self.low if self.low_open else v < self.low
-    ):
+    if np.any(v <= self.low if self.low_open else v < self.low):
       return False
     return self.high is None or not np.any(v > self.high)
 

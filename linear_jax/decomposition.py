@@ -303,7 +303,8 @@ def fit_prefixes(
     masks: ``[G, N]`` sample weights, shared by the B samples.
     hparams: ``learning_rate`` η, ``decay_steps`` τ, ``reg_strength`` λ,
       ``margin`` Δ: scalar arrays.
-    loss, reg: names (static).
+    loss: a name in ``linear_jax.LOSSES`` (static).
+    reg: a name in ``linear_jax.REGULARIZERS`` (static).
     snapshots: increasing step counts at which to keep the weights (static).
     num_classes: C (static).
 
@@ -354,7 +355,9 @@ def fit_large(
     x: ``[N, D]`` the sample.
     y: ``[N]`` its labels.
     hparams: as ``fit_prefixes``.
-    loss, reg, num_classes: as ``fit_prefixes`` (static).
+    loss: as ``fit_prefixes`` (static).
+    reg: as ``fit_prefixes`` (static).
+    num_classes: C (static).
     steps: minibatch steps (static).
     batch_size: B ≤ N (static).
 
@@ -363,6 +366,7 @@ def fit_large(
     the full-sample objective of the average at 90 % of the steps and at the
     end.
   """
+  x, y = jnp.asarray(x), jnp.asarray(y)  # tracers already, under jit
   n = x.shape[0]
   num_batches = n // batch_size
   opt = _adam(hparams)
@@ -485,8 +489,8 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
   ]
   large_x, large_y = dist.sample(config.large_n, _stream(config, name, 1))
   test_x, test_y = dist.sample(config.test_n, _stream(config, name, 2))
-  bayes_risk = dist.bayes_risk_closed_form
-  if bayes_risk is None:
+  closed_form = dist.bayes_risk_closed_form
+  if closed_form is None:
     level = dist.conditional_bayes_error(test_x)
     bayes_risk = distributions.BayesRisk(
       float(level.mean()),
@@ -494,8 +498,8 @@ def synthetic_problem(name: str, config: DecompositionConfig) -> Problem:
       f"monte carlo ({len(level)} test points)",
     )
   else:
-    level = np.full(len(test_y), bayes_risk)
-    bayes_risk = distributions.BayesRisk(bayes_risk, 0.0, "closed form")
+    level = np.full(len(test_y), closed_form)
+    bayes_risk = distributions.BayesRisk(closed_form, 0.0, "closed form")
   return Problem(
     name,
     np.stack([b[0] for b in blocks]),
@@ -555,6 +559,7 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
 
 
 def load_problem(name: str, config: DecompositionConfig) -> Problem:
+  """A synthetic distribution's problem if ``name`` is one, else a dataset's."""
   if name in distributions.DISTRIBUTIONS:
     return synthetic_problem(name, config)
   return dataset_problem(name, config)

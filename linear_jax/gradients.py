@@ -17,6 +17,8 @@ At a kink (m = 0) the sub-gradient chosen is 0, as in ``linear_jax.losses``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -64,7 +66,7 @@ def softmax_score_gradient(scores, labels, *, label_smoothing=0.0):
   return losses_lib.softmax_probabilities(scores) - targets
 
 
-SCORE_GRADIENTS = {
+SCORE_GRADIENTS: dict[str, Callable[..., jax.Array]] = {
   "svm": svm_score_gradient,
   "squared_svm": squared_svm_score_gradient,
   "crammer_singer": crammer_singer_score_gradient,

@@ -19,4 +19,5 @@ FOUR_PIXEL_LABEL = np.array([2])
 
 
 def four_pixel_params():
+  """The slide's ``{"W": [4, 3], "b": [3]}`` for the four-pixel image."""
   return {"W": FOUR_PIXEL_W_SLIDE.T, "b": FOUR_PIXEL_B}

@@ -15,6 +15,8 @@ happen in one place: ``linear_jax.objective``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -107,7 +109,8 @@ def smoothed_targets(
 ) -> jax.Array:
   """T = (1 − ε)·onehot(y) + ε/C, ``[N, C]``."""
   onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
-  return (1.0 - label_smoothing) * onehot + label_smoothing / num_classes
+  eps = jnp.asarray(label_smoothing)
+  return (1.0 - eps) * onehot + eps / num_classes
 
 
 def label_negative_log_likelihood(
@@ -160,12 +163,13 @@ def softmax_cross_entropy(
   if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
     return nll
   mean_nll = jax.nn.logsumexp(scores, axis=-1) - jnp.mean(scores, axis=-1)
+  eps = jnp.asarray(label_smoothing)
   # where(): ε·inf at ε = 0 would be NaN.
-  smooth = jnp.where(label_smoothing > 0, label_smoothing * mean_nll, 0.0)
-  return (1.0 - label_smoothing) * nll + smooth
+  smooth = jnp.where(eps > 0, eps * mean_nll, 0.0)
+  return (1.0 - eps) * nll + smooth
 
 
-LOSSES = {
+LOSSES: dict[str, Callable[..., jax.Array]] = {
   "svm": multiclass_hinge,
   "squared_svm": squared_multiclass_hinge,
   "crammer_singer": crammer_singer_hinge,

@@ -62,6 +62,7 @@ class Model:
 
   @property
   def num_classes(self) -> int:
+    """C, the number of class names."""
     return len(self.class_names)
 
   def preprocess(self, x_raw: ArrayLike) -> jax.Array:
@@ -205,15 +206,15 @@ def load_inputs(
   if kind == "folder":
     from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
 
-    raw = folder_source.load_folder(path)
+    folder = folder_source.load_folder(path)
     name = {"val": "validation"}.get(split, split)
-    if name not in raw.splits:
+    if name not in folder.splits:
       raise checks.LinearJaxError(
         f"folder:{path} has no {split!r} split (it has "
-        f"{', '.join(sorted(raw.splits))}); pass --split"
+        f"{', '.join(sorted(folder.splits))}); pass --split"
       )
-    x, y = raw.splits[name]
-    return x, np.asarray(raw.class_names)[np.asarray(y)].astype(str)
+    x, y = folder.splits[name]
+    return x, np.asarray(folder.class_names)[np.asarray(y)].astype(str)
   raise checks.LinearJaxError(
     f"--input {spec!r}: give npz:PATH, svmlight:PATH or folder:PATH"
   )

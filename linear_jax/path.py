@@ -84,6 +84,7 @@ class PathResult:
 
   @property
   def best_reg_strength(self) -> float:
+    """The λ selected on validation."""
     return float(self.reg_strengths[self.best])
 
 
@@ -168,7 +169,12 @@ def minimize_lbfgs(
   Args:
     f: the objective of a flat vector.
     z0: ``[n]`` start.
-    max_iter, tol, ftol, memory_size, armijo, max_halvings: as above.
+    max_iter: iterations at most.
+    tol: stop once ‖g‖ ≤ tol.
+    ftol: stop once a step lowers f by at most ftol·|f|.
+    memory_size: m, the stored (s, y) pairs.
+    armijo: the sufficient-decrease constant of the line search.
+    max_halvings: step halvings at most per line search.
 
   Returns:
     ``(z [n], f(z), iterations, ‖∇f(z)‖)``.
@@ -390,8 +396,10 @@ def lambda_path(
   Args:
     x_train: ``[N, D]`` float rows (preprocessed as for training).
     y_train: ``[N]`` int labels in [0, C).
-    x_val, y_val: ``[N_val, D]``, ``[N_val]``: selection split.
-    x_test, y_test: ``[N_test, D]``, ``[N_test]`` or None.
+    x_val: ``[N_val, D]`` the selection split.
+    y_val: ``[N_val]`` its labels.
+    x_test: ``[N_test, D]`` or None.
+    y_test: ``[N_test]`` or None.
     reg_strengths: λ ``[K]``, each ≥ 0 (λ = 0 is solved up to ``max_iter``
       when the data are separable).
     loss: a name in ``linear_jax.LOSSES``; R(W) = ΣW² (``"l2"``).

@@ -162,7 +162,7 @@ def plot_decomposition_bars(rows: list[dict], path: str) -> str:
   """
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(rows) + 3), 4.5))
-  seen = {}  # terms drawn, in order, for the legend
+  seen: dict[str, None] = {}  # terms drawn, in order, for the legend
   for i, row in enumerate(rows):
     terms = (
       ("bayes", "approximation")

@@ -49,6 +49,7 @@ def format_seconds(seconds: float) -> str:
 
 
 def stderr_is_terminal() -> bool:
+  """Whether stderr is a terminal (False when it is closed or replaced)."""
   try:
     return sys.stderr.isatty()
   except (AttributeError, ValueError):
@@ -99,6 +100,7 @@ class Progress:
 
   @property
   def elapsed(self) -> float:
+    """Seconds since the start, less the discounted ones."""
     return time.perf_counter() - self._t0
 
   def discount(self, seconds: float) -> None:
@@ -146,6 +148,7 @@ class Progress:
     )
 
   def close(self) -> None:
+    """Closes the bar, if one is drawn (idempotent)."""
     if self._bar is not None:
       self._bar.close()
       self._bar = None

@@ -34,7 +34,8 @@ def elastic_net_penalty(
   w: ArrayLike, *, l1_ratio: ArrayLike = 0.5
 ) -> jax.Array:
   """R(W) = ρ Σ|W| + (1 − ρ) ΣW², with ρ = ``l1_ratio`` in [0, 1] (default ½)."""
-  return l1_ratio * l1_penalty(w) + (1.0 - l1_ratio) * l2_penalty(w)
+  rho = jnp.asarray(l1_ratio)
+  return rho * l1_penalty(w) + (1.0 - rho) * l2_penalty(w)
 
 
 def no_penalty(w: ArrayLike) -> jax.Array:

@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from linear_jax.train import epoch as epoch_lib
 
 #: scikit-learn estimator checks this estimator does not pass, with why.
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 #: How many times the training program was traced (each trace compiles once).
 TRACE_COUNT = [0]

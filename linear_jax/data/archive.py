@@ -120,7 +120,8 @@ def _read_tarfile(path, want) -> list:
   with tarfile.open(path, "r:*") as tar:
     for member in tar:
       if member.isfile():
-        data = tar.extractfile(member).read() if want(member.name) else None
+        fileobj = tar.extractfile(member) if want(member.name) else None
+        data = None if fileobj is None else fileobj.read()
         members.append((member.name, "file", data))
       else:
         members.append(

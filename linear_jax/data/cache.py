@@ -25,6 +25,7 @@ place (delete the cache folder to reclaim the space).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -59,7 +60,7 @@ def content_key(*parts) -> str:
 def array_digest(array: np.ndarray) -> str:
   """``"crc32:<8 hex digits>"`` of the array's bytes in C order."""
   flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)  # 0-size too
-  return f"crc32:{zlib.crc32(flat):08x}"
+  return f"crc32:{zlib.crc32(flat.data):08x}"
 
 
 def _meta_digest(meta: dict) -> str:
@@ -81,7 +82,7 @@ def save_entry(entry: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     array = np.ascontiguousarray(array)
     io.atomic_write(
       entry / f"{name}.npy",
-      lambda f, a=array: np.save(f, a, allow_pickle=False),
+      functools.partial(np.save, arr=array, allow_pickle=False),
     )
     described[name] = {
       "shape": list(array.shape),

@@ -171,10 +171,10 @@ def from_raw(
       has one, else ``default_validation``.
     default_validation: the default (int or fraction), capped at 20 % of the
       training set so tiny (e.g. mocked) datasets still split.
-    subtract_mean: subtract the training mean (``preprocessing.fit_stats``;
+    subtract_mean: subtract the training mean μ (``preprocessing.fit_stats``;
       sparse rows are never centred).
-    standardize: divide by the training standard deviation.
-    bias_column: append a ones column.
+    standardize: also divide by the training σ.
+    bias_column: append a column of ones (the bias trick).
     normalize_rows: scale each row to unit L2 norm.
     max_train: keep at most this many training examples (after the split).
     mirror_train: append the left-right mirror image of every training image
@@ -335,12 +335,14 @@ def from_arrays(
   """A ``Dataset`` from raw numpy arrays (your own data, same rules as sources).
 
   Args:
-    x_train: ``[N, ...]`` raw examples (or ``scipy.sparse`` ``[N, D]``).
-    y_train: ``[N]`` int labels.
-    x_test: the test split's examples; None carves a fixed 20 % of train.
-    y_test: the test split's labels.
-    x_val: an own validation split (else one is carved from train).
-    y_val: its labels.
+    x_train: ``[N, ...]`` raw training examples (or
+      ``scipy.sparse`` ``[N, D]``).
+    y_train: ``[N]`` int labels in [0, C).
+    x_test: ``[M, ...]`` the test split; None carves a fixed 20 % of train.
+    y_test: ``[M]`` its labels (None with ``x_test``).
+    x_val: ``[V, ...]`` an own validation split (else one is carved from
+      train).
+    y_val: ``[V]`` its labels (None with ``x_val``).
     class_names: C names; default ``"0"``.. ``"C-1"`` with C = max label + 1.
     image_shape: ``(H, W, C)`` of one example, or None.
     name: kept in ``Dataset.name``.

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, JpegImagePlugin
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from linear_jax import progress
 from linear_jax.checks import LinearJaxError
@@ -77,7 +77,7 @@ def _open(data: bytes, formats):
       pass
   try:  # naming the format skips PIL's probing of every plugin
     return Image.open(io.BytesIO(data), formats=formats)
-  except Image.UnidentifiedImageError:  # e.g. a PNG named .jpg
+  except UnidentifiedImageError:  # e.g. a PNG named .jpg
     return Image.open(io.BytesIO(data))
 
 

@@ -49,7 +49,8 @@ def _entry(root: Path, path: Path, key: str) -> Path:
 
 def _walk(root: Path) -> tuple[list, dict]:
   """``([(relative name, is_dir)], {image name: (size, mtime_ns)})`` of a folder."""
-  entries, stats = [], {}
+  entries: list[tuple[str, bool]] = []
+  stats: dict[str, tuple[int, int]] = {}
   for dirpath, dirnames, filenames in os.walk(root):
     rel = os.path.relpath(dirpath, root)
     prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"

@@ -106,7 +106,7 @@ def parse_layout(entries, shown: str) -> tuple[dict, tuple]:
 
   label_of = {name: i for i, name in enumerate(class_names)}
   folder_split = {folder: split for split, folder in split_dirs.items()}
-  files = {split: [] for split in split_dirs}
+  files: dict[str, list[tuple[int, str]]] = {split: [] for split in split_dirs}
   for parts, is_dir, name in sorted(items):
     if (
       not is_dir

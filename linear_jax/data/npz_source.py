@@ -133,7 +133,7 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
   for split, y in labels.items():
     found = np.unique(y)
     unknown = np.setdiff1d(found, classes)
-    missing = np.setdiff1d(classes, found) if split == "test" else []
+    missing = np.setdiff1d(classes, found) if split == "test" else classes[:0]
     if len(unknown) or len(missing):
       parts = []
       if len(unknown):

@@ -41,7 +41,8 @@ class Entry:
   shape: str
   purpose: str
   default_validation: int | float
-  load: Callable  # (data_dir, download) -> RawData
+  # (data_dir, download) -> RawData; None for a pattern (loaded by prefix).
+  load: Callable | None
 
 
 def cifar10_jpeg_path() -> Path:

@@ -268,5 +268,7 @@ def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
       params, opt_state, key_data, state.step + per_epoch
     ), metrics
 
-  epoch.lower = lower
+  # jax.jit's ahead-of-time API on a plain function (mypy types functions
+  # as closed to new attributes).
+  epoch.lower = lower  # type: ignore[attr-defined]
   return epoch

@@ -111,7 +111,7 @@ def _kernel(
   w_out[cols, :] = w
 
   @pl.when(p == 0)
-  def _():
+  def _store_bias():
     b_out[:] = b
 
 
@@ -135,7 +135,8 @@ def softmax_momentum_epoch(
   Args:
     params: ``{"W": [D, C], "b": [C]}`` float32.
     batches: ``[S, B]`` int32 example indices (the epoch's permutation).
-    x: ``[N, D]`` float32 preprocessed features; y: ``[N]`` int32.
+    x: ``[N, D]`` float32 preprocessed features.
+    y: ``[N]`` int32 labels in [0, C).
     hparams: ``[3]`` float32 (learning rate, momentum μ, λ).
     num_programs: P; D must be P · DS with DS a power of two ≥ 16.
     interpret: run in Pallas' interpreter (CPU tests; P must be 1).

@@ -127,8 +127,8 @@ def _block(
   options = epoch_lib.loss_options(config.loss, hparams)
   per_config_grad = jax.vmap(grad_fn, in_axes=(1, None, 0), out_axes=(0, 1))
 
-  decays = []  # d_i [K]
-  updates = []  # U_i [B, K·C]
+  decays: list[jax.Array] = []  # d_i [K]
+  updates: list[jax.Array] = []  # U_i [B, K·C]
   outputs = []
   product = lambda ds: functools.reduce(
     jnp.multiply, ds, jnp.ones_like(b[:, 0])

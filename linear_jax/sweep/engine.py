@@ -54,6 +54,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -65,7 +67,9 @@ from linear_jax.sweep.grid import Group, Point, SweepGrid
 from linear_jax.train import epoch as epoch_lib
 
 #: vmap axes of a ``TrainState``: per configuration, except key and step.
-STATE_AXES = epoch_lib.TrainState(params=0, opt_state=0, key=None, step=None)
+#: (A pytree prefix of TrainState's structure: its leaves are not the field
+#: types, hence the ignores here and on the state's shardings below.)
+STATE_AXES = epoch_lib.TrainState(0, 0, None, None)  # type: ignore[arg-type]
 METRICS = ("data_loss", "reg_loss", "train_accuracy", "val_accuracy")
 ALGORITHMS = ("auto", "vmap", "blocked")
 
@@ -155,9 +159,9 @@ class Program:
     state_sharding: the ``TrainState`` of shardings (to restore a state).
   """
 
-  init: object
-  epoch: object
-  take_row: object
+  init: Callable
+  epoch: Callable
+  take_row: Callable
   length: int
   algorithm: str = "vmap"
   state_sharding: object = None
@@ -199,8 +203,8 @@ def build_program(
   state_sharding = epoch_lib.TrainState(
     params=jax.tree.map(lambda _: by_config, state_shapes.params),
     opt_state=jax.tree.map(lambda _: by_config, state_shapes.opt_state),
-    key=rep,
-    step=rep,
+    key=rep,  # type: ignore[arg-type]
+    step=rep,  # type: ignore[arg-type]
   )
   hp_sharding = epoch_lib.HyperParams(*([by_config] * 7))
   data_sharding = jax.tree.map(lambda _: rep, data)
@@ -281,6 +285,7 @@ class SweepResult:
     return self.diverged_epoch > 0
 
   def num_configs(self) -> int:
+    """K, the configurations swept."""
     return len(self.points)
 
 
@@ -335,11 +340,14 @@ class _Sweep:
     self.unfinished: dict | None = None  # a loaded chunk to continue
     self.total_units = k * epochs  # configuration-epochs of the whole sweep
     self.done_units = 0
-    self.bar = None  # the overall progress.Progress, when logging
+    # The overall progress, when logging.
+    self.bar: progress.Progress | None = None
 
   def snapshot(self) -> dict:
     """Everything a resumed sweep needs besides an unfinished chunk."""
-    out = {f"history_{name}": self.history[name] for name in METRICS}
+    out: dict[str, Any] = {
+      f"history_{name}": self.history[name] for name in METRICS
+    }
     out.update({f"last_{name}": self.last[name] for name in METRICS})
     out["diverged_epoch"] = self.diverged_epoch
     for loss, params in self.best_params.items():
@@ -516,6 +524,7 @@ class _Sweep:
     configs_done = sum(c["configs"] for c in self.chunks) + (
       len(index) if epoch == epochs else 0
     )  # this chunk's, once finished
+    assert self.bar is not None, "log_epoch runs only when logging"
     self.bar.update(
       self.done_units,
       note=(

@@ -170,6 +170,7 @@ class SweepRunConfig:
   command: str = ""  # recorded in captions and the summary
 
   def grid(self) -> SweepGrid:
+    """The validated ``SweepGrid`` these options describe."""
     return SweepGrid(
       losses=tuple(self.losses),
       regs=tuple(self.regs),

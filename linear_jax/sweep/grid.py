@@ -45,7 +45,8 @@ def takes_margin(loss: str) -> bool:
 class Point(NamedTuple):
   """One configuration of the sweep; ``index`` is its position in the grid."""
 
-  index: int
+  # Shadows tuple.index (never called on a Point); the grid's own name.
+  index: int  # type: ignore[assignment]
   loss: str
   reg: str
   reg_strength: float
@@ -70,6 +71,7 @@ class Group:
 
   @property
   def name(self) -> str:
+    """``"loss/reg seed s"``: names the group in progress lines and checkpoints."""
     return f"{self.config.loss}/{self.config.reg} seed {self.seed}"
 
 
@@ -132,6 +134,7 @@ class SweepGrid:
     return self
 
   def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
+    """The validated static ``TrainConfig`` of one (loss, reg) program."""
     return epoch_lib.TrainConfig(
       loss=loss,
       reg=reg,
@@ -143,7 +146,7 @@ class SweepGrid:
 
   def points(self) -> tuple[Point, ...]:
     """Every configuration, in product order (module docstring)."""
-    points = []
+    points: list[Point] = []
     for loss, reg, lam, lr in itertools.product(
       self.losses, self.regs, self.reg_strengths, self.learning_rates
     ):

@@ -167,6 +167,7 @@ def sparse_config_bytes(
 
 
 def round_up(value: int, multiple: int) -> int:
+  """The smallest multiple of ``multiple`` that is ≥ ``value``."""
   return -(-value // multiple) * multiple
 
 

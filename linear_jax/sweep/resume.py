@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -41,7 +42,7 @@ def data_digest(*arrays) -> str:
   for a in arrays:
     a = np.ascontiguousarray(a)
     h.update(f"{a.shape}{a.dtype}".encode())
-    h.update(a.reshape(-1).view(np.uint8))
+    h.update(a.reshape(-1).view(np.uint8).data)
   return h.hexdigest()
 
 
@@ -76,6 +77,7 @@ class SweepCheckpoint:
     self.last_save = time.monotonic()
 
   def due(self) -> bool:
+    """Whether ``every_seconds`` have passed since the last save."""
     return time.monotonic() - self.last_save >= self.every_seconds
 
   def save(self, progress: dict, chunk: dict | None = None) -> None:
@@ -89,7 +91,8 @@ class SweepCheckpoint:
     self.last_save = time.monotonic()
     if not self.writer:
       return
-    arrays, meta = {}, {"fingerprint": self.fingerprint}
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"fingerprint": self.fingerprint}
     for name, value in progress.items():
       if isinstance(value, np.ndarray):
         arrays[f"progress/{name}"] = value
@@ -100,7 +103,9 @@ class SweepCheckpoint:
       for i, leaf in enumerate(jax.tree.leaves(chunk["state"])):
         arrays[f"chunk/{i:04d}"] = np.asarray(leaf)
     arrays["meta_json"] = np.asarray(io.dumps(meta))
-    io.atomic_write(self.path, lambda f: np.savez(f, **arrays))
+    io.atomic_write(
+      self.path, lambda f: np.savez(f, allow_pickle=False, **arrays)
+    )
 
   def load(self) -> tuple[dict, dict | None] | None:
     """``(progress, chunk or None)``, or None when there is no checkpoint.

@@ -56,7 +56,7 @@ def save(
   """Atomically writes ``state`` (a pytree), ``best_params``, ``stats`` arrays
   and JSON ``metadata`` (config, epoch, ...) to ``path``.
   """
-  arrays = {}
+  arrays: dict[str, np.ndarray] = {}
   _flatten("state", state, arrays)
   if best_params is not None:
     _flatten("best_params", best_params, arrays)
@@ -76,7 +76,7 @@ def save(
     )
   arrays["metadata_json"] = np.asarray(io.dumps(metadata))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  io.atomic_write(path, lambda f: np.savez(f, **arrays))
+  io.atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
 
 
 def read(path: str) -> tuple[dict, dict]:

@@ -14,7 +14,7 @@ arrays, so ``vmap`` sweeps them without recompiling.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,7 @@ class TrainConfig:
   unroll: int = 1  # lax.scan unroll: steps per loop iteration (speed only)
 
   def validate(self):
+    """Returns self; raises ``LinearJaxError`` naming the first bad field."""
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
     checks.lookup(
@@ -54,16 +55,21 @@ class TrainConfig:
     return self
 
 
-class HyperParams(NamedTuple):
+#: The leaf type of a ``HyperParams``: arrays (device or host) in use, or
+#: shapes or shardings where the tuple describes a pytree of its structure.
+Leaf = TypeVar("Leaf")
+
+
+class HyperParams(NamedTuple, Generic[Leaf]):
   """Numeric knobs, each a scalar array (or a ``[K]`` stack in a sweep)."""
 
-  learning_rate: jax.Array
-  reg_strength: jax.Array
-  margin: jax.Array
-  label_smoothing: jax.Array
-  momentum: jax.Array
-  weight_decay: jax.Array
-  l1_ratio: jax.Array
+  learning_rate: Leaf
+  reg_strength: Leaf
+  margin: Leaf
+  label_smoothing: Leaf
+  momentum: Leaf
+  weight_decay: Leaf
+  l1_ratio: Leaf
 
 
 #: The rule each numeric knob follows; ``make_hparams`` checks it, and the
@@ -181,10 +187,13 @@ class DeviceData(NamedTuple):
 
   @property
   def num_features(self) -> int:
+    """D, the columns of ``x_train``."""
     return self.x_train.shape[1]
 
 
 class TrainState(NamedTuple):
+  """What one training run carries from step to step (a vmappable pytree)."""
+
   params: dict
   opt_state: optax.OptState
   key: jax.Array  # raw uint32 key data, so it vmaps and saves simply
@@ -199,6 +208,7 @@ def steps_per_epoch(config: TrainConfig, num_examples: int) -> int:
 
 
 def effective_batch_size(config: TrainConfig, num_examples: int) -> int:
+  """B, or N for full-batch training (``batch_size`` None or ≥ N)."""
   if config.batch_size is None or config.batch_size >= num_examples:
     return num_examples
   return config.batch_size
@@ -207,6 +217,7 @@ def effective_batch_size(config: TrainConfig, num_examples: int) -> int:
 def build_optimizer(
   config: TrainConfig, hparams: HyperParams, num_examples: int
 ):
+  """``config``'s optax optimizer at ``hparams``' rate, momentum and decay."""
   per_epoch = steps_per_epoch(config, num_examples)
   return optimizers.make_optimizer(
     config.optimizer,
@@ -398,6 +409,7 @@ def make_epoch_fn(config: TrainConfig):
 
 
 def is_finite_metrics(metrics: dict) -> bool:
+  """Whether both the data loss and the regularization loss are finite."""
   return bool(
     np.isfinite(float(metrics["data_loss"]))
     and np.isfinite(float(metrics["reg_loss"]))
@@ -409,6 +421,7 @@ class DivergedError(checks.LinearJaxError):
 
 
 def check_lbfgs_full_batch(config: TrainConfig, num_examples: int):
+  """Raises ``LinearJaxError`` if a full-batch optimizer gets minibatches."""
   if (
     config.optimizer in optimizers.FULL_BATCH_ONLY
     and effective_batch_size(config, num_examples) != num_examples

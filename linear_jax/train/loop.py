@@ -36,11 +36,14 @@ class FitProgress:
 
   @property
   def epochs_done(self) -> int:
+    """Epochs recorded in ``history``."""
     return len(self.history)
 
 
 @dataclasses.dataclass
 class FitResult:
+  """What ``fit`` returns: the final progress, timings and how it ended."""
+
   progress: FitProgress
   compile_seconds: float
   train_seconds: float
@@ -109,6 +112,7 @@ class DeferredSignals:
 
 
 def divergence_message(epoch: int, metrics: dict, learning_rate: float) -> str:
+  """One line: the epoch and loss at divergence and a smaller rate to try."""
   return (
     f"training diverged at epoch {epoch}: loss is "
     f"{float(metrics['data_loss']) + float(metrics['reg_loss'])} "

@@ -167,6 +167,7 @@ class RunConfig:
     return self
 
   def train_config(self) -> epoch_lib.TrainConfig:
+    """The validated static ``TrainConfig`` of this run."""
     return epoch_lib.TrainConfig(
       loss=self.loss,
       reg=self.reg,
@@ -177,6 +178,7 @@ class RunConfig:
     ).validate()
 
   def hparams(self) -> epoch_lib.HyperParams:
+    """The run's numeric hyperparameters as arrays."""
     return epoch_lib.make_hparams(
       learning_rate=self.learning_rate,
       reg_strength=self.reg_strength,
@@ -194,6 +196,7 @@ class RunConfig:
 
 
 def device_description() -> dict:
+  """``{"platform", "kind", "count"}`` of the default device."""
   device = jax.devices()[0]
   return {
     "platform": device.platform,
