@@ -163,7 +163,7 @@ class DecompositionConfig:
     100_000, "test samples (synthetic)", rule=checks.Range(2)
   )
   learning_rate: float = checks.option(
-    0.1, "η of η_t = η / (1 + t/τ)", rule=checks.POSITIVE
+    0.1, "η of η_t = η / (1 + t/τ)", rule=checks.LEARNING_RATE
   )
   decay_steps: float = checks.option(
     20.0, "τ of η_t = η / (1 + t/τ)", rule=checks.POSITIVE

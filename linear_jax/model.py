@@ -235,6 +235,20 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
     raise checks.LinearJaxError(f"--output {path}: name a .npz or .csv file")
 
 
+def check_scores_finite(scores: np.ndarray) -> None:
+  """Refuses scores ``[N, C]`` that overflowed float32 (inputs in range whose
+  products x·W are not), naming the first such example.
+  """
+  bad = ~np.isfinite(scores).all(axis=1)
+  if bad.any():
+    rows = np.flatnonzero(bad)
+    raise checks.LinearJaxError(
+      f"the scores of {len(rows)} examples overflow float32 (first: example "
+      f"{rows[0]}); the inputs are far outside the training data's scale, rescale them as "
+      "the training data was (nothing was written)"
+    )
+
+
 def predict_file(
   workdir: str, input_spec: str, output: str, *, split: str = "test"
 ) -> dict:
@@ -260,6 +274,7 @@ def predict_file(
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
   scores = np.asarray(jax.jit(model.scores)(x_raw))
+  check_scores_finite(scores)
   write_predictions(output, model, scores)
   accuracy = (
     None

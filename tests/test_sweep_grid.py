@@ -73,7 +73,8 @@ def test_stack_hparams_matches_make_hparams():
   [
     (dict(losses=("svm", "hinge")), "unknown loss 'hinge'"),
     (dict(regs=("l3",)), "unknown regularizer 'l3'"),
-    (dict(learning_rates=(0.0,)), "must be > 0"),
+    (dict(learning_rates=(0.0,)), r"must be in \(0, 1000000\]"),
+    (dict(learning_rates=(1e300,)), r"must be in \(0, 1000000\]"),
     (dict(reg_strengths=(-1.0,)), "≥ 0"),
     (dict(optimizer="rmsprop"), "unknown optimizer"),
     (dict(momentum=1.5), "momentum must be in"),

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from linear_jax.checks import LinearJaxError
+from linear_jax.checks import FLOAT32_MAX, LinearJaxError
 
 # Rows per chunk when accumulating σ in float64 (bounds the temporary memory).
 _CHUNK_ROWS = 4096
@@ -33,23 +33,75 @@ def _flatten(x) -> np.ndarray:
   return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
-def check_finite(x: np.ndarray, split: str) -> None:
-  """Raises if the features of ``split`` are not numeric or hold NaN/Inf."""
+def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
+  """Raises unless the features of ``split`` are numbers that float32 holds.
+
+  Training computes in float32, so a float64 value beyond its range
+  (|x| > 3.4e38) would become inf there: it is refused here, naming the
+  feature (column of the flattened ``[N, D]`` rows), the example and the
+  value, as NaN and Inf are. Rows are checked in chunks (no ``[N, D]``
+  temporary).
+
+  Args:
+    x: features ``[N, ...]``.
+    split: the split's name (``train``, ``test``, ``inputs``).
+    name: how the message names ``x`` (default ``x_<split>``).
+  """
+  name = name or f"x_{split}"
   x = np.asarray(x)
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
     raise LinearJaxError(
-      f"x_{split} must be numeric, got dtype {x.dtype}; convert the features "
+      f"{name} must be numeric, got dtype {x.dtype}; convert the features "
       "to numbers"
     )
-  if np.issubdtype(x.dtype, np.inexact):
-    bad = ~np.isfinite(_flatten(x))
-    if bad.any():
-      rows = np.flatnonzero(bad.any(axis=1))
+  if not np.issubdtype(x.dtype, np.inexact):
+    return  # integers up to 2**64 are finite in float32
+  x = _flatten(x)
+  wide = x.dtype.itemsize > 4 and not np.iscomplexobj(x)
+  found = {"NaN/Inf": [0, 0, None], "beyond float32": [0, 0, None]}
+  for start in range(0, x.shape[0], _CHUNK_ROWS):
+    chunk = x[start : start + _CHUNK_ROWS]
+    masks = {"NaN/Inf": ~np.isfinite(chunk)}
+    if wide:
+      with np.errstate(invalid="ignore"):
+        masks["beyond float32"] = np.abs(chunk) > FLOAT32_MAX
+    for kind, bad in masks.items():
+      if bad.any():
+        count = found[kind]
+        count[0] += int(bad.sum())
+        count[1] += int(bad.any(axis=1).sum())
+        if count[2] is None:
+          row, column = np.argwhere(bad)[0]
+          count[2] = (start + int(row), int(column))
+  for kind, (values, rows, first) in found.items():
+    if first is None:
+      continue
+    row, column = first
+    if kind == "NaN/Inf":
       raise LinearJaxError(
-        f"x_{split} holds {int(bad.sum())} NaN/Inf values in "
-        f"{len(rows)} examples (first: example {rows[0]}); drop or repair "
-        "those examples before loading"
+        f"{name} holds {values} NaN/Inf values in {rows} examples (first: "
+        f"feature {column} of example {row}, {x[row, column]}); drop or "
+        "repair those examples before loading"
       )
+    raise LinearJaxError(
+      f"{name} holds {values} values beyond ±{FLOAT32_MAX:.3g}, the "
+      f"float32 range that training computes in, in {rows} examples (first: feature {column} of example {row}, "
+      f"{x[row, column]:.6g}); rescale that feature or drop those examples"
+    )
+
+
+def _check_cast(body: np.ndarray, x: np.ndarray, start: int) -> None:
+  """Raises if preprocessed float32 rows ``body`` (rows ``start``… of the
+  raw ``x``) overflowed: (x − μ) / σ can leave float32 where x did not.
+  """
+  bad = ~np.isfinite(body)
+  if bad.any():
+    row, column = (int(i) for i in np.argwhere(bad)[0])
+    raise LinearJaxError(
+      f"feature {column} of example {start + row} ({x[start + row, column]:.6g}"
+      f") becomes {body[row, column]} in float32 after preprocessing "
+      "((x − μ) / σ); rescale that feature before loading"
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -82,15 +134,18 @@ class PreprocessStats:
       )
     out = np.empty((n, d + int(self.bias_column)), np.float32)
     # Row chunks that stay in cache: ~3x faster than whole-array passes.
-    for start in range(0, n, _APPLY_ROWS):
-      rows = slice(start, start + _APPLY_ROWS)
-      body = out[rows, :d]
-      if self.mean is not None:
-        np.subtract(x[rows], self.mean, out=body, dtype=np.float32)
-      else:
-        body[...] = x[rows]
-      if self.scale is not None:
-        np.divide(body, self.scale, out=body)
+    # An overflow is reported by ``_check_cast``, not warned about.
+    with np.errstate(over="ignore"):
+      for start in range(0, n, _APPLY_ROWS):
+        rows = slice(start, start + _APPLY_ROWS)
+        body = out[rows, :d]
+        if self.mean is not None:
+          np.subtract(x[rows], self.mean, out=body, dtype=np.float32)
+        else:
+          body[...] = x[rows]
+        if self.scale is not None:
+          np.divide(body, self.scale, out=body)
+        _check_cast(body, x, start)
     if self.bias_column:
       out[:, d] = 1.0
     return out

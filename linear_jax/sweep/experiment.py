@@ -84,7 +84,7 @@ class SweepRunConfig:
     rule=_RULES["reg_strength"],
   )
   learning_rates: tuple[float, ...] = option(
-    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.POSITIVE
+    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.LEARNING_RATE
   )
   margins: tuple[float, ...] = option(
     (1.0,),

@@ -120,7 +120,7 @@ class SweepGrid:
       losses_lib.get_loss(loss)
     for name, rule in (
       ("reg_strengths", checks.NONNEGATIVE),
-      ("learning_rates", checks.POSITIVE),
+      ("learning_rates", checks.LEARNING_RATE),
       ("margins", checks.NONNEGATIVE),
       ("seeds", checks.SEED),
     ):

@@ -90,7 +90,9 @@ class RunConfig:
   optimizer: str = option(
     "momentum", "optax optimizer", choices=list(optimizers.OPTIMIZERS)
   )
-  learning_rate: float = option(1e-2, "learning rate", rule=checks.POSITIVE)
+  learning_rate: float = option(
+    1e-2, "learning rate", rule=checks.LEARNING_RATE
+  )
   momentum: float = option(
     0.9, "momentum (momentum, nesterov)", rule=_RULES["momentum"]
   )
