@@ -74,6 +74,7 @@ import optax
 from absl import logging
 from jax.typing import ArrayLike
 
+from linear_jax import budget as budget_lib
 from linear_jax import checks, io, progress, regularizers
 from linear_jax import losses as losses_lib
 from linear_jax.data import distributions
@@ -193,12 +194,14 @@ class DecompositionConfig:
   )
   data_dir: str | None = checks.option(None, "cache folder for image datasets")
   seed: int = checks.option(0, "base seed of every sample", rule=checks.SEED)
+  memory_budget: str | None = checks.option(None, budget_lib.FLAG_HELP)
 
   def check(self) -> "DecompositionConfig":
     """Raises ``LinearJaxError`` naming the first bad setting: each field's
     rule, then what relates fields.
     """
     checks.check_options(self)
+    budget_lib.memory_budget(self.memory_budget)  # a size, if given
     for loss in self.losses:
       losses_lib.get_loss(loss)
     if not self.datasets or not self.losses or not self.sizes:
@@ -517,13 +520,14 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
   """
   from linear_jax import data  # pylint: disable=g-import-not-at-top
 
-  ds = data.load_dataset(
-    name,
-    data_dir=config.data_dir,
-    seed=config.seed,
-    standardize=config.standardize,
-    validation_size=config.validation_size,
-  )
+  with budget_lib.limited(config.memory_budget):
+    ds = data.load_dataset(
+      name,
+      data_dir=config.data_dir,
+      seed=config.seed,
+      standardize=config.standardize,
+      validation_size=config.validation_size,
+    )
   n_train = len(ds.y_train)
   n_max = max(config.sizes)
   if n_max > n_train:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from linear_jax import checks
+from linear_jax import budget, checks
 from linear_jax.data import preprocessing
 from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
@@ -250,9 +250,17 @@ def check_scores_finite(scores: np.ndarray) -> None:
 
 
 def predict_file(
-  workdir: str, input_spec: str, output: str, *, split: str = "test"
+  workdir: str,
+  input_spec: str,
+  output: str,
+  *,
+  split: str = "test",
+  memory_budget: str | None = None,
 ) -> dict:
   """Loads ``workdir``'s model, predicts ``input_spec``, writes ``output``.
+
+  ``memory_budget``: the host memory the inputs may take (a size such as
+  ``4GiB``; default ``linear_jax.budget``'s).
 
   Returns:
     ``{"examples", "output", "accuracy"}``; ``accuracy`` is None when the
@@ -265,12 +273,13 @@ def predict_file(
       f"{output} exists; choose another --output (nothing was overwritten)"
     )
   model = load_model(workdir)
-  x_raw, names = load_inputs(
-    input_spec,
-    split=split,
-    num_features=model.stats.num_features,
-    zero_based=model.svmlight_zero_based,
-  )
+  with budget.limited(memory_budget):
+    x_raw, names = load_inputs(
+      input_spec,
+      split=split,
+      num_features=model.stats.num_features,
+      zero_based=model.svmlight_zero_based,
+    )
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
   scores = np.asarray(jax.jit(model.scores)(x_raw))

@@ -57,11 +57,13 @@ def test_train_file_alone_is_split_and_standardized(tmp_path):
 def test_dense_matrix_over_budget_is_refused(tmp_path):
   x, y = sparse_points(50, 8, [0, 1], seed=3)
   path = write(tmp_path / "a.txt", x, y)
+  # The peak holds the features twice (as read, then preprocessed).
   with pytest.raises(LinearJaxError) as e:
-    npz_source.load_svmlight(str(path), budget_bytes=50 * 8 * 4 - 1)
-  assert "50 x 8 float32 features need" in str(e.value)
+    npz_source.load_svmlight(str(path), budget_bytes=2 * 50 * 8 * 4 - 1)
+  assert "50 x 8 float32 features" in str(e.value)
+  assert "over the 3199 bytes memory budget" in str(e.value)
   assert "\n" not in str(e.value)
-  raw = npz_source.load_svmlight(str(path), budget_bytes=50 * 8 * 4)
+  raw = npz_source.load_svmlight(str(path), budget_bytes=4 * 50 * 8 * 4)
   assert raw.splits["train"][0].shape == (50, 8)
 
 

@@ -11,7 +11,7 @@ with features float16/32/64 or integers (e.g. uint8), two-dimensional, and
 labels of any kind (ints or strings). ``svmlight:TRAIN[,TEST]`` reads one or
 two LIBSVM/svmlight text files with ``sklearn.datasets.load_svmlight_files``
 (one feature space for both) and densifies them; a dense matrix above the
-device budget (``linear_jax.sweep.memory.device_budget``) is refused.
+memory budget (``linear_jax.budget``) is refused.
 
 Labels become ``[0, C)`` in sorted order of the distinct training labels;
 ``RawData.class_names`` keeps the original labels as strings (``"cat"``,
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linear_jax import budget
 from linear_jax.checks import LinearJaxError
 from linear_jax.data.dataset import RawData
 from linear_jax.data.preprocessing import check_finite
@@ -191,12 +192,13 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
 
 
 def _check_sizes(path: Path, shown: str) -> None:
-  """Refuses arrays whose headers promise more than the memory budget,
-  before anything is allocated.
-  """
-  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+  """Refuses a file whose arrays, by their headers, would not fit the memory
+  budget (``linear_jax.budget``) once loaded, before anything is allocated.
 
-  budget = memory.device_budget()
+  The peak is every array as stored (``np.load`` reads them all) plus the
+  float32 copy of the features that preprocessing writes (keys starting
+  with ``x``).
+  """
   sizes = []
   try:
     with zipfile.ZipFile(path) as archive:
@@ -209,17 +211,25 @@ def _check_sizes(path: Path, shown: str) -> None:
             else np.lib.format.read_array_header_2_0
           )
           shape, _, dtype = read_header(member)
-        sizes.append((info.filename, shape, dtype))
+        sizes.append((info.filename.removesuffix(".npy"), shape, dtype))
   except (ValueError, OSError, zipfile.BadZipFile, EOFError):
     return  # not a plain .npy member: np.load reports it below
-  for name, shape, dtype in sizes:
-    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if need > budget:
-      raise LinearJaxError(
-        f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
-        f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
-        "features"
-      )
+  count = lambda shape: int(np.prod(shape, dtype=np.float64))
+  stored = sum(count(shape) * dtype.itemsize for _, shape, dtype in sizes)
+  features = sum(
+    count(shape) * 4 for name, shape, _ in sizes if name.startswith("x")
+  )
+  largest = max(sizes, key=lambda s: count(s[1]) * s[2].itemsize, default=None)
+  if largest is None:
+    return
+  name, shape, dtype = largest
+  budget.check_fits(
+    stored + features,
+    f"{shown} ({budget.format_size(stored)} stored, the largest array "
+    f"{name} {shape} {dtype}, plus {budget.format_size(features)} of "
+    "float32 features)",
+    "use fewer examples or features",
+  )
 
 
 def read_npz_arrays(path: str | os.PathLike) -> dict:
@@ -305,6 +315,27 @@ def parse_svmlight_name(spec: str) -> list[Path]:
   return [Path(p).expanduser() for p in paths]
 
 
+def _parse_svmlight(paths: list, shown: str) -> tuple[list, list, bool]:
+  """``(CSR float32 per file, labels per file, uses index 0)``, indices as
+  written (column j is index j).
+  """
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
+
+  paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
+  try:
+    loaded = sk_datasets.load_svmlight_files(
+      [str(p) for p in paths], dtype=np.float32, zero_based=True
+    )
+  except (ValueError, RuntimeError, UnicodeDecodeError) as e:
+    raise LinearJaxError(
+      f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
+      "must be '<label> <index>:<value> ...' with increasing indices"
+    ) from None
+  xs, ys = list(loaded[0::2]), list(loaded[1::2])
+  uses_zero = any(bool(np.any(x.indices == 0)) for x in xs)
+  return xs, ys, uses_zero
+
+
 def read_svmlight_files(
   paths: list,
   shown: str,
@@ -315,6 +346,11 @@ def read_svmlight_files(
 ) -> tuple[list, bool]:
   """Svmlight files read into one dense float32 feature space.
 
+  Parsed as float32 CSR (``sklearn.datasets.load_svmlight_files``), then
+  each file densified once, straight into its final ``[N, D]`` float32
+  matrix (no float64 and no second dense copy); the CSR of a file is freed
+  once it is dense.
+
   Args:
     paths: the files.
     shown: how errors name the input.
@@ -322,30 +358,20 @@ def read_svmlight_files(
     zero_based: whether feature indices start at 0. None: decided from all
       the files together (0-based if any index is 0), so that a train and a
       test file, or a model and its inputs, agree on the columns.
-    budget_bytes: refuse dense matrices above this (default: the device
-      budget of ``linear_jax.sweep.memory``).
+    budget_bytes: the memory budget (default ``linear_jax.budget``'s); the
+      estimate is the CSR plus two dense float32 copies (these features and
+      their preprocessed copy).
 
   Returns:
     ``([(x float32 [N, D], y [N]) per file], zero_based)``.
 
   Raises:
     LinearJaxError: a malformed line, no examples, an index beyond
-      ``num_features``, or a dense matrix above the budget (with its size).
+      ``num_features``, or a dense matrix over the budget (with its size).
   """
-  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
+  import scipy.sparse as sp  # pylint: disable=g-import-not-at-top
 
-  paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
-  try:  # indices as written: column j is index j
-    loaded = sk_datasets.load_svmlight_files(
-      [str(p) for p in paths], dtype=np.float32, zero_based=True
-    )
-  except (ValueError, RuntimeError, UnicodeDecodeError) as e:
-    raise LinearJaxError(
-      f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
-      "must be '<label> <index>:<value> ...' with increasing indices"
-    ) from None
-  xs, ys = list(loaded[0::2]), list(loaded[1::2])
-  uses_zero = any(x[:, 0].nnz for x in xs)
+  xs, ys, uses_zero = _parse_svmlight(paths, shown)
   if zero_based is None:
     zero_based = bool(uses_zero)
   elif not zero_based and uses_zero:
@@ -353,43 +379,45 @@ def read_svmlight_files(
       f"{shown} uses feature index 0 but the model's inputs are 1-based; "
       "write the features with the indices used in training"
     )
+  width = xs[0].shape[1] - (0 if zero_based else 1)
   if not zero_based:
-    xs = [x[:, 1:] for x in xs]
+    for x in xs:
+      x.indices -= 1  # index 1 is column 0 (no index 0 here: checked above)
   n = sum(x.shape[0] for x in xs)
-  d = xs[0].shape[1] if num_features is None else num_features
-  if xs[0].shape[1] > d:
+  d = width if num_features is None else num_features
+  if width > d:
     raise LinearJaxError(
-      f"{shown} has feature indices up to {xs[0].shape[1]} but the model "
+      f"{shown} has feature indices up to {width} but the model "
       f"takes {d} features; pass inputs of the training feature space"
-    )
-  need = n * d * 4
-  if budget_bytes is None:
-    from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
-
-    budget_bytes = memory.device_budget()
-  if need > budget_bytes:
-    raise LinearJaxError(
-      f"{shown}: densified, {n} x {d} float32 features need "
-      f"{need / 2**30:.2f} GiB, over the {budget_bytes / 2**30:.2f} GiB "
-      "device budget; select fewer features or examples (sparse training is "
-      "not supported)"
     )
   if n == 0 or d == 0:
     raise LinearJaxError(
       f"{shown} holds {n} examples with {d} features; write at least one "
       "example"
     )
+  stored = sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in xs)
+  budget.check_fits(
+    stored + 2 * n * d * 4,
+    f"{shown}: densified, {n} x {d} float32 features "
+    f"({budget.format_size(n * d * 4)}, held twice: as read and preprocessed)",
+    "select fewer features or examples (sparse training is not supported)",
+    override=budget_bytes,
+  )
   dense = []
-  for x, y in zip(xs, ys, strict=True):
-    out = np.zeros((x.shape[0], d), np.float32)
-    out[:, : x.shape[1]] = x.toarray()
-    dense.append((out, y))
+  for i, y in enumerate(ys):
+    x, xs[i] = xs[i], None  # the CSR goes once it is dense
+    csr = sp.csr_array((x.data, x.indices, x.indptr), shape=(x.shape[0], d))
+    del x
+    dense.append((csr.toarray(), y))
+    del csr
   return dense, zero_based
 
 
 def svmlight_zero_based(spec: str) -> bool:
-  """Whether ``svmlight:spec``'s feature indices start at 0 (as loaded)."""
-  return read_svmlight_files(parse_svmlight_name(spec), f"svmlight:{spec}")[1]
+  """Whether ``svmlight:spec``'s feature indices start at 0 (as loaded):
+  the files parsed again, not densified.
+  """
+  return _parse_svmlight(parse_svmlight_name(spec), f"svmlight:{spec}")[2]
 
 
 def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
@@ -397,8 +425,7 @@ def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
 
   Args:
     spec: the train file, optionally followed by ``,`` and the test file.
-    budget_bytes: refuse dense float32 matrices above this (default: the
-      device budget of ``linear_jax.sweep.memory``).
+    budget_bytes: the memory budget (default ``linear_jax.budget``'s).
 
   Returns:
     ``RawData`` with float32 ``[N, D]`` features, D the largest feature index

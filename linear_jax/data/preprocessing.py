@@ -17,8 +17,9 @@ import numpy as np
 
 from linear_jax.checks import FLOAT32_MAX, LinearJaxError
 
-# Rows per chunk when accumulating σ in float64 (bounds the temporary memory).
-_CHUNK_ROWS = 4096
+#: Bytes of the float64 temporaries of one chunk of rows in ``check_finite``
+#: and ``fit_stats`` (the temporary memory beyond the arrays themselves).
+CHUNK_BYTES = 8 << 20
 _APPLY_ROWS = 512
 
 
@@ -59,8 +60,9 @@ def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
   x = _flatten(x)
   wide = x.dtype.itemsize > 4 and not np.iscomplexobj(x)
   found = {"NaN/Inf": [0, 0, None], "beyond float32": [0, 0, None]}
-  for start in range(0, x.shape[0], _CHUNK_ROWS):
-    chunk = x[start : start + _CHUNK_ROWS]
+  step = _chunk_rows(x)
+  for start in range(0, x.shape[0], step):
+    chunk = x[start : start + step]
     masks = {"NaN/Inf": ~np.isfinite(chunk)}
     if wide:
       with np.errstate(invalid="ignore"):
@@ -85,21 +87,36 @@ def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
       )
     raise LinearJaxError(
       f"{name} holds {values} values beyond ±{FLOAT32_MAX:.3g}, the "
-      f"float32 range that training computes in, in {rows} examples (first: feature {column} of example {row}, "
-      f"{x[row, column]:.6g}); rescale that feature or drop those examples"
+      f"float32 range that training computes in, in {rows} examples "
+      f"(first: feature {column} of example {row}, {x[row, column]:.6g}); "
+      "rescale that feature or drop those examples"
     )
 
 
-def _check_cast(body: np.ndarray, x: np.ndarray, start: int) -> None:
-  """Raises if preprocessed float32 rows ``body`` (rows ``start``… of the
-  raw ``x``) overflowed: (x − μ) / σ can leave float32 where x did not.
+def _chunk_rows(x: np.ndarray) -> int:
+  """Rows per chunk: ``CHUNK_BYTES`` of float64 ``[rows, D]``."""
+  return max(1, CHUNK_BYTES // (8 * max(x.shape[1], 1)))
+
+
+def _take(x: np.ndarray, rows, start: int, stop: int) -> np.ndarray:
+  """Rows ``start:stop`` of ``x`` (a view), or of ``x[rows]`` (a gathered
+  copy of at most ``stop − start`` rows).
+  """
+  return x[start:stop] if rows is None else x[rows[start:stop]]
+
+
+def _check_cast(body: np.ndarray, chunk: np.ndarray, examples) -> None:
+  """Raises if preprocessed float32 rows ``body`` (of the raw ``chunk``)
+  overflowed: (x − μ) / σ can leave float32 where x did not. ``examples``:
+  the example number of the first row, or of each row.
   """
   bad = ~np.isfinite(body)
   if bad.any():
     row, column = (int(i) for i in np.argwhere(bad)[0])
+    example = examples + row if np.ndim(examples) == 0 else examples[row]
     raise LinearJaxError(
-      f"feature {column} of example {start + row} ({x[start + row, column]:.6g}"
-      f") becomes {body[row, column]} in float32 after preprocessing "
+      f"feature {column} of example {example} ({chunk[row, column]:.6g}) "
+      f"becomes {body[row, column]} in float32 after preprocessing "
       "((x − μ) / σ); rescale that feature before loading"
     )
 
@@ -121,10 +138,15 @@ class PreprocessStats:
   scale: np.ndarray | None = None
   bias_column: bool = False
 
-  def apply(self, x_raw) -> np.ndarray:
-    """Raw examples ``[N, ...]`` (any numeric dtype) -> float32 ``[N, D(+1)]``."""
+  def apply(self, x_raw, rows=None) -> np.ndarray:
+    """Raw examples ``[N, ...]`` (any numeric dtype) -> float32 ``[N, D(+1)]``.
+
+    ``rows`` (int ``[M]``): map only the examples ``x_raw[rows]``, in that
+    order (``[M, D(+1)]``), gathered a chunk at a time, so that a split is
+    never copied before it is mapped.
+    """
     x = _flatten(x_raw)
-    n = x.shape[0]
+    n = x.shape[0] if rows is None else len(rows)
     d = self.num_features
     if x.shape[1] != d:
       raise LinearJaxError(
@@ -137,15 +159,15 @@ class PreprocessStats:
     # An overflow is reported by ``_check_cast``, not warned about.
     with np.errstate(over="ignore"):
       for start in range(0, n, _APPLY_ROWS):
-        rows = slice(start, start + _APPLY_ROWS)
-        body = out[rows, :d]
+        chunk = _take(x, rows, start, start + _APPLY_ROWS)
+        body = out[start : start + _APPLY_ROWS, :d]
         if self.mean is not None:
-          np.subtract(x[rows], self.mean, out=body, dtype=np.float32)
+          np.subtract(chunk, self.mean, out=body, dtype=np.float32)
         else:
-          body[...] = x[rows]
+          body[...] = chunk
         if self.scale is not None:
           np.divide(body, self.scale, out=body)
-        _check_cast(body, x, start)
+        _check_cast(body, chunk, start if rows is None else rows[start:])
     if self.bias_column:
       out[:, d] = 1.0
     return out
@@ -218,6 +240,7 @@ class PreprocessStats:
 def fit_stats(
   x_train_raw,
   *,
+  rows=None,
   subtract_mean: bool = True,
   standardize: bool = False,
   bias_column: bool = False,
@@ -227,28 +250,37 @@ def fit_stats(
   Args:
     x_train_raw: raw training examples ``[N, ...]``, flattened to ``[N, D]``;
       pass the training rows only (validation already carved out).
+    rows: int ``[M]``: fit on ``x_train_raw[rows]`` only, read a chunk at a
+      time (no copy of the training rows).
     subtract_mean: subtract μ, the training mean ``[D]``.
     standardize: also divide by σ, the training standard deviation ``[D]``
       (σ = 0 becomes 1); implies subtracting μ.
     bias_column: append a ones column in ``apply``.
 
   Returns:
-    ``PreprocessStats`` (μ and σ computed in float64, stored as float32).
+    ``PreprocessStats`` (μ and σ computed in float64 by row chunks, stored
+    as float32).
   """
   x = _flatten(x_train_raw)
-  n = x.shape[0]
+  n = x.shape[0] if rows is None else len(rows)
   if n == 0:
     raise LinearJaxError(
       "the training split is empty; pass at least one training example"
     )
   mean = scale = None
+  step = _chunk_rows(x)
   if subtract_mean or standardize:
-    mean64 = x.mean(axis=0, dtype=np.float64)
+    total = np.zeros(x.shape[1], np.float64)
+    for start in range(0, n, step):
+      chunk = _take(x, rows, start, start + step)
+      total += chunk.sum(axis=0, dtype=np.float64)
+    mean64 = total / n
     mean = mean64.astype(np.float32)
   if standardize:
     sq = np.zeros(x.shape[1], np.float64)
-    for start in range(0, n, _CHUNK_ROWS):
-      sq += np.square(x[start : start + _CHUNK_ROWS] - mean64).sum(axis=0)
+    for start in range(0, n, step):
+      chunk = _take(x, rows, start, start + step)
+      sq += np.square(chunk - mean64).sum(axis=0)
     scale = np.sqrt(sq / n).astype(np.float32)
     scale[scale == 0] = 1.0
   return PreprocessStats(

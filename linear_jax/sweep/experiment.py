@@ -32,16 +32,24 @@ import datetime
 import fnmatch
 import glob
 import os
+import shutil
 import time
 
 import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import checks, io, optimizers, regularizers
+from linear_jax import budget, checks, io, optimizers, regularizers
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
-from linear_jax.sweep import blocked, distributed, engine, report, resume
+from linear_jax.sweep import (
+  blocked,
+  distributed,
+  engine,
+  memory,
+  report,
+  resume,
+)
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
@@ -155,11 +163,12 @@ class SweepRunConfig:
   )
   checkpoint_seconds: float = option(
     300.0,
-    "inside a chunk, save the sweep's progress at most this often "
-    "(it is always saved after each chunk); 0: every epoch",
+    "save the sweep's progress at most this often, between chunks and "
+    "inside them (and always after the last chunk); 0: every epoch",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write heatmap PNGs")
+  memory_budget: str | None = option(None, budget.FLAG_HELP)
   command: str = ""  # recorded in captions and the summary
 
   def grid(self) -> SweepGrid:
@@ -189,8 +198,12 @@ class SweepRunConfig:
         "validation_size must be ≥ 1: a sweep selects its best "
         "configuration on the validation split"
       )
-    for group in self.grid().groups():
-      engine.choose_algorithm(group.config, self.sweep_algorithm)
+    grid = self.grid()
+    for config in grid.train_configs():  # the grid itself is not expanded
+      engine.choose_algorithm(config, self.sweep_algorithm)
+    memory.check_sweep_host(
+      grid.num_points(), grid.epochs, host_budget=self.memory_budget
+    )
     return self
 
 
@@ -248,6 +261,34 @@ def check_workdir(config: SweepRunConfig) -> str:
   return path
 
 
+def check_disk(config: SweepRunConfig, grid: SweepGrid) -> None:
+  """Refuses, in one line, a sweep whose checkpoint and tables would not fit
+  on ``workdir``'s filesystem (before the grid is expanded).
+
+  While the checkpoint is replaced the old and the new one both exist, so it
+  counts twice; an existing checkpoint (``--resume``) counts as free space.
+  """
+  num, epochs = grid.num_points(), grid.epochs
+  checkpoint = memory.sweep_checkpoint_bytes(num, epochs)
+  tables = memory.sweep_output_bytes(num, epochs)
+  where = os.path.abspath(config.workdir)
+  while not os.path.isdir(where):
+    where = os.path.dirname(where)
+  free = shutil.disk_usage(where).free
+  old = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
+  if os.path.isfile(old):
+    free += os.path.getsize(old)
+  need = 2 * checkpoint + tables
+  if distributed.agree(need > free):
+    raise LinearJaxError(
+      f"the sweep's {num:,} configurations need ~{budget.format_size(need)} "
+      f"on {where} (a {budget.format_size(checkpoint)} checkpoint, held "
+      f"twice while it is replaced, and {budget.format_size(tables)} of "
+      f"tables), which has {budget.format_size(free)} free; sweep fewer "
+      "values or choose a --workdir on a larger filesystem"
+    )
+
+
 #: What a sweep writes (besides heatmaps); guarded against overwriting.
 OUTPUTS = (
   RESULTS,
@@ -288,6 +329,7 @@ def run(config: SweepRunConfig) -> dict:
   """
   grid = config.validate().grid()
   results_path = check_workdir(config)
+  check_disk(config, grid)
   checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()
   dataset = train_run.load_data(config)
@@ -309,6 +351,7 @@ def run(config: SweepRunConfig) -> dict:
     block_steps=config.block_steps,
     checkpoint_path=checkpoint_path,
     checkpoint_seconds=config.checkpoint_seconds,
+    host_budget=config.memory_budget,
   )
   x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
   test = {
