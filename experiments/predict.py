@@ -22,6 +22,7 @@ from __future__ import annotations
 from absl import flags
 
 from experiments import cli
+from linear_jax import budget
 
 flags.DEFINE_string("workdir", None, "a training run's output directory")
 flags.DEFINE_string(
@@ -38,6 +39,8 @@ flags.DEFINE_enum(
   "which split of an input holding several",
 )
 
+flags.DEFINE_string("memory_budget", None, budget.FLAG_HELP)
+
 FLAGS = flags.FLAGS
 
 
@@ -50,7 +53,11 @@ def main(argv):
     if not FLAGS[name].value:
       raise checks.LinearJaxError(f"--{name} is required")
   result = model_lib.predict_file(
-    FLAGS.workdir, FLAGS.input, FLAGS.output, split=FLAGS.split
+    FLAGS.workdir,
+    FLAGS.input,
+    FLAGS.output,
+    split=FLAGS.split,
+    memory_budget=FLAGS.memory_budget,
   )
   accuracy = (
     "" if result["accuracy"] is None else f"  accuracy {result['accuracy']:.4f}"

@@ -22,6 +22,11 @@ class LinearJaxError(ValueError):
   """A bad input or option; the message is one line naming problem and fix."""
 
 
+#: The largest finite float32: training computes in float32, so data and
+#: knobs beyond it become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 try:
   _Tracer = jax.core.Tracer
 except AttributeError:  # newer JAX keeps it private
@@ -113,7 +118,11 @@ class Range:
     v = np.asarray(value)
     if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
       return False
-    if np.any(v <= self.low if self.low_open else v < self.low):
+    if np.any(np.abs(v.astype(np.float64)) > FLOAT32_MAX):
+      return False  # becomes inf in float32, where every knob is computed
+    if self.low is not None and np.any(
+      v <= self.low if self.low_open else v < self.low
+    ):
       return False
     return self.high is None or not np.any(v > self.high)
 
@@ -122,6 +131,18 @@ class Range:
     them) follows the rule; skipped under ``jit``.
     """
     if value is not None and is_concrete(value) and not self.holds(value):
+      v = np.asarray(value)
+      if (
+        self.high is None
+        and v.dtype.kind in "biuf"
+        and np.any(
+          np.isfinite(v) & (np.abs(v.astype(np.float64)) > FLOAT32_MAX)
+        )
+      ):
+        raise LinearJaxError(
+          f"{name} must be {self.describe()} and representable in float32 "
+          f"(|v| ≤ {FLOAT32_MAX:.3g}), got {value}"
+        )
       raise LinearJaxError(f"{name} must be {self.describe()}, got {value}")
     return value
 
@@ -135,6 +156,11 @@ POSITIVE = Range(0.0, low_open=True)
 UNIT_INTERVAL = Range(0.0, 1.0)
 AT_LEAST_ONE = Range(1.0)
 SEED = Range(0.0, 2.0**32 - 1)  # numpy's and JAX's seeds are uint32
+# A step above 1e6 times the gradient overshoots on any data worth training
+# on; larger values are typing slips (1e300), refused before they reach
+# float32 as inf. 0 is allowed in the library (lbfgs ignores the rate).
+MAX_LEARNING_RATE = 1e6
+LEARNING_RATE = Range(0.0, MAX_LEARNING_RATE, low_open=True)
 
 
 def option(default, help: str, *, rule: Range | None = None, choices=None):

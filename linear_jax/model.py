@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from linear_jax import checks, sparse
+from linear_jax import budget, checks, sparse
 from linear_jax.data import preprocessing
 from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
@@ -278,10 +278,32 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
     raise checks.LinearJaxError(f"--output {path}: name a .npz or .csv file")
 
 
+def check_scores_finite(scores: np.ndarray) -> None:
+  """Refuses scores ``[N, C]`` that overflowed float32 (inputs in range whose
+  products x·W are not), naming the first such example.
+  """
+  bad = ~np.isfinite(scores).all(axis=1)
+  if bad.any():
+    rows = np.flatnonzero(bad)
+    raise checks.LinearJaxError(
+      f"the scores of {len(rows)} examples overflow float32 (first: example "
+      f"{rows[0]}); the inputs are far outside the training data's scale, rescale them as "
+      "the training data was (nothing was written)"
+    )
+
+
 def predict_file(
-  workdir: str, input_spec: str, output: str, *, split: str = "test"
+  workdir: str,
+  input_spec: str,
+  output: str,
+  *,
+  split: str = "test",
+  memory_budget: str | None = None,
 ) -> dict:
   """Loads ``workdir``'s model, predicts ``input_spec``, writes ``output``.
+
+  ``memory_budget``: the host memory the inputs may take (a size such as
+  ``4GiB``; default ``linear_jax.budget``'s).
 
   Returns:
     ``{"examples", "output", "accuracy"}``; ``accuracy`` is None when the
@@ -290,25 +312,37 @@ def predict_file(
   if not output.endswith((".npz", ".csv")):
     raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
   with output_lock(output):  # one writer per output, checked under the lock
-    return _predict_file(workdir, input_spec, output, split=split)
+    return _predict_file(
+      workdir, input_spec, output, split=split, memory_budget=memory_budget
+    )
 
 
-def _predict_file(workdir: str, input_spec: str, output: str, *, split: str):
+def _predict_file(
+  workdir: str,
+  input_spec: str,
+  output: str,
+  *,
+  split: str,
+  memory_budget: str | None,
+):
+  """``predict_file``'s work, under the output's lock."""
   if os.path.lexists(output):
     raise checks.LinearJaxError(
       f"{output} exists; choose another --output (nothing was overwritten)"
     )
   model = load_model(workdir)
-  x_raw, names = load_inputs(
-    input_spec,
-    split=split,
-    num_features=model.stats.num_features,
-    zero_based=model.svmlight_zero_based,
-  )
+  with budget.limited(memory_budget):
+    x_raw, names = load_inputs(
+      input_spec,
+      split=split,
+      num_features=model.stats.num_features,
+      zero_based=model.svmlight_zero_based,
+    )
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
   score_fn = model.scores if sparse.is_sparse(x_raw) else jax.jit(model.scores)
   scores = np.asarray(score_fn(x_raw))
+  check_scores_finite(scores)
   write_predictions(output, model, scores)
   accuracy = (
     None

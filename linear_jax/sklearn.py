@@ -34,7 +34,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from linear_jax.data import preprocessing
 from linear_jax.train import epoch as epoch_lib
+from linear_jax.train import loop
 
 #: scikit-learn estimator checks this estimator does not pass, with why.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
@@ -167,6 +169,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       l1_ratio=self.l1_ratio,
       dtype=dtype,
     )
+    # Training computes in float32: values beyond its range are refused
+    # (feature and value named) before the cast would make them inf.
+    preprocessing.check_finite(X, "train", name="X")
     # Validation accuracy is not used here: one row keeps its cost nil.
     data = epoch_lib.DeviceData.put(X, codes, X[:1], codes[:1], dtype=dtype)
     state = epoch_lib.init_state(
@@ -179,9 +184,14 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     if not (
       np.all(np.isfinite(params["W"])) and np.all(np.isfinite(params["b"]))
     ):
-      raise ValueError(
-        f"training diverged (NaN/Inf weights) at learning_rate="
-        f"{self.learning_rate}; lower the learning rate"
+      raise epoch_lib.DivergedError(
+        "training diverged (NaN/Inf weights): "
+        + loop.divergence_cause(
+          learning_rate=float(self.learning_rate),
+          optimizer=self.optimizer,
+          scale=loop.feature_scale(data),
+          rescale="StandardScaler",
+        )
       )
     self.classes_ = classes
     self.coef_, self.intercept_ = _sklearn_layout(
@@ -227,6 +237,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     X = validate_data(
       self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse="csr"
     )
+    # The model was fitted in float32: inputs beyond its range are refused
+    # as in ``fit`` rather than scored into ±inf.
+    preprocessing.check_finite(X, "inputs", name="X")
     # Dense or scipy.sparse X: the product is a dense [N, C] array.
     scores = np.asarray(
       X.astype(np.float64) @ self.coef_.T.astype(np.float64)

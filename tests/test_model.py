@@ -127,6 +127,13 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
   np.savez(narrow, x=x_test[:5, :4])
   infinite = tmp_path / "inf.npz"
   np.savez(infinite, x=np.where(np.eye(5, 6) > 0, np.inf, x_test[:5]))
+  beyond = tmp_path / "beyond.npz"  # finite float64, inf as float32
+  np.savez(beyond, x=np.full((5, 6), 1e300))
+  # In float32 range, but ((x − μ)/σ)·W is not.
+  w = np.asarray(model_lib.load_model(run).params["W"])[:6, 0]
+  overflow = tmp_path / "overflow.npz"
+  top = np.finfo(np.float32).max
+  np.savez(overflow, x=np.tile(np.sign(w) * top, (5, 1)).astype(np.float32))
   cases = [
     (run, f"npz:{data}", str(existing), "exists"),
     (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
@@ -140,6 +147,8 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
     (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
     (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
     (run, f"npz:{infinite}", str(tmp_path / "p.npz"), "NaN/Inf"),
+    (run, f"npz:{beyond}", str(tmp_path / "p.npz"), "feature 0 of example 0"),
+    (run, f"npz:{overflow}", str(tmp_path / "p.npz"), "overflow float32"),
   ]
   for workdir, spec, out, words in cases:
     with pytest.raises(LinearJaxError) as e:

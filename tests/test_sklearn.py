@@ -61,6 +61,42 @@ def test_fit_predict_proba_and_objective_minimum(x64):
   assert max(np.abs(grad["W"]).max(), np.abs(grad["b"]).max()) < tol
 
 
+def test_values_beyond_float32_are_refused_in_fit_and_predict():
+  x, y = blobs()
+  far = x.copy()
+  far[4, 2] = 1e40  # finite in float64, inf in float32
+  with pytest.raises(ValueError) as e:
+    LinearClassifier(optimizer="lbfgs").fit(far, y)
+  message = str(e.value)
+  assert "feature 2 of example 4" in message and "1e+40" in message
+  assert "learning" not in message
+  clf = LinearClassifier(epochs=5).fit(x, y)
+  with pytest.raises(ValueError, match="feature 0 of example 0, 1e"):
+    clf.predict(np.full((3, 5), 1e300))
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "sgd"])
+def test_divergence_names_the_data_scale_and_fits_the_optimizer(optimizer):
+  """Features in float32 range but far from unit scale (3 and 1e20..1e30)."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(300, 3))
+  y = (x[:, 0] > 0).astype(int)
+  x[:, 2] *= 1e20 if optimizer == "lbfgs" else 1e30
+  with pytest.raises(ValueError) as e:
+    LinearClassifier(
+      optimizer=optimizer,
+      batch_size=None if optimizer == "lbfgs" else 32,
+      learning_rate=0.01,
+      epochs=20,
+    ).fit(x, y)
+  message = str(e.value)
+  assert "diverged" in message and "feature 2" in message
+  assert "StandardScaler" in message and "try" not in message
+  if optimizer == "lbfgs":
+    assert "lbfgs has no learning rate" in message
+    assert "learning_rate=" not in message
+
+
 def test_binary_decision_function_and_no_proba_for_svm():
   x, y = blobs()
   keep = y != "cow"

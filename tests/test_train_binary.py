@@ -93,6 +93,7 @@ def test_flagfile_then_command_line_override(tmp_path, run_module):
     ("--reg_strength=-1", "reg_strength must be ≥ 0"),
     ("--seed=-1", "seed must be in [0, 4294967295]"),
     ("--batch_size=0", "batch_size must be ≥ 1"),
+    ("--learning_rate=1e300", "learning_rate must be in (0, 1000000]"),
     ("--dataset=folder:/no/such/dir", "/no/such/dir"),
   ],
 )

@@ -85,15 +85,54 @@ def test_divergence_stops_at_first_bad_epoch_and_keeps_good_state(device_blobs):
     device_blobs,
     log=False,
   )
-  huge = epoch_lib.make_hparams(learning_rate=1e38)
+  # The l2 step W ← (1 − 2ηλ) W grows 2·10⁴-fold per step: inf in epoch 3.
+  huge = epoch_lib.make_hparams(learning_rate=1e6, reg_strength=1e-2)
   result = loop.fit(
     config, huge, device_blobs, progress=good.progress, log=False
   )
   assert result.diverged_epoch == 3
   assert "epoch 3" in result.divergence_message
-  assert "learning rate 1e+38" in result.divergence_message
+  assert "learning rate 1e+06 is too large" in result.divergence_message
   assert len(result.progress.history) == 2
   assert np.all(np.isfinite(result.params["W"]))
+
+
+@pytest.mark.parametrize("rate", [1e300, float("inf"), -1.0])
+def test_learning_rates_beyond_the_rule_are_refused(rate):
+  with pytest.raises(lj.LinearJaxError, match="learning_rate must be in"):
+    epoch_lib.make_hparams(learning_rate=rate)
+
+
+def test_divergence_on_large_features_names_the_feature(device_blobs):
+  x = np.array(device_blobs.x_train, np.float32)
+  x[:, 2] *= 1e30
+  data = device_blobs._replace(x_train=x)
+  config = epoch_lib.TrainConfig(epochs=3, batch_size=50)
+  result = loop.fit(
+    config, epoch_lib.make_hparams(learning_rate=0.01), data, log=False
+  )
+  message = result.divergence_message
+  assert result.diverged_epoch is not None
+  assert "feature 2" in message and "--standardize" in message
+  assert "try" not in message
+
+
+def test_divergence_cause_never_advises_a_useless_rate():
+  unit = loop.FeatureScale(max_abs=3.0, feature=0, max_sq_norm=20.0)
+  large = loop.FeatureScale(max_abs=1e20, feature=4, max_sq_norm=1e41)
+  cause = lambda lr, opt, scale: loop.divergence_cause(
+    learning_rate=lr, optimizer=opt, scale=scale
+  )
+  assert "below about 0.05" in cause(1.0, "sgd", unit)
+  assert "try 0.001" in cause(0.01, "momentum", unit)
+  for text in (
+    cause(1e-40, "sgd", unit),
+    cause(1e-40, "sgd", large),
+    cause(0.01, "lbfgs", unit),
+  ):
+    assert "try" not in text and "below about" not in text
+  assert "feature 4" in cause(1e-40, "sgd", large)
+  assert "no learning rate" in cause(0.01, "lbfgs", large)
 
 
 def test_early_stopping_returns_best_params(device_blobs):

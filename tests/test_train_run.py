@@ -85,7 +85,7 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
       tmp_path / "run",
       loss="softmax",
       epochs=4,
-      learning_rate=1e38,
+      learning_rate=1e6,
       resume=True,
     )
   after = np.load(tmp_path / "run" / "checkpoint.npz")
@@ -95,7 +95,7 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
 
 def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
   with pytest.raises(train.DivergedError, match="epoch 1"):
-    train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e38)
+    train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e6)
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert summary["diverged_epoch"] == 1 and summary["epochs_run"] == 0
   resumed = train_run(
@@ -199,7 +199,8 @@ def test_summary_is_strict_json_with_reasons():
     ("seed", -1, "seed must be in [0, 4294967295]"),
     ("reg_strength", -1.0, "reg_strength must be ≥ 0"),
     ("label_smoothing", 2.0, "label_smoothing must be in [0, 1]"),
-    ("learning_rate", 0.0, "learning_rate must be > 0"),
+    ("learning_rate", 0.0, "learning_rate must be in (0, 1000000]"),
+    ("learning_rate", 1e300, "learning_rate must be in (0, 1000000]"),
     ("epochs", 0, "epochs must be ≥ 1"),
     ("loss", "hinge", "unknown loss 'hinge'"),
   ],

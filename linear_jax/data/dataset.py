@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from linear_jax import sparse
+from linear_jax import budget, sparse
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import preprocessing
 from linear_jax.data import splits as splits_lib
@@ -37,24 +37,26 @@ from linear_jax.data import splits as splits_lib
 # The test split carved from sources without one: fraction and fixed seed.
 TEST_FRACTION = 0.2
 TEST_SEED = 20240101
-# Everything is held in memory; refuse datasets estimated above this (float32).
-MAX_FLOAT32_BYTES = 8 << 30
 
 
-def check_memory(num_examples: int, example_shape: tuple, what: str) -> None:
-  """Raises if ``num_examples`` of ``example_shape`` exceed 8 GiB as float32.
+def check_memory(
+  num_examples: int, example_shape: tuple, what: str, *, raw_itemsize: int = 1
+) -> None:
+  """Refuses a dataset whose in-memory peak exceeds the memory budget.
 
-  Datasets are loaded whole (CIFAR-10: 0.7 GiB as float32); beyond a few GiB
-  you would need streaming, which linear_jax does not do.
+  Datasets are loaded whole: the peak holds the raw examples
+  (``raw_itemsize`` bytes per value, 1 for uint8 images) and their float32
+  preprocessed copy (CIFAR-10: 0.17 + 0.69 GiB). Beyond the budget
+  (``linear_jax.budget``) you would need streaming, which linear_jax does not
+  do.
   """
-  estimate = num_examples * int(np.prod(example_shape)) * 4
-  if estimate > MAX_FLOAT32_BYTES:
-    raise LinearJaxError(
-      f"{what}: {num_examples} examples of shape {tuple(example_shape)} need "
-      f"~{estimate / 2**30:.1f} GiB as float32, over the "
-      f"{MAX_FLOAT32_BYTES >> 30} GiB in-memory limit; streaming is not "
-      "supported, use fewer or smaller examples"
-    )
+  values = num_examples * int(np.prod(example_shape))
+  budget.check_fits(
+    values * (raw_itemsize + 4),
+    f"{what}: {num_examples} examples of shape {tuple(example_shape)} "
+    f"(raw, then float32)",
+    "use fewer or smaller examples (streaming is not supported)",
+  )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -216,13 +218,19 @@ def from_raw(
       "examples of another class"
     )
 
-  x_train, y_train = arrays["train"]
-  if "test" not in arrays:
-    test_size = splits_lib.count(TEST_FRACTION, len(y_train))
-    keep, test = splits_lib.carve(len(y_train), test_size, TEST_SEED)
+  # Splits are (x, y, rows): the examples x[rows] (rows None: all of x),
+  # so that carving copies no features; ``stats.apply`` gathers the rows
+  # as it maps them, and the peak holds the raw arrays and one float32 copy.
+  x_all, y_all = arrays["train"]
+  pool = np.arange(len(y_all))  # rows of x_all not carved out for test
+  if "test" in arrays:
+    test_split = (*arrays["test"], None)
+  else:
+    test_size = splits_lib.count(TEST_FRACTION, len(y_all))
+    keep, test = splits_lib.carve(len(y_all), test_size, TEST_SEED)
     keep.sort()
-    arrays["test"] = (x_train[test], y_train[test])
-    x_train, y_train = x_train[keep], y_train[keep]
+    test_split = (x_all, y_all[test], test)
+    pool = keep
 
   own_val = "validation" in arrays and validation_size is None
   if "validation" in arrays and validation_size is not None:
@@ -234,10 +242,10 @@ def from_raw(
     0
     if own_val
     else splits_lib.validation_count(
-      validation_size, len(y_train), default_validation
+      validation_size, len(pool), default_validation
     )
   )
-  train, val = splits_lib.carve(len(y_train), size, seed)
+  train, val = splits_lib.carve(len(pool), size, seed)
   if max_train is not None:
     if not isinstance(max_train, (int, np.integer)) or max_train < 1:
       raise LinearJaxError(
@@ -245,47 +253,51 @@ def from_raw(
       )
     train = train[:max_train]
   if own_val:
-    x_val, y_val = arrays["validation"]
+    val_split = (*arrays["validation"], None)
   else:
-    x_val, y_val = x_train[val], y_train[val]
-  if validation_size is None and not len(y_val):
+    val_split = (x_all, y_all[pool[val]], pool[val])
+  if validation_size is None and not len(val_split[1]):
     raise LinearJaxError(
-      f"dataset {name!r} has {len(y_train)} training examples, too few to "
+      f"dataset {name!r} has {len(pool)} training examples, too few to "
       "carve a validation split; add examples, or pass validation_size=0 "
       "to train without one"
     )
-  x_train, y_train = x_train[train], y_train[train]
+  train_split = (x_all, y_all[pool[train]], pool[train])
   if mirror_train:
     if raw.image_shape is None:
       raise LinearJaxError(
         f"mirror_train needs images; {name!r} holds points, drop the option"
       )
-    images = x_train.reshape((-1,) + tuple(raw.image_shape))
+    x_train, y_train, _ = train_split
+    images = x_all[pool[train]].reshape((-1,) + tuple(raw.image_shape))
     x_train = np.concatenate([images, images[:, :, ::-1]]).reshape(
-      (-1,) + x_train.shape[1:]
+      (-1,) + x_all.shape[1:]
     )
-    y_train = np.concatenate([y_train, y_train])
+    train_split = (x_train, np.concatenate([y_train, y_train]), None)
 
+  x_train, y_train, train_rows = train_split
   stats = preprocessing.fit_stats(
     x_train,
+    rows=train_rows,
     subtract_mean=subtract_mean,
     standardize=standardize,
     bias_column=bias_column,
     normalize_rows=normalize_rows,
   )
-  x_test, y_test = arrays["test"]
-  if not len(y_test):
+  if not len(test_split[1]):
     raise LinearJaxError(
       f"dataset {name!r} has an empty test split; add test examples (a "
       "source without a test split needs at least 5 training examples for "
       "its 20 % carve)"
     )
+  x_val, y_val, val_rows = val_split
+  x_test, y_test, test_rows = test_split
   return Dataset(
-    x_train=stats.apply(x_train),
+    x_train=stats.apply(x_train, rows=train_rows),
     y_train=y_train,
-    x_val=stats.apply(x_val),
+    x_val=stats.apply(x_val, rows=val_rows),
     y_val=y_val,
-    x_test=stats.apply(x_test),
+    x_test=stats.apply(x_test, rows=test_rows),
     y_test=y_test,
     num_classes=num_classes,
     class_names=tuple(raw.class_names),

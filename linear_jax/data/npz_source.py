@@ -10,7 +10,8 @@
 with features float16/32/64 or integers (e.g. uint8), two-dimensional, and
 labels of any kind (ints or strings). Sparse matrices (``scipy.sparse``
 ``.npz`` files) and ``svmlight:TRAIN[,TEST]`` text files are read by
-``sparse_source``, with the label rules of this module.
+``sparse_source``, with the label rules of this module. Arrays above the memory budget
+(``linear_jax.budget``) are refused.
 
 Labels become ``[0, C)`` in sorted order of the distinct training labels;
 ``RawData.class_names`` keeps the original labels as strings (``"cat"``,
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linear_jax import budget
 from linear_jax.checks import LinearJaxError
 from linear_jax.data.dataset import RawData
 from linear_jax.data.preprocessing import check_finite
@@ -190,12 +192,13 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
 
 
 def _check_sizes(path: Path, shown: str) -> None:
-  """Refuses arrays whose headers promise more than the memory budget,
-  before anything is allocated.
-  """
-  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+  """Refuses a file whose arrays, by their headers, would not fit the memory
+  budget (``linear_jax.budget``) once loaded, before anything is allocated.
 
-  budget = memory.device_budget()
+  The peak is every array as stored (``np.load`` reads them all) plus the
+  float32 copy of the features that preprocessing writes (keys starting
+  with ``x``).
+  """
   sizes = []
   try:
     with zipfile.ZipFile(path) as archive:
@@ -208,17 +211,25 @@ def _check_sizes(path: Path, shown: str) -> None:
             else np.lib.format.read_array_header_2_0
           )
           shape, _, dtype = read_header(member)
-        sizes.append((info.filename, shape, dtype))
+        sizes.append((info.filename.removesuffix(".npy"), shape, dtype))
   except (ValueError, OSError, zipfile.BadZipFile, EOFError):
     return  # not a plain .npy member: np.load reports it below
-  for name, shape, dtype in sizes:
-    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if need > budget:
-      raise LinearJaxError(
-        f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
-        f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
-        "features"
-      )
+  count = lambda shape: int(np.prod(shape, dtype=np.float64))
+  stored = sum(count(shape) * dtype.itemsize for _, shape, dtype in sizes)
+  features = sum(
+    count(shape) * 4 for name, shape, _ in sizes if name.startswith("x")
+  )
+  largest = max(sizes, key=lambda s: count(s[1]) * s[2].itemsize, default=None)
+  if largest is None:
+    return
+  name, shape, dtype = largest
+  budget.check_fits(
+    stored + features,
+    f"{shown} ({budget.format_size(stored)} stored, the largest array "
+    f"{name} {shape} {dtype}, plus {budget.format_size(features)} of "
+    "float32 features)",
+    "use fewer examples or features",
+  )
 
 
 def read_npz_arrays(path: str | os.PathLike) -> dict:

@@ -120,6 +120,13 @@ def agree(value: bool) -> bool:
   return bool(multihost_utils.broadcast_one_to_all(np.asarray(value)))
 
 
+def from_writer(value: int) -> int:
+  """Process 0's integer ``value`` on every process."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int64)))
+
+
 def is_writer() -> bool:
   """True on the one process that writes files (process 0)."""
   return jax.process_index() == 0

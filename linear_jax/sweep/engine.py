@@ -289,6 +289,15 @@ class SweepResult:
     return len(self.points)
 
 
+def _points_of(groups) -> tuple[Point, ...]:
+  """The groups' points in grid order (``Point.index``), not rebuilt."""
+  points: list = [None] * sum(len(g.points) for g in groups)
+  for group in groups:
+    for p in group.points:
+      points[p.index] = p
+  return tuple(points)
+
+
 def _is_better(val: float, index: int, best: tuple | None) -> bool:
   """Higher validation accuracy wins; on a tie the earlier grid index."""
   return best is None or val > best[0] or (val == best[0] and index < best[1])
@@ -307,6 +316,7 @@ class _Sweep:
     log,
     algorithm="vmap",
     block_steps=blocked.DEFAULT_BLOCK_STEPS,
+    groups=None,
   ):
     self.grid = grid
     self.algorithm = algorithm
@@ -322,7 +332,7 @@ class _Sweep:
       distributed.put_rows(data.x_val, rep),
       distributed.put_global(np.asarray(data.y_val, np.int32), rep),
     )
-    self.points = grid.points()
+    self.points = _points_of(groups if groups is not None else grid.groups())
     k, epochs = len(self.points), grid.epochs
     nan = lambda: np.full(k, np.nan)
     self.last = {name: nan() for name in METRICS}
@@ -338,6 +348,7 @@ class _Sweep:
     self.done: list = []  # names of finished chunks
     self.checkpoint: resume.SweepCheckpoint | None = None
     self.unfinished: dict | None = None  # a loaded chunk to continue
+    self.unsaved = False  # finished chunks not yet in the checkpoint
     self.total_units = k * epochs  # configuration-epochs of the whole sweep
     self.done_units = 0
     # The overall progress, when logging.
@@ -444,8 +455,18 @@ class _Sweep:
         }
       )
       self.done.append(label)
-      if self.checkpoint is not None:
-        self.checkpoint.save(self.snapshot())
+      self.unsaved = True
+      # On the time cadence, not after every chunk: each save rewrites the
+      # whole checkpoint (all configurations' history), so saving per chunk
+      # costs chunks × size. A kill loses at most checkpoint_seconds.
+      if self.checkpoint is not None and self.checkpoint.due():
+        self.save()
+
+  def save(self, chunk: dict | None = None) -> None:
+    """Writes the checkpoint: the progress, and ``chunk`` if unfinished."""
+    if self.checkpoint is not None:
+      self.checkpoint.save(self.snapshot(), chunk)
+      self.unsaved = False
 
   def run_chunk(self, program: Program, group: Group, points, label) -> None:
     """Trains ``points`` (padded to ``program.length``) for all epochs."""
@@ -489,9 +510,8 @@ class _Sweep:
       if (
         self.checkpoint is not None and epoch < epochs and self.checkpoint.due()
       ):
-        self.checkpoint.save(
-          self.snapshot(),
-          {"name": label, "epoch": epoch, "state": distributed.to_host(state)},
+        self.save(
+          {"name": label, "epoch": epoch, "state": distributed.to_host(state)}
         )
     self.collect_params(program, state, points, index)
 
@@ -606,6 +626,7 @@ def run_sweep(
   block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
   checkpoint_path: str | None = None,
   checkpoint_seconds: float = 300.0,
+  host_budget=None,
 ) -> SweepResult:
   """Trains every configuration of ``grid``; see the module docstring.
 
@@ -621,15 +642,21 @@ def run_sweep(
     mesh: a 1-D mesh with axis "config" (default: all devices, global).
     keep_params: also return every configuration's final params.
     budget_bytes: device bytes for the automatic chunk size (default
-      ``memory.device_budget()``).
+      ``memory.device_budget()``; on a CPU the host memory budget less the
+      sweep's host estimate, ``memory.check_sweep_host``).
     log: one absl line per epoch per chunk (process 0 only).
     algorithm: ``"auto"``, ``"vmap"`` or ``"blocked"`` (module docstring).
     block_steps: minibatches per block of ``"blocked"`` (≥ 1).
     checkpoint_path: where to keep the sweep's progress (``resume``): saved
-      after every chunk and every ``checkpoint_seconds`` inside a chunk; if
-      the file exists, the sweep continues from it (it must come from the
-      same grid, data, algorithm and chunk size). None: no checkpoints.
-    checkpoint_seconds: the save interval inside a chunk (0: every epoch).
+      at most every ``checkpoint_seconds`` (between chunks and inside them)
+      and after the last chunk; if the file exists, the sweep continues
+      from it (it must come from the same grid, data, algorithm and chunk
+      size; an automatic chunk size is the checkpoint's). None: no
+      checkpoints.
+    checkpoint_seconds: the save interval (0: after every epoch).
+    host_budget: the host memory budget (a size such as ``4GiB``; default
+      ``linear_jax.budget``'s): a grid whose results, history and
+      checkpoint would not fit is refused before it is expanded.
 
   Returns:
     A ``SweepResult``; identical on every process, and identical whether or
@@ -643,6 +670,12 @@ def run_sweep(
     num_classes = int(max(np.max(data.y_train), np.max(data.y_val))) + 1
   mesh = mesh if mesh is not None else distributed.config_mesh()
   num_train, num_features = np.shape(data.x_train)
+  host_need = memory.check_sweep_host(
+    grid.num_points(),
+    grid.epochs,
+    params_bytes=(num_features + 1) * num_classes * 4 if keep_params else 0,
+    host_budget=host_budget,
+  )
   groups = grid.groups()
   blocks = {}  # group name -> steps per block of its algorithm (0: vmap)
   for group in groups:
@@ -686,9 +719,18 @@ def run_sweep(
       )
       for g in groups
     )
-  budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
-  chunk = memory.resolve_chunk_size(
-    chunk_size, mesh.size, per_config, shared, budget
+  device = mesh.devices.flat[0]
+  budget = budget_bytes or memory.device_budget(device, host_budget=host_budget)
+  if not budget_bytes and not memory.has_own_memory(device):
+    budget -= host_need  # on a CPU the chunk shares the host's memory
+  if chunk_size == 0 and checkpoint_path is not None:
+    # Resuming: the chunking the checkpoint was made with, whatever memory
+    # is available now (process 0 reads it, all use it).
+    chunk_size = distributed.from_writer(
+      resume.saved_chunk_size(checkpoint_path) or 0
+    )
+  chunk = distributed.from_writer(  # hosts with other free memory agree
+    memory.resolve_chunk_size(chunk_size, mesh.size, per_config, shared, budget)
   )
   fits = memory.auto_chunk_size(per_config, shared, mesh.size, budget)
   if chunk > fits and distributed.is_writer():
@@ -706,9 +748,18 @@ def run_sweep(
     "per_config_bytes": per_config,
     "shared_bytes": shared,
     "budget_bytes_per_device": budget,
+    "host_bytes": host_need,
   }
   sweep = _Sweep(
-    grid, data, num_classes, mesh, keep_params, log, algorithm, block_steps
+    grid,
+    data,
+    num_classes,
+    mesh,
+    keep_params,
+    log,
+    algorithm,
+    block_steps,
+    groups=groups,
   )
   if checkpoint_path is not None:
     sweep.checkpoint = resume.SweepCheckpoint(
@@ -732,6 +783,7 @@ def run_sweep(
       ),
       every_seconds=checkpoint_seconds,
       writer=distributed.is_writer(),
+      chunk_size=chunk,
     )
     # Process 0 decides, so that every process resumes or none does (the
     # checkpoint must then be on a filesystem that all of them read).
@@ -769,6 +821,8 @@ def run_sweep(
   try:
     for group in groups:
       sweep.run_group(group, chunk)
+    if sweep.checkpoint is not None and sweep.unsaved:
+      sweep.save()  # the last chunks, finished since the last save
   finally:
     if sweep.bar is not None:
       sweep.bar.close()

@@ -35,16 +35,24 @@ import datetime
 import fnmatch
 import glob
 import os
+import shutil
 import time
 
 import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import checks, io, optimizers, regularizers, sparse
+from linear_jax import budget, checks, io, optimizers, regularizers, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
-from linear_jax.sweep import blocked, distributed, engine, report, resume
+from linear_jax.sweep import (
+  blocked,
+  distributed,
+  engine,
+  memory,
+  report,
+  resume,
+)
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
@@ -88,7 +96,7 @@ class SweepRunConfig:
     rule=_RULES["reg_strength"],
   )
   learning_rates: tuple[float, ...] = option(
-    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.POSITIVE
+    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.LEARNING_RATE
   )
   margins: tuple[float, ...] = option(
     (1.0,),
@@ -162,11 +170,12 @@ class SweepRunConfig:
   )
   checkpoint_seconds: float = option(
     300.0,
-    "inside a chunk, save the sweep's progress at most this often "
-    "(it is always saved after each chunk); 0: every epoch",
+    "save the sweep's progress at most this often, between chunks and "
+    "inside them (and always after the last chunk); 0: every epoch",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write heatmap PNGs")
+  memory_budget: str | None = option(None, budget.FLAG_HELP)
   command: str = ""  # recorded in captions and the summary
 
   def grid(self) -> SweepGrid:
@@ -197,8 +206,12 @@ class SweepRunConfig:
         "validation_size must be ≥ 1: a sweep selects its best "
         "configuration on the validation split"
       )
-    for group in self.grid().groups():
-      engine.choose_algorithm(group.config, self.sweep_algorithm)
+    grid = self.grid()
+    for config in grid.train_configs():  # the grid itself is not expanded
+      engine.choose_algorithm(config, self.sweep_algorithm)
+    memory.check_sweep_host(
+      grid.num_points(), grid.epochs, host_budget=self.memory_budget
+    )
     return self
 
 
@@ -254,6 +267,34 @@ def check_workdir(config: SweepRunConfig) -> str:
       "--workdir (nothing was written)"
     )
   return path
+
+
+def check_disk(config: SweepRunConfig, grid: SweepGrid) -> None:
+  """Refuses, in one line, a sweep whose checkpoint and tables would not fit
+  on ``workdir``'s filesystem (before the grid is expanded).
+
+  While the checkpoint is replaced the old and the new one both exist, so it
+  counts twice; an existing checkpoint (``--resume``) counts as free space.
+  """
+  num, epochs = grid.num_points(), grid.epochs
+  checkpoint = memory.sweep_checkpoint_bytes(num, epochs)
+  tables = memory.sweep_output_bytes(num, epochs)
+  where = os.path.abspath(config.workdir)
+  while not os.path.isdir(where):
+    where = os.path.dirname(where)
+  free = shutil.disk_usage(where).free
+  old = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
+  if os.path.isfile(old):
+    free += os.path.getsize(old)
+  need = 2 * checkpoint + tables
+  if distributed.agree(need > free):
+    raise LinearJaxError(
+      f"the sweep's {num:,} configurations need ~{budget.format_size(need)} "
+      f"on {where} (a {budget.format_size(checkpoint)} checkpoint, held "
+      f"twice while it is replaced, and {budget.format_size(tables)} of "
+      f"tables), which has {budget.format_size(free)} free; sweep fewer "
+      "values or choose a --workdir on a larger filesystem"
+    )
 
 
 #: What a sweep writes (besides heatmaps); guarded against overwriting.
@@ -327,6 +368,7 @@ def writer_lock(workdir: str):
 
 def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
   results_path = check_workdir(config)
+  check_disk(config, grid)
   checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()
   dataset = train_run.load_data(config)
@@ -348,6 +390,7 @@ def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
     block_steps=config.block_steps,
     checkpoint_path=checkpoint_path,
     checkpoint_seconds=config.checkpoint_seconds,
+    host_budget=config.memory_budget,
   )
   x_test = sparse.device_rows(dataset.x_test)
   y_test = jnp.asarray(dataset.y_test)

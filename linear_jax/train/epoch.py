@@ -75,7 +75,7 @@ class HyperParams(NamedTuple, Generic[Leaf]):
 #: The rule each numeric knob follows; ``make_hparams`` checks it, and the
 #: run and sweep configs state the same rule objects on their fields.
 HPARAM_RULES = {
-  "learning_rate": checks.NONNEGATIVE,
+  "learning_rate": checks.Range(0.0, checks.MAX_LEARNING_RATE),
   "reg_strength": checks.NONNEGATIVE,
   "margin": checks.NONNEGATIVE,
   "label_smoothing": checks.UNIT_INTERVAL,

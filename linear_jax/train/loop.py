@@ -17,6 +17,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import logging
 
 from linear_jax import checks
@@ -111,13 +112,123 @@ class DeferredSignals:
       self._handlers[number](number, frame)
 
 
-def divergence_message(epoch: int, metrics: dict, learning_rate: float) -> str:
-  """One line: the epoch and loss at divergence and a smaller rate to try."""
+#: Features beyond this (in absolute value, as trained on) are far from the
+#: unit scale that learning rates such as 1e-2 assume.
+LARGE_FEATURE = 100.0
+#: Below this a tenth of the learning rate is no advice: a float32 step that
+#: small changes nothing.
+SMALLEST_ADVICE = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureScale:
+  """How large the training features are, as the optimizer sees them.
+
+  Attributes:
+    max_abs: the largest |x_ij|.
+    feature: j, the column holding it.
+    max_sq_norm: the largest squared row norm ‖x_i‖² (the curvature scale of
+      the loss in W: steps much above 1/‖x‖² overshoot).
+  """
+
+  max_abs: float
+  feature: int
+  max_sq_norm: float
+
+
+def feature_scale(data: epoch_lib.DeviceData) -> FeatureScale:
+  """``FeatureScale`` of ``data.x_train`` (preprocessed as ``data.prepare``).
+
+  Reductions only (per-column extremes, then row norms of x / max|x| so that
+  the squares cannot overflow); no ``[N, D]`` copy is kept.
+  """
+  x = data.x_train
+  hi = data.prepare(jnp.max(x, axis=0, keepdims=True))[0]
+  lo = data.prepare(jnp.min(x, axis=0, keepdims=True))[0]
+  column = jnp.maximum(jnp.abs(hi), jnp.abs(lo))
+  feature = int(jnp.argmax(column))
+  max_abs = float(column[feature])
+  if not max_abs > 0 or not np.isfinite(max_abs):
+    return FeatureScale(max_abs, feature, max_abs**2)
+  unit = jnp.max(jnp.sum(jnp.square(data.prepare(x) / max_abs), axis=1))
+  return FeatureScale(max_abs, feature, float(unit) * max_abs**2)
+
+
+def divergence_cause(
+  *,
+  learning_rate: float,
+  optimizer: str,
+  scale: FeatureScale,
+  rescale: str = "--standardize",
+) -> str:
+  """What most likely made the loss NaN/Inf, and the fix, in one clause.
+
+  The cause named is one the numbers show: features far from unit scale
+  (``LARGE_FEATURE``), else a learning rate above 1/‖x‖², else the learning
+  rate in general. lbfgs has no learning rate (it line-searches), so its
+  advice is about the data and λ.
+
+  Args:
+    learning_rate: η as trained with.
+    optimizer: the optimizer's name.
+    scale: ``feature_scale`` of the training data.
+    rescale: how the user rescales features (a flag, or a scikit-learn
+      transformer), named in the advice.
+  """
+  large = scale.max_abs > LARGE_FEATURE
+  where = (
+    f"the features reach |x| = {scale.max_abs:.3g} (feature {scale.feature})"
+  )
+  if optimizer == "lbfgs":
+    if large:
+      return (
+        f"{where}; rescale them to about unit size (e.g. {rescale}); lbfgs "
+        "has no learning rate to lower"
+      )
+    return (
+      "lbfgs has no learning rate to lower; raise reg_strength, or rescale "
+      f"the features (e.g. {rescale})"
+    )
+  if large:
+    return (
+      f"{where}, so steps of learning rate {learning_rate:g} overflow "
+      f"float32; rescale the features to about unit size (e.g. {rescale})"
+    )
+  stable = 1.0 / scale.max_sq_norm if scale.max_sq_norm > 0 else np.inf
+  if learning_rate > stable:
+    return (
+      f"learning rate {learning_rate:g} is too large for these features "
+      f"(‖x‖² up to {scale.max_sq_norm:.3g}); lower it below about "
+      f"{stable:.1g}"
+    )
+  if learning_rate / 10 >= SMALLEST_ADVICE:
+    return (
+      f"learning rate {learning_rate:g} is likely too large; try "
+      f"{learning_rate / 10:g}"
+    )
+  return (
+    f"the learning rate ({learning_rate:g}) is already tiny and the features "
+    f"are of moderate size (|x| ≤ {scale.max_abs:.3g}); lower reg_strength "
+    "or check the data"
+  )
+
+
+def divergence_message(
+  epoch: int,
+  metrics: dict,
+  *,
+  learning_rate: float,
+  optimizer: str,
+  scale: FeatureScale,
+) -> str:
+  """The one-line report of a run whose loss became NaN/Inf at ``epoch``."""
   return (
     f"training diverged at epoch {epoch}: loss is "
-    f"{float(metrics['data_loss']) + float(metrics['reg_loss'])} "
-    f"(learning rate {learning_rate:g} is likely too large; try "
-    f"{learning_rate / 10:g}); kept the last good parameters"
+    f"{float(metrics['data_loss']) + float(metrics['reg_loss'])} ("
+    + divergence_cause(
+      learning_rate=learning_rate, optimizer=optimizer, scale=scale
+    )
+    + "); kept the last good parameters"
   )
 
 
@@ -206,7 +317,13 @@ def fit(
       if not epoch_lib.is_finite_metrics(metrics):
         result.diverged_epoch = epoch
         # Reported by the caller (train_and_evaluate raises it as one line).
-        result.divergence_message = divergence_message(epoch, metrics, lr)
+        result.divergence_message = divergence_message(
+          epoch,
+          metrics,
+          learning_rate=lr,
+          optimizer=config.optimizer,
+          scale=feature_scale(data),
+        )
         break
       metrics.update(
         epoch=epoch, seconds=seconds, examples_per_second=n / seconds

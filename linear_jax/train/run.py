@@ -48,6 +48,7 @@ import numpy as np
 from absl import logging
 
 from linear_jax import (
+  budget,
   checks,
   io,
   losses,
@@ -107,7 +108,9 @@ class RunConfig:
   optimizer: str = option(
     "momentum", "optax optimizer", choices=list(optimizers.OPTIMIZERS)
   )
-  learning_rate: float = option(1e-2, "learning rate", rule=checks.POSITIVE)
+  learning_rate: float = option(
+    1e-2, "learning rate", rule=checks.LEARNING_RATE
+  )
   momentum: float = option(
     0.9, "momentum (momentum, nesterov)", rule=_RULES["momentum"]
   )
@@ -152,6 +155,7 @@ class RunConfig:
     "SIGINT/SIGTERM); 0: after every epoch",
     rule=checks.NONNEGATIVE,
   )
+  memory_budget: str | None = option(None, budget.FLAG_HELP)
 
   def validate(self) -> "RunConfig":
     """Checks every field's rule and the static choices; one line if bad."""
@@ -164,6 +168,7 @@ class RunConfig:
         "early_stopping_patience=0"
       )
     self.train_config()
+    budget.memory_budget(self.memory_budget)  # a size, if given
     return self
 
   def train_config(self) -> epoch_lib.TrainConfig:
@@ -206,18 +211,21 @@ def device_description() -> dict:
 
 
 def load_data(config):
-  """The dataset a run or sweep config names (``linear_jax.data``)."""
+  """The dataset a run or sweep config names (``linear_jax.data``), loaded
+  within the config's ``memory_budget`` (``linear_jax.budget``).
+  """
   from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
 
-  return data_lib.load_dataset(
-    config.dataset,
-    data_dir=config.data_dir,
-    seed=config.seed,
-    standardize=config.standardize,
-    normalize_rows=getattr(config, "normalize_rows", False),
-    validation_size=config.validation_size,
-    mirror_train=getattr(config, "mirror_train", False),
-  )
+  with budget.limited(getattr(config, "memory_budget", None)):
+    return data_lib.load_dataset(
+      config.dataset,
+      data_dir=config.data_dir,
+      seed=config.seed,
+      standardize=config.standardize,
+      normalize_rows=getattr(config, "normalize_rows", False),
+      validation_size=config.validation_size,
+      mirror_train=getattr(config, "mirror_train", False),
+    )
 
 
 def model_description(dataset) -> dict:
@@ -340,15 +348,22 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   )
 
 
-def restore(workdir: str, *, data_dir: str | None = None):
+def restore(
+  workdir: str,
+  *,
+  data_dir: str | None = None,
+  memory_budget: str | None = None,
+):
   """``(config, dataset, params)`` of ``workdir``'s checkpoint: the saved
   preprocessing statistics checked against freshly loaded data, and the
-  best params if early stopping kept them, else the last.
+  best params if early stopping kept them, else the last. ``data_dir`` and
+  ``memory_budget`` replace the saved run's when given.
   """
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   config = RunConfig.from_dict(meta["config"])
   config.data_dir = data_dir or config.data_dir
+  config.memory_budget = memory_budget or config.memory_budget
   dataset = load_data(config)
   template = _template(config, dataset)
   _check_same_data(path, meta.get("model"), None, dataset)
@@ -357,11 +372,18 @@ def restore(workdir: str, *, data_dir: str | None = None):
   return config, dataset, best if best is not None else state.params
 
 
-def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
+def evaluate_checkpoint(
+  workdir: str,
+  *,
+  data_dir: str | None = None,
+  memory_budget: str | None = None,
+) -> dict:
   """Reloads ``workdir``'s checkpoint (``restore``) and evaluates it on the
   test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``.
   """
-  _, dataset, params = restore(workdir, data_dir=data_dir)
+  _, dataset, params = restore(
+    workdir, data_dir=data_dir, memory_budget=memory_budget
+  )
   meta = checkpoint.load_metadata(
     os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   )
