@@ -278,7 +278,10 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
 def _train_dtype(x_dtype) -> type:
   """float64 for float64 inputs under JAX's x64 mode, else float32."""
-  if x_dtype == np.float64 and jax.config.jax_enable_x64:
+  if (
+    x_dtype == np.float64
+    and jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+  ):
     return np.float64
   return np.float32
 

@@ -323,7 +323,8 @@ class RowBlock:
   @classmethod
   def tree_unflatten(cls, num_features, leaves):
     """Pytree protocol."""
-    return cls(*leaves, num_features)
+    values, columns = leaves
+    return cls(values, columns, num_features)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -421,7 +422,7 @@ def to_device(x, dtype=np.float32, put=jax.device_put) -> CSRRows:
       "holds; hash or select features first"
     )
   wide = x.nnz > INT32_MAX
-  if wide and not jax.config.jax_enable_x64:
+  if wide and not jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
     raise LinearJaxError(
       f"{x.nnz} non-zeros need 64-bit row pointers on the device; set "
       "JAX_ENABLE_X64=1 (jax_enable_x64) or use fewer rows"

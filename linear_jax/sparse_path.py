@@ -214,7 +214,11 @@ def sparse_lambda_path(
   if num_classes is None:
     num_classes = int(y_train.max()) + 1
   checks.check_label_range(y_train, num_classes)
-  dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+  dtype = (
+    np.float64
+    if jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    else np.float32
+  )
   n = x_host.shape[0]
   total, sq = sparse.column_moments(x_host)
   mu = total / n

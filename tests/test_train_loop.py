@@ -117,6 +117,32 @@ def test_divergence_on_large_features_names_the_feature(device_blobs):
   assert "try" not in message
 
 
+def test_divergence_on_sparse_rows_names_the_feature(device_blobs):
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+
+  x = np.array(device_blobs.x_train, np.float32)
+  x[np.abs(x) < 0.5] = 0.0
+  x[:, 3] *= 1e30
+  csr = scipy.sparse.csr_matrix(x)
+  data = epoch_lib.DeviceData.put(
+    csr, device_blobs.y_train, csr[:1], device_blobs.y_train[:1]
+  )
+  scale = loop.feature_scale(data)
+  column = np.abs(x).max(axis=0)
+  assert scale.feature == 3 and scale.max_abs == pytest.approx(column[3])
+  assert scale.max_sq_norm == pytest.approx(
+    np.max(np.sum(x.astype(np.float64) ** 2, axis=1)), rel=1e-6
+  )
+  result = loop.fit(
+    epoch_lib.TrainConfig(epochs=3, batch_size=50),
+    epoch_lib.make_hparams(learning_rate=0.01),
+    data,
+    log=False,
+  )
+  assert result.diverged_epoch is not None
+  assert "feature 3" in result.divergence_message
+
+
 def test_divergence_cause_never_advises_a_useless_rate():
   unit = loop.FeatureScale(max_abs=3.0, feature=0, max_sq_norm=20.0)
   large = loop.FeatureScale(max_abs=1e20, feature=4, max_sq_norm=1e41)

@@ -26,6 +26,7 @@ dense rows before step 2.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def from_raw(
   x_all, y_all = arrays["train"]
   pool = np.arange(len(y_all))  # rows of x_all not carved out for test
   if "test" in arrays:
-    test_split = (*arrays["test"], None)
+    test_split: tuple[Any, Any, np.ndarray | None] = (*arrays["test"], None)
   else:
     test_size = splits_lib.count(TEST_FRACTION, len(y_all))
     keep, test = splits_lib.carve(len(y_all), test_size, TEST_SEED)

@@ -19,6 +19,7 @@ steps, before the ones column: ‖x_i‖₂ = 1 (all-zero rows stay zero).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,11 @@ def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
     return  # integers up to 2**64 are finite in float32
   x = _flatten(x)
   wide = x.dtype.itemsize > 4 and not np.iscomplexobj(x)
-  found = {"NaN/Inf": [0, 0, None], "beyond float32": [0, 0, None]}
+  # kind -> [values, examples, first (example, feature) or None]
+  found: dict[str, list[Any]] = {
+    "NaN/Inf": [0, 0, None],
+    "beyond float32": [0, 0, None],
+  }
   step = _chunk_rows(x)
   for start in range(0, x.shape[0], step):
     chunk = x[start : start + step]

@@ -113,6 +113,11 @@ def make_hparams(
   )
 
 
+#: Rows as the epoch reads them: dense ``[N, D]``, device CSR, or an ELL block.
+Rows = jax.Array | sparse.CSRRows | sparse.RowBlock
+_R = TypeVar("_R", jax.Array, sparse.CSRRows, sparse.RowBlock, Rows)
+
+
 class DeviceData(NamedTuple):
   """Training and validation arrays, resident on the device.
 
@@ -125,9 +130,9 @@ class DeviceData(NamedTuple):
   ``sparse.RowBlock`` s.
   """
 
-  x_train: jax.Array
+  x_train: jax.Array | sparse.CSRRows
   y_train: jax.Array
-  x_val: jax.Array
+  x_val: jax.Array | sparse.CSRRows
   y_val: jax.Array
   shift: jax.Array | None = None
   scale: jax.Array | None = None
@@ -170,7 +175,7 @@ class DeviceData(NamedTuple):
       as_vec(scale),
     )
 
-  def prepare(self, rows: jax.Array) -> jax.Array:
+  def prepare(self, rows: _R) -> _R:
     """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
     integer rows, float rows keep their dtype (float64 in x64 tests);
     sparse rows as they are.
@@ -326,10 +331,12 @@ def batch_objective(
   return fn
 
 
-def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+def accuracy(params: dict, x: Rows, y: jax.Array) -> jax.Array:
   """Fraction of argmax_j s_j == y (sparse rows: in row blocks)."""
   if isinstance(x, sparse.CSRRows):
     return sparse.accuracy(params, x, y)
+  if isinstance(x, sparse.RowBlock):
+    return jnp.mean(jnp.argmax(sparse.scores(params, x), axis=-1) == y)
   return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
 
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from linear_jax import checks
+from linear_jax import checks, sparse
 from linear_jax import progress as progress_lib
 from linear_jax.train import epoch as epoch_lib
 
@@ -143,6 +143,8 @@ def feature_scale(data: epoch_lib.DeviceData) -> FeatureScale:
   the squares cannot overflow); no ``[N, D]`` copy is kept.
   """
   x = data.x_train
+  if isinstance(x, sparse.CSRRows):  # preprocessed on the host: no prepare
+    return _sparse_feature_scale(x)
   hi = data.prepare(jnp.max(x, axis=0, keepdims=True))[0]
   lo = data.prepare(jnp.min(x, axis=0, keepdims=True))[0]
   column = jnp.maximum(jnp.abs(hi), jnp.abs(lo))
@@ -152,6 +154,21 @@ def feature_scale(data: epoch_lib.DeviceData) -> FeatureScale:
     return FeatureScale(max_abs, feature, max_abs**2)
   unit = jnp.max(jnp.sum(jnp.square(data.prepare(x) / max_abs), axis=1))
   return FeatureScale(max_abs, feature, float(unit) * max_abs**2)
+
+
+def _sparse_feature_scale(x: sparse.CSRRows) -> FeatureScale:
+  """``FeatureScale`` of device CSR rows, from their stored values alone."""
+  values = np.abs(np.asarray(x.data, np.float64))
+  if values.size == 0:
+    return FeatureScale(0.0, 0, 0.0)
+  first = int(np.argmax(values))
+  rows = np.repeat(np.arange(x.shape[0]), np.diff(np.asarray(x.indptr)))
+  sq_norms = np.bincount(rows, weights=values**2, minlength=x.shape[0])
+  return FeatureScale(
+    float(values[first]),
+    int(np.asarray(x.indices)[first]),
+    float(np.max(sq_norms)),
+  )
 
 
 def divergence_cause(
