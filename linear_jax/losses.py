@@ -165,6 +165,7 @@ def softmax_cross_entropy(
   return (1.0 - label_smoothing) * nll + smooth
 
 
+#: Loss name -> per-example loss ``(scores [N, C], labels [N]) -> [N]``.
 LOSSES = {
   "svm": multiclass_hinge,
   "squared_svm": squared_multiclass_hinge,

@@ -84,6 +84,7 @@ class PathResult:
 
   @property
   def best_reg_strength(self) -> float:
+    """The selected λ, ``reg_strengths[best]``."""
     return float(self.reg_strengths[self.best])
 
 

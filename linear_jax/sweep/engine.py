@@ -273,6 +273,7 @@ class SweepResult:
     return self.diverged_epoch > 0
 
   def num_configs(self) -> int:
+    """K, the configurations swept."""
     return len(self.points)
 
 

@@ -70,6 +70,7 @@ class Group:
 
   @property
   def name(self) -> str:
+    """``"loss/reg seed S"``, for logs and reports."""
     return f"{self.config.loss}/{self.config.reg} seed {self.seed}"
 
 
@@ -132,6 +133,7 @@ class SweepGrid:
     return self
 
   def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
+    """The static ``TrainConfig`` of one (loss, regularizer) group."""
     return epoch_lib.TrainConfig(
       loss=loss,
       reg=reg,

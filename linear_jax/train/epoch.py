@@ -40,6 +40,7 @@ class TrainConfig:
   unroll: int = 1  # lax.scan unroll: steps per loop iteration (speed only)
 
   def validate(self):
+    """Checks the static choices (names, batch size); returns self."""
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
     checks.lookup(
@@ -156,10 +157,15 @@ class DeviceData(NamedTuple):
 
   @property
   def num_features(self) -> int:
+    """D, the columns of ``x_train [N, D]``."""
     return self.x_train.shape[1]
 
 
 class TrainState(NamedTuple):
+  """What one epoch carries to the next: ``params`` ``{"W": [D, C], "b":
+  [C]}``, the optax ``opt_state``, the permutation ``key`` and the step count.
+  """
+
   params: dict
   opt_state: optax.OptState
   key: jax.Array  # raw uint32 key data, so it vmaps and saves simply

@@ -133,6 +133,7 @@ class RunConfig:
     return self
 
   def train_config(self) -> epoch_lib.TrainConfig:
+    """The static part of the run (loss, regularizer, optimizer, ...)."""
     return epoch_lib.TrainConfig(
       loss=self.loss,
       reg=self.reg,
@@ -143,6 +144,7 @@ class RunConfig:
     ).validate()
 
   def hparams(self) -> epoch_lib.HyperParams:
+    """The numeric knobs (learning rate, λ, Δ, ε, ...) as arrays."""
     return epoch_lib.make_hparams(
       learning_rate=self.learning_rate,
       reg_strength=self.reg_strength,
