@@ -104,10 +104,10 @@ async function main() {
   const problems = [];
   const ids = new Map(); // page -> Set of element ids
   const links = []; // [from page, href]
-  const shots = new Map([
-    ["index.html", "index.png"],
-    ["lecture.html", "lecture.png"],
-    ["api/_generated/linear_jax.html", "api_linear_jax.png"],
+  const shots = new Map([ // page -> [file, section id to scroll to]
+    ["index.html", [["index.png", null]]],
+    ["lecture.html", [["lecture.png", null], ["lecture_svm.png", "the-multiclass-svm-loss"]]],
+    ["api/_generated/linear_jax.html", [["api_linear_jax.png", "linear_jax.objective"]]],
   ]);
   if (args.screenshots) fs.mkdirSync(args.screenshots, { recursive: true });
 
@@ -172,8 +172,9 @@ async function main() {
     ids.set(rel, new Set(info.ids));
     for (const href of info.hrefs) links.push([rel, href]);
     formulas += info.math;
-    if (args.screenshots && shots.has(rel)) {
-      await page.screenshot({ path: path.join(args.screenshots, shots.get(rel)) });
+    for (const [file, id] of (args.screenshots && shots.get(rel)) || []) {
+      if (id) await page.evaluate((i) => document.getElementById(i)?.scrollIntoView(), id);
+      await page.screenshot({ path: path.join(args.screenshots, file) });
     }
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
     console.log(
