@@ -173,7 +173,10 @@ async function main() {
     for (const href of info.hrefs) links.push([rel, href]);
     formulas += info.math;
     for (const [file, id] of (args.screenshots && shots.get(rel)) || []) {
-      if (id) await page.evaluate((i) => document.getElementById(i)?.scrollIntoView(), id);
+      if (id) {
+        // "instant": the theme scrolls smoothly, which a screenshot would catch midway.
+        await page.evaluate((i) => document.getElementById(i)?.scrollIntoView({ behavior: "instant" }), id);
+      }
       await page.screenshot({ path: path.join(args.screenshots, file) });
     }
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
