@@ -56,7 +56,9 @@ autosummary_ignore_module_all = False  # a package's __all__ is its API
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
-autodoc_type_aliases = {"ArrayLike": "jax.typing.ArrayLike"}  # not its expansion
+autodoc_type_aliases = {
+  "ArrayLike": "jax.typing.ArrayLike"
+}  # not its expansion
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

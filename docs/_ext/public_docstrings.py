@@ -109,9 +109,7 @@ def _data_doc(module, name: str) -> str:
   """The ``#:`` comment of ``module.name``, where the object is defined."""
   obj = getattr(module, name)
   candidates = [module.__name__] + sorted(
-    m
-    for m in sys.modules
-    if m.startswith(module.__name__.split(".")[0] + ".")
+    m for m in sys.modules if m.startswith(module.__name__.split(".")[0] + ".")
   )
   for candidate in candidates:
     owner = sys.modules.get(candidate)
