@@ -563,7 +563,7 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
 
 
 def load_problem(name: str, config: DecompositionConfig) -> Problem:
-  """A synthetic distribution's problem if ``name`` is one, else a dataset's."""
+  """A distribution's ``synthetic_problem``, or else a ``dataset_problem``."""
   if name in distributions.DISTRIBUTIONS:
     return synthetic_problem(name, config)
   return dataset_problem(name, config)

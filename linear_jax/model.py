@@ -62,7 +62,7 @@ class Model:
 
   @property
   def num_classes(self) -> int:
-    """C, the number of class names."""
+    """C, the number of classes."""
     return len(self.class_names)
 
   def preprocess(self, x_raw: ArrayLike) -> jax.Array:

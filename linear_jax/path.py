@@ -84,7 +84,7 @@ class PathResult:
 
   @property
   def best_reg_strength(self) -> float:
-    """The λ selected on validation."""
+    """The selected λ, ``reg_strengths[best]``."""
     return float(self.reg_strengths[self.best])
 
 

@@ -261,6 +261,10 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
           label=f"{TERM_LABELS[term]} ({loss})",
         )
     ax.set_xscale("log")
+    # One labelled tick per n: log-scale minor labels overlap on short ranges.
+    sizes = sorted({r["n"] for r in rows if r["dataset"] == name})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_yscale("symlog", linthresh=0.1)
     ax.axhline(0, color="k", linewidth=0.5)
     ax.set(

@@ -1,5 +1,7 @@
 """``LinearClassifier``: linear_jax's training behind scikit-learn's estimator API.
 
+For example::
+
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     clf = make_pipeline(StandardScaler(), LinearClassifier(loss="svm",

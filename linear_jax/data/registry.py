@@ -85,6 +85,7 @@ def _cifar10_jpeg(data_dir, download):
 
 
 _POINTS = "2,500 points: 2,000 train+val / 500 test"
+#: Dataset name -> its source and description (``format_dataset_table``).
 DATASETS = {
   "cifar10": Entry(
     "tfds",

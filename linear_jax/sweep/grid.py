@@ -71,7 +71,7 @@ class Group:
 
   @property
   def name(self) -> str:
-    """``"loss/reg seed s"``: names the group in progress lines and checkpoints."""
+    """``"loss/reg seed S"``, for logs and reports."""
     return f"{self.config.loss}/{self.config.reg} seed {self.seed}"
 
 
@@ -153,7 +153,7 @@ class SweepGrid:
     )
 
   def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
-    """The validated static ``TrainConfig`` of one (loss, reg) program."""
+    """The static ``TrainConfig`` of one (loss, regularizer) group."""
     return epoch_lib.TrainConfig(
       loss=loss,
       reg=reg,

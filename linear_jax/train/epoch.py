@@ -40,7 +40,7 @@ class TrainConfig:
   unroll: int = 1  # lax.scan unroll: steps per loop iteration (speed only)
 
   def validate(self):
-    """Returns self; raises ``LinearJaxError`` naming the first bad field."""
+    """Checks the static choices (names, batch size); returns self."""
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
     checks.lookup(
@@ -192,12 +192,14 @@ class DeviceData(NamedTuple):
 
   @property
   def num_features(self) -> int:
-    """D, the columns of ``x_train``."""
+    """D, the columns of ``x_train [N, D]``."""
     return self.x_train.shape[1]
 
 
 class TrainState(NamedTuple):
-  """What one training run carries from step to step (a vmappable pytree)."""
+  """What one epoch carries to the next: ``params`` ``{"W": [D, C], "b":
+  [C]}``, the optax ``opt_state``, the permutation ``key`` and the step count.
+  """
 
   params: dict
   opt_state: optax.OptState

@@ -37,13 +37,15 @@ class FitProgress:
 
   @property
   def epochs_done(self) -> int:
-    """Epochs recorded in ``history``."""
+    """Epochs run so far: one per entry of ``history``."""
     return len(self.history)
 
 
 @dataclasses.dataclass
 class FitResult:
-  """What ``fit`` returns: the final progress, timings and how it ended."""
+  """What ``fit`` returns: the progress (state, history, best params), the
+  compile and epoch seconds, and why it stopped (divergence, early stopping).
+  """
 
   progress: FitProgress
   compile_seconds: float

@@ -172,7 +172,7 @@ class RunConfig:
     return self
 
   def train_config(self) -> epoch_lib.TrainConfig:
-    """The validated static ``TrainConfig`` of this run."""
+    """The static part of the run (loss, regularizer, optimizer, ...)."""
     return epoch_lib.TrainConfig(
       loss=self.loss,
       reg=self.reg,
@@ -183,7 +183,7 @@ class RunConfig:
     ).validate()
 
   def hparams(self) -> epoch_lib.HyperParams:
-    """The run's numeric hyperparameters as arrays."""
+    """The numeric knobs (learning rate, λ, Δ, ε, ...) as arrays."""
     return epoch_lib.make_hparams(
       learning_rate=self.learning_rate,
       reg_strength=self.reg_strength,
