@@ -78,6 +78,7 @@ from linear_jax.sweep.report import csv_cell, float32_value, table_number
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
+from linear_jax.workdir import workdir_lock
 
 #: Losses whose path ``lambda_path`` solves to a gradient tolerance. The
 #: hinge losses (svm, crammer_singer) are not differentiable at the margin:
@@ -515,10 +516,9 @@ def run(config: ProbeConfig) -> dict:
       then.
   """
   config.validate()
-  # The one place to take the exclusive workdir lock: wrap the next line in
-  # ``with <lock>(config.workdir):``. Everything that reads or writes the
-  # workdir runs inside ``_run_in_workdir``.
-  return _run_in_workdir(config)
+  # One writer from the first look at the workdir to the last write.
+  with workdir_lock(config.workdir):
+    return _run_in_workdir(config)
 
 
 def _run_in_workdir(config: ProbeConfig) -> dict:

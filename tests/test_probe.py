@@ -391,3 +391,13 @@ def test_bad_data_is_one_line_and_writes_nothing(tmp_path, change, words):
     probe.run(config_for(feats, tmp_path / "w"))
   assert "\n" not in str(e.value)
   assert not (tmp_path / "w").exists()
+
+
+def test_a_workdir_another_run_holds_is_refused(feats, tmp_path, lock_holder):
+  workdir = tmp_path / "held"
+  with lock_holder(workdir) as pid:
+    with pytest.raises(LinearJaxError) as e:
+      probe.run(config_for(feats, workdir))
+    assert str(e.value).startswith(f"{workdir} is in use by PID {pid} on ")
+    assert "\n" not in str(e.value)
+    assert not any(os.path.lexists(workdir / name) for name in probe.OUTPUTS)
