@@ -620,6 +620,7 @@ def _write_plots(config, workdir, dataset, params, history) -> list[str]:
         dataset.y_test,
         os.path.join(workdir, "regions.png"),
         f"{config.loss} on {dataset.name}: decision regions",
+        class_names=dataset.class_names,
       )
     )
   return paths
