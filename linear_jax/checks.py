@@ -91,6 +91,33 @@ def check_label_range(labels, num_classes: int):
       )
 
 
+def check_integer_labels(**labels) -> None:
+  """Refuses labels that are not whole numbers, naming the first.
+
+  A float label such as 0.5 would otherwise be truncated to a class without
+  a word; whole-number floats (1.0) pass, as do ints and bools. Arguments
+  are ``name=labels`` pairs (None is skipped); skipped under ``jit``.
+  """
+  for name, y in labels.items():
+    if y is None or not is_concrete(y):
+      continue
+    values = np.asarray(y)
+    if values.dtype.kind in "biu":
+      continue
+    if values.dtype.kind == "f":
+      bad = ~np.isfinite(values) | (values != np.round(values))
+      if not bad.any():
+        continue
+      example = values[bad].flat[0].item()
+    else:
+      example = values.flat[0].item() if values.size else None
+    raise LinearJaxError(
+      f"{name} must hold integer class labels in [0, C), found {example!r} "
+      f"({values.dtype}); pass class indices, e.g. "
+      "np.unique(y, return_inverse=True)[1]"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Range:
   """A numeric rule, low ≤ v (or low < v) and v ≤ high, finite.

@@ -206,7 +206,7 @@ def load_inputs(
   if kind == "folder":
     from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
 
-    folder = folder_source.load_folder(path)
+    folder = folder_source.load_folder(path, skip_unreadable=False)
     name = {"val": "validation"}.get(split, split)
     if name not in folder.splits:
       raise checks.LinearJaxError(

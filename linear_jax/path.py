@@ -433,6 +433,7 @@ def lambda_path(
     raise checks.LinearJaxError(
       "reg_strengths is empty; pass at least one λ ≥ 0"
     )
+  checks.check_integer_labels(y_train=y_train, y_val=y_val, y_test=y_test)
   checks.check_nonnegative(lams, "reg_strength (λ)")
   x_train = jnp.asarray(x_train)  # float64 stays float64 under jax_enable_x64
   if x_train.dtype not in (jnp.float32, jnp.float64):

@@ -81,6 +81,7 @@ def test_narrow_rows_are_densified_within_the_budget(tmp_path, monkeypatch):
     ("1 1:0.5\n1 2:1\n", "at least 2 classes"),
     ("0.5 1:0.5\n1 2:1\n", "non-integer float labels"),
     ("1 1:nan\n0 2:1\n", "NaN/Inf"),
+    ("1 1:0.5\n0 1000000000000:1\n", "feature index of 2^31 or more"),
   ],
 )
 def test_bad_files_fail_in_one_line(tmp_path, text, words):

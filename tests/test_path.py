@@ -175,3 +175,24 @@ def test_row_space_path_equals_the_full_path(x64):
     basis.T @ basis, np.eye(basis.shape[1]), atol=1e-10
   )
   assert basis.shape == (90, 39)  # centring removes one dimension
+
+
+@pytest.mark.parametrize("split", ["y_train", "y_val", "y_test"])
+def test_float_labels_are_refused(split):
+  """0.5 and 1.5 would be truncated to classes 0 and 1 without a word."""
+  x, y = problem(n=20)
+  labels = {"y_train": y, "y_val": y, "y_test": y}
+  labels[split] = y + 0.5
+  with pytest.raises(LinearJaxError) as e:
+    path.lambda_path(
+      x,
+      labels["y_train"],
+      x,
+      labels["y_val"],
+      x,
+      labels["y_test"],
+      reg_strengths=[1.0],
+    )
+  assert f"{split} must hold integer class labels" in str(e.value)
+  assert "found 1.5 (float64)" in str(e.value) or "found 0.5" in str(e.value)
+  assert "\n" not in str(e.value)

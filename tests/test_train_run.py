@@ -93,6 +93,23 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
   assert np.all(np.isfinite(after["state/0000"]))
 
 
+def test_resume_with_fewer_epochs_than_run_is_refused(tmp_path):
+  train_run(tmp_path / "run", loss="softmax", epochs=3)
+  files = {
+    name: (tmp_path / "run" / name).read_bytes()
+    for name in ("checkpoint.npz", "metrics.jsonl", "summary.json")
+  }
+  with pytest.raises(lj.LinearJaxError) as e:
+    train_run(tmp_path / "run", loss="softmax", epochs=2, resume=True)
+  message = str(e.value)
+  assert "has run 3 epochs, more than --epochs=2" in message
+  assert "--epochs=3 or more" in message and "\n" not in message
+  for name, content in files.items():
+    assert (tmp_path / "run" / name).read_bytes() == content, name
+  resumed = train_run(tmp_path / "run", loss="softmax", epochs=3, resume=True)
+  assert resumed["epochs_run"] == 3
+
+
 def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
   with pytest.raises(train.DivergedError, match="epoch 1"):
     train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e6)

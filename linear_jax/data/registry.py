@@ -162,7 +162,8 @@ PATTERNS = {
     "image folder or .tar.gz",
     "as found",
     "as found",
-    "your images: PATH/{train,test}/<class>/<image>.{jpg,png}",
+    "your images: PATH/{train,test}/<class>/<image>.{jpg,jpeg,png} "
+    "(other files ignored, unreadable images skipped)",
     DEFAULT_VALIDATION,
     None,
   ),

@@ -318,7 +318,8 @@ def check_sweep_host(
   )
   budget_lib.check_fits(
     need + checkpoint,
-    f"the sweep's {num_configs:,} configurations × {epochs} epochs "
+    f"the sweep's {num_configs:,} configurations × {epochs} "
+    f"epoch{'' if epochs == 1 else 's'} "
     f"(results and history in memory, a "
     f"{budget_lib.format_size(checkpoint)} checkpoint)",
     "sweep fewer values (or split the grid into several sweeps)",

@@ -280,6 +280,20 @@ def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
     )
 
 
+def _check_epochs_ahead(path: str, meta: dict, config: RunConfig) -> None:
+  """Refuses ``--epochs`` below the epochs the checkpoint has already run:
+  there is nothing to train, and the summary would report ``epochs`` < the
+  epochs run.
+  """
+  done = int(meta.get("epoch", len(meta.get("history", []))))
+  if done > config.epochs:
+    raise checks.LinearJaxError(
+      f"--resume: {path} has run {done} epochs, more than --epochs="
+      f"{config.epochs}; pass --epochs={done} or more to continue it, or "
+      "--restore to evaluate it as it is (nothing was changed)"
+    )
+
+
 def _check_same_data(
   path: str, model: dict | None, stats: dict | None, dataset
 ) -> None:
@@ -316,6 +330,7 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   _check_same_run(path, meta.get("config", {}), config)  # before unflattening
+  _check_epochs_ahead(path, meta, config)
   _check_same_data(path, meta.get("model"), None, dataset)
   template = _template(config, dataset)
   state, best, stats, meta = checkpoint.load(path, template, template.params)
@@ -655,6 +670,7 @@ def _write_plots(config, workdir, dataset, params, history) -> list[str]:
         dataset.y_test,
         os.path.join(workdir, "regions.png"),
         f"{config.loss} on {dataset.name}: decision regions",
+        class_names=dataset.class_names,
       )
     )
   return paths
