@@ -279,22 +279,22 @@ def load_folder(path, *, cache_dir=None, skip_unreadable=True) -> RawData:
   start = time.perf_counter()
   loaded = _from_cache(entry)
   if loaded is not None:
-    splits, class_names, skipped = loaded
+    splits, class_names, cached_skips = loaded
     logging.info(
       "loaded %s from the cache in %.2f s (%s)",
       shown,
       time.perf_counter() - start,
       entry,
     )
-    if skipped[0] and skip_unreadable:
+    if cached_skips[0] and skip_unreadable:
       logging.warning(
         "image folder %s: %d unreadable image(s) were skipped when it was "
         "decoded (first: %s)",
         shown,
-        skipped[0],
-        ", ".join(skipped[1]),
+        cached_skips[0],
+        ", ".join(cached_skips[1]),
       )
-    skipped = skipped[1][: skipped[0]]
+    skipped = list(cached_skips[1][: cached_skips[0]])
   else:
     if files is None:
       entries, data = _read_archive(path, shown)

@@ -112,7 +112,12 @@ def read_svmlight(
     loaded = sk_datasets.load_svmlight_files(
       [str(p) for p in paths], dtype=np.float32, zero_based=True
     )
-  except (ValueError, RuntimeError, UnicodeDecodeError, OverflowError) as e:
+  except OverflowError:  # the parser reads indices as C ints
+    raise LinearJaxError(
+      f"{shown} has a feature index of 2^31 or more, beyond what the "
+      "svmlight reader takes; renumber the features from 1"
+    ) from None
+  except (ValueError, RuntimeError, UnicodeDecodeError) as e:
     raise LinearJaxError(
       f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
       "must be '<label> <index>:<value> ...' with increasing, non-negative "
