@@ -122,18 +122,6 @@ def test_select_breaks_ties_toward_larger_lambda():
   assert path.select([1e-3, 1e-1, 1e-2], [0.9, 0.9, 0.8]) == 1
 
 
-def test_minimize_lbfgs_on_a_quadratic(x64):
-  a = np.diag(np.logspace(0, 3, 20))
-  b = np.arange(20.0)
-  z, value, it, gnorm = path.minimize_lbfgs(
-    lambda z: 0.5 * z @ a @ z - b @ z, jnp.zeros(20), max_iter=500, tol=1e-10
-  )
-  # Stops at ‖g‖ ≤ 1e-10 or when float64 sees no decrease of f; near the
-  # minimum f − f* ≈ ½ eᵀAe hides errors e ≈ sqrt(eps64 · |f| / λ_min) ~ 1e-7.
-  np.testing.assert_allclose(z, np.linalg.solve(a, b), rtol=1e-6)
-  assert it < 500
-
-
 def test_nystrom_recovers_a_low_rank_gram():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 40))
