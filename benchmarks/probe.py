@@ -342,6 +342,7 @@ def run_memory(n, d, c, dtype, header, log=print) -> dict:
 
 
 def main(argv):
+  """Runs the chosen mode and writes its JSON."""
   del argv
   from benchmarks import timing  # pylint: disable=g-import-not-at-top
   from linear_jax import io as io_lib  # pylint: disable=g-import-not-at-top

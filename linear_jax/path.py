@@ -57,7 +57,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from linear_jax import checks, row_blocks, shards
+from linear_jax import checks, lbfgs, row_blocks, shards
 from linear_jax import losses as losses_lib
 from linear_jax.lbfgs import minimize_lbfgs
 
@@ -290,76 +290,87 @@ def _prepare_program(mesh, *, rank, power_iterations, block):
 def _solve_program(
   mesh, *, loss, num_classes, max_iter, memory_size, block, batched
 ):
-  """L-BFGS for one λ (``batched``: a ``[K]`` chunk of λ under ``vmap``)."""
+  """L-BFGS for one λ (``batched``: a ``[K]`` chunk of λ under ``vmap``).
 
-  def body(x, y, count, pre, lam, w0, b0, margin, tol, ftol):
+  Arguments: the rows, ``_prepare_program``'s output, λ, the λ the memory's
+  pairs were collected at, the start (W, b) of the centred rows, the
+  ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
+  batched), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations,
+  memory).
+  """
+
+  def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, margin, tol, ftol):
     TRACES["solve"] += 1
     mu, v, s, tail, n = pre
     d = x.shape[1]
+    dc = d * num_classes
     options = losses_lib.loss_options(loss, margin=margin)
-    shapes = (d, num_classes)
+    kw = dict(block_rows=block, num_valid=count[0], axis_name=shards.AXIS)
 
     if loss == "softmax":
-      # Matched to the warm start's probabilities (row_blocks.softmax_curvature).
-      num, den = row_blocks.softmax_curvature(
-        w0,
-        b0,
-        x,
-        mu,
-        block_rows=block,
-        num_valid=count[0],
-        axis_name=shards.AXIS,
-      )
-      rho = jnp.maximum(
-        num / jnp.maximum(den, 1e-30) / max(num_classes - 1, 1), 1e-6
-      )
+      # Matched to the warm start's probabilities (softmax_curvature): ρ for
+      # W (‖x_c‖²-weighted), ρ_b for b (unweighted).
+      num, den, plain = row_blocks.softmax_curvature(w0, b0, x, mu, **kw)
+      per_class = max(num_classes - 1, 1)
+      rho = jnp.maximum(num / jnp.maximum(den, 1e-30) / per_class, 1e-6)
+      rho_b = jnp.maximum(plain / n / per_class, 1e-6)
     else:
-      rho = CURVATURE[loss]
+      rho = rho_b = CURVATURE[loss]
 
-    def solve_one(lam, w0, b0):
-      top = jnp.sqrt(rho * s + 2 * lam)  # H^{1/2} on span(V)
-      rest = jnp.sqrt(rho * tail + 2 * lam)  # H^{1/2} on its complement
+    def split(z):
+      return z[:dc].reshape(d, num_classes), z[dc:]
 
-      def to_w(u):  # W = H^{-1/2} U (symmetric: also maps ∂/∂W to ∂/∂U)
-        return v @ ((1 / top - 1 / rest)[:, None] * (v.T @ u)) + u / rest
+    def solve_one(lam, w0, b0, memory):
+      top = 1 / (rho * s + 2 * lam)  # H^{-1} on span(V)
+      rest = 1 / (rho * tail + 2 * lam)  # H^{-1} on its complement
+
+      def precondition(z):
+        gw, gb = split(z)
+        pw = v @ ((top - rest)[:, None] * (v.T @ gw)) + rest * gw
+        return jnp.concatenate([pw.reshape(-1), gb / rho_b])
 
       def value_and_grad(z):
-        u, b = z[: d * num_classes].reshape(shapes), z[d * num_classes :]
-        w = to_w(u)
+        w, b = split(z)
         total, gw, gb = row_blocks.loss_gradient_sums(
-          w,
-          b,
-          x,
-          y,
-          mu,
-          loss=loss,
-          block_rows=block,
-          num_valid=count[0],
-          axis_name=shards.AXIS,
-          **options,
+          w, b, x, y, mu, loss=loss, **kw, **options
         )
         value = total / n + lam * jnp.sum(w * w)
-        grad_w = to_w(gw / n + 2 * lam * w)
+        grad_w = gw / n + 2 * lam * w
         return value, jnp.concatenate([grad_w.reshape(-1), gb / n])
 
-      u0 = v @ ((top - rest)[:, None] * (v.T @ w0)) + rest * w0  # H^{1/2} W
-      z, value, it, gnorm, evals = minimize_lbfgs(
+      result = minimize_lbfgs(
         None,
-        jnp.concatenate([u0.reshape(-1), b0]),
+        jnp.concatenate([w0.reshape(-1), b0]),
         value_and_grad=value_and_grad,
+        precondition=precondition,
+        memory=memory,
         max_iter=max_iter,
         tol=tol,
         ftol=ftol,
-        memory_size=memory_size,
       )
-      u, b = z[: d * num_classes].reshape(shapes), z[d * num_classes :]
-      return to_w(u), b, value, it, gnorm, evals
+      w, b = split(result.z)
+      return (
+        w,
+        b,
+        result.value,
+        result.iterations,
+        result.grad_norm,
+        result.evaluations,
+        result.memory,
+      )
 
     if batched:
-      return jax.vmap(solve_one, in_axes=(0, None, None))(lam, w0, b0)
-    return solve_one(lam, w0, b0)
+      empty = lbfgs.empty_memory(dc + num_classes, memory_size, w0.dtype)
+      return jax.vmap(solve_one, in_axes=(0, None, None, None))(
+        lam, w0, b0, empty
+      )
+    # The pairs were collected at λ_prev: f_new − f_old = (λ − λ_prev)ΣW²
+    # adds 2(λ − λ_prev)s_W to each y (b is not regularized).
+    mask = jnp.arange(dc + num_classes) < dc
+    memory = lbfgs.shift_memory(memory, lam - lam_prev, mask)
+    return solve_one(lam, w0, b0, memory)
 
-  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 7, P())
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 9, P())
 
 
 @functools.lru_cache(maxsize=64)
@@ -434,8 +445,10 @@ def lambda_path(
       ``jax_enable_x64``). A 64-byte aligned numpy array
       (``shards.aligned_empty``) is used without a copy on a CPU.
     y_train: ``[N]`` int labels in [0, C).
-    x_val, y_val: ``[N_val, D]``, ``[N_val]``: selection split.
-    x_test, y_test: ``[N_test, D]``, ``[N_test]`` or None.
+    x_val: ``[N_val, D]`` rows of the selection split.
+    y_val: ``[N_val]`` their labels.
+    x_test: ``[N_test, D]`` rows of the test split, or None.
+    y_test: ``[N_test]`` their labels, or None.
     reg_strengths: λ ``[K]``, each ≥ 0 (λ = 0 is solved up to ``max_iter``
       when the data are separable); from scikit-learn's C by
       ``reg_strength_from_C``.
@@ -664,22 +677,28 @@ def lambda_path(
   }
   w_all = np.zeros((k_total, d, num_classes), np.float64)
   b_all = np.zeros((k_total, num_classes), np.float64)
+  memory = lbfgs.empty_memory(
+    d_solve * num_classes + num_classes, int(memory_size), dtype
+  )
+  lam_prev = to_solver(0.0)
   for first in range(0, k_total, chunk):
     idx = order[first : first + chunk]
     start = time.perf_counter()
     lam = to_solver(lams[idx] if not warm_start else lams[idx[0]])
-    w, b, value, it, gnorm, evals = solve(
+    w, b, value, it, gnorm, evals, memory = solve(
       rows_solve.x,
       rows_solve.y,
       rows_solve.count,
       pre,
       lam,
+      lam_prev,
       w0,
       b0,
+      memory,
       *scalars,
     )
     if warm_start:
-      w0, b0 = w, b
+      w0, b0, lam_prev = w, b, lam
       w, b, value, it, gnorm, evals = (
         a[None] for a in (w, b, value, it, gnorm, evals)
       )

@@ -205,7 +205,8 @@ def loss_gradient_sums(
     y: ``[N]`` int labels.
     mu: ``[D]`` the column mean, in the compute dtype.
     loss: a name in ``linear_jax.LOSSES``.
-    block_rows, num_valid: as ``scan_row_blocks``.
+    block_rows: rows per block (``scan_row_blocks``).
+    num_valid: rows at or after this index are padding.
     axis_name: sum across this mapped axis too (data parallel).
     **loss_options: the loss's options (``losses.loss_options``).
 
@@ -253,23 +254,32 @@ def softmax_curvature(
   One pass of the scores: 2·N·D·C FLOPs.
 
   Args:
-    w, b: ``[D, C]``, ``[C]`` parameters of the centred rows.
+    w: ``[D, C]`` weights of the centred rows.
+    b: ``[C]`` bias.
     x: ``[N, D]`` rows as stored.
     mu: ``[D]`` the column mean.
-    block_rows, num_valid, axis_name: as ``loss_gradient_sums``.
+    block_rows: rows per block.
+    num_valid: rows at or after this index are padding.
+    axis_name: sum across this mapped axis too.
 
   Returns:
-    ``(Σ_i ‖x_c,i‖² (1 − ‖p_i‖²), Σ_i ‖x_c,i‖²)``.
+    ``(Σ_i ‖x_c,i‖² (1 − ‖p_i‖²), Σ_i ‖x_c,i‖², Σ_i (1 − ‖p_i‖²))``; the
+    last, over N(C − 1), is the same match for the bias b.
   """
 
   def fn(carry, xb, _, mask):
-    num, den = carry
+    num, den, plain = carry
     xc = _centred(xb, mu, mask)
     p = jax.nn.softmax(xc @ w + b, axis=-1)
     sq = jnp.sum(xc * xc, axis=-1)
-    return num + jnp.sum(sq * (1 - jnp.sum(p * p, axis=-1))), den + jnp.sum(sq)
+    spread = jnp.where(mask, 1 - jnp.sum(p * p, axis=-1), 0)
+    return (
+      num + jnp.sum(sq * spread),
+      den + jnp.sum(sq),
+      plain + jnp.sum(spread),
+    )
 
-  init = (jnp.zeros((), mu.dtype), jnp.zeros((), mu.dtype))
+  init = (jnp.zeros((), mu.dtype),) * 3
   out = scan_row_blocks(
     fn, init, x, None, block_rows=block_rows, num_valid=num_valid
   )
@@ -297,7 +307,9 @@ def correct_counts(
     b: ``[K, C]`` biases.
     x: ``[N, D]`` rows as stored.
     y: ``[N]`` int labels.
-    block_rows, num_valid, axis_name: as ``loss_gradient_sums``.
+    block_rows: rows per block.
+    num_valid: rows at or after this index are padding.
+    axis_name: sum across this mapped axis too.
 
   Returns:
     ``[K]`` counts (float, in the compute dtype).

@@ -79,7 +79,8 @@ def read_shard(
     read_rows: ``(start, stop) -> (x [stop − start, D], y [stop − start])``,
       reading only those rows (e.g. from a memory-mapped file).
     num_rows: N of the whole split.
-    num_processes, process_id: as ``row_range``.
+    num_processes: P (default ``jax.process_count()``).
+    process_id: p (default ``jax.process_index()``).
     chunk_rows: rows per call of ``read_rows`` (the peak beyond the shard).
 
   Returns:

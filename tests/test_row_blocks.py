@@ -199,7 +199,9 @@ def test_block_rows_fit_the_budget():
   per_row = 4 * (2048 + row_blocks.SCORE_TEMPORARIES * 1000)
   assert b * per_row <= 256 << 20 < (b + 1) * per_row
   assert row_blocks.block_rows(100, 2048, 1000) == 100
-  assert row_blocks.block_rows(10**6, 2048, 1000, num_models=8) < b / 4  # 8 score rows per row
+  assert (
+    row_blocks.block_rows(10**6, 2048, 1000, num_models=8) < b / 4
+  )  # 8 score rows per row
 
 
 def test_check_fits_refuses_in_one_line():
