@@ -216,9 +216,12 @@ def minimize_lbfgs(
       f_new, g_new = value_and_grad(c["z"] + (t / 2) * d)
       return t / 2, f_new, g_new, k + 1
 
-    one = jnp.ones((), z0.dtype)
+    # Starts at t = 2 with f = inf, so the first pass of the loop evaluates
+    # t = 1: one call site of value_and_grad in the loop (compile time).
+    two = jnp.full((), 2, z0.dtype)
+    inf = jnp.full((), jnp.inf, c["f"].dtype)
     t, f_new, g_new, k = jax.lax.while_loop(
-      ls_cond, ls_body, (one, *value_and_grad(c["z"] + d), 0)
+      ls_cond, ls_body, (two, inf, c["g"], -1)
     )
     ok = k < max_halvings
     z = jnp.where(ok, c["z"] + t * d, c["z"])

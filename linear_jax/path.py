@@ -54,6 +54,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
@@ -681,10 +682,18 @@ def lambda_path(
     d_solve * num_classes + num_classes, int(memory_size), dtype
   )
   lam_prev = to_solver(0.0)
+  # Laid out as the solver's outputs are, so that feeding them back does not
+  # compile the solver a second time.
+  replicated = NamedSharding(mesh, P())
+  w0, b0, memory, lam_prev = jax.device_put(
+    (w0, b0, memory, lam_prev), replicated
+  )
   for first in range(0, k_total, chunk):
     idx = order[first : first + chunk]
     start = time.perf_counter()
-    lam = to_solver(lams[idx] if not warm_start else lams[idx[0]])
+    lam = jax.device_put(
+      to_solver(lams[idx] if not warm_start else lams[idx[0]]), replicated
+    )
     w, b, value, it, gnorm, evals, memory = solve(
       rows_solve.x,
       rows_solve.y,

@@ -163,3 +163,119 @@ def test_row_space_path_equals_the_full_path(x64):
     basis.T @ basis, np.eye(basis.shape[1]), atol=1e-10
   )
   assert basis.shape == (90, 39)  # centring removes one dimension
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_reg_strength_from_C_matches_sklearn(x64, num_classes):
+  # scikit-learn's LogisticRegression at C and lambda_path at
+  # λ = reg_strength_from_C(C) are the same problem: the same weights
+  # (for two classes scikit-learn's one vector w = w₁ − w₀) to 1e-5 of the
+  # largest weight, both solved to a 1e-12 gradient in float64. The other
+  # class count's mapping (factor 2 off) moves the weights by > 1e-2.
+  x, y = problem(n=90, d=5, c=num_classes, seed=4)
+  x = x.astype(np.float64)
+  c_value = 0.05
+  lam = path.reg_strength_from_C([c_value], len(y), num_classes)
+  r = path.lambda_path(
+    x, y, x, y, reg_strengths=lam, max_iter=3000, tol=1e-12, ftol=0.0
+  )
+  m = LogisticRegression(C=c_value, tol=1e-12, max_iter=10000).fit(x, y)
+  w, b = r.params["W"][0], r.params["b"][0]
+  if num_classes == 2:
+    w, b = w[:, 1] - w[:, 0], b[1:] - b[:1]
+  else:
+    w, b = w.T, b - b.mean()
+    m.intercept_ -= m.intercept_.mean()
+  scale = np.abs(m.coef_).max()
+  np.testing.assert_allclose(
+    w.reshape(m.coef_.shape), m.coef_, atol=1e-5 * scale
+  )
+  np.testing.assert_allclose(b, m.intercept_, atol=1e-5 * scale)
+
+
+def test_reg_strength_from_C_formula_and_bad_C():
+  np.testing.assert_allclose(
+    path.reg_strength_from_C([1.0, 0.5], 100, 10), [1 / 200, 1 / 100]
+  )
+  np.testing.assert_allclose(path.reg_strength_from_C(2.0, 100, 2), 1 / 200)
+  with pytest.raises(LinearJaxError, match="C must be > 0"):
+    path.reg_strength_from_C([1.0, 0.0], 100, 3)
+
+
+def test_one_compilation_for_any_lambdas():
+  x, y = problem(n=100, seed=6)
+  kw = dict(rank=4, max_iter=20)
+  path.lambda_path(x, y, x, y, reg_strengths=[1.0, 0.1, 0.01], **kw)
+  before = dict(path.TRACES)
+  r = path.lambda_path(x, y, x, y, reg_strengths=[0.3, 3e-3], **kw)
+  assert path.TRACES == before  # new values and count of λ: no retrace
+  assert len(r.objective) == 2
+
+
+def test_callback_rows_and_resuming_from_init_params():
+  x, y = problem(n=150, seed=7)
+  lams = np.array([1.0, 0.1, 0.01])
+  rows = {}
+  full = path.lambda_path(
+    x,
+    y,
+    x[:50],
+    y[:50],
+    reg_strengths=lams,
+    rank=4,
+    callback=lambda k, row: rows.setdefault(k, row),
+  )
+  assert sorted(rows) == [0, 1, 2]
+  for k, row in rows.items():
+    assert row["reg_strength"] == lams[k]
+    assert row["objective"] == pytest.approx(float(full.objective[k]))
+    assert row["val_accuracy"] == full.val_accuracy[k]
+    np.testing.assert_array_equal(row["params"]["W"], full.params["W"][k])
+    assert row["seconds"] > 0 and row["evaluations"] >= row["iterations"]
+  # A path interrupted after λ = 1 continues from its solution: the same
+  # minimizers as the uninterrupted path, to the solver's tolerance (L
+  # within 10·ftol relative, since both stop by the ftol rule).
+  rest = path.lambda_path(
+    x,
+    y,
+    x[:50],
+    y[:50],
+    reg_strengths=lams[1:],
+    rank=4,
+    init_params=rows[0]["params"],
+  )
+  np.testing.assert_allclose(rest.objective, full.objective[1:], rtol=1e-6)
+
+
+def test_float16_storage_agrees_with_float32():
+  # Rows stored as float16 (sums in float32) solve the problem of the
+  # rounded rows: |L16* − L32*| is at most the first-order effect of the
+  # rounding, u16 · Σ_i Σ_j |x_ij| |(W dS_iᵀ)_j| / N at either minimizer
+  # (u16 = 2⁻¹¹), plus both solvers' stopping tolerance (ftol = 1e-7).
+  x, y = problem(n=300, seed=8)
+  xv, yv = problem(n=100, seed=9)
+  lams = np.array([1e-1, 1e-3])
+  kw = dict(reg_strengths=lams, rank=6)
+  r32 = path.lambda_path(x, y, xv, yv, **kw)
+  r16 = path.lambda_path(x.astype(np.float16), y, xv, yv, **kw)
+  for k in range(2):
+    w, b = r32.params["W"][k], r32.params["b"][k]
+    s = x.astype(np.float64) @ w + b
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    ds = p - np.eye(3)[y]
+    bound = 2.0**-11 * np.sum(np.abs(x) * np.abs(ds @ w.T)) / len(y)
+    gap = abs(float(r16.objective[k]) - float(r32.objective[k]))
+    assert gap <= 2 * bound + 1e-6 * float(r32.objective[k]), (k, gap, bound)
+  np.testing.assert_allclose(r16.val_accuracy, r32.val_accuracy, atol=0.02)
+
+
+def test_refuses_nan_features_and_paths_over_the_budget():
+  x, y = problem(n=40)
+  bad = x.copy()
+  bad[3, 2] = np.nan
+  with pytest.raises(LinearJaxError, match="NaN or Inf"):
+    path.lambda_path(bad, y, x, y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match="memory budget") as e:
+    path.lambda_path(x, y, x, y, reg_strengths=[1.0], memory_budget=4096)
+  assert "\n" not in str(e.value)
