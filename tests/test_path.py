@@ -208,7 +208,7 @@ def test_one_compilation_for_any_lambdas():
   path.lambda_path(x, y, x, y, reg_strengths=[1.0, 0.1, 0.01], **kw)
   before = dict(path.TRACES)
   r = path.lambda_path(x, y, x, y, reg_strengths=[0.3, 3e-3], **kw)
-  assert path.TRACES == before  # new values and count of λ: no retrace
+  assert before == path.TRACES  # new values and count of λ: no retrace
   assert len(r.objective) == 2
 
 
