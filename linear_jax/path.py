@@ -360,11 +360,12 @@ def _solve_program(
         result.memory,
       )
 
-    if batched:
+    if batched:  # every λ from the same start, with no pairs
       empty = lbfgs.empty_memory(dc + num_classes, memory_size, w0.dtype)
-      return jax.vmap(solve_one, in_axes=(0, None, None, None))(
+      out = jax.vmap(solve_one, in_axes=(0, None, None, None))(
         lam, w0, b0, empty
       )
+      return (*out[:6], memory)
     # The pairs were collected at λ_prev: f_new − f_old = (λ − λ_prev)ΣW²
     # adds 2(λ − λ_prev)s_W to each y (b is not regularized).
     mask = jnp.arange(dc + num_classes) < dc
@@ -437,6 +438,7 @@ def lambda_path(
   init_params: dict | None = None,
   callback: Callable[[int, dict], None] | None = None,
   memory_budget: int | None = None,
+  lambda_chunk: int | None = None,
 ) -> PathResult:
   """Solves L_k for every λ_k, selects on validation, evaluates on test.
 
@@ -488,6 +490,8 @@ def lambda_path(
       (``{"W": [D, C], "b": [C]}`` numpy).
     memory_budget: bytes the solver may use beyond the rows passed (default
       ``row_blocks.memory_budget()``); a path that needs more is refused.
+    lambda_chunk: λ values solved at once under ``vmap`` (``warm_start``
+      False); default as many as fit half the memory budget.
 
   Returns:
     ``PathResult`` (params ``[K, D, C]``, objective, accuracies, selection).
@@ -567,7 +571,7 @@ def lambda_path(
   )
   if not warm_start:
     room = (budget - data - fixed) // 2 // max(per_model, 1)
-    chunk = int(max(1, min(k_total, room)))
+    chunk = int(max(1, min(k_total, room, lambda_chunk or k_total)))
   if block_rows is None:
     work = row_blocks.CPU_BLOCK_BUDGET_BYTES
     if not on_host:
@@ -691,9 +695,9 @@ def lambda_path(
   for first in range(0, k_total, chunk):
     idx = order[first : first + chunk]
     start = time.perf_counter()
-    lam = jax.device_put(
-      to_solver(lams[idx] if not warm_start else lams[idx[0]]), replicated
-    )
+    # A short last chunk repeats its last λ: one shape, one compilation.
+    padded = np.resize(lams[idx], chunk) if not warm_start else lams[idx[0]]
+    lam = jax.device_put(to_solver(padded), replicated)
     w, b, value, it, gnorm, evals, memory = solve(
       rows_solve.x,
       rows_solve.y,
@@ -712,11 +716,11 @@ def lambda_path(
         a[None] for a in (w, b, value, it, gnorm, evals)
       )
     else:
-      w0, b0 = w[-1], b[-1]
+      w0, b0 = w[len(idx) - 1], b[len(idx) - 1]
     w_out, b_out = uncentre(w, b)
     acc = accuracies(w_out, b_out)
     seconds = (time.perf_counter() - start) / len(idx)
-    w_all[idx], b_all[idx] = w_out, b_out
+    w_all[idx], b_all[idx] = w_out[: len(idx)], b_out[: len(idx)]
     for j, k in enumerate(idx):
       row = {
         "reg_strength": float(lams[k]),

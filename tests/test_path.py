@@ -279,3 +279,32 @@ def test_refuses_nan_features_and_paths_over_the_budget():
   with pytest.raises(LinearJaxError, match="memory budget") as e:
     path.lambda_path(x, y, x, y, reg_strengths=[1.0], memory_budget=4096)
   assert "\n" not in str(e.value)
+
+
+def test_vmapped_chunks_and_small_blocks_give_the_warm_path(x64):
+  # The accelerator route (all λ of a chunk at once under vmap, from one
+  # start; here chunks of 2 for 3 λ, the last one padded) and passes over
+  # 16-row blocks reach the minimizers of the CPU route (warm starts, one
+  # block): objectives equal to the float64 solver tolerance.
+  x, y = problem(n=120, seed=10)
+  x = x.astype(np.float64)
+  lams = np.array([1e-1, 1e-2, 1e-3])
+  kw = dict(reg_strengths=lams, rank=6, max_iter=3000, tol=1e-10, ftol=0.0)
+  warm = path.lambda_path(x, y, x[:40], y[:40], warm_start=True, **kw)
+  vmapped = path.lambda_path(
+    x,
+    y,
+    x[:40],
+    y[:40],
+    warm_start=False,
+    lambda_chunk=2,
+    block_rows=16,
+    **kw,
+  )
+  np.testing.assert_allclose(vmapped.objective, warm.objective, rtol=1e-10)
+  np.testing.assert_allclose(
+    vmapped.params["W"],
+    warm.params["W"],
+    atol=1e-6 * np.abs(warm.params["W"]).max(),
+  )
+  np.testing.assert_array_equal(vmapped.val_accuracy, warm.val_accuracy)
