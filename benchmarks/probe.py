@@ -26,6 +26,7 @@ Raw results go to ``benchmarks/results/probe_<mode>_<N>x<D>x<C>_<storage>.json``
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -60,6 +61,12 @@ flags.DEFINE_float("ftol", 1e-7, "linear_jax relative decrease tolerance.")
 flags.DEFINE_integer("rank", 256, "preconditioner rank.")
 flags.DEFINE_bool("sklearn", True, "run the scikit-learn loop (path mode).")
 flags.DEFINE_bool("ours", True, "run linear_jax (path mode).")
+flags.DEFINE_string(
+  "sklearn_from",
+  None,
+  "take scikit-learn's rows from this earlier JSON of the same command "
+  "(checked: data digest, C grid, max_iter, tol) instead of fitting again.",
+)
 flags.DEFINE_integer("sklearn_max_iter", 1000, "scikit-learn max_iter.")
 flags.DEFINE_float("sklearn_tol", 1e-6, "scikit-learn tol.")
 flags.DEFINE_integer("iterations", 3, "L-BFGS iterations (memory mode).")
@@ -174,6 +181,8 @@ def run_path(n, d, c, dtype, header, log=print) -> dict:
     "data_digest": digest(x, y, xv, yv, xt, yt),
     "C": cs.tolist(),
     "reg_strengths": lams.tolist(),
+    "sklearn_max_iter": FLAGS.sklearn_max_iter,
+    "sklearn_tol": FLAGS.sklearn_tol,
   }
   rows = [
     {"C": float(cv), "lambda": float(lv)}
@@ -186,7 +195,33 @@ def run_path(n, d, c, dtype, header, log=print) -> dict:
   summary["matmul_gflops"] = flop_rate / 1e9
   log(f"matmul ceiling {flop_rate / 1e9:.1f} GFLOP/s")
 
-  if FLAGS.sklearn:
+  if FLAGS.sklearn and FLAGS.sklearn_from:
+    with open(FLAGS.sklearn_from, encoding="utf-8") as f:
+      earlier = json.load(f)
+    same = {
+      "data_digest": summary["data_digest"],
+      "C": summary["C"],
+      "sklearn_max_iter": FLAGS.sklearn_max_iter,
+      "sklearn_tol": FLAGS.sklearn_tol,
+    }
+    for key, value in same.items():
+      given = earlier.get(key)
+      if given is None and f"--{key}" not in earlier["command"]:
+        given = FLAGS[key].default  # that run used the flag's default
+      if given != value:
+        raise SystemExit(f"{FLAGS.sklearn_from}: {key} differs from this run")
+    for row, old in zip(rows, earlier["rows"], strict=True):
+      row.update({k: v for k, v in old.items() if k.startswith("sklearn_")})
+    for key in ("sklearn_seconds", "sklearn_best", "date", "command"):
+      summary[f"sklearn_run_{key}" if key in ("date", "command") else key] = (
+        earlier[key]
+      )
+    summary["sklearn_matmul_gflops"] = earlier["matmul_gflops"]
+    log(
+      f"scikit-learn rows from {FLAGS.sklearn_from} "
+      f"({earlier['date']}): {summary['sklearn_seconds']:.1f} s"
+    )
+  elif FLAGS.sklearn:
     from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
 
     x32 = np.asarray(x, np.float32)

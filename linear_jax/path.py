@@ -7,11 +7,12 @@ The linear-probe workflow: for λ_1..λ_K minimize
 choose the λ with the best validation accuracy, and report its test accuracy.
 (μ is the training rows' mean; the solution is returned for the uncentred
 rows, xW + (b − μW).) ``lambda_path`` solves the K problems by full-batch
-L-BFGS (``linear_jax.lbfgs``) in preconditioned coordinates: one λ after
-another from the largest, each warm started at the previous solution (CPUs),
-or all λ of a chunk at once (``vmap``; accelerators). Each λ's solver is one
-compiled program, compiled once for the whole path. There is no learning rate
-to sweep: the line search sets the step.
+preconditioned L-BFGS (``linear_jax.lbfgs``): one λ after another from the
+largest, each warm started at the previous solution with the previous
+solve's curvature pairs (CPUs), or all λ of a chunk at once (``vmap``;
+accelerators). Each λ's solver is one compiled program, compiled once for the
+whole path. There is no learning rate to sweep: the line search sets the
+step.
 
 Memory scales with the data, not with N·C: every pass over the training rows
 (the mean, the Gram products, the objective and its gradient, accuracies)
@@ -21,16 +22,23 @@ array. X may be stored as float16 or bfloat16; sums are float32. Rows can be
 sharded over processes (``sharded=True``, ``linear_jax.shards``): each
 process passes its own rows and every sum is added across processes.
 
-Preconditioning: the data part of the Hessian is bounded by ρ·G ⊗ A
-(G = X_cᵀX_c/N the centred rows' covariance; for softmax ρ = ½ and A the
-projection I − 11ᵀ/C, Böhning's bound), so each λ's Hessian is close to
-ρG + 2λI. Correlated features make G, and so the problem, ill-conditioned
-for plain L-BFGS. An eigendecomposition of G, exact (D small against the
-rank r: one ``[D, D]`` Gram pass) or a randomized Nyström approximation of
-rank r (``nystrom_gram``), G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ), gives
-H_k = V diag(ρs + 2λ_k) Vᵀ + (ρ s_tail + 2λ_k)(I − VVᵀ), and L-BFGS runs on
-U with W = H_k^{-1/2} U: per iteration and λ that costs two ``[D, r] ×
-[r, C]`` products beside the 4·N·D·C of the objective and its gradient.
+Preconditioning: the data part of the Hessian, (1/N) Σ_i x_c,i x_c,iᵀ ⊗
+(diag(p_i) − p_i p_iᵀ) for softmax, is approximated by ρ·G ⊗ I (G =
+X_cᵀX_c/N the centred rows' covariance), so each λ's Hessian by
+M_k = ρG ⊗ I + 2λ_k I, and M_k⁻¹ is L-BFGS's initial inverse Hessian. For
+softmax ρ matches the trace of the data Hessian at the warm start
+(``row_blocks.softmax_curvature``: 1/C at W = 0, falling as predictions grow
+confident; a fixed bound such as Böhning's ½ overstates it by up to C/2 and
+leaves the preconditioned problem that ill-conditioned); the bias gets its
+own, unweighted, match. Other losses use the fixed ``CURVATURE``. G comes
+as an eigendecomposition, exact (D small against the rank r: one
+``[D, D]`` Gram pass) or a randomized Nyström approximation of rank r
+(``nystrom_gram``), G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ), so applying M_k⁻¹
+costs two ``[D, r] × [r, C]`` products beside the 4·N·D·C of an evaluation
+of the objective and its gradient. Moving to the next λ adds
+(λ_new − λ_old)ΣW² to the objective, whose effect on the stored pairs is
+exact (``lbfgs.shift_memory``), so the pairs carry over and the first step
+from the previous solution is already a quasi-Newton step toward the next.
 
 When N < D (features wider than the training set, e.g. a probe on a few
 thousand examples), the problem is first rewritten in an orthonormal basis of
@@ -511,6 +519,12 @@ def lambda_path(
   if has_test:
     x_test, y_test = _storage(x_test), np.asarray(y_test)
     _check_rows(x_test, y_test, "test")
+  for name, other in (("val", x_val), ("test", x_test)):
+    if other is not None and other.shape[1] != x_train.shape[1]:
+      raise checks.LinearJaxError(
+        f"x_{name} has {other.shape[1]} features but x_train has "
+        f"{x_train.shape[1]}; preprocess every split the same way"
+      )
   mesh = shards.row_mesh(sharded)
   largest = int(y_train.max(initial=0))
   if sharded and mesh.devices.size > 1:
@@ -521,7 +535,8 @@ def lambda_path(
     )
   if num_classes is None:
     num_classes = largest + 1
-  checks.check_label_range(y_train, num_classes)
+  for labels in (y_train, y_val) + ((y_test,) if has_test else ()):
+    checks.check_label_range(labels, num_classes)
   dtype = row_blocks.compute_dtype(x_train.dtype)
   n_local, d = x_train.shape
   if row_space is None:

@@ -143,6 +143,10 @@ def test_bad_input():
     path.lambda_path(x, y, x, y, reg_strengths=[])
   with pytest.raises(LinearJaxError, match="one label per row"):
     path.lambda_path(x, y[:5], x, y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match="x_val has 11 features"):
+    path.lambda_path(x, y, x[:, 1:], y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match=r"labels must lie in \[0, 3\)"):
+    path.lambda_path(x, y, x, y + 1, reg_strengths=[1.0], num_classes=3)
 
 
 def test_row_space_path_equals_the_full_path(x64):
