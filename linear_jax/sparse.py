@@ -422,7 +422,7 @@ def to_device(x, dtype=np.float32, put=jax.device_put) -> CSRRows:
       "holds; hash or select features first"
     )
   wide = x.nnz > INT32_MAX
-  if wide and not jax.dtypes.canonicalize_dtype(np.float64) == np.float64:
+  if wide and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
     raise LinearJaxError(
       f"{x.nnz} non-zeros need 64-bit row pointers on the device; set "
       "JAX_ENABLE_X64=1 (jax_enable_x64) or use fewer rows"

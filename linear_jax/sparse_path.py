@@ -33,7 +33,8 @@ from jax.typing import ArrayLike
 
 from linear_jax import checks, sparse
 from linear_jax import losses as losses_lib
-from linear_jax.path import CURVATURE, PathResult, minimize_lbfgs, select
+from linear_jax.lbfgs import minimize_lbfgs
+from linear_jax.path import CURVATURE, PathResult, select
 
 
 def _value_only(params, x, y, shift, *, loss, block_rows, **options):
@@ -117,7 +118,7 @@ def _solve(
 
     f.defvjp(f_fwd, f_bwd)
     z0 = jnp.concatenate([(w0 * root[:, None]).reshape(-1), b0])
-    z, value, it, gnorm = minimize_lbfgs(
+    z, value, it, gnorm, _, _ = minimize_lbfgs(
       f, z0, max_iter=max_iter, tol=tol, ftol=ftol, memory_size=memory_size
     )
     p = unflatten(z)
