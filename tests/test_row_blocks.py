@@ -133,16 +133,17 @@ def test_softmax_curvature(x64):
   mu = x.mean(axis=0)
   xc = x - mu
   args = (jnp.asarray(x), jnp.asarray(mu))
-  num, den = row_blocks.softmax_curvature(
+  num, den, plain = row_blocks.softmax_curvature(
     jnp.asarray(w), jnp.asarray(b), *args, block_rows=8
   )
   p = np.exp(xc @ w + b)
   p /= p.sum(axis=1, keepdims=True)
   sq = np.sum(xc * xc, axis=1)
   np.testing.assert_allclose(num, np.sum(sq * (1 - np.sum(p * p, 1))))
+  np.testing.assert_allclose(plain, np.sum(1 - np.sum(p * p, 1)))
   np.testing.assert_allclose(den, np.sum(sq))
   # At W = 0 every p is uniform: ρ = (1 − 1/C) / (C − 1) = 1/C exactly.
-  num, den = row_blocks.softmax_curvature(
+  num, den, _ = row_blocks.softmax_curvature(
     jnp.zeros_like(w), jnp.zeros_like(b), *args, block_rows=8
   )
   np.testing.assert_allclose(num / den / 3, 1 / 4, rtol=1e-14)

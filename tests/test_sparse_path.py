@@ -30,7 +30,9 @@ def test_sparse_path_matches_the_dense_path(x64):
   np.testing.assert_allclose(
     got.params["b"], want.params["b"], rtol=0, atol=1e-6 * scale
   )
-  np.testing.assert_array_equal(got.val_accuracy, want.val_accuracy)
+  # The same correct counts (one path reports float32 fractions).
+  count = lambda r: np.rint(np.asarray(r.val_accuracy, np.float64) * len(yt))
+  np.testing.assert_array_equal(count(got), count(want))
   assert got.best == want.best
 
 
