@@ -30,6 +30,7 @@ def blobs(n=300, seed=0):
   return x, labels[idx]
 
 
+@pytest.mark.slow
 def test_fit_predict_proba_and_objective_minimum(x64):
   x, y = blobs()
   clf = LinearClassifier(reg_strength=1e-2).fit(x, y)
@@ -54,6 +55,7 @@ def test_fit_predict_proba_and_objective_minimum(x64):
   assert max(np.abs(grad["W"]).max(), np.abs(grad["b"]).max()) < tol
 
 
+@pytest.mark.slow
 def test_binary_decision_function_and_no_proba_for_svm():
   x, y = blobs()
   keep = y != "cow"
@@ -66,6 +68,7 @@ def test_binary_decision_function_and_no_proba_for_svm():
   assert not hasattr(clf, "predict_proba")
 
 
+@pytest.mark.slow
 def test_pipeline_and_grid_search():
   x, y = blobs()
   pipe = make_pipeline(StandardScaler(), LinearClassifier())
