@@ -6,8 +6,10 @@ rule for float32 tolerances (``f32_tolerance``).
 import contextlib
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -19,6 +21,38 @@ import numpy as np
 import pytest
 
 from linear_jax.objective import objective_terms
+
+# JAX's persistent compilation cache, in a directory made for this run and
+# removed after it, so an entry from another run (another JAX, another
+# kernel) can never stand in for a compilation. Most of the suite's time is
+# XLA compiling the same programs again: in re-created jits, and in every
+# binary a subprocess test starts (they inherit these variables). Every
+# program is cached, however fast it compiled or small it is. An xdist
+# worker finds the variable its controller set and shares the directory.
+# The variables reach subprocesses; the config sets the same in this one.
+_CACHE_OWNER = "LINEAR_JAX_TEST_CACHE_OWNER"
+if os.environ.get(_CACHE_OWNER) is None or not os.path.isdir(
+  os.environ.get("JAX_COMPILATION_CACHE_DIR", "")
+):
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
+    prefix="linear_jax-test-xla-cache-"
+  )
+  os.environ[_CACHE_OWNER] = str(os.getpid())
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+jax.config.update(
+  "jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"]
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """Removes this run's compilation cache (in the process that made it)."""
+  del session, exitstatus
+  if os.environ.get(_CACHE_OWNER) == str(os.getpid()):
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared CIFAR-10 JPEG set: $LINEAR_JAX_CIFAR10_JPEG, else (tests only)
@@ -134,6 +168,33 @@ def device_blobs():
   y = rng.integers(0, c, size=n)
   x = centres[y] + rng.normal(size=(n, d))
   return DeviceData.put(x[:500], y[:500], x[500:], y[500:])
+
+
+def slow_except(cases, *fast):
+  """Parametrize ``cases`` with all but the ``fast`` ones marked slow.
+
+  ``make test`` runs every case; ``make test-fast`` (``-m "not slow"``) only
+  the ``fast`` ones, which still exercise the code under test. A case is a
+  value, a tuple of values (one per argname) or a ``pytest.param``; ``fast``
+  names cases the same way.
+  """
+  marked = []
+  for case in cases:
+    if isinstance(case, type(pytest.param(None))):
+      values, marks, id_ = case.values, tuple(case.marks), case.id
+    elif isinstance(case, tuple):
+      values, marks, id_ = case, (), None
+    else:
+      values, marks, id_ = (case,), (), None
+    key = values[0] if len(values) == 1 else values
+    if key not in fast:
+      marks += (pytest.mark.slow,)
+    marked.append(pytest.param(*values, marks=marks, id=id_))
+  missing = set(fast) - {
+    c.values[0] if len(c.values) == 1 else c.values for c in marked
+  }
+  assert not missing, f"slow_except: {missing} are not cases"
+  return marked
 
 
 def run_binary(module, *args, timeout=240, env=None):

@@ -41,6 +41,7 @@ def small_problem(dtype, seed=0, n=40, d=7, c=5):
   )  # y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "loss,margin",
   [

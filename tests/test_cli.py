@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 from absl import flags
+from conftest import slow_except
 
 from experiments import cli
 from linear_jax import checks
@@ -109,7 +110,9 @@ FLAGFILE_BINARY = {
 }
 
 
-@pytest.mark.parametrize("binary", sorted(set(FLAGFILE_BINARY.values())))
+@pytest.mark.parametrize(
+  "binary", slow_except(sorted(set(FLAGFILE_BINARY.values())), "train")
+)
 def test_every_flagfile_parses_with_its_binary(binary):
   """Each flagfile's flags exist in its binary and take its values."""
   import subprocess  # pylint: disable=g-import-not-at-top

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import slow_except
 
 import linear_jax as lj
 
@@ -20,7 +21,7 @@ def random_problem(seed=0, n=25, d=5, c=6):
   )
 
 
-@pytest.mark.parametrize("loss", sorted(lj.LOSSES))
+@pytest.mark.parametrize("loss", slow_except(sorted(lj.LOSSES), "svm"))
 def test_jit_objective_agrees(loss):
   params, x, y = random_problem()
   f = lambda p, lam: lj.objective(

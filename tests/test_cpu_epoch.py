@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_f32_close, f32_tolerance
+from conftest import assert_f32_close, f32_tolerance, slow_except
 
 from linear_jax.checks import LinearJaxError
 from linear_jax.kernels import cpu_epoch
@@ -42,14 +42,17 @@ def toy_data(classes=C):
 
 @pytest.mark.parametrize(
   "reg,schedule,batch,threads,classes",
-  [
-    ("l2", "constant", 64, 2, 10),  # 10 steps, remainder rows dropped
-    ("l2", "cosine", 50, 1, 10),  # one thread
-    ("none", "step", 96, 3, 10),  # 3 threads, uneven row split
-    ("l2", "constant", 64, 2, 3),  # few classes
-    ("l2", "constant", 64, 2, 20),  # > 16 classes: the chunked forward
-    ("l2", "constant", None, 2, 10),  # full batch
-  ],
+  slow_except(
+    [
+      ("l2", "constant", 64, 2, 10),  # 10 steps, remainder rows dropped
+      ("l2", "cosine", 50, 1, 10),  # one thread
+      ("none", "step", 96, 3, 10),  # 3 threads, uneven row split
+      ("l2", "constant", 64, 2, 3),  # few classes
+      ("l2", "constant", 64, 2, 20),  # > 16 classes: the chunked forward
+      ("l2", "constant", None, 2, 10),  # full batch
+    ],
+    ("l2", "constant", 64, 2, 10),
+  ),
 )
 def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads, classes):
   config = epoch_lib.TrainConfig(
@@ -108,6 +111,7 @@ def test_fused_epoch_equals_train_epoch(reg, schedule, batch, threads, classes):
   }
 
 
+@pytest.mark.slow
 def test_fit_with_the_fused_epoch_equals_fit():
   config = epoch_lib.TrainConfig(
     loss="softmax",

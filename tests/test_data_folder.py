@@ -404,6 +404,7 @@ def test_too_few_images_for_a_validation_split_are_refused(tmp_path, cache_dir):
   assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (2, 0, 2)
 
 
+@pytest.mark.slow
 def test_degenerate_archive_fails_the_binary_in_one_line(tmp_path):
   archive = tmp_path / "abs.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:

@@ -224,6 +224,7 @@ def run_module(module, *args, timeout=240):
   )
 
 
+@pytest.mark.slow
 def test_train_binary_on_npz_and_bad_npz(tmp_path):
   x, y = blobs(600, 40, ["a", "b", "c", "d"], seed=7)
   name = save(tmp_path, x=x, y=y)
@@ -267,6 +268,7 @@ def test_train_binary_on_npz_and_bad_npz(tmp_path):
   assert not bad_dir.exists() or not any(bad_dir.iterdir())
 
 
+@pytest.mark.slow
 def test_sweep_binary_on_npz(tmp_path):
   x, y = blobs(400, 10, [0, 1, 2], seed=8)
   name = save(tmp_path, x=x, y=y)

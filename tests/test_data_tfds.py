@@ -46,6 +46,10 @@ def without_tensorflow(tmp_path):
     PYTHONPATH=os.pathsep.join([str(hook), str(REPO)]),
     JAX_PLATFORMS="cpu",
   )
+  # Without the suite's compilation cache: reading it, JAX's path library
+  # asks importlib.util.find_spec whether TensorFlow is installed, which the
+  # hook answers by raising (an uninstalled TensorFlow answers None).
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
   return env
 
 
@@ -60,6 +64,7 @@ def run_blocked(env, *args, timeout=300):
   )
 
 
+@pytest.mark.slow
 def test_importing_the_data_package_does_not_import_tensorflow():
   code = (
     "import sys, linear_jax.data; "
@@ -107,6 +112,7 @@ def test_tfds_name_without_tensorflow_names_the_extra(
   assert "'cifar10'" in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "name, image_shape",
   [
@@ -131,6 +137,7 @@ def test_mocked_tfds_dataset(tfds, name, image_shape, tmp_path):
     assert y.min() >= 0 and y.max() < 10
 
 
+@pytest.mark.slow
 def test_mocked_tfds_prefix_and_options(tfds, tmp_path):
   with tfds.testing.mock_data(num_examples=20):
     ds = data.load_dataset(
@@ -149,6 +156,7 @@ def test_mocked_tfds_prefix_and_options(tfds, tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_unprepared_dataset_fails_fast_without_downloading(
   tfds, tmp_path, monkeypatch
 ):
@@ -168,6 +176,7 @@ def test_unprepared_dataset_fails_fast_without_downloading(
   assert "folder:PATH" in message
 
 
+@pytest.mark.slow
 def test_tfds_data_dir_env_is_honoured(tfds, tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "from_env"))
   with pytest.raises(LinearJaxError) as e:
@@ -175,12 +184,14 @@ def test_tfds_data_dir_env_is_honoured(tfds, tmp_path, monkeypatch):
   assert f"not prepared in {tmp_path / 'from_env'}" in str(e.value)
 
 
+@pytest.mark.slow
 def test_tfds_dataset_without_images_is_refused(tfds, tmp_path):
   with pytest.raises(LinearJaxError) as e:
     data.load_dataset("tfds:imdb_reviews", data_dir=tmp_path)
   assert "needs 'image' and 'label'" in str(e.value)
 
 
+@pytest.mark.slow
 def test_unknown_tfds_name(tfds, tmp_path):
   with pytest.raises(LinearJaxError) as e:
     data.load_dataset("tfds:no_such_dataset_xyz", data_dir=tmp_path)

@@ -42,6 +42,7 @@ def rows_of(result, dataset, **match):
   ]
 
 
+@pytest.mark.slow
 def test_terms_add_up_to_the_total_excess_risk(result):
   assert len(result["rows"]) == 2 * len(SIZES) * len(BUDGETS)
   for row in result["rows"]:
@@ -55,6 +56,7 @@ def test_terms_add_up_to_the_total_excess_risk(result):
   assert result["identity_residual"] <= decomposition.IDENTITY_TOLERANCE
 
 
+@pytest.mark.slow
 def test_bayes_risk_and_test_errors(result):
   for row in rows_of(result, "gaussians"):
     assert row["bayes"] == pytest.approx(
@@ -66,6 +68,7 @@ def test_bayes_risk_and_test_errors(result):
   assert 0 < result["max_risk_se"] < 0.002
 
 
+@pytest.mark.slow
 def test_approximation_error(result):
   """0 within 3 standard errors where the Bayes classifier is linear; ≥ 0.3
   on parity, where the best linear classifier errs on 1/3 of the points.
@@ -76,6 +79,7 @@ def test_approximation_error(result):
   assert rows_of(result, "parity")[0]["approximation"] >= 0.3
 
 
+@pytest.mark.slow
 def test_estimation_error_decreases_with_n(result):
   small = rows_of(result, "gaussians", n=SIZES[0], budget=BUDGETS[0])[0]
   large = rows_of(result, "gaussians", n=SIZES[-1], budget=BUDGETS[0])[0]
@@ -83,6 +87,7 @@ def test_estimation_error_decreases_with_n(result):
   assert gap > 3 * math.hypot(small["estimation_se"], large["estimation_se"])
 
 
+@pytest.mark.slow
 def test_optimization_error_shrinks_with_budget(result):
   for n in SIZES:
     short = rows_of(result, "gaussians", n=n, budget=BUDGETS[0])[0]
@@ -93,6 +98,7 @@ def test_optimization_error_shrinks_with_budget(result):
     )
 
 
+@pytest.mark.slow
 def test_masks_train_exactly_the_prefix(x64):
   """A weight-0 row changes nothing: the masked fit on the first n rows of
   a sample equals the fit on those n rows alone (float64: to rounding of
@@ -162,6 +168,7 @@ def run_binary(workdir, *extra):
   )
 
 
+@pytest.mark.slow
 def test_binary_end_to_end(tmp_path):
   workdir = tmp_path / "run"
   proc = run_binary(workdir)

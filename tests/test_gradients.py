@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import slow_except
 from jax.test_util import check_grads
 
 import linear_jax as lj
@@ -42,7 +43,7 @@ def options(loss):
 
 
 @pytest.mark.parametrize("reg", REGS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", slow_except(LOSSES, "svm"))
 def test_closed_form_matches_autodiff(loss, reg):
   params, x, y = problem_away_from_kinks(loss)
   kw = dict(loss=loss, reg=reg, reg_strength=0.3, **options(loss))
@@ -51,7 +52,7 @@ def test_closed_form_matches_autodiff(loss, reg):
   assert lj.max_relative_error(closed, auto) < 1e-10
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", slow_except(LOSSES, "svm"))
 def test_closed_form_matches_autodiff_with_weights_and_bias_penalty(loss):
   params, x, y = problem_away_from_kinks(loss, seed=3)
   rng = np.random.default_rng(0)
@@ -71,7 +72,7 @@ def test_closed_form_matches_autodiff_with_weights_and_bias_penalty(loss):
 
 
 @pytest.mark.parametrize("reg", REGS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", slow_except(LOSSES, "svm"))
 def test_finite_differences_match_autodiff(loss, reg):
   params, x, y = problem_away_from_kinks(loss, seed=1)
   f = lambda p: lj.objective(
@@ -82,6 +83,7 @@ def test_finite_differences_match_autodiff(loss, reg):
   assert lj.check_gradient(f, params, step=1e-4) < 1e-7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_check_grads_on_objective(loss):
   params, x, y = problem_away_from_kinks(loss, seed=2)

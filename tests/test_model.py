@@ -158,6 +158,7 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
   assert not (tmp_path / "p.npz").exists()
 
 
+@pytest.mark.slow
 def test_binary(trained, run_module):
   root, data, summary, _, _ = trained
   out = root / "binary.npz"
@@ -180,6 +181,7 @@ def test_binary(trained, run_module):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
   """A 0-based training file and an input file that happens to have no
   feature 0 are read in the same columns (not shifted by one).

@@ -9,14 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_f32_close, f32_tolerance
+from conftest import assert_f32_close, f32_tolerance, slow_except
 
 from linear_jax import shuffle
 from linear_jax.kernels import pallas_epoch
 from linear_jax.train import epoch as epoch_lib
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+@pytest.mark.parametrize(
+  "schedule", slow_except(["constant", "cosine"], "constant")
+)
 def test_interpreted_kernel_matches_training_epoch(schedule):
   n, d, c, b = 768, 32, 10, 256
   rng = np.random.default_rng(0)

@@ -67,6 +67,7 @@ def test_softmax_path_matches_sklearn_objective(x64, warm_start):
     np.testing.assert_allclose(r.objective[k], ours, rtol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["squared_svm", "softmax"])
 def test_smooth_losses_reach_a_stationary_point(x64, loss):
   # Gradient of the library objective at the returned W, b (original,
@@ -100,6 +101,7 @@ def test_smooth_losses_reach_a_stationary_point(x64, loss):
     assert max(np.abs(g["W"]).max(), np.abs(g["b"]).max()) < 1e-7
 
 
+@pytest.mark.slow
 def test_float32_path_selection_and_accuracies():
   x, y = problem(n=400, seed=2)
   xv, yv = problem(n=200, seed=3)
@@ -149,6 +151,7 @@ def test_bad_input():
     path.lambda_path(x, y, x, y + 1, reg_strengths=[1.0], num_classes=3)
 
 
+@pytest.mark.slow
 def test_row_space_path_equals_the_full_path(x64):
   # N < D: the row-space solve must give the same minimizers as the
   # D-dimensional one (both converged in float64).

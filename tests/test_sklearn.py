@@ -37,6 +37,7 @@ def blobs(n=300, seed=0):
   return x, labels[idx]
 
 
+@pytest.mark.slow
 def test_fit_predict_proba_and_objective_minimum(x64):
   x, y = blobs()
   # float32 rows train in float32 (float64 ones would train in float64 here).
@@ -97,6 +98,7 @@ def test_divergence_names_the_data_scale_and_fits_the_optimizer(optimizer):
     assert "learning_rate=" not in message
 
 
+@pytest.mark.slow
 def test_binary_decision_function_and_no_proba_for_svm():
   x, y = blobs()
   keep = y != "cow"
@@ -109,6 +111,7 @@ def test_binary_decision_function_and_no_proba_for_svm():
   assert not hasattr(clf, "predict_proba")
 
 
+@pytest.mark.slow
 def test_pipeline_and_grid_search():
   x, y = blobs()
   pipe = make_pipeline(StandardScaler(), LinearClassifier())

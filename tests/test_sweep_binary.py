@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f32_tolerance
+from conftest import f32_tolerance, slow_except
 
 from linear_jax.data import load_dataset
 
@@ -167,21 +167,27 @@ def test_refuses_to_overwrite_results(single, run_module):
 
 @pytest.mark.parametrize(
   "flag,words",
-  [
+  slow_except(
+    [
+      (
+        "--losses=svm,softmx",
+        "unknown loss 'softmx' (did you mean 'softmax'?)",
+      ),
+      ("--seed=-1", "seed must be in [0, 4294967295], got -1"),
+      ("--seeds=0,-1", "seeds must be in [0, 4294967295]"),
+      ("--learning_rates=logspace:1e-4:1e-1", "--learning_rates: bad range"),
+      ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
+      ("--regs=l2,l3", "unknown regularizer 'l3'"),
+      ("--num_processes=2", "needs --coordinator_address"),
+      (
+        "--sweep_algorithm=blocked",
+        "the blocked sweep algorithm needs "
+        "optimizer sgd and regularizer l2 or none, got momentum/l2",
+      ),
+      ("--block_steps=0", "block_steps must be ≥ 1"),
+    ],
     ("--losses=svm,softmx", "unknown loss 'softmx' (did you mean 'softmax'?)"),
-    ("--seed=-1", "seed must be in [0, 4294967295], got -1"),
-    ("--seeds=0,-1", "seeds must be in [0, 4294967295]"),
-    ("--learning_rates=logspace:1e-4:1e-1", "--learning_rates: bad range"),
-    ("--reg_strengths=logspace:0:1:3", "logspace needs START and STOP > 0"),
-    ("--regs=l2,l3", "unknown regularizer 'l3'"),
-    ("--num_processes=2", "needs --coordinator_address"),
-    (
-      "--sweep_algorithm=blocked",
-      "the blocked sweep algorithm needs "
-      "optimizer sgd and regularizer l2 or none, got momentum/l2",
-    ),
-    ("--block_steps=0", "block_steps must be ≥ 1"),
-  ],
+  ),
 )
 def test_bad_flags_exit_nonzero_with_one_line(
   flag, words, tmp_path, run_module
@@ -289,7 +295,10 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
 
 
 @pytest.mark.parametrize(
-  "flagfile", ["cifar10_sweep.flags", "digits_sweep.flags"]
+  "flagfile",
+  slow_except(
+    ["cifar10_sweep.flags", "digits_sweep.flags"], "digits_sweep.flags"
+  ),
 )
 def test_flagfiles_parse(flagfile, tmp_path, run_module):
   """Every value in the flagfile parses; the run stops at the bad dataset."""

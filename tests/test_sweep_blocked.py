@@ -78,6 +78,7 @@ CASES = [  # loss, reg, schedule, batch, block_steps
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss,reg,schedule,batch,block_steps", CASES)
 def test_blocked_epoch_equals_vmapped_epoch_float64(
   x64, loss, reg, schedule, batch, block_steps
@@ -126,6 +127,7 @@ def test_blocked_epoch_equals_vmapped_epoch_float64(
     assert float(jnp.max(got_metrics[-1]["reg_loss"])) > 0
 
 
+@pytest.mark.slow
 def test_a_diverging_configuration_leaves_the_others_unchanged():
   config = epoch_lib.TrainConfig(
     loss="softmax", reg="l2", optimizer="sgd", batch_size=16, epochs=2

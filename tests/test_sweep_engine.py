@@ -110,6 +110,7 @@ def loss_atol(blobs, p, params):
   )
 
 
+@pytest.mark.slow
 def test_absurd_learning_rate_diverges_and_is_reported(full):
   absurd = np.array([p.learning_rate == ABSURD_LR for p in full.points])
   assert absurd.sum() == 4
@@ -132,6 +133,7 @@ def test_absurd_learning_rate_diverges_and_is_reported(full):
     )
 
 
+@pytest.mark.slow
 def test_diverged_configuration_leaves_the_others_unchanged(blobs, full, sane):
   result, _ = sane
   by_key = {key(p): p.index for p in full.points}
@@ -170,6 +172,7 @@ def test_one_trace_per_group_all_chunks_and_seeds_reuse_it(sane):
   assert not result.diverged.any()
 
 
+@pytest.mark.slow
 def test_seeds_reseed_the_permutations(blobs, sane):
   result, _ = sane
   by_key = {key(p): p.index for p in result.points}
@@ -181,6 +184,7 @@ def test_seeds_reseed_the_permutations(blobs, sane):
   assert_f32_close(w1, single.params["W"], RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "index", [1, 9]
 )  # svm λ=1e-4 lr=0.1; softmax λ=1 lr=0.01
@@ -296,6 +300,7 @@ def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
   )
 
 
+@pytest.mark.slow
 def test_a_chunk_size_above_the_memory_model_is_warned_about(blobs, caplog):
   config = SANE.train_config("svm", "l2")
   per = memory.config_bytes(config, 2, 4, len(blobs.y_train), len(blobs.y_val))

@@ -56,6 +56,7 @@ def assert_same(a, b):
   np.testing.assert_array_equal(a.params["W"], b.params["W"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after", [1, 12, 23])
 def test_interrupted_sweep_resumes_to_the_same_numbers(
   blobs, uninterrupted, tmp_path, monkeypatch, stop_after
@@ -355,6 +356,7 @@ def test_binary_refuses_a_second_sweep_without_resume(tmp_path):
   assert (workdir / resume.CHECKPOINT_NAME).read_bytes() == b"x"
 
 
+@pytest.mark.slow
 def test_resume_without_a_checkpoint_keeps_earlier_results(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()

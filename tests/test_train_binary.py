@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_except
 
 from linear_jax import io
 from linear_jax.train import checkpoint
@@ -18,6 +19,7 @@ from linear_jax.train import checkpoint
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_train_end_to_end_then_restore(tmp_path, run_module):
   workdir = tmp_path / "blobs"
   proc = run_module(
@@ -64,6 +66,7 @@ def test_train_end_to_end_then_restore(tmp_path, run_module):
   )
 
 
+@pytest.mark.slow
 def test_flagfile_then_command_line_override(tmp_path, run_module):
   flagfile = REPO / "experiments/flags/cifar10_softmax.flags"
   proc = run_module(
@@ -85,17 +88,20 @@ def test_flagfile_then_command_line_override(tmp_path, run_module):
 
 @pytest.mark.parametrize(
   "flag,words",
-  [
-    ("--loss=hinge", "should be one of"),
-    ("--reg=l3", "should be one of"),
-    ("--optimizer=rmsprop", "should be one of"),
-    ("--dataset=no_such_set", "unknown dataset"),
+  slow_except(
+    [
+      ("--loss=hinge", "should be one of"),
+      ("--reg=l3", "should be one of"),
+      ("--optimizer=rmsprop", "should be one of"),
+      ("--dataset=no_such_set", "unknown dataset"),
+      ("--reg_strength=-1", "reg_strength must be ≥ 0"),
+      ("--seed=-1", "seed must be in [0, 4294967295]"),
+      ("--batch_size=0", "batch_size must be ≥ 1"),
+      ("--learning_rate=1e300", "learning_rate must be in (0, 1000000]"),
+      ("--dataset=folder:/no/such/dir", "/no/such/dir"),
+    ],
     ("--reg_strength=-1", "reg_strength must be ≥ 0"),
-    ("--seed=-1", "seed must be in [0, 4294967295]"),
-    ("--batch_size=0", "batch_size must be ≥ 1"),
-    ("--learning_rate=1e300", "learning_rate must be in (0, 1000000]"),
-    ("--dataset=folder:/no/such/dir", "/no/such/dir"),
-  ],
+  ),
 )
 def test_bad_flags_exit_nonzero_with_one_line(
   flag, words, tmp_path, run_module
@@ -116,6 +122,7 @@ def test_bad_flags_exit_nonzero_with_one_line(
   assert not (tmp_path / "w" / "checkpoint.npz").exists()
 
 
+@pytest.mark.slow
 def test_planted_symlinks_are_never_followed(tmp_path, run_module):
   workdir = tmp_path / "wd"
   workdir.mkdir()
@@ -155,6 +162,7 @@ def test_planted_symlinks_are_never_followed(tmp_path, run_module):
   assert victim.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_resume_with_another_optimizer_is_one_line(tmp_path, run_module):
   workdir = tmp_path / "wd"
   proc = run_module(

@@ -8,6 +8,7 @@ from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import loop
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "optimizer,loss",
   [
@@ -32,6 +33,7 @@ def test_optimizers_and_losses_learn_blobs(optimizer, loss, device_blobs):
   assert total(history[-1]) < total(history[0])
 
 
+@pytest.mark.slow
 def test_lbfgs_full_batch_and_refuses_minibatches(device_blobs):
   hp = epoch_lib.make_hparams(learning_rate=1.0, reg_strength=1e-3)
   config = epoch_lib.TrainConfig(optimizer="lbfgs", batch_size=None, epochs=20)
@@ -62,6 +64,7 @@ def test_epoch_program_is_traced_once(monkeypatch, device_blobs):
   assert len(traces) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_other_seed_differs(device_blobs):
   config = epoch_lib.TrainConfig(epochs=3, batch_size=32, loss="svm")
   hp = epoch_lib.make_hparams(learning_rate=0.05)
@@ -77,6 +80,7 @@ def test_same_seed_same_metrics_other_seed_differs(device_blobs):
   assert not np.array_equal(runs[0].params["W"], runs[2].params["W"])
 
 
+@pytest.mark.slow
 def test_divergence_stops_at_first_bad_epoch_and_keeps_good_state(device_blobs):
   config = epoch_lib.TrainConfig(epochs=5, batch_size=50)
   good = loop.fit(
@@ -161,6 +165,7 @@ def test_divergence_cause_never_advises_a_useless_rate():
   assert "no learning rate" in cause(0.01, "lbfgs", large)
 
 
+@pytest.mark.slow
 def test_early_stopping_returns_best_params(device_blobs):
   config = epoch_lib.TrainConfig(epochs=30, batch_size=50)
   hp = epoch_lib.make_hparams(learning_rate=0.05)

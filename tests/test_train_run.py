@@ -28,6 +28,7 @@ def train_run(workdir, *, resume=False, **overrides):
   )
 
 
+@pytest.mark.slow
 def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
   straight = train_run(tmp_path / "a")
   train_run(tmp_path / "b", epochs=2)
@@ -50,6 +51,7 @@ def test_resume_ends_identical_to_uninterrupted_run(tmp_path):
   )
 
 
+@pytest.mark.slow
 def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
   """A kill after the checkpoint but before its metrics line, or after lines
   the checkpoint does not hold, resumes to the same history.
@@ -77,6 +79,7 @@ def test_restore_evaluates_the_saved_model(tmp_path):
   assert summary["test_accuracy"] > 0.95
 
 
+@pytest.mark.slow
 def test_diverging_run_keeps_previous_checkpoint(tmp_path):
   train_run(tmp_path / "run", loss="softmax", epochs=2)
   before = np.load(tmp_path / "run" / "checkpoint.npz")["state/0000"].copy()
@@ -110,6 +113,7 @@ def test_resume_with_fewer_epochs_than_run_is_refused(tmp_path):
   assert resumed["epochs_run"] == 3
 
 
+@pytest.mark.slow
 def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
   with pytest.raises(train.DivergedError, match="epoch 1"):
     train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e6)
@@ -160,6 +164,7 @@ def test_resume_refuses_other_settings_before_reading_state(tmp_path):
     train_run(tmp_path / "run", epochs=2, resume=True, optimizer="adam")
 
 
+@pytest.mark.slow
 def test_a_decaying_schedule_resumes_only_with_its_epochs(tmp_path):
   train_run(tmp_path / "run", epochs=2, schedule="cosine")
   with pytest.raises(lj.LinearJaxError, match="resume with --epochs=2"):
@@ -168,6 +173,7 @@ def test_a_decaying_schedule_resumes_only_with_its_epochs(tmp_path):
   assert train_run(tmp_path / "const", epochs=2, resume=True)["epochs_run"] == 2
 
 
+@pytest.mark.slow
 def test_lbfgs_trains_through_the_workdir(tmp_path):
   """Optax's lbfgs keeps inf in its state at the start; only the parameters
   must be finite in a checkpoint.
@@ -228,6 +234,7 @@ def test_validate_is_one_line_per_rule(field, value, words):
   assert words in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
   """Checkpoints written with the history in their metadata (and no epoch)
   still resume to the uninterrupted run.
