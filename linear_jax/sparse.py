@@ -471,7 +471,7 @@ def scores(params: dict, block: RowBlock) -> jax.Array:
   Σ_k v_ik W[c_ik]: a gather of B·K rows of W ``[D, C]`` and a sum over k
   (autodiff's transpose is the scatter-add of the gradient).
   """
-  w = params["W"]
+  w = jnp.asarray(params["W"])  # host (numpy) weights are gathered too
   s = jnp.einsum("bk,bkc->bc", block.values.astype(w.dtype), w[block.columns])
   if "b" in params:
     s = s + params["b"]

@@ -159,6 +159,11 @@ def test_full_batch_and_accuracy_in_blocks(x64):
   assert float(epoch_lib.accuracy(params, rows, jnp.asarray(y))) == (
     pytest.approx(want, abs=1e-7)
   )
+  # Host (numpy) parameters, as a sweep's best_params are, work the same.
+  host = {"W": w, "b": b}
+  assert int(sparse.count_correct(host, rows, jnp.asarray(y))) == round(
+    want * 50
+  )
 
 
 def test_64_bit_row_pointers(x64, monkeypatch):
