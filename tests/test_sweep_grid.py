@@ -114,6 +114,7 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(monkeypatch):
   """10⁹ configurations: one line in well under a second, no Point built
   (expanding them took 10 GB within 31 s).
   """
+  from linear_jax.sweep import engine
   from linear_jax.sweep.experiment import SweepRunConfig
 
   def expand(self):
@@ -128,8 +129,9 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(monkeypatch):
     margins=tuple(np.linspace(0, 2, 1000)),
     epochs=2,
   )
+  config.validate()  # the grid's names and ranges, not expanded
   with pytest.raises(LinearJaxError) as e:
-    config.validate()
+    engine.check_host(config.grid())  # what experiment.run does first
   message = str(e.value)
   assert "the sweep's 1,000,000,000 configurations × 2 epochs" in message
   assert "over the 16.00 GiB memory budget" in message and "\n" not in message

@@ -612,6 +612,34 @@ class _Sweep:
     )
 
 
+def check_host(grid: SweepGrid, *, params_bytes: int = 0, host_budget=None):
+  """``memory.check_sweep_host`` for ``grid``, decided by process 0 so that
+  every process refuses together (free memory differs between hosts).
+
+  Returns:
+    The host estimate in bytes.
+  """
+  try:
+    need, problem = (
+      memory.check_sweep_host(
+        grid.num_points(),
+        grid.epochs,
+        params_bytes=params_bytes,
+        host_budget=host_budget,
+      ),
+      None,
+    )
+  except checks.LinearJaxError as e:
+    need, problem = 0, str(e)
+  if distributed.agree(problem is not None):
+    raise checks.LinearJaxError(
+      problem
+      or "process 0 refused the sweep for its host memory (its "
+      "error names the sizes)"
+    )
+  return need
+
+
 def run_sweep(
   grid: SweepGrid,
   data,
@@ -670,9 +698,8 @@ def run_sweep(
     num_classes = int(max(np.max(data.y_train), np.max(data.y_val))) + 1
   mesh = mesh if mesh is not None else distributed.config_mesh()
   num_train, num_features = np.shape(data.x_train)
-  host_need = memory.check_sweep_host(
-    grid.num_points(),
-    grid.epochs,
+  host_need = check_host(
+    grid,
     params_bytes=(num_features + 1) * num_classes * 4 if keep_params else 0,
     host_budget=host_budget,
   )

@@ -206,12 +206,9 @@ class SweepRunConfig:
         "validation_size must be ≥ 1: a sweep selects its best "
         "configuration on the validation split"
       )
-    grid = self.grid()
-    for config in grid.train_configs():  # the grid itself is not expanded
+    budget.memory_budget(self.memory_budget)  # a size, if given
+    for config in self.grid().train_configs():  # the grid is not expanded
       engine.choose_algorithm(config, self.sweep_algorithm)
-    memory.check_sweep_host(
-      grid.num_points(), grid.epochs, host_budget=self.memory_budget
-    )
     return self
 
 
@@ -368,6 +365,7 @@ def writer_lock(workdir: str):
 
 def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
   results_path = check_workdir(config)
+  engine.check_host(grid, host_budget=config.memory_budget)  # before loading
   check_disk(config, grid)
   checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()
