@@ -161,7 +161,8 @@ def test_the_estimate_bounds_the_real_peak(kind, tmp_path, monkeypatch):
   """
   n, d = 40_000, 200
   if kind == "svmlight":
-    path = svmlight_file(tmp_path / "a.txt", n, d, 0.05)
+    # Dense enough (30 %) that the rows are densified (sparse.should_densify).
+    path = svmlight_file(tmp_path / "a.txt", n, d, 0.3)
   else:
     path = tmp_path / "a.npz"
     rng = np.random.default_rng(0)

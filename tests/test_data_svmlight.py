@@ -58,14 +58,13 @@ def test_narrow_rows_are_densified_within_the_budget(tmp_path, monkeypatch):
   """The densify rule: these 8 features at ~30 % density are dense within
   the budget, and stay sparse (CSR) when the dense matrix exceeds it.
   """
-  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
-
   x, y = sparse_points(50, 8, [0, 1], seed=3)
   path = write(tmp_path / "a.txt", x, y)
   kw = dict(subtract_mean=False, validation_size=0)
   ds = load_dataset(f"svmlight:{path}", **kw)
   assert isinstance(ds.x_train, np.ndarray) and not ds.is_sparse
-  monkeypatch.setattr(memory, "device_budget", lambda: 50 * 8 * 4 - 1)
+  # Below the peak of densifying (the dense rows twice, beside the CSR).
+  monkeypatch.setenv("LINEAR_JAX_MEMORY_BUDGET", str(2 * 50 * 8 * 4 - 1))
   ds = load_dataset(f"svmlight:{path}", **kw)
   assert ds.is_sparse and ds.x_train.shape == (40, 8)
   with pytest.raises(LinearJaxError, match="over the"):

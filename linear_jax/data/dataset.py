@@ -314,21 +314,23 @@ def _densify(raw: RawData, name: str, sparse_rows: bool | None) -> bool:
   x = raw.splits.get("train", (None,))[0]
   if sparse_rows or x is None or not sparse.is_sparse(x):
     return False
-  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
-
-  budget = memory.device_budget()
   shapes = [(s[0].shape, s[0].nnz) for s in raw.splits.values()]
   rows = sum(shape[0] for shape, _ in shapes)
   nnz = sum(count for _, count in shapes)
   width = x.shape[1]
+  dense = rows * width * 4
+  # The peak: the CSR, the dense rows, and their preprocessed copy.
+  need = sum(sparse.csr_bytes(s[0]) for s in raw.splits.values()) + 2 * dense
   if sparse_rows is None:
-    return sparse.should_densify(rows, width, nnz, budget)
-  if rows * width * 4 > budget:
-    raise LinearJaxError(
-      f"dataset {name!r}: densified, {rows} x {width} float32 features "
-      f"need {rows * width * 4 / 2**30:.2f} GiB, over the "
-      f"{budget / 2**30:.2f} GiB budget; keep the rows sparse"
-    )
+    limit = budget.memory_budget()
+    if need > limit or not sparse.should_densify(rows, width, nnz, limit):
+      return False
+  budget.check_fits(
+    need,
+    f"dataset {name!r}: densified, {rows} x {width} float32 features "
+    f"({budget.format_size(dense)}, held twice: as read and preprocessed)",
+    "keep the rows sparse",
+  )
   return True
 
 

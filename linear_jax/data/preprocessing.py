@@ -317,6 +317,8 @@ def fit_stats(
     implicit zeros counted.
   """
   if sparse.is_sparse(x_train_raw):
+    if rows is not None:  # CSR rows are gathered (a copy of the stored part)
+      x_train_raw = x_train_raw[rows]
     if x_train_raw.shape[0] == 0:
       raise LinearJaxError(
         "the training split is empty; pass at least one training example"
