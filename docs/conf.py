@@ -68,6 +68,7 @@ public_docstring_modules = [
   "linear_jax.train",
   "linear_jax.sweep",
   "linear_jax.path",
+  "linear_jax.probe",
   "linear_jax.model",
   "linear_jax.sklearn",
   "linear_jax.decomposition",

@@ -1,5 +1,7 @@
 """A linear probe end to end: the λ path on a dataset, selected on validation.
 
+For example::
+
     from linear_jax import probe
     summary = probe.run(probe.ProbeConfig(
         dataset="npz:feats.npz", Cs=(1e-3, 1e-2, 1e-1, 1.0),

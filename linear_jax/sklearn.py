@@ -91,8 +91,9 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       ``LogisticRegression(C=C, class_weight=...)`` is this softmax problem
       with λ = 1 / (2·C·Σ_i w_i) (λ = 1 / (C·Σ_i w_i) for two classes).
 
-  Attributes (after ``fit``):
-    classes_: ``[C]`` the labels, in column order of the scores.
+  Attributes:
+    classes_: ``[C]`` the labels, in column order of the scores (this and
+      the attributes below are set by ``fit``).
     coef_: ``[C, D]``, Wᵀ (scikit-learn's layout); for 2 classes ``[1, D]``,
       w_1 − w_0, the weights of s_1 − s_0, as ``LogisticRegression``'s.
     intercept_: ``[C]`` b; for 2 classes ``[1]``, b_1 − b_0.
