@@ -303,15 +303,12 @@ def _solve_program(
   Arguments: the rows, ``_prepare_program``'s output, λ, the λ the memory's
   pairs were collected at, the start (W, b) of the centred rows, the
   ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
-  batched), the ``row_blocks.PassSums`` at the start and whether they are
-  known (the previous λ's last pass; else one pass computes them), Δ, tol,
-  ftol. Returns (W, b, L, iterations, ‖g‖, evaluations, memory, the
+  batched), the ``row_blocks.PassSums`` at the start (the previous λ's last
+  pass, or ``_pass_program``'s), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations, memory, the
   ``PassSums`` at the solution).
   """
 
-  def body(
-    x, y, count, pre, lam, lam_prev, w0, b0, memory, sums0, known, *scalars
-  ):
+  def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, sums0, *scalars):
     TRACES["solve"] += 1
     margin, tol, ftol = scalars
     mu, v, s, tail, n = pre
@@ -333,7 +330,6 @@ def _solve_program(
         **options,
       )
 
-    sums0 = jax.lax.cond(known, lambda: sums0, lambda: sums_at(w0, b0))
     if loss == "softmax":
       # Matched to the start's probabilities (row_blocks.pass_sums): ρ for W
       # (‖x_c‖²-weighted), ρ_b for b.
@@ -400,7 +396,28 @@ def _solve_program(
     memory = lbfgs.shift_memory(memory, lam - lam_prev, mask)
     return solve_one(lam, memory)
 
-  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 11, P())
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 10, P())
+
+
+@functools.lru_cache(maxsize=64)
+def _pass_program(mesh, *, loss, block):
+  """``row_blocks.PassSums`` at (W, b) of the centred rows."""
+
+  def body(x, y, count, mu, w, b, margin):
+    return row_blocks.pass_sums(
+      w,
+      b,
+      x,
+      y,
+      mu,
+      loss=loss,
+      block_rows=block,
+      num_valid=count[0],
+      axis_name=shards.AXIS,
+      **losses_lib.loss_options(loss, margin=margin),
+    )
+
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 4, P())
 
 
 @functools.lru_cache(maxsize=64)
@@ -720,13 +737,11 @@ def lambda_path(
   # Laid out as the solver's outputs are, so that feeding them back does not
   # compile the solver a second time.
   replicated = NamedSharding(mesh, P())
-  zero = jnp.zeros((), dtype)
-  sums0 = row_blocks.PassSums(
-    zero, jnp.zeros_like(w0), jnp.zeros_like(b0), *[zero] * 4
+  w0, b0, memory, lam_prev = jax.device_put(
+    (w0, b0, memory, lam_prev), replicated
   )
-  known = jnp.asarray(False)
-  w0, b0, memory, lam_prev, sums0, known = jax.device_put(
-    (w0, b0, memory, lam_prev, sums0, known), replicated
+  sums0 = _pass_program(mesh, loss=loss, block=block)(
+    rows_solve.x, rows_solve.y, rows_solve.count, mu, w0, b0, scalars[0]
   )
   for first in range(0, k_total, chunk):
     idx = order[first : first + chunk]
@@ -745,7 +760,6 @@ def lambda_path(
       b0,
       memory,
       sums0,
-      known,
       *scalars,
     )
     # The next λ starts where this one ended, with that pass's sums.
@@ -758,7 +772,6 @@ def lambda_path(
       last = len(idx) - 1
       w0, b0 = w[last], b[last]
       sums0 = jax.tree.map(lambda a, last=last: a[last], sums)
-    known = jax.device_put(jnp.asarray(True), replicated)
     w_out, b_out = uncentre(w, b)
     acc = accuracies(w_out, b_out)
     acc["train"] = np.asarray(sums.correct, np.float64) / rows_solve.num_rows

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -102,7 +103,15 @@ def scan_row_blocks(
 
 
 def _psum(tree, axis_name):
-  return tree if axis_name is None else jax.lax.psum(tree, axis_name)
+  """Σ of every leaf across ``axis_name``, as one all-reduce of one vector.
+
+  One collective per pass: a tuple of separate all-reduces can be issued in
+  different orders by different processes over gloo (a mismatch that aborts).
+  """
+  if axis_name is None:
+    return tree
+  flat, unravel = jax.flatten_util.ravel_pytree(tree)
+  return unravel(jax.lax.psum(flat, axis_name))
 
 
 def _centred(xb, mu, mask):
