@@ -18,7 +18,7 @@ quasi-Newton step toward the new one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,9 +52,11 @@ class LbfgsResult(NamedTuple):
     value: f(z).
     iterations: L-BFGS iterations run.
     grad_norm: ‖∇f(z)‖ (with a preconditioner P: sqrt(gᵀPg)).
-    evaluations: calls of ``value_and_grad`` (the start, one per iteration,
-      one per line-search halving).
+    evaluations: calls of ``value_and_grad`` (the start unless
+      ``initial`` was given, one per iteration, one per line-search halving).
     memory: the final ``LbfgsMemory``.
+    aux: what ``value_and_grad`` returned beside f and ∇f at z (None
+      without ``has_aux``).
   """
 
   z: jax.Array
@@ -63,6 +65,7 @@ class LbfgsResult(NamedTuple):
   grad_norm: jax.Array
   evaluations: jax.Array
   memory: LbfgsMemory
+  aux: Any = None
 
 
 def empty_memory(n: int, memory_size: int, dtype) -> LbfgsMemory:
@@ -144,6 +147,8 @@ def minimize_lbfgs(
   value_and_grad: Callable | None = None,
   precondition: Callable | None = None,
   memory: LbfgsMemory | None = None,
+  has_aux: bool = False,
+  initial: tuple | None = None,
 ) -> LbfgsResult:
   """Minimizes a smooth f: R^n -> R by L-BFGS with a backtracking line search.
 
@@ -174,6 +179,10 @@ def minimize_lbfgs(
     precondition: v -> P v, symmetric positive definite; also defines the
       norm sqrt(gᵀPg) that ``tol`` and ``grad_norm`` use.
     memory: pairs to start from (e.g. the previous solve's, adjusted).
+    has_aux: ``value_and_grad`` returns ``(f, ∇f, aux)``; the result's
+      ``aux`` is the one of z.
+    initial: ``(f(z0), ∇f(z0))`` (with ``aux`` when ``has_aux``), already
+      known: the first evaluation is skipped.
 
   Returns:
     ``LbfgsResult``.
@@ -182,6 +191,7 @@ def minimize_lbfgs(
     if f is None:
       raise TypeError("minimize_lbfgs needs f or value_and_grad")
     value_and_grad = jax.value_and_grad(f)
+  evaluate = value_and_grad if has_aux else lambda z: (*value_and_grad(z), ())
   apply_p = precondition or (lambda v: v)
   if memory is None:
     memory = empty_memory(z0.shape[0], memory_size, z0.dtype)
@@ -207,26 +217,27 @@ def minimize_lbfgs(
     d, slope = c["d"], c["slope"]
 
     def ls_cond(ls):
-      t, f_new, _, k = ls
+      t, f_new, _, _, k = ls
       # A NaN/inf trial value fails the test too (the comparison is False).
       return ~(f_new <= c["f"] + armijo * t * slope) & (k < max_halvings)
 
     def ls_body(ls):
-      t, _, _, k = ls
-      f_new, g_new = value_and_grad(c["z"] + (t / 2) * d)
-      return t / 2, f_new, g_new, k + 1
+      t, _, _, _, k = ls
+      f_new, g_new, aux_new = evaluate(c["z"] + (t / 2) * d)
+      return t / 2, f_new, g_new, aux_new, k + 1
 
     # Starts at t = 2 with f = inf, so the first pass of the loop evaluates
     # t = 1: one call site of value_and_grad in the loop (compile time).
     two = jnp.full((), 2, z0.dtype)
     inf = jnp.full((), jnp.inf, c["f"].dtype)
-    t, f_new, g_new, k = jax.lax.while_loop(
-      ls_cond, ls_body, (two, inf, c["g"], -1)
+    t, f_new, g_new, aux_new, k = jax.lax.while_loop(
+      ls_cond, ls_body, (two, inf, c["g"], c["aux"], -1)
     )
     ok = k < max_halvings
     z = jnp.where(ok, c["z"] + t * d, c["z"])
     value = jnp.where(ok, f_new, c["f"])
     grad = jnp.where(ok, g_new, c["g"])
+    aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), aux_new, c["aux"])
     s, y = z - c["z"], grad - c["g"]
     sy = jnp.vdot(s, y)
     keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
@@ -247,6 +258,7 @@ def minimize_lbfgs(
       "z": z,
       "f": value,
       "g": grad,
+      "aux": aux,
       "gnorm": norm(grad),
       "d": d_next,
       "slope": slope_next,
@@ -258,21 +270,31 @@ def minimize_lbfgs(
       | ((gain <= small) & (-slope_next / 2 <= small)),
     }
 
-  value, grad = value_and_grad(z0)
+  if initial is None:
+    value, grad, aux = evaluate(z0)
+  else:
+    value, grad, aux = initial if has_aux else (*initial, ())
   d0, slope0 = search_direction(grad, memory)
   init = {
     "z": z0,
     "f": value,
     "g": grad,
+    "aux": aux,
     "gnorm": norm(grad),
     "d": d0,
     "slope": slope0,
     "mem": memory,
     "it": jnp.zeros((), jnp.int32),
-    "evals": jnp.ones((), jnp.int32),
+    "evals": jnp.full((), initial is None, jnp.int32),
     "stalled": jnp.zeros((), bool),
   }
   out = jax.lax.while_loop(cond, body, init)
   return LbfgsResult(
-    out["z"], out["f"], out["it"], out["gnorm"], out["evals"], out["mem"]
+    out["z"],
+    out["f"],
+    out["it"],
+    out["gnorm"],
+    out["evals"],
+    out["mem"],
+    out["aux"] if has_aux else None,
   )

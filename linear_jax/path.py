@@ -27,7 +27,7 @@ Preconditioning: the data part of the Hessian, (1/N) Σ_i x_c,i x_c,iᵀ ⊗
 X_cᵀX_c/N the centred rows' covariance), so each λ's Hessian by
 M_k = ρG ⊗ I + 2λ_k I, and M_k⁻¹ is L-BFGS's initial inverse Hessian. For
 softmax ρ matches the trace of the data Hessian at the warm start
-(``row_blocks.softmax_curvature``: 1/C at W = 0, falling as predictions grow
+(``row_blocks.pass_sums``: 1/C at W = 0, falling as predictions grow
 confident; a fixed bound such as Böhning's ½ overstates it by up to C/2 and
 leaves the preconditioned problem that ill-conditioned); the bias gets its
 own, unweighted, match. Other losses use the fixed ``CURVATURE``. G comes
@@ -68,7 +68,6 @@ from jax.typing import ArrayLike
 
 from linear_jax import checks, lbfgs, row_blocks, shards
 from linear_jax import losses as losses_lib
-from linear_jax.lbfgs import minimize_lbfgs
 
 # Curvature scale of each loss's data term per unit of G (see module doc).
 CURVATURE = {
@@ -304,34 +303,54 @@ def _solve_program(
   Arguments: the rows, ``_prepare_program``'s output, λ, the λ the memory's
   pairs were collected at, the start (W, b) of the centred rows, the
   ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
-  batched), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations,
-  memory).
+  batched), the ``row_blocks.PassSums`` at the start (the previous λ's last
+  pass, or ``_pass_program``'s), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations, memory, the
+  ``PassSums`` at the solution).
   """
 
-  def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, margin, tol, ftol):
+  def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, sums0, *scalars):
     TRACES["solve"] += 1
+    margin, tol, ftol = scalars
     mu, v, s, tail, n = pre
     d = x.shape[1]
     dc = d * num_classes
     options = losses_lib.loss_options(loss, margin=margin)
-    kw = dict(block_rows=block, num_valid=count[0], axis_name=shards.AXIS)
+
+    def sums_at(w, b):
+      return row_blocks.pass_sums(
+        w,
+        b,
+        x,
+        y,
+        mu,
+        loss=loss,
+        block_rows=block,
+        num_valid=count[0],
+        axis_name=shards.AXIS,
+        **options,
+      )
 
     rho: jax.Array | float
     rho_b: jax.Array | float
     if loss == "softmax":
-      # Matched to the warm start's probabilities (softmax_curvature): ρ for
-      # W (‖x_c‖²-weighted), ρ_b for b (unweighted).
-      num, den, plain = row_blocks.softmax_curvature(w0, b0, x, mu, **kw)
+      # Matched to the start's probabilities (row_blocks.pass_sums): ρ for W
+      # (‖x_c‖²-weighted), ρ_b for b.
       per_class = max(num_classes - 1, 1)
-      rho = jnp.maximum(num / jnp.maximum(den, 1e-30) / per_class, 1e-6)
-      rho_b = jnp.maximum(plain / n / per_class, 1e-6)
+      rho = sums0.spread_weighted / jnp.maximum(sums0.weight, 1e-30)
+      rho = jnp.maximum(rho / per_class, 1e-6)
+      rho_b = jnp.maximum(sums0.spread / n / per_class, 1e-6)
     else:
       rho = rho_b = CURVATURE[loss]
 
     def split(z):
       return z[:dc].reshape(d, num_classes), z[dc:]
 
-    def solve_one(lam, w0, b0, memory):
+    def value_and_grad_from(sums, w, lam):
+      value = sums.loss / n + lam * jnp.sum(w * w)
+      grad_w = sums.grad_w / n + 2 * lam * w
+      return value, jnp.concatenate([grad_w.reshape(-1), sums.grad_b / n])
+
+    def solve_one(lam, memory):
       top = 1 / (rho * s + 2 * lam)  # H^{-1} on span(V)
       rest = 1 / (rho * tail + 2 * lam)  # H^{-1} on its complement
 
@@ -342,17 +361,15 @@ def _solve_program(
 
       def value_and_grad(z):
         w, b = split(z)
-        total, gw, gb = row_blocks.loss_gradient_sums(
-          w, b, x, y, mu, loss=loss, **kw, **options
-        )
-        value = total / n + lam * jnp.sum(w * w)
-        grad_w = gw / n + 2 * lam * w
-        return value, jnp.concatenate([grad_w.reshape(-1), gb / n])
+        sums = sums_at(w, b)
+        return (*value_and_grad_from(sums, w, lam), sums)
 
-      result = minimize_lbfgs(
+      result = lbfgs.minimize_lbfgs(
         None,
         jnp.concatenate([w0.reshape(-1), b0]),
         value_and_grad=value_and_grad,
+        has_aux=True,
+        initial=(*value_and_grad_from(sums0, w0, lam), sums0),
         precondition=precondition,
         memory=memory,
         max_iter=max_iter,
@@ -368,21 +385,41 @@ def _solve_program(
         result.grad_norm,
         result.evaluations,
         result.memory,
+        result.aux,
       )
 
     if batched:  # every λ from the same start, with no pairs
       empty = lbfgs.empty_memory(dc + num_classes, memory_size, w0.dtype)
-      out = jax.vmap(solve_one, in_axes=(0, None, None, None))(
-        lam, w0, b0, empty
-      )
-      return (*out[:6], memory)
+      out = jax.vmap(solve_one, in_axes=(0, None))(lam, empty)
+      return (*out[:6], memory, out[7])
     # The pairs were collected at λ_prev: f_new − f_old = (λ − λ_prev)ΣW²
     # adds 2(λ − λ_prev)s_W to each y (b is not regularized).
     mask = jnp.arange(dc + num_classes) < dc
     memory = lbfgs.shift_memory(memory, lam - lam_prev, mask)
-    return solve_one(lam, w0, b0, memory)
+    return solve_one(lam, memory)
 
-  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 9, P())
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 10, P())
+
+
+@functools.lru_cache(maxsize=64)
+def _pass_program(mesh, *, loss, block):
+  """``row_blocks.PassSums`` at (W, b) of the centred rows."""
+
+  def body(x, y, count, mu, w, b, margin):
+    return row_blocks.pass_sums(
+      w,
+      b,
+      x,
+      y,
+      mu,
+      loss=loss,
+      block_rows=block,
+      num_valid=count[0],
+      axis_name=shards.AXIS,
+      **losses_lib.loss_options(loss, margin=margin),
+    )
+
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 4, P())
 
 
 @functools.lru_cache(maxsize=64)
@@ -620,12 +657,8 @@ def lambda_path(
   )
 
   rows_solve = shards.put_rows(x_solve, y_train, mesh)
-  splits = {
-    "train": rows_solve
-    if not row_space
-    else shards.put_rows(x_train, y_train, mesh),
-    "val": shards.put_rows(x_val, y_val, mesh),
-  }
+  # Train accuracy comes with the solver's last pass; these are evaluated.
+  splits = {"val": shards.put_rows(x_val, y_val, mesh)}
   if has_test:
     splits["test"] = shards.put_rows(x_test, y_test, mesh)
   prepare = _prepare_program(mesh, rank=rank, power_iterations=1, block=block)
@@ -711,13 +744,16 @@ def lambda_path(
   w0, b0, memory, lam_prev = jax.device_put(
     (w0, b0, memory, lam_prev), replicated
   )
+  sums0 = _pass_program(mesh, loss=loss, block=block)(
+    rows_solve.x, rows_solve.y, rows_solve.count, mu, w0, b0, scalars[0]
+  )
   for first in range(0, k_total, chunk):
     idx = order[first : first + chunk]
     start = time.perf_counter()
     # A short last chunk repeats its last λ: one shape, one compilation.
     padded = np.resize(lams[idx], chunk) if not warm_start else lams[idx[0]]
     lam = jax.device_put(to_solver(padded), replicated)
-    w, b, value, it, gnorm, evals, memory = solve(
+    w, b, value, it, gnorm, evals, memory, sums = solve(
       rows_solve.x,
       rows_solve.y,
       rows_solve.count,
@@ -727,17 +763,22 @@ def lambda_path(
       w0,
       b0,
       memory,
+      sums0,
       *scalars,
     )
+    # The next λ starts where this one ended, with that pass's sums.
     if warm_start:
-      w0, b0, lam_prev = w, b, lam
-      w, b, value, it, gnorm, evals = (
-        a[None] for a in (w, b, value, it, gnorm, evals)
+      w0, b0, lam_prev, sums0 = w, b, lam, sums
+      w, b, value, it, gnorm, evals, sums = jax.tree.map(
+        lambda a: a[None], (w, b, value, it, gnorm, evals, sums)
       )
     else:
-      w0, b0 = w[len(idx) - 1], b[len(idx) - 1]
+      last = len(idx) - 1
+      w0, b0 = w[last], b[last]
+      sums0 = jax.tree.map(lambda a, last=last: a[last], sums)
     w_out, b_out = uncentre(w, b)
     acc = accuracies(w_out, b_out)
+    acc["train"] = np.asarray(sums.correct, np.float64) / rows_solve.num_rows
     seconds = (time.perf_counter() - start) / len(idx)
     w_all[idx], b_all[idx] = w_out[: len(idx)], b_out[: len(idx)]
     for j, k in enumerate(idx):

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -100,7 +102,15 @@ def scan_row_blocks(
 
 
 def _psum(tree, axis_name):
-  return tree if axis_name is None else jax.lax.psum(tree, axis_name)
+  """Σ of every leaf across ``axis_name``, as one all-reduce of one vector.
+
+  One collective per pass: a tuple of separate all-reduces can be issued in
+  different orders by different processes over gloo (a mismatch that aborts).
+  """
+  if axis_name is None:
+    return tree
+  flat, unravel = jax.flatten_util.ravel_pytree(tree)
+  return unravel(jax.lax.psum(flat, axis_name))
 
 
 def _centred(xb, mu, mask):
@@ -179,7 +189,29 @@ def centred_gram_product(
   return _psum(out, axis_name)
 
 
-def loss_gradient_sums(
+class PassSums(NamedTuple):
+  """Sums over the rows of one pass at (W, b) (``pass_sums``).
+
+  Attributes:
+    loss: Σ_i L_i(s_i, y_i).
+    grad_w: Σ_i (x_i − μ)ᵀ dS_i ``[D, C]``.
+    grad_b: Σ_i dS_i ``[C]``.
+    correct: rows with argmax s_i = y_i.
+    spread_weighted: Σ_i ‖x_i − μ‖² (1 − ‖p_i‖²) (softmax; else 0).
+    weight: Σ_i ‖x_i − μ‖².
+    spread: Σ_i (1 − ‖p_i‖²) (softmax; else 0).
+  """
+
+  loss: jax.Array
+  grad_w: jax.Array
+  grad_b: jax.Array
+  correct: jax.Array
+  spread_weighted: jax.Array
+  weight: jax.Array
+  spread: jax.Array
+
+
+def pass_sums(
   w: jax.Array,
   b: jax.Array,
   x: jax.Array,
@@ -191,13 +223,20 @@ def loss_gradient_sums(
   num_valid: ArrayLike | None = None,
   axis_name: str | None = None,
   **loss_options,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The data term of the probe's objective and its gradient, as sums.
+) -> PassSums:
+  """Objective, gradient, accuracy and curvature sums of one pass at (W, b).
 
-  With s_i = (x_i − μ)W + b and dS_i = ∂L_i/∂s_i (``SCORE_GRADIENTS``):
-  ``(Σ_i L_i(s_i, y_i), Σ_i (x_i − μ)ᵀ dS_i [D, C], Σ_i dS_i [C])``; divide
-  by N for the mean and its gradient with respect to W and b. One pass,
-  4·N·D·C FLOPs.
+  With s_i = (x_i − μ)W + b, dS_i = ∂L_i/∂s_i (``SCORE_GRADIENTS``) and, for
+  softmax, p_i = softmax(s_i): everything ``PassSums`` lists, in one pass of
+  4·N·D·C FLOPs. Divide ``loss``, ``grad_w`` and ``grad_b`` by N for the
+  mean loss and its gradient with respect to W and b.
+
+  The curvature sums measure softmax's data Hessian, (1/N) Σ_i x_c,i x_c,iᵀ
+  ⊗ (diag(p_i) − p_i p_iᵀ): matching its trace with ρ·G ⊗ I over the C − 1
+  directions that change the probabilities gives
+  ρ = ``spread_weighted`` / ((C − 1)·``weight``), and the bias's own match
+  ``spread`` / ((C − 1)·N). At W = 0 (p uniform) both are 1/C; they fall as
+  predictions grow confident.
 
   Args:
     w: ``[D, C]`` weights (of the centred rows).
@@ -212,79 +251,70 @@ def loss_gradient_sums(
     **loss_options: the loss's options (``losses.loss_options``).
 
   Returns:
-    ``(Σ L_i, Σ xcᵀ dS, Σ dS)``.
+    ``PassSums``.
   """
   loss_fn = losses_lib.get_loss(loss)
   score_grad = gradients_lib.SCORE_GRADIENTS[loss]
+  zero = jnp.zeros((), mu.dtype)
 
   def fn(carry, xb, yb, mask):
-    total, gw, gb = carry
     xc = _centred(xb, mu, mask)
     s = xc @ w + b
     per_example = loss_fn(s, yb, **loss_options)
     ds = jnp.where(mask[:, None], score_grad(s, yb, **loss_options), 0)
-    return (
-      total + jnp.sum(jnp.where(mask, per_example, 0)),
-      gw + xc.T @ ds,
-      gb + jnp.sum(ds, axis=0),
+    sq = jnp.sum(xc * xc, axis=-1)
+    if loss == "softmax":
+      p = losses_lib.softmax_probabilities(s)
+      spread = jnp.where(mask, 1 - jnp.sum(p * p, axis=-1), 0)
+    else:
+      spread = jnp.zeros_like(sq)
+    hit = (jnp.argmax(s, axis=-1) == yb) & mask
+    return PassSums(
+      loss=carry.loss + jnp.sum(jnp.where(mask, per_example, 0)),
+      grad_w=carry.grad_w + xc.T @ ds,
+      grad_b=carry.grad_b + jnp.sum(ds, axis=0),
+      correct=carry.correct + jnp.sum(hit, dtype=mu.dtype),
+      spread_weighted=carry.spread_weighted + jnp.sum(sq * spread),
+      weight=carry.weight + jnp.sum(sq),
+      spread=carry.spread + jnp.sum(spread),
     )
 
-  init = (jnp.zeros((), mu.dtype), jnp.zeros_like(w), jnp.zeros_like(b))
+  init = PassSums(zero, jnp.zeros_like(w), jnp.zeros_like(b), *[zero] * 4)
   out = scan_row_blocks(
     fn, init, x, y, block_rows=block_rows, num_valid=num_valid
   )
   return _psum(out, axis_name)
 
 
-def softmax_curvature(
+def loss_gradient_sums(
   w: jax.Array,
   b: jax.Array,
   x: jax.Array,
+  y: jax.Array,
   mu: jax.Array,
   *,
+  loss: str,
   block_rows: int,
   num_valid: ArrayLike | None = None,
   axis_name: str | None = None,
+  **loss_options,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """How curved softmax's data term is at (W, b), per unit of G, as sums.
-
-  The data term's Hessian is (1/N) Σ_i x_c,i x_c,iᵀ ⊗ (diag(p_i) − p_i p_iᵀ);
-  matching its trace with ρ·G ⊗ I over the C − 1 directions that change the
-  probabilities gives ρ = Σ_i ‖x_c,i‖² (1 − ‖p_i‖²) / ((C − 1) Σ_i ‖x_c,i‖²).
-  At W = 0 (p uniform) that is 1/C; it falls as predictions grow confident.
-  One pass of the scores: 2·N·D·C FLOPs.
-
-  Args:
-    w: ``[D, C]`` weights of the centred rows.
-    b: ``[C]`` bias.
-    x: ``[N, D]`` rows as stored.
-    mu: ``[D]`` the column mean.
-    block_rows: rows per block.
-    num_valid: rows at or after this index are padding.
-    axis_name: sum across this mapped axis too.
-
-  Returns:
-    ``(Σ_i ‖x_c,i‖² (1 − ‖p_i‖²), Σ_i ‖x_c,i‖², Σ_i (1 − ‖p_i‖²))``; the
-    last, over N(C − 1), is the same match for the bias b.
+  """``(Σ_i L_i, Σ_i (x_i − μ)ᵀ dS_i [D, C], Σ_i dS_i [C])`` of ``pass_sums``
+  (same arguments): the data term and its gradient.
   """
-
-  def fn(carry, xb, _, mask):
-    num, den, plain = carry
-    xc = _centred(xb, mu, mask)
-    p = jax.nn.softmax(xc @ w + b, axis=-1)
-    sq = jnp.sum(xc * xc, axis=-1)
-    spread = jnp.where(mask, 1 - jnp.sum(p * p, axis=-1), 0)
-    return (
-      num + jnp.sum(sq * spread),
-      den + jnp.sum(sq),
-      plain + jnp.sum(spread),
-    )
-
-  init = (jnp.zeros((), mu.dtype),) * 3
-  out = scan_row_blocks(
-    fn, init, x, None, block_rows=block_rows, num_valid=num_valid
+  sums = pass_sums(
+    w,
+    b,
+    x,
+    y,
+    mu,
+    loss=loss,
+    block_rows=block_rows,
+    num_valid=num_valid,
+    axis_name=axis_name,
+    **loss_options,
   )
-  return _psum(out, axis_name)
+  return sums.loss, sums.grad_w, sums.grad_b
 
 
 def correct_counts(

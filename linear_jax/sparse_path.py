@@ -118,11 +118,12 @@ def _solve(
 
     f.defvjp(f_fwd, f_bwd)
     z0 = jnp.concatenate([(w0 * root[:, None]).reshape(-1), b0])
-    z, value, it, gnorm, _, _ = minimize_lbfgs(
+    result = minimize_lbfgs(
       f, z0, max_iter=max_iter, tol=tol, ftol=ftol, memory_size=memory_size
     )
-    p = unflatten(z)
-    return (p["W"], p["b"]), (p["W"], p["b"], value, it, gnorm)
+    p = unflatten(result.z)
+    out = (result.value, result.iterations, result.grad_norm)
+    return (p["W"], p["b"]), (p["W"], p["b"], *out)
 
   dtype = mu.dtype
   init = (jnp.zeros((d, num_classes), dtype), jnp.zeros((num_classes,), dtype))

@@ -128,25 +128,32 @@ def test_correct_counts_of_several_models(n, block):
   np.testing.assert_array_equal(got, want)
 
 
-def test_softmax_curvature(x64):
-  x, _, w, b = data()
+@pytest.mark.parametrize("n,block", BLOCKINGS)
+def test_pass_sums_curvature_and_accuracy(x64, n, block):
+  x, y, w, b = data(n=n)
   mu = x.mean(axis=0)
   xc = x - mu
-  args = (jnp.asarray(x), jnp.asarray(mu))
-  num, den, plain = row_blocks.softmax_curvature(
-    jnp.asarray(w), jnp.asarray(b), *args, block_rows=8
+  args = (jnp.asarray(x), jnp.asarray(y), jnp.asarray(mu))
+  sums = row_blocks.pass_sums(
+    jnp.asarray(w), jnp.asarray(b), *args, loss="softmax", block_rows=block
   )
-  p = np.exp(xc @ w + b)
+  s = xc @ w + b
+  p = np.exp(s - s.max(1, keepdims=True))
   p /= p.sum(axis=1, keepdims=True)
   sq = np.sum(xc * xc, axis=1)
-  np.testing.assert_allclose(num, np.sum(sq * (1 - np.sum(p * p, 1))))
-  np.testing.assert_allclose(plain, np.sum(1 - np.sum(p * p, 1)))
-  np.testing.assert_allclose(den, np.sum(sq))
+  spread = 1 - np.sum(p * p, 1)
+  np.testing.assert_allclose(sums.spread_weighted, np.sum(sq * spread))
+  np.testing.assert_allclose(sums.weight, np.sum(sq))
+  np.testing.assert_allclose(sums.spread, np.sum(spread))
+  assert sums.correct == np.sum(np.argmax(s, 1) == y)
   # At W = 0 every p is uniform: ρ = (1 − 1/C) / (C − 1) = 1/C exactly.
-  num, den, _ = row_blocks.softmax_curvature(
-    jnp.zeros_like(w), jnp.zeros_like(b), *args, block_rows=8
+  flat = row_blocks.pass_sums(
+    jnp.zeros_like(w), jnp.zeros_like(b), *args, loss="softmax", block_rows=8
   )
-  np.testing.assert_allclose(num / den / 3, 1 / 4, rtol=1e-14)
+  np.testing.assert_allclose(
+    flat.spread_weighted / flat.weight / 3, 1 / 4, rtol=1e-14
+  )
+  np.testing.assert_allclose(flat.spread / n / 3, 1 / 4, rtol=1e-14)
 
 
 def test_float16_storage_sums_in_float32():
