@@ -33,7 +33,7 @@ from jax.typing import ArrayLike
 
 from linear_jax import budget, checks, sparse
 from linear_jax.data import preprocessing
-from linear_jax.scores import linear_scores
+from linear_jax.scores import linear_scores, top_class
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as run_lib
@@ -89,7 +89,7 @@ class Model:
 
   def predict(self, x_raw: ArrayLike) -> jax.Array:
     """argmax_j s_j: int32 labels ``[N]`` in [0, C)."""
-    return jnp.argmax(self.scores(x_raw), axis=-1).astype(jnp.int32)
+    return top_class(self.scores(x_raw))
 
   def names(self, labels: ArrayLike) -> np.ndarray:
     """The class name of each label: ``[N]`` strings."""

@@ -74,7 +74,7 @@ from absl import logging
 from linear_jax import checks, io, path, plots, progress
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
-from linear_jax.scores import linear_scores
+from linear_jax.scores import linear_scores, top_class
 from linear_jax.sweep import resume as resume_lib
 from linear_jax.sweep.report import csv_cell, float32_value, table_number
 from linear_jax.train import checkpoint
@@ -425,7 +425,7 @@ def _prepare_workdir(config: ProbeConfig) -> None:
 
 @jax.jit
 def _count_correct(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-  return jnp.sum(jnp.argmax(linear_scores(params, x), axis=-1) == y)
+  return jnp.sum(top_class(linear_scores(params, x)) == y)
 
 
 def accuracy(params: dict, x, y, *, block_rows: int = EVAL_BLOCK_ROWS) -> float:

@@ -40,6 +40,7 @@ from linear_jax import budget as budget_lib
 from linear_jax import gradients as gradients_lib
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError
+from linear_jax.scores import top_class
 
 # Working memory of one pass on a CPU (the blocks; X is counted apart): about
 # a last-level cache. At N = 20,000, D = 512, C = 1,000 a pass over blocks of
@@ -255,20 +256,34 @@ def pass_sums(
   """
   loss_fn = losses_lib.get_loss(loss)
   score_grad = gradients_lib.SCORE_GRADIENTS[loss]
+  fused_softmax = loss == "softmax" and not loss_options.get("label_smoothing")
   zero = jnp.zeros((), mu.dtype)
 
   def fn(carry, xb, yb, mask):
     xc = _centred(xb, mu, mask)
     s = xc @ w + b
-    per_example = loss_fn(s, yb, **loss_options)
-    ds = jnp.where(mask[:, None], score_grad(s, yb, **loss_options), 0)
     sq = jnp.sum(xc * xc, axis=-1)
+    if fused_softmax:
+      # One exp of the block serves the loss, its gradient p − onehot and
+      # the curvature; the losses module's separate functions take three.
+      top = jnp.max(s, axis=-1, keepdims=True)
+      e = jnp.exp(s - top)
+      z = jnp.sum(e, axis=-1, keepdims=True)
+      p = e / z
+      s_y = jnp.take_along_axis(s, yb[:, None], axis=-1)
+      per_example = (jnp.log(z) + top - s_y)[:, 0]
+      onehot = yb[:, None] == jnp.arange(s.shape[-1])
+      ds = jnp.where(mask[:, None], p - onehot, 0)
+    else:
+      per_example = loss_fn(s, yb, **loss_options)
+      ds = jnp.where(mask[:, None], score_grad(s, yb, **loss_options), 0)
     if loss == "softmax":
-      p = losses_lib.softmax_probabilities(s)
+      if not fused_softmax:
+        p = losses_lib.softmax_probabilities(s)
       spread = jnp.where(mask, 1 - jnp.sum(p * p, axis=-1), 0)
     else:
       spread = jnp.zeros_like(sq)
-    hit = (jnp.argmax(s, axis=-1) == yb) & mask
+    hit = (top_class(s) == yb) & mask
     return PassSums(
       loss=carry.loss + jnp.sum(jnp.where(mask, per_example, 0)),
       grad_w=carry.grad_w + xc.T @ ds,
@@ -350,7 +365,7 @@ def correct_counts(
 
   def fn(acc, xb, yb, mask):
     s = (xb.astype(w.dtype) @ wide).reshape(-1, k, c) + b
-    hit = (jnp.argmax(s, axis=-1) == yb[:, None]) & mask[:, None]
+    hit = (top_class(s) == yb[:, None]) & mask[:, None]
     return acc + jnp.sum(hit, axis=0, dtype=w.dtype)
 
   out = scan_row_blocks(
