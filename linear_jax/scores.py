@@ -99,7 +99,7 @@ def init_params(
 
 
 def top_class(scores: jax.Array) -> jax.Array:
-  """argmax over the last axis, int32, with ``jnp.argmax``'s ties (the first
+  """The argmax over the last axis, as int32, with ``jnp.argmax``'s ties (the first
   maximum) and NaNs (the first NaN wins).
 
   It is the first index where s equals its maximum: two single-operand
