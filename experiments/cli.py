@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import typing
 
@@ -32,14 +33,21 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def _terminate(signum, frame):
+  raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does
+
+
 def run_main(main):
   """Wraps an absl ``main`` so that ``LinearJaxError`` (and a failing path or
-  allocation) exits with one line.
+  allocation) exits with one line, and SIGTERM is handled as SIGINT: the
+  run saves what it checkpoints (``linear_jax.train.loop.DeferredSignals``)
+  and exits with the same one line.
   """
 
   def wrapped(argv):
     if len(argv) > 1:
       fail(f"unexpected arguments {argv[1:]}; every option is a --flag")
+    signal.signal(signal.SIGTERM, _terminate)
     try:
       return main(argv)
     except LinearJaxError as e:

@@ -9,9 +9,12 @@ r"""Predict with a trained workdir's model: labels, class names and scores.
 
 The model is the checkpoint's (best-on-validation params when early stopping
 kept them), with the preprocessing fitted at training and the class names
-(``linear_jax.model``). Inputs with labels also report the accuracy. The
-output (``.npz``: labels, class_names, scores, classes; or ``.csv``) is never
-overwritten.
+(``linear_jax.model``). Inputs with labels also report the accuracy. Sparse
+inputs (svmlight, scipy.sparse ``.npz``) are read in the training feature
+space: fewer features are padded, more refused. The output (``.npz``: labels
+and predicted_class_names per example, scores, and classes, the list of class
+names; or ``.csv``) is never overwritten, and one run at a time writes it
+(``linear_jax.workdir.output_lock``).
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 from absl import flags
 
 from experiments import cli
+from linear_jax import budget
 
 flags.DEFINE_string("workdir", None, "a training run's output directory")
 flags.DEFINE_string(
   "input",
   None,
-  "npz:PATH (x, optional y), svmlight:PATH, "
-  "or folder:PATH (images, ImageFolder layout)",
+  "npz:PATH (x, optional y; or a scipy.sparse.save_npz file), "
+  "svmlight:PATH, or folder:PATH (images, ImageFolder layout)",
 )
 flags.DEFINE_string("output", None, "where to write predictions: .npz or .csv")
 flags.DEFINE_enum(
@@ -34,6 +38,8 @@ flags.DEFINE_enum(
   ["train", "val", "validation", "test"],
   "which split of an input holding several",
 )
+
+flags.DEFINE_string("memory_budget", None, budget.FLAG_HELP)
 
 FLAGS = flags.FLAGS
 
@@ -47,7 +53,11 @@ def main(argv):
     if not FLAGS[name].value:
       raise checks.LinearJaxError(f"--{name} is required")
   result = model_lib.predict_file(
-    FLAGS.workdir, FLAGS.input, FLAGS.output, split=FLAGS.split
+    FLAGS.workdir,
+    FLAGS.input,
+    FLAGS.output,
+    split=FLAGS.split,
+    memory_budget=FLAGS.memory_budget,
   )
   accuracy = (
     "" if result["accuracy"] is None else f"  accuracy {result['accuracy']:.4f}"

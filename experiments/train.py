@@ -46,7 +46,11 @@ def main(argv):
   if FLAGS.restore:
     print(
       json.dumps(
-        train.evaluate_checkpoint(FLAGS.workdir, data_dir=FLAGS.data_dir)
+        train.evaluate_checkpoint(
+          FLAGS.workdir,
+          data_dir=FLAGS.data_dir,
+          memory_budget=FLAGS.memory_budget,
+        )
       )
     )
     return

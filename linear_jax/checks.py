@@ -22,6 +22,11 @@ class LinearJaxError(ValueError):
   """A bad input or option; the message is one line naming problem and fix."""
 
 
+#: The largest finite float32: training computes in float32, so data and
+#: knobs beyond it become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 try:
   _Tracer = jax.core.Tracer
 except AttributeError:  # newer JAX keeps it private
@@ -86,6 +91,33 @@ def check_label_range(labels, num_classes: int):
       )
 
 
+def check_integer_labels(**labels) -> None:
+  """Refuses labels that are not whole numbers, naming the first.
+
+  A float label such as 0.5 would otherwise be truncated to a class without
+  a word; whole-number floats (1.0) pass, as do ints and bools. Arguments
+  are ``name=labels`` pairs (None is skipped); skipped under ``jit``.
+  """
+  for name, y in labels.items():
+    if y is None or not is_concrete(y):
+      continue
+    values = np.asarray(y)
+    if values.dtype.kind in "biu":
+      continue
+    if values.dtype.kind == "f":
+      bad = ~np.isfinite(values) | (values != np.round(values))
+      if not bad.any():
+        continue
+      example = values[bad].flat[0].item()
+    else:
+      example = values.flat[0].item() if values.size else None
+    raise LinearJaxError(
+      f"{name} must hold integer class labels in [0, C), found {example!r} "
+      f"({values.dtype}); pass class indices, e.g. "
+      "np.unique(y, return_inverse=True)[1]"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Range:
   """A numeric rule, low ≤ v (or low < v) and v ≤ high, finite.
@@ -113,7 +145,11 @@ class Range:
     v = np.asarray(value)
     if v.dtype.kind not in "biuf" or np.any(~np.isfinite(v)):
       return False
-    if np.any(v <= self.low if self.low_open else v < self.low):
+    if np.any(np.abs(v.astype(np.float64)) > FLOAT32_MAX):
+      return False  # becomes inf in float32, where every knob is computed
+    if self.low is not None and np.any(
+      v <= self.low if self.low_open else v < self.low
+    ):
       return False
     return self.high is None or not np.any(v > self.high)
 
@@ -122,6 +158,18 @@ class Range:
     them) follows the rule; skipped under ``jit``.
     """
     if value is not None and is_concrete(value) and not self.holds(value):
+      v = np.asarray(value)
+      if (
+        self.high is None
+        and v.dtype.kind in "biuf"
+        and np.any(
+          np.isfinite(v) & (np.abs(v.astype(np.float64)) > FLOAT32_MAX)
+        )
+      ):
+        raise LinearJaxError(
+          f"{name} must be {self.describe()} and representable in float32 "
+          f"(|v| ≤ {FLOAT32_MAX:.3g}), got {value}"
+        )
       raise LinearJaxError(f"{name} must be {self.describe()}, got {value}")
     return value
 
@@ -135,6 +183,11 @@ POSITIVE = Range(0.0, low_open=True)
 UNIT_INTERVAL = Range(0.0, 1.0)
 AT_LEAST_ONE = Range(1.0)
 SEED = Range(0.0, 2.0**32 - 1)  # numpy's and JAX's seeds are uint32
+# A step above 1e6 times the gradient overshoots on any data worth training
+# on; larger values are typing slips (1e300), refused before they reach
+# float32 as inf. 0 is allowed in the library (lbfgs ignores the rate).
+MAX_LEARNING_RATE = 1e6
+LEARNING_RATE = Range(0.0, MAX_LEARNING_RATE, low_open=True)
 
 
 def option(default, help: str, *, rule: Range | None = None, choices=None):

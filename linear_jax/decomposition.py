@@ -74,10 +74,12 @@ import optax
 from absl import logging
 from jax.typing import ArrayLike
 
+from linear_jax import budget as budget_lib
 from linear_jax import checks, io, progress, regularizers
 from linear_jax import losses as losses_lib
 from linear_jax.data import distributions
 from linear_jax.objective import objective
+from linear_jax.workdir import workdir_lock
 
 SYNTHETIC = tuple(distributions.DISTRIBUTIONS)
 OUTPUTS = (
@@ -163,7 +165,7 @@ class DecompositionConfig:
     100_000, "test samples (synthetic)", rule=checks.Range(2)
   )
   learning_rate: float = checks.option(
-    0.1, "η of η_t = η / (1 + t/τ)", rule=checks.POSITIVE
+    0.1, "η of η_t = η / (1 + t/τ)", rule=checks.LEARNING_RATE
   )
   decay_steps: float = checks.option(
     20.0, "τ of η_t = η / (1 + t/τ)", rule=checks.POSITIVE
@@ -193,12 +195,14 @@ class DecompositionConfig:
   )
   data_dir: str | None = checks.option(None, "cache folder for image datasets")
   seed: int = checks.option(0, "base seed of every sample", rule=checks.SEED)
+  memory_budget: str | None = checks.option(None, budget_lib.FLAG_HELP)
 
   def check(self) -> "DecompositionConfig":
     """Raises ``LinearJaxError`` naming the first bad setting: each field's
     rule, then what relates fields.
     """
     checks.check_options(self)
+    budget_lib.memory_budget(self.memory_budget)  # a size, if given
     for loss in self.losses:
       losses_lib.get_loss(loss)
     if not self.datasets or not self.losses or not self.sizes:
@@ -521,13 +525,14 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
   """
   from linear_jax import data  # pylint: disable=g-import-not-at-top
 
-  ds = data.load_dataset(
-    name,
-    data_dir=config.data_dir,
-    seed=config.seed,
-    standardize=config.standardize,
-    validation_size=config.validation_size,
-  )
+  with budget_lib.limited(config.memory_budget):
+    ds = data.load_dataset(
+      name,
+      data_dir=config.data_dir,
+      seed=config.seed,
+      standardize=config.standardize,
+      validation_size=config.validation_size,
+    )
   n_train = len(ds.y_train)
   n_max = max(config.sizes)
   if n_max > n_train:
@@ -558,7 +563,7 @@ def dataset_problem(name: str, config: DecompositionConfig) -> Problem:
 
 
 def load_problem(name: str, config: DecompositionConfig) -> Problem:
-  """A synthetic distribution's problem if ``name`` is one, else a dataset's."""
+  """A distribution's ``synthetic_problem``, or else a ``dataset_problem``."""
   if name in distributions.DISTRIBUTIONS:
     return synthetic_problem(name, config)
   return dataset_problem(name, config)
@@ -998,9 +1003,12 @@ def write_outputs(result: dict, workdir: str) -> dict:
 
 
 def run_experiment(config: DecompositionConfig, workdir: str) -> dict:
-  """``check_workdir``, ``run``, ``write_outputs``: what the binary calls."""
+  """``check_workdir``, ``run``, ``write_outputs``: what the binary calls,
+  holding ``workdir``'s lock (``linear_jax.workdir``) throughout.
+  """
   config.check()
-  check_workdir(workdir)
-  result = run(config)
-  result["outputs"] = write_outputs(result, workdir)
+  with workdir_lock(workdir):
+    check_workdir(workdir)
+    result = run(config)
+    result["outputs"] = write_outputs(result, workdir)
   return result

@@ -66,6 +66,7 @@ def softmax_score_gradient(scores, labels, *, label_smoothing=0.0):
   return losses_lib.softmax_probabilities(scores) - targets
 
 
+#: Loss name -> closed-form ∂L_i/∂s ``(scores, labels) -> [N, C]``.
 SCORE_GRADIENTS: dict[str, Callable[..., jax.Array]] = {
   "svm": svm_score_gradient,
   "squared_svm": squared_svm_score_gradient,

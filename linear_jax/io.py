@@ -9,8 +9,9 @@ Every file the library writes goes through ``atomic_write``:
   (``0o666 & ~umask``, the umask read at import), then ``os.replace``d
   over ``path``: a reader sees the old file or the new one, never a torn one.
 
-``append_jsonl`` opens with ``O_NOFOLLOW`` and fsyncs each line, so a killed
-run keeps every line it wrote.
+``JsonLines`` appends lines to a file it holds open (``O_NOFOLLOW``): each
+line is visible to readers at once, and ``sync`` fsyncs them, as a caller's
+checkpoint cadence needs; ``append_jsonl`` appends and fsyncs one line.
 
 JSON is strict: NaN and ±inf become ``null`` (``json_safe``), since bare
 ``NaN`` is not JSON.
@@ -117,18 +118,56 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
   atomic_write(path, dumps(obj, indent=2) + "\n")
 
 
+class JsonLines:
+  """A JSON-lines file open for appending (created if missing).
+
+  ``write`` appends one strict-JSON line with one ``write(2)``: readers see
+  it at once, and a killed process keeps it (the kernel has it), though a
+  power loss may not; ``sync`` fsyncs every line written so far. Refuses
+  to follow a symlink at ``path`` (``O_NOFOLLOW``). Use as a context
+  manager, or ``close`` it.
+
+  Args:
+    path: the file to append to.
+  """
+
+  def __init__(self, path: str | os.PathLike):
+    flags = (
+      os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    )
+    self._fd: int | None = os.open(path, flags, 0o666)
+
+  def write(self, row: dict) -> None:
+    """Appends ``row`` as one line."""
+    assert self._fd is not None, "closed"
+    os.write(self._fd, (dumps(row) + "\n").encode("utf-8"))
+
+  def sync(self) -> None:
+    """Makes every line written so far durable (``fsync``)."""
+    assert self._fd is not None, "closed"
+    os.fsync(self._fd)
+
+  def close(self) -> None:
+    """Closes the file (without a ``sync``); idempotent."""
+    if self._fd is not None:
+      os.close(self._fd)
+      self._fd = None
+
+  def __enter__(self) -> "JsonLines":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
-  """Appends one strict-JSON line to ``path`` and fsyncs it.
+  """Appends one strict-JSON line to ``path`` and fsyncs it (``JsonLines``).
 
   Refuses to follow a symlink at ``path`` (``O_NOFOLLOW``).
   """
-  flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
-  fd = os.open(path, flags, 0o666)
-  try:
-    os.write(fd, (dumps(row) + "\n").encode("utf-8"))
-    os.fsync(fd)
-  finally:
-    os.close(fd)
+  with JsonLines(path) as lines:
+    lines.write(row)
+    lines.sync()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

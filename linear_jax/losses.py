@@ -169,6 +169,7 @@ def softmax_cross_entropy(
   return (1.0 - eps) * nll + smooth
 
 
+#: Loss name -> per-example loss ``(scores [N, C], labels [N]) -> [N]``.
 LOSSES: dict[str, Callable[..., jax.Array]] = {
   "svm": multiclass_hinge,
   "squared_svm": squared_multiclass_hinge,

@@ -13,6 +13,12 @@ else is needed: not the training data, not the run's settings.
 
 computed as ``PreprocessStats.apply`` and ``linear_scores`` compute it in
 training, so predictions equal those behind the run's reported accuracy.
+
+Sparse inputs (``scipy.sparse`` ``[N, D']``, svmlight files, scipy ``.npz``
+files) stay sparse: preprocessed on the host (``PreprocessStats.apply``),
+scored on the device in row blocks (``linear_jax.sparse``). Inputs with
+fewer features than training (D' < D) are padded with zero columns; more
+are refused in one line.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from linear_jax import checks
+from linear_jax import budget, checks, sparse
 from linear_jax.data import preprocessing
 from linear_jax.scores import linear_scores
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as run_lib
+from linear_jax.workdir import output_lock
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -55,7 +62,7 @@ class Model:
 
   @property
   def num_classes(self) -> int:
-    """C, the number of class names."""
+    """C, the number of classes."""
     return len(self.class_names)
 
   def preprocess(self, x_raw: ArrayLike) -> jax.Array:
@@ -63,7 +70,21 @@ class Model:
     return self.stats.apply_jax(x_raw)
 
   def scores(self, x_raw: ArrayLike) -> jax.Array:
-    """S = f(preprocess(x_raw); W, b): float32 ``[N, C]``."""
+    """S = f(preprocess(x_raw); W, b): float32 ``[N, C]``.
+
+    ``scipy.sparse`` inputs (not jittable) are padded to the training
+    features (more are refused), preprocessed on the host and scored in
+    row blocks; for a model trained on dense rows (its statistics centre
+    them) they are densified first, as its training rows were.
+    """
+    if sparse.is_sparse(x_raw):
+      x = sparse.with_width(
+        sparse.as_csr(x_raw, "inputs"), self.stats.num_features, "inputs"
+      )
+      if self.stats.mean is not None:
+        return jax.jit(self.scores)(x.toarray())
+      rows = sparse.to_device(self.stats.apply(x))
+      return sparse.jit_map_scores(self.params, rows)
     return linear_scores(self.params, self.preprocess(x_raw))
 
   def predict(self, x_raw: ArrayLike) -> jax.Array:
@@ -125,24 +146,37 @@ def load_inputs(
 
   Args:
     spec: ``npz:PATH`` (keys ``x`` and optionally ``y``, or the ``split``'s
-      ``x_<split>``/``y_<split>``), ``svmlight:PATH`` (labels read too), or
+      ``x_<split>``/``y_<split>``; or a ``scipy.sparse.save_npz`` file with
+      optional labels in ``PATH.labels.npy``), ``svmlight:PATH`` (labels
+      read too), or
       ``folder:PATH`` (images in the tfds ImageFolder layout, the ``split``'s
       folder; class folders give the labels). A bare ``PATH.npz`` is
       ``npz:PATH``.
     split: which split of a file holding several (``test``, ``train``,
       ``val``/``validation``).
-    num_features: D of the model (svmlight files are read with that width).
+    num_features: D of the model (sparse inputs are read with that width:
+      fewer features padded, more refused).
     zero_based: whether the model's svmlight features were 0-based (None:
       decided from the file).
 
   Returns:
-    ``(x_raw [N, ...], labels [N] str or None)``.
+    ``(x_raw [N, ...], labels [N] str or None)``; ``x_raw`` is CSR for
+    sparse inputs.
   """
-  from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
+  from linear_jax.data import npz_source, sparse_source  # pylint: disable=g-import-not-at-top
 
   kind, _, path = spec.partition(":")
   if not path and spec.endswith(".npz"):
     kind, path = "npz", spec
+  if kind == "npz" and sparse_source.is_scipy_sparse_npz(path):
+    x, y = sparse_source.read_sparse_npz(path, labels_required=False)
+    if num_features is not None:
+      x = sparse.with_width(x, num_features, f"npz:{path}")
+    return x, (
+      None
+      if y is None
+      else npz_source.label_values(y, "labels", f"npz:{path}").astype(str)
+    )
   if kind == "npz":
     raw = npz_source.read_npz_arrays(path)
     short = {"validation": "val"}.get(split, split)
@@ -160,7 +194,7 @@ def load_inputs(
       f"{', '.join(sorted(raw)) or 'none'}); store the inputs as x"
     )
   if kind == "svmlight":
-    ((x, y),), _ = npz_source.read_svmlight_files(
+    ((x, y),), _ = sparse_source.read_svmlight(
       [path],
       f"svmlight:{path}",
       num_features=num_features,
@@ -172,7 +206,7 @@ def load_inputs(
   if kind == "folder":
     from linear_jax.data import folder_source  # pylint: disable=g-import-not-at-top
 
-    folder = folder_source.load_folder(path)
+    folder = folder_source.load_folder(path, skip_unreadable=False)
     name = {"val": "validation"}.get(split, split)
     if name not in folder.splits:
       raise checks.LinearJaxError(
@@ -199,9 +233,17 @@ def label_indices(model: Model, names: np.ndarray) -> np.ndarray:
 
 
 def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
-  """``.npz`` (``labels [N]``, ``class_names [N]``, ``scores [N, C]``,
-  ``classes [C]``) or ``.csv`` (``index,label,class_name,score_<class>…``),
-  written atomically.
+  """Writes ``.npz`` or ``.csv`` predictions atomically.
+
+  ``.npz``: ``labels [N]`` (the predicted class indices),
+  ``predicted_class_names [N]`` (their names), ``scores [N, C]`` and
+  ``classes [C]`` (every class name, in label order). ``.csv``: one row per
+  example, ``index,label,class_name,score_<class>…``.
+
+  Args:
+    path: the output file, ``.npz`` or ``.csv``.
+    model: the ``Model`` that scored the examples (its class names).
+    scores: ``[N, C]`` scores.
   """
   from linear_jax import io  # pylint: disable=g-import-not-at-top
 
@@ -210,7 +252,7 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
   if path.endswith(".npz"):
     arrays = {
       "labels": labels.astype(np.int32),
-      "class_names": names,
+      "predicted_class_names": names,
       "scores": scores.astype(np.float32),
       "classes": np.asarray([str(c) for c in model.class_names]),
     }
@@ -236,10 +278,32 @@ def write_predictions(path: str, model: Model, scores: np.ndarray) -> None:
     raise checks.LinearJaxError(f"--output {path}: name a .npz or .csv file")
 
 
+def check_scores_finite(scores: np.ndarray) -> None:
+  """Refuses scores ``[N, C]`` that overflowed float32 (inputs in range whose
+  products x·W are not), naming the first such example.
+  """
+  bad = ~np.isfinite(scores).all(axis=1)
+  if bad.any():
+    rows = np.flatnonzero(bad)
+    raise checks.LinearJaxError(
+      f"the scores of {len(rows)} examples overflow float32 (first: example "
+      f"{rows[0]}); the inputs are far outside the training data's scale, rescale them as "
+      "the training data was (nothing was written)"
+    )
+
+
 def predict_file(
-  workdir: str, input_spec: str, output: str, *, split: str = "test"
+  workdir: str,
+  input_spec: str,
+  output: str,
+  *,
+  split: str = "test",
+  memory_budget: str | None = None,
 ) -> dict:
   """Loads ``workdir``'s model, predicts ``input_spec``, writes ``output``.
+
+  ``memory_budget``: the host memory the inputs may take (a size such as
+  ``4GiB``; default ``linear_jax.budget``'s).
 
   Returns:
     ``{"examples", "output", "accuracy"}``; ``accuracy`` is None when the
@@ -247,20 +311,38 @@ def predict_file(
   """
   if not output.endswith((".npz", ".csv")):
     raise checks.LinearJaxError(f"--output {output}: name a .npz or .csv file")
+  with output_lock(output):  # one writer per output, checked under the lock
+    return _predict_file(
+      workdir, input_spec, output, split=split, memory_budget=memory_budget
+    )
+
+
+def _predict_file(
+  workdir: str,
+  input_spec: str,
+  output: str,
+  *,
+  split: str,
+  memory_budget: str | None,
+):
+  """``predict_file``'s work, under the output's lock."""
   if os.path.lexists(output):
     raise checks.LinearJaxError(
       f"{output} exists; choose another --output (nothing was overwritten)"
     )
   model = load_model(workdir)
-  x_raw, names = load_inputs(
-    input_spec,
-    split=split,
-    num_features=model.stats.num_features,
-    zero_based=model.svmlight_zero_based,
-  )
+  with budget.limited(memory_budget):
+    x_raw, names = load_inputs(
+      input_spec,
+      split=split,
+      num_features=model.stats.num_features,
+      zero_based=model.svmlight_zero_based,
+    )
   preprocessing.check_finite(x_raw, "inputs")
   labels = None if names is None else label_indices(model, names)
-  scores = np.asarray(jax.jit(model.scores)(x_raw))
+  score_fn = model.scores if sparse.is_sparse(x_raw) else jax.jit(model.scores)
+  scores = np.asarray(score_fn(x_raw))
+  check_scores_finite(scores)
   write_predictions(output, model, scores)
   accuracy = (
     None

@@ -2,7 +2,8 @@
 
 This is the one place where per-example losses are reduced and the penalty
 is added. With weights, the data term is the weighted mean
-Σ_i w_i L_i / Σ_i w_i, with w_i = sample_weight_i · class_weight[y_i].
+Σ_i w_i L_i / Σ_i w_i, with w_i = sample_weight_i · class_weight[y_i] (0 when
+every w_i is 0).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from linear_jax import checks, regularizers
+from linear_jax import checks, regularizers, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.scores import linear_scores
 
@@ -44,10 +45,13 @@ def example_weights(
 
 
 def reduce_mean(per_example: jax.Array, weights: jax.Array | None) -> jax.Array:
-  """(1/N) Σ L_i, or Σ w_i L_i / Σ w_i."""
+  """(1/N) Σ L_i, or Σ w_i L_i / Σ w_i (0 when every w_i is 0)."""
   if weights is None:
     return jnp.mean(per_example)
-  return jnp.sum(weights * per_example) / jnp.sum(weights)
+  total = jnp.sum(weights)
+  # A minibatch may hold only zero-weight examples: no data term, not 0/0.
+  # The guarded denominator keeps the gradient finite as well.
+  return jnp.sum(weights * per_example) / jnp.where(total > 0, total, 1.0)
 
 
 def objective_terms(
@@ -68,7 +72,8 @@ def objective_terms(
 
   ``reg_loss`` is λ R(W) (already multiplied by λ). Arguments as ``objective``.
   """
-  x = jnp.asarray(x)
+  if not isinstance(x, (sparse.RowBlock, sparse.CSRRows)):
+    x = jnp.asarray(x)
   w = params["W"]
   if x.ndim != 2 or x.shape[1] != w.shape[0]:
     raise checks.LinearJaxError(

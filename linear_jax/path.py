@@ -1,27 +1,44 @@
-"""The regularization path: every λ solved to its optimum in one compiled program.
+"""The regularization path: every λ solved to its optimum, at any N.
 
 The linear-probe workflow: for λ_1..λ_K minimize
 
-    L_k(W, b) = (1/N) Σ_i L_i(x_i W + b, y_i) + λ_k Σ W²       (b unregularized)
+    L_k(W, b) = (1/N) Σ_i L_i((x_i − μ)W + b, y_i) + λ_k Σ W²   (b unregularized)
 
 choose the λ with the best validation accuracy, and report its test accuracy.
-``lambda_path`` solves all K problems in one compiled program (λ an array), by
-full-batch L-BFGS (``minimize_lbfgs``, backtracking line search) in
-preconditioned coordinates: one λ after another from the largest, each warm
-started at the previous solution (``lax.scan``; CPUs), or all λ at once from
-zero (``vmap``; accelerators). There is no learning rate to sweep: the line
-search sets the step.
+(μ is the training rows' mean; the solution is returned for the uncentred
+rows, xW + (b − μW).) ``lambda_path`` solves the K problems by full-batch
+preconditioned L-BFGS (``linear_jax.lbfgs``): one λ after another from the
+largest, each warm started at the previous solution with the previous
+solve's curvature pairs (CPUs), or all λ of a chunk at once (``vmap``;
+accelerators). Each λ's solver is one compiled program, compiled once for the
+whole path. There is no learning rate to sweep: the line search sets the
+step.
 
-Preconditioning: the data part of the Hessian is bounded by ρ·(X_cᵀX_c/N) ⊗ A
-(X_c the centred rows; for softmax ρ = ½ and A the projection I − 11ᵀ/C,
-Böhning's bound), so each λ's Hessian is close to ρG + 2λI with
-G = X_cᵀX_c/N. Correlated features (neighbouring pixels) make G, and so
-the problem, ill-conditioned for plain L-BFGS. A randomized Nyström approximation of G, rank r,
-G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ) (``nystrom_gram``, two passes over X,
-no D³ factorization), gives H_k = V diag(ρs + 2λ_k) Vᵀ + (ρ s_tail + 2λ_k)
-(I − VVᵀ), and L-BFGS runs on U with W = H_k^{-1/2} U: per iteration and λ
-that costs two ``[D, r] × [r, C]`` products beside the ``[N, D] × [D, C]``
-scores. The centring is undone exactly at the end: (x − μ)W + b = xW + (b − μW).
+Memory scales with the data, not with N·C: every pass over the training rows
+(the mean, the Gram products, the objective and its gradient, accuracies)
+is a scan over row blocks that centres each block as it reads it
+(``linear_jax.row_blocks``), so there is no copy of X and no ``[N, C]``
+array. X may be stored as float16 or bfloat16; sums are float32. Rows can be
+sharded over processes (``sharded=True``, ``linear_jax.shards``): each
+process passes its own rows and every sum is added across processes.
+
+Preconditioning: the data part of the Hessian, (1/N) Σ_i x_c,i x_c,iᵀ ⊗
+(diag(p_i) − p_i p_iᵀ) for softmax, is approximated by ρ·G ⊗ I (G =
+X_cᵀX_c/N the centred rows' covariance), so each λ's Hessian by
+M_k = ρG ⊗ I + 2λ_k I, and M_k⁻¹ is L-BFGS's initial inverse Hessian. For
+softmax ρ matches the trace of the data Hessian at the warm start
+(``row_blocks.softmax_curvature``: 1/C at W = 0, falling as predictions grow
+confident; a fixed bound such as Böhning's ½ overstates it by up to C/2 and
+leaves the preconditioned problem that ill-conditioned); the bias gets its
+own, unweighted, match. Other losses use the fixed ``CURVATURE``. G comes
+as an eigendecomposition, exact (D small against the rank r: one
+``[D, D]`` Gram pass) or a randomized Nyström approximation of rank r
+(``nystrom_gram``), G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ), so applying M_k⁻¹
+costs two ``[D, r] × [r, C]`` products beside the 4·N·D·C of an evaluation
+of the objective and its gradient. Moving to the next λ adds
+(λ_new − λ_old)ΣW² to the objective, whose effect on the stored pairs is
+exact (``lbfgs.shift_memory``), so the pairs carry over and the first step
+from the previous solution is already a quasi-Newton step toward the next.
 
 When N < D (features wider than the training set, e.g. a probe on a few
 thousand examples), the problem is first rewritten in an orthonormal basis of
@@ -31,21 +48,27 @@ each step costs [N, N] × [N, C] instead of [N, D] × [D, C].
 Hinge losses (``svm``, ``crammer_singer``) are not differentiable at the
 margin; L-BFGS on them stops at the iteration cap near the minimizer rather
 than at a gradient tolerance. ``squared_svm`` and ``softmax`` are smooth.
+
+scikit-learn's C maps to λ by ``reg_strength_from_C``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from linear_jax import checks
+from linear_jax import checks, lbfgs, row_blocks, shards
 from linear_jax import losses as losses_lib
-from linear_jax.objective import objective
+from linear_jax.lbfgs import minimize_lbfgs
 
 # Curvature scale of each loss's data term per unit of G (see module doc).
 CURVATURE = {
@@ -54,6 +77,43 @@ CURVATURE = {
   "svm": 1.0,
   "crammer_singer": 1.0,
 }
+# Stored feature dtypes used as they are; others are converted to float32.
+STORAGE_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+# Python traces of each compiled program (tests check that a path compiles
+# each program once, whatever its λ values).
+TRACES = {"prepare": 0, "solve": 0, "evaluate": 0}
+
+
+def reg_strength_from_C(  # noqa: N802  (scikit-learn's name for the knob)
+  C: ArrayLike,  # noqa: N803
+  num_rows: int,
+  num_classes: int,
+) -> np.ndarray:
+  """λ that makes L_k the objective scikit-learn minimizes at its C.
+
+  ``LogisticRegression(C=C)`` minimizes C Σ_i CE_i + ½ ΣW². With three or
+  more classes it fits one weight vector per class, so dividing by C·N gives
+  (1/N) Σ CE_i + ΣW² / (2·C·N): λ = 1/(2·C·N). With two classes it fits one
+  vector w = w₁ − w₀; softmax's optimum has w₀ = −w₁ = −w/2, so
+  λ ΣW² = λ‖w‖²/2, and λ = 1/(C·N).
+
+  Args:
+    C: scikit-learn's inverse regularization strength(s), each > 0.
+    num_rows: N, the training rows.
+    num_classes: C (the number of classes; 2 for the binary mapping).
+
+  Returns:
+    λ, float64, the shape of ``C``.
+  """
+  cs = np.asarray(C, np.float64)
+  if cs.size and not np.all(cs > 0):
+    raise checks.LinearJaxError(
+      f"C must be > 0 (scikit-learn's inverse regularization), got "
+      f"{cs.min():g}; pass positive values"
+    )
+  factor = 1.0 if num_classes == 2 else 2.0
+  return 1.0 / (factor * cs * num_rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +125,17 @@ class PathResult:
     params: ``{"W": [K, D, C], "b": [K, C]}``, the minimizer for each λ, in
       the coordinates of the rows passed (the centring undone).
     objective: L_k at ``params`` on the training rows ``[K]``.
-    iterations: L-BFGS iterations run ``[K]`` (the batch runs until the
-      slowest λ stops).
+    iterations: L-BFGS iterations run ``[K]`` (a vmapped chunk runs until
+      its slowest λ stops).
     grad_norm: final gradient norm in preconditioned coordinates ``[K]``.
     val_accuracy, test_accuracy: ``[K]`` (test NaN when no test rows).
     best: index of the selected λ (highest validation accuracy; ties go to
       the larger λ).
+    train_accuracy: ``[K]`` on the training rows.
+    seconds: ``[K]`` wall time of each λ (solve and evaluation; a vmapped
+      chunk's time is split evenly over its λ).
+    evaluations: ``[K]`` passes of the objective and its gradient, 4·N·D·C
+      FLOPs each (a vmapped chunk's count is its slowest λ's).
   """
 
   reg_strengths: np.ndarray
@@ -81,41 +146,84 @@ class PathResult:
   val_accuracy: np.ndarray
   test_accuracy: np.ndarray
   best: int
+  train_accuracy: np.ndarray | None = None
+  seconds: np.ndarray | None = None
+  evaluations: np.ndarray | None = None
 
   @property
   def best_reg_strength(self) -> float:
-    """The λ selected on validation."""
+    """λ at ``best``."""
     return float(self.reg_strengths[self.best])
 
 
+def _gram_eigen(
+  x, mu, num_rows, *, rank, key, power_iterations, block, num_valid, axis
+):
+  """(V [D, r], s [r] descending, s_tail) of G = Σ(x − μ)ᵀ(x − μ)/N.
+
+  Exact (one ``[D, D]`` pass and an ``eigh``, keeping the top r) when that
+  costs no more than the Nyström passes (2·N·D² ≤ 4·(q + 2)·N·D·r FLOPs for
+  q power iterations), else the randomized Nyström approximation.
+  """
+  d = x.shape[1]
+  kw = dict(block_rows=block, num_valid=num_valid, axis_name=axis)
+  if d <= 2 * (power_iterations + 2) * rank:
+    g = row_blocks.centred_gram(x, mu, **kw) / num_rows
+    s, e = jnp.linalg.eigh(g)
+    s, e = s[::-1], e[:, ::-1]
+    tail = jnp.sum(s[rank:]) / max(d - rank, 1)
+    return e[:, :rank], jnp.maximum(s[:rank], 0.0), jnp.maximum(tail, 0.0)
+  q = jax.random.normal(key, (d, rank), mu.dtype)
+  for _ in range(power_iterations + 1):
+    gq, _ = row_blocks.centred_gram_product(x, mu, q, **kw)
+    q, _ = jnp.linalg.qr(gq)
+  gq, sq = row_blocks.centred_gram_product(x, mu, q, **kw)
+  s, e = jnp.linalg.eigh(q.T @ gq / num_rows)
+  s, e = s[::-1], e[:, ::-1]
+  tail = (sq / num_rows - jnp.sum(s)) / max(d - rank, 1)
+  return q @ e, jnp.maximum(s, 0.0), jnp.maximum(tail, 0.0)
+
+
 def nystrom_gram(
-  x: ArrayLike, *, rank: int, key: jax.Array, power_iterations: int = 1
+  x: ArrayLike,
+  *,
+  rank: int,
+  key: jax.Array,
+  power_iterations: int = 1,
+  mu: ArrayLike | None = None,
+  block_rows: int = 65536,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Randomized low-rank eigendecomposition of G = xᵀx / N.
+  """Randomized low-rank eigendecomposition of G = (x − μ)ᵀ(x − μ) / N.
 
   G ≈ V diag(s) Vᵀ + s_tail (I − VVᵀ): a randomized range finder with
   ``power_iterations`` extra passes (Halko, Martinsson & Tropp 2011, alg.
   4.4), then the eigendecomposition of the ``[r, r]`` projection; s_tail is
-  the mean of the remaining spectrum, (tr G − Σ s) / (D − r).
+  the mean of the remaining spectrum, (tr G − Σ s) / (D − r). Each pass is a
+  scan over row blocks (``row_blocks.centred_gram_product``).
 
   Args:
-    x: ``[N, D]`` rows (centred by the caller when G should be a covariance).
+    x: ``[N, D]`` rows.
     rank: r ≤ D.
     key: PRNG key of the Gaussian test matrix.
     power_iterations: extra passes of xᵀx that sharpen the subspace.
+    mu: ``[D]`` subtracted from every row (default 0: G = xᵀx / N).
+    block_rows: rows per block.
 
   Returns:
     ``(V [D, r] orthonormal, s [r] descending, s_tail scalar)``.
   """
   x = jnp.asarray(x)
   n, d = x.shape
-  q = jax.random.normal(key, (d, rank), x.dtype)
+  dtype = row_blocks.compute_dtype(x.dtype)
+  mu = jnp.zeros(d, dtype) if mu is None else jnp.asarray(mu, dtype)
+  q = jax.random.normal(key, (d, rank), dtype)
   for _ in range(power_iterations + 1):
-    q, _ = jnp.linalg.qr(x.T @ (x @ q))
-  xq = x @ q
-  s, e = jnp.linalg.eigh(xq.T @ xq / n)
+    gq, _ = row_blocks.centred_gram_product(x, mu, q, block_rows=block_rows)
+    q, _ = jnp.linalg.qr(gq)
+  gq, sq = row_blocks.centred_gram_product(x, mu, q, block_rows=block_rows)
+  s, e = jnp.linalg.eigh(q.T @ gq / n)
   s, e = s[::-1], e[:, ::-1]
-  tail = (jnp.sum(x * x) / n - jnp.sum(s)) / max(d - rank, 1)
+  tail = (sq / n - jnp.sum(s)) / max(d - rank, 1)
   return q @ e, jnp.maximum(s, 0.0), jnp.maximum(tail, 0.0)
 
 
@@ -145,237 +253,185 @@ def row_space_basis(
   return xc.T @ (u[:, keep] / np.sqrt(s[keep])), mu
 
 
-def minimize_lbfgs(
-  f,
-  z0: jax.Array,
-  *,
-  max_iter: int,
-  tol: ArrayLike,
-  ftol: ArrayLike = 0.0,
-  memory_size: int = 10,
-  armijo: float = 1e-4,
-  max_halvings: int = 30,
+def _shard_map(mesh, body, in_specs, out_specs):
+  return jax.jit(
+    jax.shard_map(
+      body,
+      mesh=mesh,
+      in_specs=in_specs,
+      out_specs=out_specs,
+      check_vma=False,
+    )
+  )
+
+
+ROWS = (P(shards.AXIS), P(shards.AXIS), P(shards.AXIS))  # x, y, count
+
+
+@functools.lru_cache(maxsize=64)
+def _prepare_program(mesh, *, rank, power_iterations, block):
+  """μ, the preconditioner's eigen-pairs and N, from one split's rows."""
+
+  def body(x, y, count, key):
+    del y
+    TRACES["prepare"] += 1
+    total, n = row_blocks.column_sums(
+      x, block_rows=block, num_valid=count[0], axis_name=shards.AXIS
+    )
+    mu = total / n
+    v, s, tail = _gram_eigen(
+      x,
+      mu,
+      n,
+      rank=rank,
+      key=key,
+      power_iterations=power_iterations,
+      block=block,
+      num_valid=count[0],
+      axis=shards.AXIS,
+    )
+    return mu, v, s, tail, n
+
+  return _shard_map(mesh, body, (*ROWS, P()), P())
+
+
+@functools.lru_cache(maxsize=64)
+def _solve_program(
+  mesh, *, loss, num_classes, max_iter, memory_size, block, batched
 ):
-  """Minimizes a smooth f: R^n -> R by L-BFGS with a backtracking line search.
+  """L-BFGS for one λ (``batched``: a ``[K]`` chunk of λ under ``vmap``).
 
-  The direction is −H g by the two-loop recursion over the last
-  ``memory_size`` pairs (s, y) with sᵀy > 0, H_0 = (sᵀy / yᵀy) I (I at
-  first); the step t ∈ {1, ½, ¼, ...} is the first with
-  f(z + t d) ≤ f(z) + armijo · t · gᵀd. Stops when ‖g‖ ≤ tol, when one
-  step decreases f by at most ftol·|f| (scipy L-BFGS-B's ``ftol`` rule), after
-  ``max_iter`` iterations, or when no step decreases f. Pure and ``vmap``-able
-  (a batch runs until its slowest member stops).
-
-  Args:
-    f: the objective of a flat vector.
-    z0: ``[n]`` start.
-    max_iter: iterations at most.
-    tol: stop once ‖g‖ ≤ tol.
-    ftol: stop once a step lowers f by at most ftol·|f|.
-    memory_size: m, the stored (s, y) pairs.
-    armijo: the sufficient-decrease constant of the line search.
-    max_halvings: step halvings at most per line search.
-
-  Returns:
-    ``(z [n], f(z), iterations, ‖∇f(z)‖)``.
+  Arguments: the rows, ``_prepare_program``'s output, λ, the λ the memory's
+  pairs were collected at, the start (W, b) of the centred rows, the
+  ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
+  batched), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations,
+  memory).
   """
-  m = memory_size
-  value_and_grad = jax.value_and_grad(f)
-  value, grad = value_and_grad(z0)
-  zeros = jnp.zeros((m,) + z0.shape, z0.dtype)
 
-  def direction(g, s_hist, y_hist, rho, newest, count):
-    def back(i, carry):
-      q, alpha = carry
-      j = (newest - i) % m
-      a = rho[j] * jnp.vdot(s_hist[j], q)
-      return q - a * y_hist[j], alpha.at[j].set(a)
+  def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, margin, tol, ftol):
+    TRACES["solve"] += 1
+    mu, v, s, tail, n = pre
+    d = x.shape[1]
+    dc = d * num_classes
+    options = losses_lib.loss_options(loss, margin=margin)
+    kw = dict(block_rows=block, num_valid=count[0], axis_name=shards.AXIS)
 
-    q, alpha = jax.lax.fori_loop(0, m, back, (g, jnp.zeros((m,), g.dtype)))
-    s_new, y_new = s_hist[newest], y_hist[newest]
-    gamma = jnp.where(
-      count > 0,
-      jnp.vdot(s_new, y_new) / jnp.maximum(jnp.vdot(y_new, y_new), 1e-30),
-      1.0,
-    )
+    rho: jax.Array | float
+    rho_b: jax.Array | float
+    if loss == "softmax":
+      # Matched to the warm start's probabilities (softmax_curvature): ρ for
+      # W (‖x_c‖²-weighted), ρ_b for b (unweighted).
+      num, den, plain = row_blocks.softmax_curvature(w0, b0, x, mu, **kw)
+      per_class = max(num_classes - 1, 1)
+      rho = jnp.maximum(num / jnp.maximum(den, 1e-30) / per_class, 1e-6)
+      rho_b = jnp.maximum(plain / n / per_class, 1e-6)
+    else:
+      rho = rho_b = CURVATURE[loss]
 
-    def forward(i, r):
-      j = (newest + 1 + i) % m
-      b = rho[j] * jnp.vdot(y_hist[j], r)
-      return r + s_hist[j] * (alpha[j] - b)
+    def split(z):
+      return z[:dc].reshape(d, num_classes), z[dc:]
 
-    return -jax.lax.fori_loop(0, m, forward, gamma * q)
+    def solve_one(lam, w0, b0, memory):
+      top = 1 / (rho * s + 2 * lam)  # H^{-1} on span(V)
+      rest = 1 / (rho * tail + 2 * lam)  # H^{-1} on its complement
 
-  def cond(c):
-    return (c["it"] < max_iter) & (c["gnorm"] > tol) & ~c["stalled"]
+      def precondition(z):
+        gw, gb = split(z)
+        pw = v @ ((top - rest)[:, None] * (v.T @ gw)) + rest * gw
+        return jnp.concatenate([pw.reshape(-1), gb / rho_b])
 
-  def body(c):
-    d = direction(c["g"], c["S"], c["Y"], c["rho"], c["newest"], c["count"])
-    slope = jnp.vdot(c["g"], d)
-    # Not a descent direction (lost curvature): fall back to −g.
-    d, slope = jax.lax.cond(
-      slope < 0,
-      lambda: (d, slope),
-      lambda: (-c["g"], -jnp.vdot(c["g"], c["g"])),
-    )
+      def value_and_grad(z):
+        w, b = split(z)
+        total, gw, gb = row_blocks.loss_gradient_sums(
+          w, b, x, y, mu, loss=loss, **kw, **options
+        )
+        value = total / n + lam * jnp.sum(w * w)
+        grad_w = gw / n + 2 * lam * w
+        return value, jnp.concatenate([grad_w.reshape(-1), gb / n])
 
-    def ls_cond(ls):
-      t, f_new, k = ls
-      return (f_new > c["f"] + armijo * t * slope) & (k < max_halvings)
-
-    def ls_body(ls):
-      t, _, k = ls
-      return t / 2, f(c["z"] + (t / 2) * d), k + 1
-
-    t, _, k = jax.lax.while_loop(
-      ls_cond, ls_body, (jnp.ones((), z0.dtype), f(c["z"] + d), 0)
-    )
-    ok = k < max_halvings
-    z = jnp.where(ok, c["z"] + t * d, c["z"])
-    value, grad = value_and_grad(z)
-    s, y = z - c["z"], grad - c["g"]
-    sy = jnp.vdot(s, y)
-    keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
-    slot = jnp.where(keep, (c["newest"] + 1) % m, c["newest"])
-    return {
-      "z": z,
-      "f": value,
-      "g": grad,
-      "gnorm": jnp.linalg.norm(grad),
-      "S": jnp.where(keep, c["S"].at[slot].set(s), c["S"]),
-      "Y": jnp.where(keep, c["Y"].at[slot].set(y), c["Y"]),
-      "rho": jnp.where(keep, c["rho"].at[slot].set(1 / sy), c["rho"]),
-      "newest": slot,
-      "count": c["count"] + keep,
-      "it": c["it"] + 1,
-      "stalled": ~ok | (c["f"] - value <= ftol * jnp.abs(value)),
-    }
-
-  init = {
-    "z": z0,
-    "f": value,
-    "g": grad,
-    "gnorm": jnp.linalg.norm(grad),
-    "S": zeros,
-    "Y": zeros,
-    "rho": jnp.zeros((m,), z0.dtype),
-    "newest": jnp.asarray(m - 1),
-    "count": jnp.zeros((), jnp.int32),
-    "it": jnp.zeros((), jnp.int32),
-    "stalled": jnp.zeros((), bool),
-  }
-  out = jax.lax.while_loop(cond, body, init)
-  return out["z"], out["f"], out["it"], out["gnorm"]
-
-
-@functools.partial(
-  jax.jit,
-  static_argnames=(
-    "loss",
-    "num_classes",
-    "max_iter",
-    "rank",
-    "memory_size",
-    "warm_start",
-  ),
-)
-def _solve(
-  x,
-  y,
-  reg_strengths,
-  margin,
-  tol,
-  ftol,
-  key,
-  *,
-  loss,
-  num_classes,
-  max_iter,
-  rank,
-  memory_size,
-  warm_start,
-):
-  """Preconditioned L-BFGS for every λ (module doc), in one program: a scan
-  over λ in the given order, each started from the previous solution
-  (``warm_start``), or ``vmap`` over λ from zero.
-  """
-  d = x.shape[1]
-  mu = jnp.mean(x, axis=0)
-  xc = x - mu
-  v, s, tail = nystrom_gram(xc, rank=rank, key=key)
-  rho = CURVATURE[loss]
-  options = losses_lib.loss_options(loss, margin=margin)
-
-  def solve_one(lam, w0, b0):
-    top = jnp.sqrt(rho * s + 2 * lam)  # H^{1/2} on span(V)
-    rest = jnp.sqrt(rho * tail + 2 * lam)  # H^{1/2} on its complement
-
-    def to_w(u):  # W = H^{-1/2} U
-      return v @ ((1 / top - 1 / rest)[:, None] * (v.T @ u)) + u / rest
-
-    def f(p):
-      return objective(
-        {"W": to_w(p["U"]), "b": p["b"]},
-        xc,
-        y,
-        loss=loss,
-        reg="l2",
-        reg_strength=lam,
-        **options,
+      result = minimize_lbfgs(
+        None,
+        jnp.concatenate([w0.reshape(-1), b0]),
+        value_and_grad=value_and_grad,
+        precondition=precondition,
+        memory=memory,
+        max_iter=max_iter,
+        tol=tol,
+        ftol=ftol,
+      )
+      w, b = split(result.z)
+      return (
+        w,
+        b,
+        result.value,
+        result.iterations,
+        result.grad_norm,
+        result.evaluations,
+        result.memory,
       )
 
-    shapes = (d, num_classes)
-
-    def flat_f(z):
-      return f(
-        {"U": z[: d * num_classes].reshape(shapes), "b": z[d * num_classes :]}
+    if batched:  # every λ from the same start, with no pairs
+      empty = lbfgs.empty_memory(dc + num_classes, memory_size, w0.dtype)
+      out = jax.vmap(solve_one, in_axes=(0, None, None, None))(
+        lam, w0, b0, empty
       )
+      return (*out[:6], memory)
+    # The pairs were collected at λ_prev: f_new − f_old = (λ − λ_prev)ΣW²
+    # adds 2(λ − λ_prev)s_W to each y (b is not regularized).
+    mask = jnp.arange(dc + num_classes) < dc
+    memory = lbfgs.shift_memory(memory, lam - lam_prev, mask)
+    return solve_one(lam, w0, b0, memory)
 
-    u0 = v @ ((top - rest)[:, None] * (v.T @ w0)) + rest * w0  # U = H^{1/2} W
-    z, value, it, gnorm = minimize_lbfgs(
-      flat_f,
-      jnp.concatenate([u0.reshape(-1), b0]),
-      max_iter=max_iter,
-      tol=tol,
-      ftol=ftol,
-      memory_size=memory_size,
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 9, P())
+
+
+@functools.lru_cache(maxsize=64)
+def _evaluate_program(mesh, *, block):
+  """Correct predictions of K models ``[K]`` on one split."""
+
+  def body(x, y, count, w, b):
+    TRACES["evaluate"] += 1
+    return row_blocks.correct_counts(
+      w,
+      b,
+      x,
+      y,
+      block_rows=block,
+      num_valid=count[0],
+      axis_name=shards.AXIS,
     )
-    params = {
-      "U": z[: d * num_classes].reshape(shapes),
-      "b": z[d * num_classes :],
-    }
-    return to_w(params["U"]), params["b"], value, it, gnorm
 
-  w0 = jnp.zeros((d, num_classes), x.dtype)
-  b0 = jnp.zeros((num_classes,), x.dtype)
-  if warm_start:
+  return _shard_map(mesh, body, (*ROWS, P(), P()), P())
 
-    def step(carry, lam):
-      out = solve_one(lam, *carry)
-      return out[:2], out
 
-    _, (w, b, value, it, gnorm) = jax.lax.scan(step, (w0, b0), reg_strengths)
-  else:
-    w, b, value, it, gnorm = jax.vmap(solve_one, in_axes=(0, None, None))(
-      reg_strengths, w0, b0
+def _storage(x) -> np.ndarray | jax.Array:
+  """X as stored when its dtype is one the passes read, else float32."""
+  if not hasattr(x, "dtype"):
+    x = np.asarray(x)
+  if jnp.dtype(x.dtype).name in STORAGE_DTYPES:
+    if (
+      jnp.dtype(x.dtype) == jnp.float64
+      and jax.dtypes.canonicalize_dtype(np.float64) != np.float64
+    ):
+      return x.astype(np.float32)
+    return x
+  return np.asarray(x, np.float32)
+
+
+def _check_rows(x, y, what: str):
+  if x.ndim != 2 or tuple(y.shape) != tuple(x.shape[:1]):
+    raise checks.LinearJaxError(
+      f"x_{what} {tuple(x.shape)} and y_{what} {tuple(y.shape)} must be "
+      f"[N, D] and [N]; pass one label per row"
     )
-  # Undo the centring: (x − μ)W + b = xW + (b − μW).
-  return {"W": w, "b": b - jnp.einsum("d,kdc->kc", mu, w)}, value, it, gnorm
-
-
-@jax.jit
-def _accuracies(params, x, y):
-  """Accuracy of each of K models ``{"W": [K, D, C], "b": [K, C]}`` -> ``[K]``."""
-  scores = jnp.einsum("nd,kdc->knc", x, params["W"]) + params["b"][:, None]
-  return jnp.mean(jnp.argmax(scores, -1) == y, axis=-1)
 
 
 def lambda_path(
-  x_train: ArrayLike,
+  x_train: np.ndarray | jax.Array,
   y_train: ArrayLike,
-  x_val: ArrayLike,
+  x_val: np.ndarray | jax.Array,
   y_val: ArrayLike,
-  x_test: ArrayLike | None = None,
+  x_test: np.ndarray | jax.Array | None = None,
   y_test: ArrayLike | None = None,
   *,
   reg_strengths: ArrayLike,
@@ -390,39 +446,65 @@ def lambda_path(
   warm_start: bool | None = None,
   row_space: bool | None = None,
   seed: int = 0,
+  sharded: bool = False,
+  block_rows: int | None = None,
+  init_params: dict | None = None,
+  callback: Callable[[int, dict], None] | None = None,
+  memory_budget: int | None = None,
+  lambda_chunk: int | None = None,
 ) -> PathResult:
   """Solves L_k for every λ_k, selects on validation, evaluates on test.
 
   Args:
-    x_train: ``[N, D]`` float rows (preprocessed as for training).
+    x_train: ``[N, D]`` rows (preprocessed as for training); float32, or
+      float16/bfloat16 storage read with float32 sums (float64 under
+      ``jax_enable_x64``). A 64-byte aligned numpy array
+      (``shards.aligned_empty``) is used without a copy on a CPU.
     y_train: ``[N]`` int labels in [0, C).
-    x_val: ``[N_val, D]`` the selection split.
-    y_val: ``[N_val]`` its labels.
-    x_test: ``[N_test, D]`` or None.
-    y_test: ``[N_test]`` or None.
+    x_val: ``[N_val, D]`` rows of the selection split.
+    y_val: ``[N_val]`` their labels.
+    x_test: ``[N_test, D]`` rows of the test split, or None.
+    y_test: ``[N_test]`` their labels, or None.
     reg_strengths: λ ``[K]``, each ≥ 0 (λ = 0 is solved up to ``max_iter``
-      when the data are separable).
+      when the data are separable); from scikit-learn's C by
+      ``reg_strength_from_C``.
     loss: a name in ``linear_jax.LOSSES``; R(W) = ΣW² (``"l2"``).
     margin: Δ for the hinge losses.
-    num_classes: C (default: max label + 1).
-    max_iter: L-BFGS iterations at most.
+    num_classes: C (default: max label + 1, over all processes' rows).
+    max_iter: L-BFGS iterations at most, per λ.
     tol: stop once the gradient norm in preconditioned coordinates is below
       this.
     ftol: stop once an iteration lowers L by at most ftol·L (the default,
       about float32's ε, stops when float32 sees no further progress).
-    rank: r of the Nyström preconditioner (capped at D).
+    rank: r of the preconditioner (capped at D).
     memory_size: L-BFGS stored pairs.
     warm_start: solve the λ one after another from the largest, each
-      started at the previous solution (a ``lax.scan``), instead of all at
-      once from zero (``vmap``). None: warm starts on CPUs, ``vmap`` on
-      accelerators. A vmapped batch runs until its slowest λ (the smallest)
-      converges and multiplies every step's FLOPs by K, which a FLOP-bound
-      CPU pays in full; warm starts cut the iterations of each λ and keep one
-      [N, D] × [D, C] product per step, which leaves a GPU idle.
+      started at the previous solution, instead of all at once from zero
+      (``vmap``, in chunks that fit the memory budget, each chunk started at
+      the previous chunk's last solution). None: warm starts on CPUs,
+      ``vmap`` on accelerators. A vmapped batch runs until its slowest λ (the
+      smallest) converges and multiplies every step's FLOPs by K, which a
+      FLOP-bound CPU pays in full; warm starts cut the iterations of each λ
+      and keep one [N, D] × [D, C] product per step, which leaves a GPU idle.
     row_space: solve in the span of the centred training rows (see
       ``row_space_basis``): r ≤ N features instead of D, exactly the same
-      minimizers. None: when N < D.
+      minimizers. None: when N < D (never with ``sharded``).
     seed: seeds the preconditioner's random test matrix.
+    sharded: each process passes only its rows of every split
+      (``shards.row_range``), ``jax.distributed`` initialized; sums run over
+      all processes, and every process returns the same result.
+    block_rows: rows per block of a pass (default: from the memory budget).
+    init_params: ``{"W": [D, C], "b": [C]}`` where the first λ (or chunk)
+      starts, e.g. the last solution of an interrupted path; default zero.
+    callback: called as ``callback(k, row)`` once λ_k is solved and
+      evaluated (in solving order), ``row`` a dict of ``reg_strength``,
+      ``iterations``, ``evaluations``, ``objective``, ``grad_norm``, ``train_accuracy``,
+      ``val_accuracy``, ``test_accuracy``, ``seconds`` and ``params``
+      (``{"W": [D, C], "b": [C]}`` numpy).
+    memory_budget: bytes the solver may use beyond the rows passed (default
+      ``row_blocks.memory_budget()``); a path that needs more is refused.
+    lambda_chunk: λ values solved at once under ``vmap`` (``warm_start``
+      False); default as many as fit half the memory budget.
 
   Returns:
     ``PathResult`` (params ``[K, D, C]``, objective, accuracies, selection).
@@ -433,79 +515,272 @@ def lambda_path(
     raise checks.LinearJaxError(
       "reg_strengths is empty; pass at least one λ ≥ 0"
     )
+  checks.check_integer_labels(y_train=y_train, y_val=y_val, y_test=y_test)
   checks.check_nonnegative(lams, "reg_strength (λ)")
-  x_train = jnp.asarray(x_train)  # float64 stays float64 under jax_enable_x64
-  if x_train.dtype not in (jnp.float32, jnp.float64):
-    x_train = x_train.astype(jnp.float32)
-  y_train = jnp.asarray(y_train, jnp.int32)
-  if x_train.ndim != 2 or y_train.shape != x_train.shape[:1]:
-    raise checks.LinearJaxError(
-      f"x_train {x_train.shape} and y_train {y_train.shape} must be [N, D] "
-      "and [N]; pass one label per row"
+  x_train, x_val = _storage(x_train), _storage(x_val)
+  y_train, y_val = np.asarray(y_train), np.asarray(y_val)
+  _check_rows(x_train, y_train, "train")
+  _check_rows(x_val, y_val, "val")
+  has_test = x_test is not None
+  if has_test:
+    x_test, y_test = _storage(x_test), np.asarray(y_test)
+    _check_rows(x_test, y_test, "test")
+  for name, other in (("val", x_val), ("test", x_test)):
+    if other is not None and other.shape[1] != x_train.shape[1]:
+      raise checks.LinearJaxError(
+        f"x_{name} has {other.shape[1]} features but x_train has "
+        f"{x_train.shape[1]}; preprocess every split the same way"
+      )
+  mesh = shards.row_mesh(sharded)
+  largest = int(y_train.max(initial=0))
+  if sharded and mesh.devices.size > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+    largest = int(
+      np.max(multihost_utils.process_allgather(np.asarray([largest])))
     )
   if num_classes is None:
-    num_classes = int(jax.device_get(jnp.max(y_train))) + 1
-  checks.check_label_range(y_train, num_classes)
-  dtype = x_train.dtype
-  n, d = x_train.shape
+    num_classes = largest + 1
+  for labels in (y_train, y_val) + ((y_test,) if has_test else ()):
+    checks.check_label_range(labels, num_classes)
+  dtype = row_blocks.compute_dtype(x_train.dtype)
+  n_local, d = x_train.shape
   if row_space is None:
-    row_space = n < d
+    row_space = n_local < d and not sharded
   x_solve = x_train
   if row_space:
-    basis, mu = row_space_basis(np.asarray(x_train))
-    x_solve = jnp.asarray((np.asarray(x_train, np.float64) - mu) @ basis, dtype)
+    basis, mu_host = row_space_basis(np.asarray(x_train))
+    x_solve = np.asarray(
+      (np.asarray(x_train, np.float64) - mu_host) @ basis, dtype
+    )
   rank = int(min(rank, x_solve.shape[1]))
   if warm_start is None:
     warm_start = jax.default_backend() == "cpu"
-  order = np.argsort(-lams, kind="stable")  # largest λ first
-  unsort = np.argsort(order)
-  params, value, iters, gnorm = _solve(
-    x_solve,
-    y_train,
-    jnp.asarray(lams[order], dtype),
-    jnp.asarray(margin, dtype),
-    jnp.asarray(tol, dtype),
-    jnp.asarray(ftol, dtype),
-    jax.random.key(seed),
+  k_total = len(lams)
+
+  # Memory: the solver's state beside the rows (copied too on accelerators).
+  budget = (
+    row_blocks.memory_budget() if memory_budget is None else memory_budget
+  )
+  d_solve = x_solve.shape[1]
+  on_host = mesh.devices.flat[0].platform == "cpu"
+  copied = [x_solve, x_val] + ([x_test] if x_test is not None else [])
+  data = (
+    0
+    if on_host
+    else sum(row_blocks.feature_bytes(a.shape, a.dtype) for a in copied)
+  )
+  chunk = 1 if warm_start else k_total
+  per_model = row_blocks.solver_bytes(
+    d_solve,
+    num_classes,
+    num_models=1,
+    memory_size=memory_size,
+    rank=0,
+    block_bytes=0,
+    num_results=0,
+  )
+  fixed = row_blocks.solver_bytes(
+    d_solve,
+    num_classes,
+    num_models=0,
+    num_results=k_total,
+    rank=rank,
+    block_bytes=0,
+  )
+  if not warm_start:
+    room = (budget - data - fixed) // 2 // max(per_model, 1)
+    chunk = int(max(1, min(k_total, room, lambda_chunk or k_total)))
+  if block_rows is None:
+    work = row_blocks.CPU_BLOCK_BUDGET_BYTES
+    if not on_host:
+      work = max(budget - data - fixed - chunk * per_model, work)
+    block_rows = row_blocks.block_rows(
+      max(n_local, len(y_val)),
+      d,
+      num_classes,
+      num_models=chunk,
+      budget_bytes=work,
+    )
+  block = int(block_rows)
+  need = (
+    data
+    + fixed
+    + chunk * per_model
+    + row_blocks.feature_bytes(
+      (block, d + row_blocks.SCORE_TEMPORARIES * chunk * num_classes),
+      np.float32,
+    )
+  )
+  row_blocks.check_fits(
+    need,
+    f"the λ path (N = {n_local}, D = {d}, C = {num_classes}, "
+    f"{k_total} λ values)",
+    budget,
+  )
+
+  rows_solve = shards.put_rows(x_solve, y_train, mesh)
+  splits = {
+    "train": rows_solve
+    if not row_space
+    else shards.put_rows(x_train, y_train, mesh),
+    "val": shards.put_rows(x_val, y_val, mesh),
+  }
+  if has_test:
+    splits["test"] = shards.put_rows(x_test, y_test, mesh)
+  prepare = _prepare_program(mesh, rank=rank, power_iterations=1, block=block)
+  pre = prepare(
+    rows_solve.x, rows_solve.y, rows_solve.count, jax.random.key(seed)
+  )
+  if not bool(jnp.all(jnp.isfinite(pre[0]))) or not bool(
+    jnp.all(jnp.isfinite(pre[2]))
+  ):
+    raise checks.LinearJaxError(
+      "x_train holds NaN or Inf values (or values too large for float32 "
+      "sums); clean or rescale the features"
+    )
+  mu = pre[0]
+  mu64 = np.asarray(mu, np.float64)
+  to_solver = functools.partial(jnp.asarray, dtype=dtype)
+  if init_params is None:
+    w0 = jnp.zeros((d_solve, num_classes), dtype)
+    b0 = jnp.zeros((num_classes,), dtype)
+  else:
+    w_init = np.asarray(init_params["W"], np.float64)
+    b_init = np.asarray(init_params["b"], np.float64)
+    if row_space:
+      # xW + b = (x − μ)B W_z + (b + μW) with W_z = BᵀW (W in the span).
+      b_init = b_init + mu_host @ w_init
+      w_init = basis.T @ w_init
+    # The solver's rows are centred: (x − μ)W + (b + μW) = xW + b.
+    w0, b0 = to_solver(w_init), to_solver(b_init + mu64 @ w_init)
+  solve = _solve_program(
+    mesh,
     loss=loss,
     num_classes=num_classes,
     max_iter=int(max_iter),
-    rank=rank,
     memory_size=int(memory_size),
-    warm_start=bool(warm_start),
+    block=block,
+    batched=not warm_start,
   )
-  params, value, iters, gnorm = jax.tree.map(
-    lambda a: a[unsort], (params, value, iters, gnorm)
-  )
-  if row_space:
-    # (x − μ)B W_z + b_z = xW + (b_z − μW) with W = B W_z.
-    w = jnp.einsum("dr,krc->kdc", jnp.asarray(basis, dtype), params["W"])
-    params = {
-      "W": w,
-      "b": params["b"] - jnp.einsum("d,kdc->kc", jnp.asarray(mu, dtype), w),
-    }
-  val = np.asarray(
-    _accuracies(
-      params, jnp.asarray(x_val, dtype), jnp.asarray(y_val, jnp.int32)
+  evaluate = _evaluate_program(mesh, block=block)
+  scalars = [to_solver(margin), to_solver(tol), to_solver(ftol)]
+
+  def uncentre(w, b):
+    """Solver coordinates -> (W [k, D, C], b [k, C]) of the rows passed."""
+    w, b = np.asarray(w, np.float64), np.asarray(b, np.float64)
+    b = b - np.einsum("d,kdc->kc", mu64, w)  # (x − μ)W + b = xW + (b − μW)
+    if row_space:
+      # (x − μ)B W_z + b_z = xW + (b_z − μW) with W = B W_z.
+      w = np.einsum("dr,krc->kdc", basis, w)
+      b = b - np.einsum("d,kdc->kc", mu_host, w)
+    return w, b
+
+  def accuracies(w, b):
+    w_dev, b_dev = to_solver(w), to_solver(b)
+    out = {}
+    for name, rows in splits.items():
+      counts = evaluate(rows.x, rows.y, rows.count, w_dev, b_dev)
+      out[name] = np.asarray(counts, np.float64) / max(rows.num_rows, 1)
+    out.setdefault("test", np.full(w.shape[0], np.nan))
+    return out
+
+  order = np.argsort(-lams, kind="stable")  # largest λ first
+  results = {
+    key: np.zeros(k_total)
+    for key in (
+      "objective",
+      "iterations",
+      "evaluations",
+      "grad_norm",
+      "train",
+      "val",
+      "test",
+      "seconds",
     )
+  }
+  w_all = np.zeros((k_total, d, num_classes), np.float64)
+  b_all = np.zeros((k_total, num_classes), np.float64)
+  memory = lbfgs.empty_memory(
+    d_solve * num_classes + num_classes, int(memory_size), dtype
   )
-  if x_test is not None:
-    test = np.asarray(
-      _accuracies(
-        params, jnp.asarray(x_test, dtype), jnp.asarray(y_test, jnp.int32)
+  lam_prev = to_solver(0.0)
+  # Laid out as the solver's outputs are, so that feeding them back does not
+  # compile the solver a second time.
+  replicated = NamedSharding(mesh, P())
+  w0, b0, memory, lam_prev = jax.device_put(
+    (w0, b0, memory, lam_prev), replicated
+  )
+  for first in range(0, k_total, chunk):
+    idx = order[first : first + chunk]
+    start = time.perf_counter()
+    # A short last chunk repeats its last λ: one shape, one compilation.
+    padded = np.resize(lams[idx], chunk) if not warm_start else lams[idx[0]]
+    lam = jax.device_put(to_solver(padded), replicated)
+    w, b, value, it, gnorm, evals, memory = solve(
+      rows_solve.x,
+      rows_solve.y,
+      rows_solve.count,
+      pre,
+      lam,
+      lam_prev,
+      w0,
+      b0,
+      memory,
+      *scalars,
+    )
+    if warm_start:
+      w0, b0, lam_prev = w, b, lam
+      w, b, value, it, gnorm, evals = (
+        a[None] for a in (w, b, value, it, gnorm, evals)
       )
-    )
-  else:
-    test = np.full(len(lams), np.nan)
+    else:
+      w0, b0 = w[len(idx) - 1], b[len(idx) - 1]
+    w_out, b_out = uncentre(w, b)
+    acc = accuracies(w_out, b_out)
+    seconds = (time.perf_counter() - start) / len(idx)
+    w_all[idx], b_all[idx] = w_out[: len(idx)], b_out[: len(idx)]
+    for j, k in enumerate(idx):
+      row = {
+        "reg_strength": float(lams[k]),
+        "iterations": int(it[j]),
+        "evaluations": int(evals[j]),
+        "objective": float(value[j]),
+        "grad_norm": float(gnorm[j]),
+        "train_accuracy": float(acc["train"][j]),
+        "val_accuracy": float(acc["val"][j]),
+        "test_accuracy": float(acc["test"][j]),
+        "seconds": seconds,
+      }
+      for key, name in (
+        ("objective", "objective"),
+        ("iterations", "iterations"),
+        ("evaluations", "evaluations"),
+        ("grad_norm", "grad_norm"),
+        ("train", "train_accuracy"),
+        ("val", "val_accuracy"),
+        ("test", "test_accuracy"),
+        ("seconds", "seconds"),
+      ):
+        results[key][k] = row[name]
+      if callback is not None:
+        callback(
+          int(k),
+          {**row, "params": {"W": w_out[j], "b": b_out[j]}},
+        )
+  out_dtype = np.dtype(dtype)
   return PathResult(
     reg_strengths=lams,
-    params=jax.device_get(params),
-    objective=np.asarray(value),
-    iterations=np.asarray(iters),
-    grad_norm=np.asarray(gnorm),
-    val_accuracy=val,
-    test_accuracy=test,
-    best=select(lams, val),
+    params={"W": w_all.astype(out_dtype), "b": b_all.astype(out_dtype)},
+    objective=results["objective"].astype(out_dtype),
+    iterations=results["iterations"].astype(np.int32),
+    grad_norm=results["grad_norm"].astype(out_dtype),
+    val_accuracy=results["val"],
+    test_accuracy=results["test"] if has_test else np.full(k_total, np.nan),
+    best=select(lams, results["val"]),
+    train_accuracy=results["train"],
+    seconds=results["seconds"],
+    evaluations=results["evaluations"].astype(np.int32),
   )
 
 

@@ -102,31 +102,85 @@ def plot_templates(
   return save_figure(fig, path)
 
 
+def class_colours(num_classes: int) -> list:
+  """One RGBA colour per class, ``tab10`` then ``tab20`` beyond 10 classes;
+  regions and points of class k share ``class_colours(C)[k]``.
+  """
+  plt = _pyplot()
+  cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
+  return [cmap(k % cmap.N) for k in range(num_classes)]
+
+
 def plot_decision_regions(
-  predict_fn, x: np.ndarray, y: np.ndarray, path: str, title: str = ""
+  predict_fn,
+  x: np.ndarray,
+  y: np.ndarray,
+  path: str,
+  title: str = "",
+  class_names=None,
 ) -> str:
   """For 2-D data: the argmax regions of a classifier and the points.
 
-  ``predict_fn`` maps raw 2-D points ``[M, 2]`` to labels ``[M]``.
+  ``predict_fn`` maps raw 2-D points ``[M, 2]`` to labels ``[M]``. Region
+  and point of class k have the same colour (the region lighter), so a
+  point on a region of another colour is misclassified; the legend names
+  the classes (``class_names``, default ``0..C-1``).
   """
   plt = _pyplot()
-  x = np.asarray(x)
+  from matplotlib.colors import ListedColormap  # pylint: disable=g-import-not-at-top
+  from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+
+  x, y = np.asarray(x), np.asarray(y).astype(int)
   lo, hi = x.min(0) - 0.5, x.max(0) + 0.5
   gx, gy = np.meshgrid(
     np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300)
   )
   grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
   regions = np.asarray(predict_fn(grid)).reshape(gx.shape)
-  fig, ax = plt.subplots(figsize=(5, 5))
+  num_classes = max(
+    len(class_names) if class_names is not None else 0,
+    int(regions.max()) + 1,
+    int(y.max(initial=-1)) + 1,
+  )
+  names = [str(c) for c in (class_names or range(num_classes))]
+  colours = class_colours(num_classes)
+  fig, ax = plt.subplots(figsize=(5.6, 5))
+  # One level per class, so region k is filled with colours[k] exactly.
   ax.contourf(
     gx,
     gy,
     regions,
     alpha=0.3,
-    cmap="tab10",
-    levels=np.arange(regions.max() + 2) - 0.5,
+    cmap=ListedColormap(colours),
+    levels=np.arange(num_classes + 1) - 0.5,
   )
-  ax.scatter(x[:, 0], x[:, 1], c=y, s=6, cmap="tab10", vmin=0, vmax=9)
+  ax.scatter(
+    x[:, 0],
+    x[:, 1],
+    c=[colours[k] for k in y],
+    s=8,
+    edgecolors="k",
+    linewidths=0.2,
+  )
+  ax.legend(
+    handles=[
+      Line2D(
+        [],
+        [],
+        marker="o",
+        linestyle="",
+        markerfacecolor=colours[k],
+        markeredgecolor="k",
+        label=names[k],
+      )
+      for k in range(num_classes)
+    ],
+    title="class (point; region: predicted)",
+    fontsize=7,
+    title_fontsize=7,
+    loc="upper left",
+    bbox_to_anchor=(1.0, 1.0),
+  )
   ax.set(title=title, xlabel="x1", ylabel="x2")
   fig.tight_layout()
   return save_figure(fig, path)
@@ -151,69 +205,116 @@ TERM_LABELS = {
 }
 
 
+#: Where a bar's positive stack and its negative terms stand, around x = i.
+_STACK_X, _STACK_WIDTH = -0.12, 0.56
+_NEGATIVE_X, _NEGATIVE_WIDTH = 0.3, 0.2
+
+
 def plot_decomposition_bars(rows: list[dict], path: str) -> str:
   """One stacked bar per (dataset, loss): Bayes, approximation, estimation,
   optimization (the error-decomposition slide), in percent.
 
   ``rows`` are ``decomposition.decompose`` rows (one per bar). Where R* is
-  unknown the bottom segment is "approximation + Bayes". A term below 0
-  is drawn hatched, downwards from the sum of the terms below it, so the
-  top of a bar is R(f̃_n); the whisker is R(f̃_n) ± its error.
+  unknown the bottom segment is "approximation + Bayes". The positive terms
+  are stacked from 0; a negative term stands beside that stack, hatched in
+  its colour, hanging from the stack's top down to R(f̃_n) (the whisker:
+  R(f̃_n) ± its error), so no segment covers another. Every segment carries
+  its term as ``gid``.
   """
   plt = _pyplot()
+  from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top
+
   fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(rows) + 3), 4.5))
   seen: dict[str, None] = {}  # terms drawn, in order, for the legend
+  any_negative = False
+  highest = 0.0
   for i, row in enumerate(rows):
     terms = (
       ("bayes", "approximation")
       if row["bayes"] is not None
       else ("approx_plus_bayes",)
     ) + ("estimation", "optimization")
-    bottom = 0.0
-    for term in terms:
-      height = 100 * row[term]
-      ax.bar(
-        i,
-        height,
-        bottom=bottom,
-        color=TERM_COLOURS[term],
-        alpha=1.0 if height >= 0 else 0.5,
-        hatch=(
-          "//" if term == "approx_plus_bayes" else "xx" if height < 0 else None
-        ),
+    heights = {term: 100 * row[term] for term in terms}
+    top = 0.0
+    for term in terms:  # the positive terms, stacked
+      if heights[term] >= 0:
+        ax.bar(
+          i + _STACK_X,
+          heights[term],
+          width=_STACK_WIDTH,
+          bottom=top,
+          color=TERM_COLOURS[term],
+          hatch="//" if term == "approx_plus_bayes" else None,
+          gid=term,
+        )
+        seen.setdefault(term)
+        top += heights[term]
+    stack_top = top
+    highest = max(highest, stack_top)
+    for term in terms:  # each negative one beside it, down from the top
+      if heights[term] < 0:
+        ax.bar(
+          i + _NEGATIVE_X,
+          heights[term],
+          width=_NEGATIVE_WIDTH,
+          bottom=top,
+          facecolor="white",
+          edgecolor=TERM_COLOURS[term],
+          hatch="xx",
+          gid=term,
+        )
+        seen.setdefault(term)
+        any_negative = True
+        top += heights[term]
+    if top != stack_top:  # R(f̃_n) across the stack and the negative terms
+      ax.hlines(
+        top,
+        i + _STACK_X - _STACK_WIDTH / 2,
+        i + _NEGATIVE_X + _NEGATIVE_WIDTH / 2,
+        colors="k",
+        linestyles=":",
+        linewidth=0.8,
       )
-      seen.setdefault(term)
-      bottom += height
     ax.errorbar(
-      i, 100 * row["risk"], yerr=100 * row["risk_se"], color="k", capsize=3
+      i + _STACK_X,
+      100 * row["risk"],
+      yerr=100 * row["risk_se"],
+      color="k",
+      capsize=3,
     )
   ax.set_xticks(range(len(rows)))
   ax.set_xticklabels(
     [f"{r['dataset'].rsplit('/', 1)[-1]}\n{r['loss']}" for r in rows],
     fontsize=7,
   )
+  ax.set_ylim(0, 1.06 * highest if highest > 0 else 1)
   ax.set_ylabel("0–1 risk (%)")
   if rows:
     ax.set_title(
       f"error decomposition, n = {rows[0]['n']}, f̃_n: "
-      f"{rows[0]['budget']} step(s); surrogate-trained, negative "
-      "terms hatched",
+      f"{rows[0]['budget']} step(s), surrogate-trained",
       fontsize=8,
     )
-  from matplotlib.patches import Patch
-
-  ax.legend(
-    handles=[
+  handles = [
+    Patch(
+      facecolor=TERM_COLOURS[t],
+      label=TERM_LABELS[t],
+      hatch="//" if t == "approx_plus_bayes" else None,
+    )
+    for t in TERM_COLOURS
+    if t in seen
+  ]
+  if any_negative:
+    handles.append(
       Patch(
-        facecolor=TERM_COLOURS[t],
-        label=TERM_LABELS[t],
-        hatch="//" if t == "approx_plus_bayes" else None,
+        facecolor="white",
+        edgecolor="k",
+        hatch="xx",
+        label="negative term: beside the\nstack, down to R(f̃_n)",
       )
-      for t in seen
-    ],
-    fontsize=7,
-    loc="upper left",
-    bbox_to_anchor=(1.0, 1.0),
+    )
+  ax.legend(
+    handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0)
   )
   fig.tight_layout()
   return save_figure(fig, path)
@@ -261,6 +362,10 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
           label=f"{TERM_LABELS[term]} ({loss})",
         )
     ax.set_xscale("log")
+    # One labelled tick per n: log-scale minor labels overlap on short ranges.
+    sizes = sorted({r["n"] for r in rows if r["dataset"] == name})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_yscale("symlog", linthresh=0.1)
     ax.axhline(0, color="k", linewidth=0.5)
     ax.set(
@@ -272,4 +377,48 @@ def plot_terms_vs_n(rows: list[dict], budget: int, path: str) -> str:
   fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7)
   fig.suptitle(f"terms against n (f̃_n: {budget} step(s))", fontsize=9)
   fig.tight_layout(rect=(0, 0.16, 1, 1))
+  return save_figure(fig, path)
+
+
+def plot_accuracy_path(
+  reg_strengths,
+  train_accuracy,
+  val_accuracy,
+  path: str,
+  *,
+  selected: float,
+  test: tuple[float, float] | None = None,
+  title: str = "",
+) -> str:
+  """Train and validation accuracy against λ (a regularization path).
+
+  The λ axis is symmetric-log, linear below the smallest positive λ, so
+  λ = 0 is shown too. The selected λ is a dotted line; ``test`` =
+  ``(λ, accuracy)`` of the final model is a star.
+  """
+  plt = _pyplot()
+  lams = np.asarray(reg_strengths, np.float64)
+  order = np.argsort(lams)
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  for values, style, label in (
+    (train_accuracy, "o-", "train"),
+    (val_accuracy, "s-", "validation"),
+  ):
+    ax.plot(
+      lams[order], np.asarray(values, np.float64)[order], style, label=label
+    )
+  ax.axvline(
+    selected, color="k", linestyle=":", label=f"selected λ = {selected:.3g}"
+  )
+  if test is not None:
+    ax.plot(
+      [test[0]], [test[1]], "*", markersize=12, label=f"test {test[1]:.4f}"
+    )
+  positive = lams[lams > 0]
+  if len(positive):
+    ax.set_xscale("symlog", linthresh=float(positive.min()))
+  ax.set(xlabel="λ", ylabel="accuracy")
+  ax.legend(fontsize=8)
+  ax.set_title(title, fontsize=8)
+  fig.tight_layout()
   return save_figure(fig, path)

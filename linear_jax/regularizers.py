@@ -43,6 +43,7 @@ def no_penalty(w: ArrayLike) -> jax.Array:
   return jnp.zeros((), jnp.result_type(w))
 
 
+#: Regularizer name -> R(W), a scalar of ``W [D, C]``.
 REGULARIZERS = {
   "l2": l2_penalty,
   "l1": l1_penalty,

@@ -8,6 +8,9 @@ extra last row of ``W``, so that s = x' W' with x' = [x, 1] ``[N, D+1]`` and
 W' = [[W], [b]] ``[D+1, C]``. ``add_bias_column`` / ``fold_bias`` go one way,
 ``drop_bias_column`` / ``unfold_bias`` the other; both forms give the same
 scores (the folded form has no ``"b"``).
+
+Sparse rows (``linear_jax.sparse``: a ``RowBlock`` minibatch or all of a
+``CSRRows``) give the same scores through a gather of W's rows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+
+from linear_jax import sparse
 
 Params = dict
 
@@ -25,11 +30,16 @@ def linear_scores(params: Params, x: ArrayLike) -> jax.Array:
   Args:
     params: ``{"W": [D, C], "b": [C]}``; ``"b"`` may be absent (bias-trick
       form, where ``x`` already carries its ones column).
-    x: examples, ``[N, D]``.
+    x: examples, ``[N, D]``: an array, or sparse rows
+      (``linear_jax.sparse.RowBlock`` or ``CSRRows``).
 
   Returns:
     Scores, ``[N, C]``.
   """
+  if isinstance(x, sparse.RowBlock):
+    return sparse.scores(params, x)
+  if isinstance(x, sparse.CSRRows):
+    return sparse.map_scores(params, x)
   if transposed_gradient_layout():
     # Same values as x @ W. XLA:CPU computes autodiff's ∂L/∂W = xᵀdS as a
     # [D, C] product several times slower than the [C, D] product dSᵀx

@@ -3,6 +3,7 @@ fixtures (float64, small device data, running the binaries), and the one
 rule for float32 tolerances (``f32_tolerance``).
 """
 
+import contextlib
 import math
 import os
 import shutil
@@ -229,3 +230,40 @@ def load_error(name: str, **kwargs) -> str:
   message = str(e.value)
   assert "\n" not in message
   return message
+
+
+@contextlib.contextmanager
+def held_lock(path, *, output=False):
+  """Another process holding ``linear_jax.workdir``'s lock on ``path`` (a
+  workdir; an output file with ``output``) until the block ends; yields
+  its PID.
+  """
+  function = "output_lock" if output else "workdir_lock"
+  code = (
+    "import sys\n"
+    "from linear_jax import workdir\n"
+    f"with workdir.{function}(sys.argv[1]):\n"
+    "  print('locked', flush=True)\n"
+    "  sys.stdin.read()\n"
+  )
+  proc = subprocess.Popen(
+    [sys.executable, "-c", code, str(path)],
+    cwd=REPO,
+    env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    assert proc.stdout.readline().strip() == "locked"
+    yield proc.pid
+  finally:
+    proc.stdin.close()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def lock_holder():
+  """``held_lock`` as a fixture, for tests in any file."""
+  return held_lock

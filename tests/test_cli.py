@@ -104,6 +104,7 @@ FLAGFILE_BINARY = {
   "cifar10_sweep": "sweep",
   "digits_sweep": "sweep",
   "probe_sweep": "sweep",
+  "probe_mnist1d": "probe",
   "decomposition_cifar10": "error_decomposition",
   "decomposition_synthetic": "error_decomposition",
 }

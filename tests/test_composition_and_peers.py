@@ -116,6 +116,19 @@ def test_weighted_objective_is_weighted_mean():
   )
 
 
+def test_all_zero_weights_leave_the_penalty_alone():
+  # A minibatch of zero-weight examples (class weight 0) has no data term:
+  # the objective is λR(W) and its gradient is finite, not 0/0.
+  params, x, y = random_problem(6)
+  lam = 0.1
+  value, grad = jax.value_and_grad(lj.objective)(
+    params, x, y, reg_strength=lam, class_weight=np.zeros(6)
+  )
+  np.testing.assert_allclose(value, lam * np.sum(params["W"] ** 2), rtol=1e-13)
+  np.testing.assert_allclose(grad["W"], 2 * lam * params["W"], rtol=1e-13)
+  np.testing.assert_array_equal(grad["b"], 0.0)
+
+
 def test_bias_not_regularized_unless_asked():
   params, x, y = random_problem(5)
   base = lj.objective(params, x, y, reg="l2", reg_strength=0.5)

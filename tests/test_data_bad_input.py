@@ -54,6 +54,20 @@ def test_nan_or_inf_features_name_the_split(bad, split):
   assert "example 4" in message
 
 
+def test_values_beyond_float32_name_the_feature_and_the_value():
+  """A float64 1e40 is finite but becomes inf in float32, where training
+  computes: refused at load, not blamed on the learning rate later.
+  """
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(30, 3))
+  x[7, 1] = 1e40
+  message = error_of(data.from_arrays, x, np.arange(30) % 2)
+  assert "feature 1 of example 7" in message and "1e+40" in message
+  assert "float32" in message and "learning rate" not in message
+  x[7, 1] = 1e38  # within float32: accepted
+  assert data.from_arrays(x, np.arange(30) % 2).x_train.dtype == np.float32
+
+
 def test_non_numeric_features():
   x = np.array([["a", "b"]] * 4)
   assert "must be numeric" in error_of(data.from_arrays, x, np.zeros(4, int))

@@ -203,17 +203,78 @@ def test_class_folders_differ_between_splits(tmp_path, cache_dir):
   write_folder(root, splits=(("test", 1),), classes=("bird", "cat", "dog"))
   message = one_line_error(root)
   assert "class folders differ" in message
-  assert "lacks ['frog']" in message and "extra ['bird']" in message
+  assert "test has ['bird'], which train lacks" in message
+
+
+def test_a_test_split_may_lack_training_classes(tmp_path, cache_dir):
+  root = write_folder(tmp_path / "images", splits=(("train", 4),))
+  write_folder(root, splits=(("test", 2),), classes=("cat", "frog"))
+  raw = folder_source.load_folder(root)
+  assert raw.class_names == CLASSES
+  np.testing.assert_array_equal(raw.splits["test"][1], [0, 0, 2, 2])
+
+
+def warnings_of(caplog):
+  return [
+    r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+  ]
 
 
 @pytest.mark.parametrize("content", [b"not an image at all", "truncated"])
-def test_corrupt_image_is_named(tmp_path, cache_dir, content):
+def test_corrupt_images_are_skipped_with_one_warning(
+  tmp_path, cache_dir, content, caplog
+):
+  """Users of tfds expect the bad files named; one bad file no longer stops
+  the run. The warning counts them, names the first few, and never shows
+  PIL's ``<_io.BytesIO object at 0x…>``.
+  """
   root = write_folder(tmp_path / "images")
   good = (root / "train/cat/01.jpg").read_bytes()
-  bad = root / "train/dog/bad.jpg"
-  bad.write_bytes(good[: len(good) // 2] if content == "truncated" else content)
+  bad = good[: len(good) // 2] if content == "truncated" else content
+  names = ["train/dog/bad.jpg", "train/cat/bad.jpg", "test/frog/bad.png"]
+  for name in names:
+    (root / name).write_bytes(bad)
+  with caplog.at_level(logging.WARNING):
+    raw = folder_source.load_folder(root)
+  assert [len(raw.splits[s][1]) for s in ("train", "test")] == [12, 6]
+  (warning,) = warnings_of(caplog)
+  assert "skipped 3 unreadable image(s) of 21" in warning
+  for name in names:
+    assert str(root / name) in warning
+  assert "BytesIO" not in warning
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):  # from the cache: still said
+    again = folder_source.load_folder(root)
+  np.testing.assert_array_equal(
+    again.splits["train"][0], raw.splits["train"][0]
+  )
+  (warning,) = warnings_of(caplog)
+  assert "3 unreadable image(s) were skipped" in warning
+  # Predictions are matched to images by position: there they are refused.
+  with pytest.raises(LinearJaxError, match="has unreadable images"):
+    folder_source.load_folder(root, skip_unreadable=False)
+
+
+def test_a_class_left_without_images_is_refused(tmp_path, cache_dir):
+  root = write_folder(tmp_path / "images", splits=(("train", 2),))
+  for image in (root / "train/dog").iterdir():
+    image.write_bytes(b"not an image at all")
   message = one_line_error(root)
-  assert "cannot decode image" in message and "train/dog/bad.jpg" in message
+  assert "class 'dog'" in message and "no readable training image" in message
+  assert "2 unreadable" in message and "BytesIO" not in message
+
+
+def test_other_files_are_ignored_with_the_extensions_named(
+  tmp_path, cache_dir, caplog
+):
+  root = write_folder(tmp_path / "images")
+  (root / "train/cat/notes.txt").write_text("a note")
+  Image.fromarray(pixels("train", 0, 9)).save(root / "train/cat/x.gif")
+  with caplog.at_level(logging.WARNING):
+    raw = folder_source.load_folder(root)
+  assert len(raw.splits["train"][1]) == 12
+  (warning,) = warnings_of(caplog)
+  assert "ignored 2 file(s) that are not .jpg/.jpeg/.png" in warning
 
 
 def test_images_of_different_shapes(tmp_path, cache_dir):
@@ -234,12 +295,16 @@ def test_file_that_is_not_a_folder_or_archive(tmp_path, cache_dir):
   assert "neither a folder nor" in one_line_error(tmp_path / "a.zip")
 
 
-def test_corrupt_member_of_archive_is_named(tmp_path, cache_dir):
+def test_corrupt_member_of_archive_is_named(tmp_path, cache_dir, caplog):
   root = write_folder(tmp_path / "images")
   (root / "test/cat/bad.png").write_bytes(b"\x89PNG broken")
   archive = make_archive(root, tmp_path / "mini.tar.gz")
-  message = one_line_error(archive)
-  assert f"{archive}:mini/test/cat/bad.png" in message
+  with caplog.at_level(logging.WARNING):
+    raw = folder_source.load_folder(archive)
+  assert len(raw.splits["test"][1]) == 6
+  (warning,) = warnings_of(caplog)
+  assert f"{archive}:mini/test/cat/bad.png" in warning
+  assert "BytesIO" not in warning
 
 
 # --- hostile archives and degenerate data -----------------------------------

@@ -207,3 +207,14 @@ def test_mirror_train_appends_flipped_images_and_fits_stats_on_both():
   centred = from_raw(raw, name="t", validation_size=10, mirror_train=True)
   mean = centred.stats.mean.reshape(2, 3, 1)
   np.testing.assert_allclose(mean, mean[:, ::-1], rtol=1e-6)  # symmetric
+
+
+def test_apply_refuses_values_that_overflow_after_the_cast():
+  """Both x and μ fit float32, x − μ does not: refused, not passed as inf."""
+  stats = PreprocessStats(num_features=2, mean=np.array([0.0, -3e38], "f4"))
+  x = np.array([[1.0, 1.0], [2.0, 3e38]], np.float32)
+  with pytest.raises(LinearJaxError) as e:
+    stats.apply(x)
+  assert "feature 1 of example 1" in str(e.value) and "inf" in str(e.value)
+  want = x[:1] - stats.mean  # float32, as apply computes it
+  np.testing.assert_array_equal(stats.apply(x[:1]), want)

@@ -6,7 +6,7 @@ from conftest import load_error as error_of
 from sklearn.datasets import dump_svmlight_file
 
 from linear_jax.checks import LinearJaxError
-from linear_jax.data import load_dataset, npz_source
+from linear_jax.data import load_dataset
 
 
 def sparse_points(n, d, labels, seed):
@@ -54,15 +54,21 @@ def test_train_file_alone_is_split_and_standardized(tmp_path):
   np.testing.assert_allclose(ds.x_train.std(0), 1, rtol=tol)
 
 
-def test_dense_matrix_over_budget_is_refused(tmp_path):
+def test_narrow_rows_are_densified_within_the_budget(tmp_path, monkeypatch):
+  """The densify rule: these 8 features at ~30 % density are dense within
+  the budget, and stay sparse (CSR) when the dense matrix exceeds it.
+  """
   x, y = sparse_points(50, 8, [0, 1], seed=3)
   path = write(tmp_path / "a.txt", x, y)
-  with pytest.raises(LinearJaxError) as e:
-    npz_source.load_svmlight(str(path), budget_bytes=50 * 8 * 4 - 1)
-  assert "50 x 8 float32 features need" in str(e.value)
-  assert "\n" not in str(e.value)
-  raw = npz_source.load_svmlight(str(path), budget_bytes=50 * 8 * 4)
-  assert raw.splits["train"][0].shape == (50, 8)
+  kw = dict(subtract_mean=False, validation_size=0)
+  ds = load_dataset(f"svmlight:{path}", **kw)
+  assert isinstance(ds.x_train, np.ndarray) and not ds.is_sparse
+  # Below the peak of densifying (the dense rows twice, beside the CSR).
+  monkeypatch.setenv("LINEAR_JAX_MEMORY_BUDGET", str(2 * 50 * 8 * 4 - 1))
+  ds = load_dataset(f"svmlight:{path}", **kw)
+  assert ds.is_sparse and ds.x_train.shape == (40, 8)
+  with pytest.raises(LinearJaxError, match="over the"):
+    load_dataset(f"svmlight:{path}", sparse_rows=False, **kw)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +80,7 @@ def test_dense_matrix_over_budget_is_refused(tmp_path):
     ("1 1:0.5\n1 2:1\n", "at least 2 classes"),
     ("0.5 1:0.5\n1 2:1\n", "non-integer float labels"),
     ("1 1:nan\n0 2:1\n", "NaN/Inf"),
+    ("1 1:0.5\n0 1000000000000:1\n", "feature index of 2^31 or more"),
   ],
 )
 def test_bad_files_fail_in_one_line(tmp_path, text, words):

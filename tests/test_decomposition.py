@@ -227,3 +227,24 @@ def test_cifar10_reports_approximation_plus_bayes():
     small["estimation_se"], large["estimation_se"]
   )
   assert result["identity_residual"] <= decomposition.IDENTITY_TOLERANCE
+
+
+def test_a_workdir_in_use_is_refused_before_any_work(tmp_path, lock_holder):
+  config = decomposition.DecompositionConfig(
+    datasets=("gaussians",),
+    losses=("svm",),
+    sizes=(8,),
+    seeds=2,
+    budgets=(1,),
+    steps=20,
+    large_n=2000,
+    large_steps=20,
+    large_batch=100,
+    test_n=2000,
+  )
+  workdir = tmp_path / "run"
+  with lock_holder(workdir) as pid:
+    with pytest.raises(decomposition.checks.LinearJaxError) as e:
+      decomposition.run_experiment(config, str(workdir))
+    assert str(e.value).startswith(f"{workdir} is in use by PID {pid} on ")
+    assert sorted(p.name for p in workdir.iterdir()) == [".lock"]

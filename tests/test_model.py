@@ -55,7 +55,16 @@ def test_predictions_reproduce_the_reported_test_accuracy(trained):
     assert f["classes"].tolist() == ["cat", "dog", "emu"]
     assert f["scores"].shape == (300, 3)
     np.testing.assert_array_equal(f["labels"], f["scores"].argmax(-1))
-    np.testing.assert_array_equal(f["class_names"], CLASSES[f["labels"]])
+    # One name per example, and the class list: names a reader cannot mix up.
+    assert sorted(f.files) == [
+      "classes",
+      "labels",
+      "predicted_class_names",
+      "scores",
+    ]
+    np.testing.assert_array_equal(
+      f["predicted_class_names"], CLASSES[f["labels"]]
+    )
   assert summary["class_names"] == ["cat", "dog", "emu"]
 
 
@@ -118,6 +127,13 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
   np.savez(narrow, x=x_test[:5, :4])
   infinite = tmp_path / "inf.npz"
   np.savez(infinite, x=np.where(np.eye(5, 6) > 0, np.inf, x_test[:5]))
+  beyond = tmp_path / "beyond.npz"  # finite float64, inf as float32
+  np.savez(beyond, x=np.full((5, 6), 1e300))
+  # In float32 range, but ((x − μ)/σ)·W is not.
+  w = np.asarray(model_lib.load_model(run).params["W"])[:6, 0]
+  overflow = tmp_path / "overflow.npz"
+  top = np.finfo(np.float32).max
+  np.savez(overflow, x=np.tile(np.sign(w) * top, (5, 1)).astype(np.float32))
   cases = [
     (run, f"npz:{data}", str(existing), "exists"),
     (run, f"npz:{data}", str(tmp_path / "p.txt"), ".npz or .csv"),
@@ -131,6 +147,8 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
     (run, f"npz:{narrow}", str(tmp_path / "p.npz"), "4 features"),
     (run, f"csv:{data}", str(tmp_path / "p.npz"), "npz:PATH"),
     (run, f"npz:{infinite}", str(tmp_path / "p.npz"), "NaN/Inf"),
+    (run, f"npz:{beyond}", str(tmp_path / "p.npz"), "feature 0 of example 0"),
+    (run, f"npz:{overflow}", str(tmp_path / "p.npz"), "overflow float32"),
   ]
   for workdir, spec, out, words in cases:
     with pytest.raises(LinearJaxError) as e:
@@ -197,3 +215,79 @@ def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
     np.testing.assert_allclose(
       f["scores"], model.scores(x_new), rtol=1e-6, atol=1e-6
     )
+
+
+def test_an_output_another_run_is_writing_is_refused(
+  trained, tmp_path, lock_holder
+):
+  root, data, _, _, _ = trained
+  out = tmp_path / "preds.npz"
+  with lock_holder(out, output=True) as pid:
+    with pytest.raises(LinearJaxError) as e:
+      model_lib.predict_file(str(root / "run"), f"npz:{data}", str(out))
+    assert str(e.value).startswith(f"{out} is in use by PID {pid} on ")
+    assert "--output" in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists()
+
+
+def test_sparse_svmlight_model_predicts_sparse_inputs(tmp_path, run_module):
+  """A run on wide svmlight rows trains sparse; its predictions on sparse
+  inputs equal the run's test accuracy; inputs with fewer features are
+  padded, with more refused in one line and nothing written.
+  """
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import dump_svmlight_file  # pylint: disable=g-import-not-at-top
+
+  from linear_jax.data import distributions, sparse_source  # pylint: disable=g-import-not-at-top
+
+  spec = distributions.sparse_text(
+    "news20", num_features=1500, num_classes=3, topic_words=100
+  )
+  x, y, xt, yt = spec.splits(0, train_size=400, test_size=150)
+  train_file, test_file = tmp_path / "train.txt", tmp_path / "test.txt"
+  dump_svmlight_file(x, y, str(train_file))
+  dump_svmlight_file(xt, yt, str(test_file))
+  config = train.RunConfig(
+    dataset=f"svmlight:{train_file},{test_file}",
+    loss="svm",
+    epochs=3,
+    learning_rate=0.5,
+    batch_size=32,
+    normalize_rows=True,
+    plots=False,
+  )
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  model = model_lib.load_model(str(tmp_path / "run"))
+  assert model.stats.normalize_rows and model.stats.mean is None
+  d = model.stats.num_features
+  out = tmp_path / "p.npz"
+  result = model_lib.predict_file(
+    str(tmp_path / "run"), f"svmlight:{test_file}", str(out)
+  )
+  assert result["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
+  # Fewer features (a scipy.sparse file with D - 7 columns): padded.
+  narrow = xt[:, : d - 7].tocsr()
+  scipy.sparse.save_npz(tmp_path / "narrow.npz", narrow)
+  np.save(sparse_source.labels_path(tmp_path / "narrow.npz"), yt.astype(str))
+  model_lib.predict_file(
+    str(tmp_path / "run"),
+    f"npz:{tmp_path / 'narrow.npz'}",
+    str(tmp_path / "n.npz"),
+  )
+  with np.load(tmp_path / "n.npz") as f:
+    padded = scipy.sparse.hstack([narrow, scipy.sparse.csr_matrix((150, 7))])
+    want = np.asarray(model.scores(padded.tocsr()))
+    np.testing.assert_allclose(f["scores"], want, rtol=1e-6)
+  # More features: refused by the binary, in one line, nothing written.
+  wide = tmp_path / "wide.txt"
+  wide.write_text(f"0 1:0.5 {d + 3}:1\n")
+  proc = run_module(
+    "experiments.predict",
+    f"--workdir={tmp_path / 'run'}",
+    f"--input=svmlight:{wide}",
+    f"--output={tmp_path / 'w.csv'}",
+  )
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and f"trained on {d}" in last
+  assert not (tmp_path / "w.csv").exists()

@@ -124,18 +124,6 @@ def test_select_breaks_ties_toward_larger_lambda():
   assert path.select([1e-3, 1e-1, 1e-2], [0.9, 0.9, 0.8]) == 1
 
 
-def test_minimize_lbfgs_on_a_quadratic(x64):
-  a = np.diag(np.logspace(0, 3, 20))
-  b = np.arange(20.0)
-  z, value, it, gnorm = path.minimize_lbfgs(
-    lambda z: 0.5 * z @ a @ z - b @ z, jnp.zeros(20), max_iter=500, tol=1e-10
-  )
-  # Stops at ‖g‖ ≤ 1e-10 or when float64 sees no decrease of f; near the
-  # minimum f − f* ≈ ½ eᵀAe hides errors e ≈ sqrt(eps64 · |f| / λ_min) ~ 1e-7.
-  np.testing.assert_allclose(z, np.linalg.solve(a, b), rtol=1e-6)
-  assert it < 500
-
-
 def test_nystrom_recovers_a_low_rank_gram():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 40))
@@ -157,6 +145,10 @@ def test_bad_input():
     path.lambda_path(x, y, x, y, reg_strengths=[])
   with pytest.raises(LinearJaxError, match="one label per row"):
     path.lambda_path(x, y[:5], x, y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match="x_val has 11 features"):
+    path.lambda_path(x, y, x[:, 1:], y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match=r"labels must lie in \[0, 3\)"):
+    path.lambda_path(x, y, x, y + 1, reg_strengths=[1.0], num_classes=3)
 
 
 @pytest.mark.slow
@@ -178,3 +170,169 @@ def test_row_space_path_equals_the_full_path(x64):
     basis.T @ basis, np.eye(basis.shape[1]), atol=1e-10
   )
   assert basis.shape == (90, 39)  # centring removes one dimension
+
+
+@pytest.mark.parametrize("split", ["y_train", "y_val", "y_test"])
+def test_float_labels_are_refused(split):
+  """0.5 and 1.5 would be truncated to classes 0 and 1 without a word."""
+  x, y = problem(n=20)
+  labels = {"y_train": y, "y_val": y, "y_test": y}
+  labels[split] = y + 0.5
+  with pytest.raises(LinearJaxError) as e:
+    path.lambda_path(
+      x,
+      labels["y_train"],
+      x,
+      labels["y_val"],
+      x,
+      labels["y_test"],
+      reg_strengths=[1.0],
+    )
+  assert f"{split} must hold integer class labels" in str(e.value)
+  assert "found 1.5 (float64)" in str(e.value) or "found 0.5" in str(e.value)
+  assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_reg_strength_from_C_matches_sklearn(x64, num_classes):
+  # scikit-learn's LogisticRegression at C and lambda_path at
+  # λ = reg_strength_from_C(C) are the same problem: the same weights
+  # (for two classes scikit-learn's one vector w = w₁ − w₀) to 1e-5 of the
+  # largest weight, both solved to a 1e-12 gradient in float64. The other
+  # class count's mapping (factor 2 off) moves the weights by > 1e-2.
+  x, y = problem(n=90, d=5, c=num_classes, seed=4)
+  x = x.astype(np.float64)
+  c_value = 0.05
+  lam = path.reg_strength_from_C([c_value], len(y), num_classes)
+  r = path.lambda_path(
+    x, y, x, y, reg_strengths=lam, max_iter=3000, tol=1e-12, ftol=0.0
+  )
+  m = LogisticRegression(C=c_value, tol=1e-12, max_iter=10000).fit(x, y)
+  w, b = r.params["W"][0], r.params["b"][0]
+  if num_classes == 2:
+    w, b = w[:, 1] - w[:, 0], b[1:] - b[:1]
+  else:
+    w, b = w.T, b - b.mean()
+    m.intercept_ -= m.intercept_.mean()
+  scale = np.abs(m.coef_).max()
+  np.testing.assert_allclose(
+    w.reshape(m.coef_.shape), m.coef_, atol=1e-5 * scale
+  )
+  np.testing.assert_allclose(b, m.intercept_, atol=1e-5 * scale)
+
+
+def test_reg_strength_from_C_formula_and_bad_C():
+  np.testing.assert_allclose(
+    path.reg_strength_from_C([1.0, 0.5], 100, 10), [1 / 200, 1 / 100]
+  )
+  np.testing.assert_allclose(path.reg_strength_from_C(2.0, 100, 2), 1 / 200)
+  with pytest.raises(LinearJaxError, match="C must be > 0"):
+    path.reg_strength_from_C([1.0, 0.0], 100, 3)
+
+
+def test_one_compilation_for_any_lambdas():
+  x, y = problem(n=100, seed=6)
+  kw = dict(rank=4, max_iter=20)
+  path.lambda_path(x, y, x, y, reg_strengths=[1.0, 0.1, 0.01], **kw)
+  before = dict(path.TRACES)
+  r = path.lambda_path(x, y, x, y, reg_strengths=[0.3, 3e-3], **kw)
+  assert before == path.TRACES  # new values and count of λ: no retrace
+  assert len(r.objective) == 2
+
+
+def test_callback_rows_and_resuming_from_init_params():
+  x, y = problem(n=150, seed=7)
+  lams = np.array([1.0, 0.1, 0.01])
+  rows = {}
+  full = path.lambda_path(
+    x,
+    y,
+    x[:50],
+    y[:50],
+    reg_strengths=lams,
+    rank=4,
+    callback=lambda k, row: rows.setdefault(k, row),
+  )
+  assert sorted(rows) == [0, 1, 2]
+  for k, row in rows.items():
+    assert row["reg_strength"] == lams[k]
+    assert row["objective"] == pytest.approx(float(full.objective[k]))
+    assert row["val_accuracy"] == full.val_accuracy[k]
+    np.testing.assert_array_equal(row["params"]["W"], full.params["W"][k])
+    assert row["seconds"] > 0 and row["evaluations"] >= row["iterations"]
+  # A path interrupted after λ = 1 continues from its solution: the same
+  # minimizers as the uninterrupted path, to the solver's tolerance (L
+  # within 10·ftol relative, since both stop by the ftol rule).
+  rest = path.lambda_path(
+    x,
+    y,
+    x[:50],
+    y[:50],
+    reg_strengths=lams[1:],
+    rank=4,
+    init_params=rows[0]["params"],
+  )
+  np.testing.assert_allclose(rest.objective, full.objective[1:], rtol=1e-6)
+
+
+def test_float16_storage_agrees_with_float32():
+  # Rows stored as float16 (sums in float32) solve the problem of the
+  # rounded rows: |L16* − L32*| is at most the first-order effect of the
+  # rounding, u16 · Σ_i Σ_j |x_ij| |(W dS_iᵀ)_j| / N at either minimizer
+  # (u16 = 2⁻¹¹), plus both solvers' stopping tolerance (ftol = 1e-7).
+  x, y = problem(n=300, seed=8)
+  xv, yv = problem(n=100, seed=9)
+  lams = np.array([1e-1, 1e-3])
+  kw = dict(reg_strengths=lams, rank=6)
+  r32 = path.lambda_path(x, y, xv, yv, **kw)
+  r16 = path.lambda_path(x.astype(np.float16), y, xv, yv, **kw)
+  for k in range(2):
+    w, b = r32.params["W"][k], r32.params["b"][k]
+    s = x.astype(np.float64) @ w + b
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    ds = p - np.eye(3)[y]
+    bound = 2.0**-11 * np.sum(np.abs(x) * np.abs(ds @ w.T)) / len(y)
+    gap = abs(float(r16.objective[k]) - float(r32.objective[k]))
+    assert gap <= 2 * bound + 1e-6 * float(r32.objective[k]), (k, gap, bound)
+  np.testing.assert_allclose(r16.val_accuracy, r32.val_accuracy, atol=0.02)
+
+
+def test_refuses_nan_features_and_paths_over_the_budget():
+  x, y = problem(n=40)
+  bad = x.copy()
+  bad[3, 2] = np.nan
+  with pytest.raises(LinearJaxError, match="NaN or Inf"):
+    path.lambda_path(bad, y, x, y, reg_strengths=[1.0])
+  with pytest.raises(LinearJaxError, match="memory budget") as e:
+    path.lambda_path(x, y, x, y, reg_strengths=[1.0], memory_budget=4096)
+  assert "\n" not in str(e.value)
+
+
+def test_vmapped_chunks_and_small_blocks_give_the_warm_path(x64):
+  # The accelerator route (all λ of a chunk at once under vmap, from one
+  # start; here chunks of 2 for 3 λ, the last one padded) and passes over
+  # 16-row blocks reach the minimizers of the CPU route (warm starts, one
+  # block): objectives equal to the float64 solver tolerance.
+  x, y = problem(n=120, seed=10)
+  x = x.astype(np.float64)
+  lams = np.array([1e-1, 1e-2, 1e-3])
+  kw = dict(reg_strengths=lams, rank=6, max_iter=3000, tol=1e-10, ftol=0.0)
+  warm = path.lambda_path(x, y, x[:40], y[:40], warm_start=True, **kw)
+  vmapped = path.lambda_path(
+    x,
+    y,
+    x[:40],
+    y[:40],
+    warm_start=False,
+    lambda_chunk=2,
+    block_rows=16,
+    **kw,
+  )
+  np.testing.assert_allclose(vmapped.objective, warm.objective, rtol=1e-10)
+  np.testing.assert_allclose(
+    vmapped.params["W"],
+    warm.params["W"],
+    atol=1e-6 * np.abs(warm.params["W"]).max(),
+  )
+  np.testing.assert_array_equal(vmapped.val_accuracy, warm.val_accuracy)

@@ -3,6 +3,7 @@ overwrite, one-line flag errors, and two processes agreeing on one sweep.
 """
 
 import csv
+import hashlib
 import json
 import os
 import socket
@@ -316,3 +317,50 @@ def test_flagfiles_parse(flagfile, tmp_path, run_module):
     proc.stderr[-1500:]
   )
   assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_together_on_one_workdir(tmp_path):
+  """Even with --overwrite, one sweep runs and the other is refused in one
+  line naming the holder: the results on disk are the winner's, whole.
+  """
+  workdir = tmp_path / "shared"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  procs = [
+    subprocess.Popen(
+      [
+        sys.executable,
+        "-m",
+        "experiments.sweep",
+        "--losses=svm",
+        *SWEEP,
+        f"--seed={seed}",  # different results: a mix would show
+        "--overwrite",
+        f"--workdir={workdir}",
+      ],
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for seed in (0, 1)
+  ]
+  outputs = [p.communicate(timeout=240) for p in procs]
+  codes = [p.returncode for p in procs]
+  assert sorted(codes) == [0, 1], [err[-1500:] for _, err in outputs]
+  winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+  errors = [
+    line for line in outputs[loser][1].splitlines() if line.startswith("error:")
+  ]
+  assert len(errors) == 1, outputs[loser][1][-1500:]
+  assert errors[0].startswith(
+    f"error: {workdir} is in use by PID {procs[winner].pid} on "
+    f"{socket.gethostname()}"
+  ), errors
+  summary = json.loads((workdir / "sweep_summary.json").read_text())
+  assert summary["config"]["seed"] == winner
+  assert f"results sha256 {summary['results_sha256']}" in outputs[winner][0]
+  # results.csv is the text the digest hashes (report.digest).
+  results = (workdir / "results.csv").read_bytes()
+  assert hashlib.sha256(results).hexdigest() == summary["results_sha256"]

@@ -332,3 +332,45 @@ def test_a_chunk_size_above_the_memory_model_is_warned_about(blobs, caplog):
       budget_bytes=shared + 2 * per + per // 2,
     )  # fits 2: silent
   assert not [r for r in caplog.records if "--chunk_size" in r.getMessage()]
+
+
+def test_sparse_rows_sweep_equals_training_alone():
+  """One copy of CSR rows serves every configuration (vmap): each equals
+  its own run; the blocked algorithm, dense only, is refused in one line.
+  """
+  from linear_jax import LinearJaxError  # pylint: disable=g-import-not-at-top
+  from linear_jax.data import distributions, from_arrays  # pylint: disable=g-import-not-at-top
+
+  spec = distributions.sparse_text(
+    "news20", num_features=800, num_classes=3, topic_words=100
+  )
+  x, y, xt, yt = spec.splits(0, train_size=500, test_size=100)
+  data = from_arrays(x, y, xt, yt, validation_size=100)
+  assert data.is_sparse
+  grid = SweepGrid(
+    losses=("svm",),
+    reg_strengths=(1e-4, 1e-2),
+    learning_rates=(0.3, 1.0),
+    epochs=2,
+    batch_size=64,
+  )
+  result = run_sweep(grid, data, keep_params=True, log=False)
+  assert result.memory["shared_bytes"] < data.x_train.nnz * 8 * 2
+  config = grid.train_config("svm", "l2")
+  device = epoch_lib.DeviceData.put(
+    data.x_train, data.y_train, data.x_val, data.y_val
+  )
+  for p in result.points:
+    hp = epoch_lib.make_hparams(
+      learning_rate=p.learning_rate, reg_strength=p.reg_strength
+    )
+    alone = loop.fit(config, hp, device, seed=0, num_classes=3, log=False)
+    assert_f32_close(
+      result.params["W"][p.index],
+      alone.params["W"],
+      f32_tolerance(64, steps=14),
+    )
+  with pytest.raises(
+    LinearJaxError, match="blocked sweep algorithm needs dense"
+  ):
+    run_sweep(grid, data, algorithm="blocked", log=False)

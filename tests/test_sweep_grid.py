@@ -73,7 +73,8 @@ def test_stack_hparams_matches_make_hparams():
   [
     (dict(losses=("svm", "hinge")), "unknown loss 'hinge'"),
     (dict(regs=("l3",)), "unknown regularizer 'l3'"),
-    (dict(learning_rates=(0.0,)), "must be > 0"),
+    (dict(learning_rates=(0.0,)), r"must be in \(0, 1000000\]"),
+    (dict(learning_rates=(1e300,)), r"must be in \(0, 1000000\]"),
     (dict(reg_strengths=(-1.0,)), "≥ 0"),
     (dict(optimizer="rmsprop"), "unknown optimizer"),
     (dict(momentum=1.5), "momentum must be in"),
@@ -94,6 +95,52 @@ def test_state_bytes_counts_optimizer_slots():
   assert 0 <= state("sgd") - params <= 16
   assert 0 <= state("momentum") - 2 * params <= 16
   assert 0 <= state("adam") - 3 * params <= 16
+
+
+@pytest.mark.parametrize("losses", [("svm",), ("softmax",), ("svm", "softmax")])
+def test_num_points_counts_without_expanding(losses):
+  grid = grid_lib.SweepGrid(
+    losses=losses,
+    regs=("l2", "l1"),
+    reg_strengths=(0.0, 1e-3, 1e-2),
+    learning_rates=(0.1, 0.2),
+    margins=(0.5, 1.0, 2.0),
+    seeds=(0, 7),
+  )
+  assert grid.num_points() == len(grid.points())
+
+
+def test_a_huge_grid_is_refused_before_it_is_expanded(monkeypatch):
+  """10⁹ configurations: one line in well under a second, no Point built
+  (expanding them took 10 GB within 31 s).
+  """
+  from linear_jax.sweep import engine
+  from linear_jax.sweep.experiment import SweepRunConfig
+
+  def expand(self):
+    raise AssertionError("the grid was expanded")
+
+  monkeypatch.setattr(grid_lib.SweepGrid, "points", expand)
+  monkeypatch.setenv("LINEAR_JAX_MEMORY_BUDGET", "16GiB")
+  config = SweepRunConfig(
+    losses=("svm",),
+    reg_strengths=tuple(np.linspace(0, 1, 1000)),
+    learning_rates=tuple(np.linspace(1e-3, 1, 1000)),
+    margins=tuple(np.linspace(0, 2, 1000)),
+    epochs=2,
+  )
+  config.validate()  # the grid's names and ranges, not expanded
+  with pytest.raises(LinearJaxError) as e:
+    engine.check_host(config.grid())  # what experiment.run does first
+  message = str(e.value)
+  assert "the sweep's 1,000,000,000 configurations × 2 epochs" in message
+  assert "over the 16.00 GiB memory budget" in message and "\n" not in message
+  # The host estimate grows with configurations and epochs; the checkpoint
+  # holds 5 + 4·epochs float64 numbers per configuration.
+  one = memory.sweep_host_bytes(1, 10)
+  assert memory.sweep_host_bytes(1000, 10) == 1000 * one
+  assert memory.sweep_host_bytes(1, 20) > one
+  assert memory.sweep_checkpoint_bytes(10, 3) == 10 * 8 * (5 + 4 * 3)
 
 
 def test_config_bytes_formula_and_auto_chunk():

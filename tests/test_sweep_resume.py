@@ -109,6 +109,117 @@ def test_interrupted_sweep_resumes_to_the_same_numbers(
   assert resumed.train_seconds > 0
 
 
+def test_checkpoints_follow_the_clock_not_the_chunks(
+  blobs, uninterrupted, tmp_path, monkeypatch
+):
+  """Each save rewrites every configuration's history: with many chunks a
+  save per chunk cost chunks × size. Saved at most every checkpoint_seconds
+  and after the last chunk.
+  """
+  saves = []
+  original = resume.SweepCheckpoint.save
+  monkeypatch.setattr(
+    resume.SweepCheckpoint,
+    "save",
+    lambda self, *a: (saves.append(1), original(self, *a))[1],
+  )
+  path = tmp_path / resume.CHECKPOINT_NAME
+  result = run_sweep(
+    GRID,
+    blobs,
+    chunk_size=2,
+    keep_params=True,
+    log=False,
+    checkpoint_path=str(path),
+    checkpoint_seconds=3600,
+  )
+  assert len(result.chunks) == 8 and len(saves) == 1
+  assert_same(result, uninterrupted)
+  # The one save holds the finished sweep: resuming recomputes nothing.
+  records = []
+  monkeypatch.setattr(
+    engine._Sweep, "record", lambda self, *a: records.append(1)
+  )
+  again = run_sweep(
+    GRID,
+    blobs,
+    chunk_size=2,
+    keep_params=True,
+    log=False,
+    checkpoint_path=str(path),
+  )
+  assert records == [] and again.best == uninterrupted.best
+
+
+def test_an_automatic_chunk_size_resumes_as_it_started(
+  blobs, tmp_path, monkeypatch
+):
+  """The automatic chunk size follows the free memory, which changes between
+  a kill and its resume: the resumed sweep takes the checkpoint's chunking.
+  """
+  from linear_jax.sweep import memory
+
+  config = GRID.train_config("svm", "l2")
+  num_train, num_features = blobs.x_train.shape
+  per = memory.config_bytes(
+    config, num_features, blobs.num_classes, num_train, len(blobs.y_val)
+  )
+  shared = memory.data_bytes(config, num_features, num_train, len(blobs.y_val))
+  small, large = shared + 3 * per + 1, shared + 6 * per + 1
+  path = str(tmp_path / resume.CHECKPOINT_NAME)
+  original = engine._Sweep.record
+  calls = []
+
+  def record(self, *args):
+    if len(calls) == 2:
+      raise Interrupt
+    calls.append(1)
+    return original(self, *args)
+
+  monkeypatch.setattr(engine._Sweep, "record", record)
+  with pytest.raises(Interrupt):
+    run_sweep(
+      GRID,
+      blobs,
+      budget_bytes=small,
+      log=False,
+      checkpoint_path=path,
+      checkpoint_seconds=0,
+    )
+  monkeypatch.setattr(engine._Sweep, "record", original)
+  resumed = run_sweep(
+    GRID, blobs, budget_bytes=large, log=False, checkpoint_path=path
+  )
+  assert resumed.chunk_size == 3
+  fresh = run_sweep(GRID, blobs, budget_bytes=small, log=False)
+  for name in engine.METRICS:
+    np.testing.assert_array_equal(resumed.history[name], fresh.history[name])
+
+
+def test_a_sweep_whose_checkpoint_cannot_fit_on_disk_is_refused(
+  tmp_path, monkeypatch
+):
+  import collections
+  import shutil
+
+  from linear_jax.sweep import experiment
+
+  usage = collections.namedtuple("usage", "total used free")
+  monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(1, 1, 10**6))
+  config = experiment.SweepRunConfig(
+    reg_strengths=tuple(np.linspace(0, 1, 100)),
+    learning_rates=tuple(np.linspace(1e-3, 1, 100)),
+    epochs=20,
+    workdir=str(tmp_path / "new" / "sweep"),
+  )
+  with pytest.raises(LinearJaxError) as e:
+    experiment.check_disk(config, config.grid())
+  message = str(e.value)
+  assert "20,000 configurations" in message and "1000000 bytes free" in message
+  assert f"on {tmp_path}" in message and "checkpoint" in message
+  assert not (tmp_path / "new").exists()
+
+
 def test_a_checkpoint_of_another_sweep_is_refused(blobs, tmp_path):
   path = str(tmp_path / resume.CHECKPOINT_NAME)
   small = SweepGrid(

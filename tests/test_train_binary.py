@@ -1,7 +1,9 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import slow_except
+
+from linear_jax import io
+from linear_jax.train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +97,7 @@ def test_flagfile_then_command_line_override(tmp_path, run_module):
       ("--reg_strength=-1", "reg_strength must be ≥ 0"),
       ("--seed=-1", "seed must be in [0, 4294967295]"),
       ("--batch_size=0", "batch_size must be ≥ 1"),
+      ("--learning_rate=1e300", "learning_rate must be in (0, 1000000]"),
       ("--dataset=folder:/no/such/dir", "/no/such/dir"),
     ],
     ("--reg_strength=-1", "reg_strength must be ≥ 0"),
@@ -222,6 +228,9 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   killed.send_signal(signal.SIGKILL)
   killed.wait()
   assert not (workdir / "summary.json").exists()  # killed mid-run
+  # The checkpoint (every 60 s) is older than the last metrics lines.
+  meta = checkpoint.load_metadata(str(workdir / "checkpoint.npz"))
+  assert meta["epoch"] < len(metrics.read_text().splitlines())
   proc = run_module(
     "experiments.train", *args, "--resume", f"--workdir={workdir}"
   )
@@ -244,3 +253,141 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
     "metrics.jsonl",
     "summary.json",
   ]
+
+
+def start_train(*args):
+  return subprocess.Popen(
+    [sys.executable, "-m", "experiments.train", *args],
+    cwd=REPO,
+    env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_on_one_workdir(tmp_path):
+  """Exactly one trains; the other is refused in one line naming the
+  holder's PID and host, and metrics.jsonl holds one run's lines.
+  """
+  workdir = tmp_path / "shared"
+  args = [
+    "--dataset=blobs",
+    "--epochs=40",
+    "--batch_size=16",
+    "--noplots",
+    f"--workdir={workdir}",
+  ]
+  procs = [start_train(*args) for _ in range(2)]
+  outputs = [p.communicate(timeout=240) for p in procs]
+  codes = [p.returncode for p in procs]
+  assert sorted(codes) == [0, 1], [err[-1500:] for _, err in outputs]
+  winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+  errors = [
+    line for line in outputs[loser][1].splitlines() if line.startswith("error:")
+  ]
+  assert len(errors) == 1 and "Traceback" not in outputs[loser][1]
+  assert errors[0].startswith(
+    f"error: {workdir} is in use by PID {procs[winner].pid} on "
+    f"{socket.gethostname()}"
+  ), errors
+  rows = [
+    json.loads(line)
+    for line in (workdir / "metrics.jsonl").read_text().splitlines()
+  ]
+  assert [r["epoch"] for r in rows] == list(range(1, 41))
+  assert sorted(p.name for p in workdir.iterdir()) == [
+    "checkpoint.npz",
+    "metrics.jsonl",
+    "summary.json",
+  ]
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, run_module):
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  workdir = tmp_path / "wd"
+  workdir.mkdir()
+  (workdir / ".lock").write_text(
+    json.dumps({"pid": dead.pid, "host": socket.gethostname()})
+  )
+  proc = run_module(
+    "experiments.train",
+    "--dataset=blobs",
+    "--epochs=1",
+    "--noplots",
+    f"--workdir={workdir}",
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  notes = [line for line in proc.stderr.splitlines() if "took over" in line]
+  assert len(notes) == 1 and f"PID {dead.pid} on " in notes[0]
+  assert not (workdir / ".lock").exists()
+
+
+def wait_for_lines(path, count, proc, timeout=200):
+  """Polls until ``path`` has ``count`` lines or ``proc`` ends."""
+  deadline = time.time() + timeout
+  while (
+    time.time() < deadline
+    and proc.poll() is None
+    and (not path.exists() or len(path.read_text().splitlines()) < count)
+  ):
+    time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_sigterm_and_sigint_save_the_epoch_and_resume_identically(
+  tmp_path, run_module
+):
+  """Either signal: one line, exit 1, the checkpoint saved at the epoch the
+  run reached (not the last cadence one), and --resume ends bit-identical
+  to a run never stopped.
+  """
+  args = [
+    "--dataset=blobs",
+    "--epochs=400",
+    "--batch_size=16",
+    "--noplots",
+    "--checkpoint_seconds=3600",
+  ]
+  proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  workdir = tmp_path / "b"
+  metrics = workdir / "metrics.jsonl"
+  done = 0
+  for number in (signal.SIGTERM, signal.SIGINT):
+    stopped = start_train(
+      *args, f"--workdir={workdir}", *(["--resume"] if done else [])
+    )
+    wait_for_lines(metrics, done + 5, stopped)
+    stopped.send_signal(number)
+    _, err = stopped.communicate(timeout=120)
+    assert stopped.returncode == 1, (number, err[-2000:])
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [
+      "error: interrupted; the last completed checkpoint is kept"
+    ], (number, err[-1500:])
+    meta = checkpoint.load_metadata(str(workdir / "checkpoint.npz"))
+    lines = len(io.read_jsonl(metrics))
+    assert done + 5 <= meta["epoch"] == lines < 400, (number, meta["epoch"])
+    assert not [p for p in workdir.iterdir() if p.name.startswith(".")]
+    done = lines
+  proc = run_module(
+    "experiments.train", *args, "--resume", f"--workdir={workdir}"
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  a, b = (np.load(tmp_path / name / "checkpoint.npz") for name in "ab")
+  for key in a.files:
+    if key != "metadata_json":
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  strip = lambda path: [
+    {
+      k: v
+      for k, v in row.items()
+      if k not in ("seconds", "examples_per_second")
+    }
+    for row in io.read_jsonl(path)
+  ]
+  assert strip(metrics) == strip(tmp_path / "a" / "metrics.jsonl")

@@ -3,6 +3,7 @@
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
       tmp_path / "run",
       loss="softmax",
       epochs=4,
-      learning_rate=1e38,
+      learning_rate=1e6,
       resume=True,
     )
   after = np.load(tmp_path / "run" / "checkpoint.npz")
@@ -95,10 +96,27 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
   assert np.all(np.isfinite(after["state/0000"]))
 
 
+def test_resume_with_fewer_epochs_than_run_is_refused(tmp_path):
+  train_run(tmp_path / "run", loss="softmax", epochs=3)
+  files = {
+    name: (tmp_path / "run" / name).read_bytes()
+    for name in ("checkpoint.npz", "metrics.jsonl", "summary.json")
+  }
+  with pytest.raises(lj.LinearJaxError) as e:
+    train_run(tmp_path / "run", loss="softmax", epochs=2, resume=True)
+  message = str(e.value)
+  assert "has run 3 epochs, more than --epochs=2" in message
+  assert "--epochs=3 or more" in message and "\n" not in message
+  for name, content in files.items():
+    assert (tmp_path / "run" / name).read_bytes() == content, name
+  resumed = train_run(tmp_path / "run", loss="softmax", epochs=3, resume=True)
+  assert resumed["epochs_run"] == 3
+
+
 @pytest.mark.slow
 def test_divergence_in_the_first_epoch_leaves_a_resumable_workdir(tmp_path):
   with pytest.raises(train.DivergedError, match="epoch 1"):
-    train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e38)
+    train_run(tmp_path / "run", loss="softmax", epochs=2, learning_rate=1e6)
   summary = json.loads((tmp_path / "run" / "summary.json").read_text())
   assert summary["diverged_epoch"] == 1 and summary["epochs_run"] == 0
   resumed = train_run(
@@ -204,7 +222,8 @@ def test_summary_is_strict_json_with_reasons():
     ("seed", -1, "seed must be in [0, 4294967295]"),
     ("reg_strength", -1.0, "reg_strength must be ≥ 0"),
     ("label_smoothing", 2.0, "label_smoothing must be in [0, 1]"),
-    ("learning_rate", 0.0, "learning_rate must be > 0"),
+    ("learning_rate", 0.0, "learning_rate must be in (0, 1000000]"),
+    ("learning_rate", 1e300, "learning_rate must be in (0, 1000000]"),
     ("epochs", 0, "epochs must be ≥ 1"),
     ("loss", "hinge", "unknown loss 'hinge'"),
   ],
@@ -234,3 +253,89 @@ def test_resumes_a_checkpoint_that_carries_its_history(tmp_path):
   resumed = train_run(tmp_path / "b", resume=True)
   assert resumed["epochs_run"] == 4
   assert resumed["test_accuracy"] == straight["test_accuracy"]
+
+
+def test_early_stopping_without_a_validation_split_is_refused(tmp_path):
+  config = train.RunConfig(
+    dataset="blobs", validation_size=0, early_stopping_patience=5, epochs=100
+  )
+  with pytest.raises(lj.LinearJaxError) as e:
+    config.validate()
+  assert "\n" not in str(e.value)
+  assert "early_stopping_patience=5" in str(e.value)
+  assert "validation_size=0" in str(e.value)
+  with pytest.raises(lj.LinearJaxError, match="validation_size=0"):
+    train.train_and_evaluate(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+  config.early_stopping_patience = 0  # without early stopping: fine
+  config.validate()
+
+
+def test_checkpoints_on_a_time_cadence_not_every_epoch(tmp_path, monkeypatch):
+  """50 epochs in well under the default 60 s: the checkpoint is written
+  before the first epoch and at the end, and fsyncs do not grow with the
+  epochs; --checkpoint_seconds=0 writes one per epoch.
+  """
+  saves, fsyncs = [], []
+  real_save, real_fsync = train.checkpoint.save, os.fsync
+
+  def counting_save(path, **kwargs):
+    saves.append(kwargs["metadata"]["epoch"])
+    real_save(path, **kwargs)
+
+  def counting_fsync(fd):
+    fsyncs.append(fd)
+    real_fsync(fd)
+
+  monkeypatch.setattr(train.checkpoint, "save", counting_save)
+  monkeypatch.setattr(os, "fsync", counting_fsync)
+  train_run(tmp_path / "a", epochs=50)
+  assert saves == [0, 50]
+  assert len(fsyncs) <= 6  # checkpoints, metrics, summary, lock file
+  lines = io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
+  assert [r["epoch"] for r in lines] == list(range(1, 51))
+  saves.clear()
+  train_run(tmp_path / "b", epochs=5, checkpoint_seconds=0)
+  assert saves == [0, 1, 2, 3, 4, 5]
+
+
+class Killed(BaseException):
+  """Stands for SIGKILL: nothing runs after it but ``finally`` blocks."""
+
+
+def test_a_kill_with_metrics_ahead_of_the_checkpoint_resumes_identically(
+  tmp_path, monkeypatch
+):
+  straight = train_run(tmp_path / "a", epochs=10)
+  train_run(tmp_path / "b", epochs=3)  # checkpoint at epoch 3
+  written = []
+  real_write = io.JsonLines.write
+
+  def dies_at_epoch_8(self, row):
+    if row["epoch"] == 8:
+      raise Killed
+    real_write(self, row)
+    written.append(row["epoch"])
+
+  monkeypatch.setattr(io.JsonLines, "write", dies_at_epoch_8)
+  with pytest.raises(Killed):
+    train_run(tmp_path / "b", epochs=10, resume=True, checkpoint_seconds=3600)
+  monkeypatch.undo()
+  assert written == [4, 5, 6, 7]
+  meta = train.checkpoint.load_metadata(str(tmp_path / "b" / "checkpoint.npz"))
+  assert meta["epoch"] == 3  # older than the 7 lines in metrics.jsonl
+  assert len(io.read_jsonl(tmp_path / "b" / "metrics.jsonl")) == 7
+  resumed = train_run(tmp_path / "b", epochs=10, resume=True)
+  assert resumed["test_accuracy"] == straight["test_accuracy"]
+  a = np.load(tmp_path / "a" / "checkpoint.npz")
+  b = np.load(tmp_path / "b" / "checkpoint.npz")
+  for key in a.files:
+    if key != "metadata_json":
+      np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+  strip = lambda rows: [
+    {k: v for k, v in r.items() if k not in ("seconds", "examples_per_second")}
+    for r in rows
+  ]
+  assert strip(io.read_jsonl(tmp_path / "b" / "metrics.jsonl")) == strip(
+    io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
+  )

@@ -14,14 +14,23 @@ points as floats (``[N, 2]``). ``from_raw`` turns it into a ``Dataset``:
    first of them;
 4. fit ``PreprocessStats`` on the training rows only, then apply the same
    stats to train, validation and test.
+
+Sparse features (``scipy.sparse`` matrices, from ``svmlight:`` files, sparse
+``npz:`` files or ``from_arrays``) stay sparse: CSR float32, never centred
+(``linear_jax.sparse``), unless the densify rule
+(``linear_jax.sparse.should_densify``: the dense matrix is at most 4× the
+CSR bytes and fits the memory budget) or ``sparse=False`` turns them into
+dense rows before step 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
+from linear_jax import budget, sparse
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import preprocessing
 from linear_jax.data import splits as splits_lib
@@ -29,24 +38,26 @@ from linear_jax.data import splits as splits_lib
 # The test split carved from sources without one: fraction and fixed seed.
 TEST_FRACTION = 0.2
 TEST_SEED = 20240101
-# Everything is held in memory; refuse datasets estimated above this (float32).
-MAX_FLOAT32_BYTES = 8 << 30
 
 
-def check_memory(num_examples: int, example_shape: tuple, what: str) -> None:
-  """Raises if ``num_examples`` of ``example_shape`` exceed 8 GiB as float32.
+def check_memory(
+  num_examples: int, example_shape: tuple, what: str, *, raw_itemsize: int = 1
+) -> None:
+  """Refuses a dataset whose in-memory peak exceeds the memory budget.
 
-  Datasets are loaded whole (CIFAR-10: 0.7 GiB as float32); beyond a few GiB
-  you would need streaming, which linear_jax does not do.
+  Datasets are loaded whole: the peak holds the raw examples
+  (``raw_itemsize`` bytes per value, 1 for uint8 images) and their float32
+  preprocessed copy (CIFAR-10: 0.17 + 0.69 GiB). Beyond the budget
+  (``linear_jax.budget``) you would need streaming, which linear_jax does not
+  do.
   """
-  estimate = num_examples * int(np.prod(example_shape)) * 4
-  if estimate > MAX_FLOAT32_BYTES:
-    raise LinearJaxError(
-      f"{what}: {num_examples} examples of shape {tuple(example_shape)} need "
-      f"~{estimate / 2**30:.1f} GiB as float32, over the "
-      f"{MAX_FLOAT32_BYTES >> 30} GiB in-memory limit; streaming is not "
-      "supported, use fewer or smaller examples"
-    )
+  values = num_examples * int(np.prod(example_shape))
+  budget.check_fits(
+    values * (raw_itemsize + 4),
+    f"{what}: {num_examples} examples of shape {tuple(example_shape)} "
+    f"(raw, then float32)",
+    "use fewer or smaller examples (streaming is not supported)",
+  )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,11 +70,14 @@ class RawData:
       or float ``[N, D]`` points), ``y`` is ``[N]`` integer labels in [0, C).
     class_names: the C class names, in label order.
     image_shape: ``(H, W, C)`` of one example, or None for point sets.
+    svmlight_zero_based: for svmlight files, whether their feature indices
+      start at 0 (None for other sources).
   """
 
   splits: dict
   class_names: tuple
   image_shape: tuple | None
+  svmlight_zero_based: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -73,7 +87,8 @@ class Dataset:
   Attributes:
     x_train, x_val, x_test: float32 ``[N, D]``, one flattened, preprocessed
       example per row (``D`` includes the ones column when
-      ``stats.bias_column``).
+      ``stats.bias_column``): numpy arrays, or ``scipy.sparse.csr_matrix``
+      for sparse data.
     y_train, y_val, y_test: int32 ``[N]`` labels in [0, ``num_classes``).
     num_classes: C.
     class_names: the C class names, in label order.
@@ -82,6 +97,8 @@ class Dataset:
     name: the name it was loaded by (``"cifar10"``, ``"folder:PATH"``, ...).
     stats: the preprocessing fitted on ``x_train``; ``stats.apply(x_raw)``
       maps new raw examples the same way.
+    svmlight_zero_based: for svmlight files, whether their feature indices
+      start at 0 (None for other sources).
   """
 
   x_train: np.ndarray
@@ -95,6 +112,12 @@ class Dataset:
   image_shape: tuple | None
   name: str
   stats: preprocessing.PreprocessStats
+  svmlight_zero_based: bool | None = None
+
+  @property
+  def is_sparse(self) -> bool:
+    """Whether the ``x_*`` are ``scipy.sparse`` CSR matrices."""
+    return sparse.is_sparse(self.x_train)
 
   @property
   def num_features(self) -> int:
@@ -135,8 +158,10 @@ def from_raw(
   subtract_mean: bool = True,
   standardize: bool = False,
   bias_column: bool = False,
+  normalize_rows: bool = False,
   max_train: int | None = None,
   mirror_train: bool = False,
+  sparse_rows: bool | None = None,
 ) -> Dataset:
   """Splits, fits preprocessing on train only, and applies it (module docstring).
 
@@ -149,13 +174,18 @@ def from_raw(
       has one, else ``default_validation``.
     default_validation: the default (int or fraction), capped at 20 % of the
       training set so tiny (e.g. mocked) datasets still split.
-    subtract_mean: subtract the training mean μ (``preprocessing.fit_stats``).
+    subtract_mean: subtract the training mean μ (``preprocessing.fit_stats``;
+      sparse rows are never centred).
     standardize: also divide by the training σ.
     bias_column: append a column of ones (the bias trick).
+    normalize_rows: scale each row to unit L2 norm.
     max_train: keep at most this many training examples (after the split).
     mirror_train: append the left-right mirror image of every training image
       (data augmentation: 2N training rows; statistics fitted on all 2N).
       Validation and test are left as they are. Images only.
+    sparse_rows: for sparse sources: None applies the densify rule
+      (module docstring), True keeps CSR rows, False densifies (refused
+      over the memory budget). Dense sources stay dense.
 
   Returns:
     The ``Dataset``.
@@ -167,8 +197,13 @@ def from_raw(
     )
   num_classes = len(raw.class_names)
   arrays = {}
+  densify = _densify(raw, name, sparse_rows)
   for split, (x, y) in raw.splits.items():
-    x = np.asarray(x)
+    if sparse.is_sparse(x):
+      x = sparse.as_csr(x, f"x_{split}")
+      x = x.toarray() if densify else x
+    else:
+      x = np.asarray(x)
     y = _labels(y, split, num_classes)
     if x.shape[:1] != y.shape:
       raise LinearJaxError(
@@ -184,13 +219,19 @@ def from_raw(
       "examples of another class"
     )
 
-  x_train, y_train = arrays["train"]
-  if "test" not in arrays:
-    test_size = splits_lib.count(TEST_FRACTION, len(y_train))
-    keep, test = splits_lib.carve(len(y_train), test_size, TEST_SEED)
+  # Splits are (x, y, rows): the examples x[rows] (rows None: all of x),
+  # so that carving copies no features; ``stats.apply`` gathers the rows
+  # as it maps them, and the peak holds the raw arrays and one float32 copy.
+  x_all, y_all = arrays["train"]
+  pool = np.arange(len(y_all))  # rows of x_all not carved out for test
+  if "test" in arrays:
+    test_split: tuple[Any, Any, np.ndarray | None] = (*arrays["test"], None)
+  else:
+    test_size = splits_lib.count(TEST_FRACTION, len(y_all))
+    keep, test = splits_lib.carve(len(y_all), test_size, TEST_SEED)
     keep.sort()
-    arrays["test"] = (x_train[test], y_train[test])
-    x_train, y_train = x_train[keep], y_train[keep]
+    test_split = (x_all, y_all[test], test)
+    pool = keep
 
   own_val = "validation" in arrays and validation_size is None
   if "validation" in arrays and validation_size is not None:
@@ -202,10 +243,10 @@ def from_raw(
     0
     if own_val
     else splits_lib.validation_count(
-      validation_size, len(y_train), default_validation
+      validation_size, len(pool), default_validation
     )
   )
-  train, val = splits_lib.carve(len(y_train), size, seed)
+  train, val = splits_lib.carve(len(pool), size, seed)
   if max_train is not None:
     if not isinstance(max_train, (int, np.integer)) or max_train < 1:
       raise LinearJaxError(
@@ -213,53 +254,84 @@ def from_raw(
       )
     train = train[:max_train]
   if own_val:
-    x_val, y_val = arrays["validation"]
+    val_split = (*arrays["validation"], None)
   else:
-    x_val, y_val = x_train[val], y_train[val]
-  if validation_size is None and not len(y_val):
+    val_split = (x_all, y_all[pool[val]], pool[val])
+  if validation_size is None and not len(val_split[1]):
     raise LinearJaxError(
-      f"dataset {name!r} has {len(y_train)} training examples, too few to "
+      f"dataset {name!r} has {len(pool)} training examples, too few to "
       "carve a validation split; add examples, or pass validation_size=0 "
       "to train without one"
     )
-  x_train, y_train = x_train[train], y_train[train]
+  train_split = (x_all, y_all[pool[train]], pool[train])
   if mirror_train:
     if raw.image_shape is None:
       raise LinearJaxError(
         f"mirror_train needs images; {name!r} holds points, drop the option"
       )
-    images = x_train.reshape((-1,) + tuple(raw.image_shape))
+    x_train, y_train, _ = train_split
+    images = x_all[pool[train]].reshape((-1,) + tuple(raw.image_shape))
     x_train = np.concatenate([images, images[:, :, ::-1]]).reshape(
-      (-1,) + x_train.shape[1:]
+      (-1,) + x_all.shape[1:]
     )
-    y_train = np.concatenate([y_train, y_train])
+    train_split = (x_train, np.concatenate([y_train, y_train]), None)
 
+  x_train, y_train, train_rows = train_split
   stats = preprocessing.fit_stats(
     x_train,
+    rows=train_rows,
     subtract_mean=subtract_mean,
     standardize=standardize,
     bias_column=bias_column,
+    normalize_rows=normalize_rows,
   )
-  x_test, y_test = arrays["test"]
-  if not len(y_test):
+  if not len(test_split[1]):
     raise LinearJaxError(
       f"dataset {name!r} has an empty test split; add test examples (a "
       "source without a test split needs at least 5 training examples for "
       "its 20 % carve)"
     )
+  x_val, y_val, val_rows = val_split
+  x_test, y_test, test_rows = test_split
   return Dataset(
-    x_train=stats.apply(x_train),
+    x_train=stats.apply(x_train, rows=train_rows),
     y_train=y_train,
-    x_val=stats.apply(x_val),
+    x_val=stats.apply(x_val, rows=val_rows),
     y_val=y_val,
-    x_test=stats.apply(x_test),
+    x_test=stats.apply(x_test, rows=test_rows),
     y_test=y_test,
     num_classes=num_classes,
     class_names=tuple(raw.class_names),
     image_shape=None if raw.image_shape is None else tuple(raw.image_shape),
     name=name,
     stats=stats,
+    svmlight_zero_based=raw.svmlight_zero_based,
   )
+
+
+def _densify(raw: RawData, name: str, sparse_rows: bool | None) -> bool:
+  """Whether ``raw``'s sparse splits become dense rows (module docstring)."""
+  x = raw.splits.get("train", (None,))[0]
+  if sparse_rows or x is None or not sparse.is_sparse(x):
+    return False
+  shapes = [(s[0].shape, s[0].nnz) for s in raw.splits.values()]
+  rows = sum(shape[0] for shape, _ in shapes)
+  nnz = sum(count for _, count in shapes)
+  width = x.shape[1]
+  dense = rows * width * 4
+  # The peak: the CSR, the dense rows, and their preprocessed copy.
+  need = sum(sparse.csr_bytes(s[0]) for s in raw.splits.values()) + 2 * dense
+  if sparse_rows is None:
+    limit = budget.memory_budget()
+    if need > limit or not sparse.should_densify(rows, width, nnz, limit):
+      return False
+  budget.check_fits(
+    need,
+    f"dataset {name!r}: densified, {rows} x {width} float32 features "
+    f"({budget.format_size(dense)}, held twice: as read and preprocessed)",
+    "keep the rows sparse",
+  )
+  return True
 
 
 def from_arrays(
@@ -278,7 +350,8 @@ def from_arrays(
   """A ``Dataset`` from raw numpy arrays (your own data, same rules as sources).
 
   Args:
-    x_train: ``[N, ...]`` raw training examples.
+    x_train: ``[N, ...]`` raw training examples (or
+      ``scipy.sparse`` ``[N, D]``).
     y_train: ``[N]`` int labels in [0, C).
     x_test: ``[M, ...]`` the test split; None carves a fixed 20 % of train.
     y_test: ``[M]`` its labels (None with ``x_test``).
@@ -289,7 +362,8 @@ def from_arrays(
     image_shape: ``(H, W, C)`` of one example, or None.
     name: kept in ``Dataset.name``.
     **options: ``seed``, ``validation_size``, ``subtract_mean``,
-      ``standardize``, ``bias_column``, ``max_train`` as in ``from_raw``.
+      ``standardize``, ``bias_column``, ``normalize_rows``, ``max_train``,
+      ``sparse_rows`` as in ``from_raw``.
 
   Returns:
     The ``Dataset``.

@@ -10,7 +10,8 @@ JPEGs in YCbCr or grayscale go through libjpeg-turbo directly
 DCT, fancy upsampling), so the pixels are identical to PIL's, without PIL's
 per-image Python cost. Everything else (PNG, CMYK and Adobe-RGB JPEGs, files
 libjpeg-turbo reports as damaged, or no ``simplejpeg`` installed) is decoded
-by PIL, whose errors name the file.
+by PIL. A file that cannot be read or decoded raises ``UnreadableImage``
+naming it (``decode_images`` can collect those instead).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -41,8 +43,16 @@ _FAST_COLORSPACES = {"YCbCr": "RGB", "Gray": "GRAY"}
 PROGRESS_EVERY_S = 3.0
 
 
+# PIL names in-memory files by their repr: ``<_io.BytesIO object at 0x…>``.
+_BUFFER_REPR = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
 def _one_line(error: Exception) -> str:
-  return " ".join(str(error).split()) or type(error).__name__
+  """The error's message on one line, without PIL's buffer reprs (the
+  caller names the file).
+  """
+  text = _BUFFER_REPR.sub("", " ".join(str(error).split()))
+  return text or type(error).__name__
 
 
 def decode_jpeg_fast(data: bytes) -> np.ndarray | None:
@@ -102,7 +112,7 @@ def decode_pil(data: bytes, name: str) -> np.ndarray:
   except LinearJaxError:
     raise
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise LinearJaxError(
+    raise UnreadableImage(
       f"cannot decode image {name}: {_one_line(e)}; delete or replace the file"
     ) from None
   return array[..., None] if array.ndim == 2 else array
@@ -119,12 +129,16 @@ def decode_image(source: Path | bytes, name: str) -> np.ndarray:
     try:
       source = Path(source).read_bytes()
     except OSError as e:
-      raise LinearJaxError(
+      raise UnreadableImage(
         f"cannot read image {name}: {_one_line(e)}; check its permissions "
         "or remove it"
       ) from None
   array = decode_jpeg_fast(source)
   return decode_pil(source, name) if array is None else array
+
+
+class UnreadableImage(LinearJaxError):
+  """A file that cannot be read or decoded as an image (``decode_image``)."""
 
 
 def decode_images(
@@ -133,19 +147,29 @@ def decode_images(
   shape: tuple,
   *,
   description: str | None = None,
+  unreadable: list | None = None,
 ) -> np.ndarray:
   """uint8 ``[N, *shape]`` from N paths or byte strings; all must be ``shape``.
 
   Chunks of images go to a small thread pool (libjpeg-turbo and PIL's
-  decoders drop the GIL while they work). ``description`` turns on progress reporting
-  (count and rate) under that title.
+  decoders drop the GIL while they work). ``description`` turns on progress
+  reporting (count and rate) under that title. ``unreadable``: a list to
+  collect ``(index, message)`` of the files that cannot be read or decoded,
+  whose rows are then left as zeros, instead of raising at the first.
   """
   out = np.empty((len(sources),) + tuple(shape), np.uint8)
 
   def fill(start):
     stop = min(start + _CHUNK, len(sources))
     for i in range(start, stop):
-      image = decode_image(sources[i], names[i])
+      try:
+        image = decode_image(sources[i], names[i])
+      except UnreadableImage as e:
+        if unreadable is None:
+          raise
+        unreadable.append((i, str(e)))
+        out[i] = 0
+        continue
       if image.shape != out.shape[1:]:
         raise LinearJaxError(
           f"image {names[i]} has shape {image.shape}, the first training "

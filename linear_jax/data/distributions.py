@@ -34,6 +34,11 @@ K − 1 other classes drawn uniformly, so
 P̃(k | x) = (1 − η) P(k | x) + η (1 − P(k | x)) / (K − 1). For η < (K−1)/K
 the argmax (the Bayes classifier) is unchanged and
 R̃* = 1 − (1 − ηK/(K−1)) (1 − R*) − η/(K−1); for K = 2, R̃* = η + (1 − 2η) R*.
+
+Synthetic sparse text (``sparse_text("rcv1")``, ``"news20"``, ``"url"``):
+TF-IDF rows with the shapes and statistics of LIBSVM's text sets, drawn
+from a Zipf vocabulary and class-dependent topic mixtures
+(``linear_jax.data.sparse_text``; no closed-form posteriors).
 """
 
 from __future__ import annotations
@@ -45,6 +50,31 @@ from typing import Callable
 import numpy as np
 
 from linear_jax import checks
+from linear_jax.data.sparse_text import PRESETS as SPARSE_TEXT_PRESETS
+from linear_jax.data.sparse_text import SparseText, sparse_text
+
+__all__ = [
+  "balanced",
+  "BayesRisk",
+  "BOX",
+  "DISTRIBUTIONS",
+  "Distribution",
+  "gaussians",
+  "get_distribution",
+  "MODE_CENTRES",
+  "MODE_CLEARANCE",
+  "MODE_SIGMA",
+  "modes",
+  "noisy_gaussians",
+  "normal_cdf",
+  "parity",
+  "rejection",
+  "ring",
+  "SPARSE_TEXT_PRESETS",
+  "SparseText",
+  "sparse_text",
+  "uniform_square",
+]
 
 MODE_CENTRES = 1.5 * np.array(
   [[np.cos(a), np.sin(a)] for a in np.deg2rad([90.0, 210.0, 330.0])]

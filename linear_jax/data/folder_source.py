@@ -1,5 +1,11 @@
 """Images from a folder ``split/class/image.{jpg,jpeg,png}`` or a ``.tar.gz`` of one.
 
+Only ``.jpg``, ``.jpeg`` and ``.png`` files (any case) are read; other files
+in class folders are ignored, with a warning that counts them. Images that
+cannot be read or decoded (truncated or corrupt files) are skipped with one
+warning that counts them and names the first few, so that one bad file does
+not stop a run; a training class left with no readable image is refused.
+
 ``PATH`` is laid out as tfds' ``ImageFolder`` expects (rules in
 ``linear_jax.data.layout``)::
 
@@ -112,38 +118,86 @@ def _read_archive(path: Path, shown: str) -> tuple[list, dict]:
   return entries, data
 
 
-def _decode_splits(files: dict, source_of, name_of, shown: str) -> dict:
-  """``{split: (x uint8 [N, H, W, C], y int32 [N])}`` from the layout's files.
+#: How many unreadable files a warning names (all are counted).
+NAMED_UNREADABLE = 5
+
+
+def _decode_splits(
+  files: dict, source_of, name_of, shown: str, class_names: tuple
+) -> tuple[dict, list]:
+  """``{split: (x uint8 [N, H, W, C], y int32 [N])}`` from the layout's
+  files, and the names of the files skipped as unreadable.
 
   ``source_of(name)`` gives a path or bytes to decode, ``name_of(name)`` how
-  errors name the file.
+  errors name the file. Files that cannot be read or decoded are skipped
+  with one warning that counts them and names the first few; a training
+  class left without images is refused (other splits may lack classes).
   """
-  first = files["train"][0][1]
-  shape = decode.decode_image(source_of(first), name_of(first)).shape
-  total = sum(len(rows) for rows in files.values())
-  dataset.check_memory(total, shape, f"image folder {shown}")
+  unreadable = []  # (index into the flat list of rows, message)
   rows = [row for split_rows in files.values() for row in split_rows]
+  shape = None
+  for i, (_, name) in enumerate(files["train"]):  # the first readable one
+    try:
+      shape = decode.decode_image(source_of(name), name_of(name)).shape
+      break
+    except decode.UnreadableImage as e:
+      unreadable.append((i, str(e)))
+  if shape is None:
+    raise LinearJaxError(
+      f"none of the {len(files['train'])} training images of image folder "
+      f"{shown} can be read ({unreadable[0][1]}); replace the files"
+    )
+  dataset.check_memory(len(rows), shape, f"image folder {shown}")
   names = [name for _, name in rows]
   x = decode.decode_images(
     [source_of(n) for n in names],
     [name_of(n) for n in names],
     shape,
-    description=f"decoding {total:,} images from {shown}",
+    description=f"decoding {len(rows):,} images from {shown}",
+    unreadable=unreadable,
   )
+  bad = np.zeros(len(rows), bool)
+  bad[[i for i, _ in unreadable]] = True
+  labels = np.array([label for label, _ in rows], np.int32)
+  skipped = [name_of(names[i]) for i in np.flatnonzero(bad)]
+  if skipped:
+    first = min(unreadable)[1]
+    logging.warning(
+      "image folder %s: skipped %d unreadable image(s) of %d (first: %s; %s)",
+      shown,
+      len(skipped),
+      len(rows),
+      ", ".join(skipped[:NAMED_UNREADABLE]),
+      first,
+    )
   splits, start = {}, 0
   for split, split_rows in files.items():
     stop = start + len(split_rows)
-    splits[split] = (
-      x[start:stop],
-      np.array([label for label, _ in split_rows], np.int32),
-    )
+    keep = ~bad[start:stop]
+    x_split, y_split = x[start:stop], labels[start:stop]
+    if not keep.all():
+      x_split, y_split = x_split[keep], y_split[keep]
+    splits[split] = (x_split, y_split)
     start = stop
-  return splits
+  counts = np.bincount(splits["train"][1], minlength=len(class_names))
+  if not counts.all():
+    empty = class_names[int(np.argmin(counts))]
+    detail = (
+      f" ({len(skipped)} unreadable in all, first: {skipped[0]})"
+      if skipped
+      else ""
+    )
+    raise LinearJaxError(
+      f"class {empty!r} of image folder {shown} has no readable training "
+      f"image{detail}; add or replace its images, or remove the class folder"
+    )
+  return splits, skipped
 
 
-def _from_cache(entry: Path) -> tuple[dict, tuple] | None:
-  """``(splits, class_names)`` of a verified cache entry that holds a usable
-  dataset (uint8 images, labels in [0, C)), else None (rebuild it).
+def _from_cache(entry: Path) -> tuple[dict, tuple, tuple] | None:
+  """``(splits, class_names, (unreadable count, first names))`` of a
+  verified cache entry that holds a usable dataset (uint8 images, labels in
+  [0, C)), else None (rebuild it).
   """
   loaded = cache.load_entry(entry)
   if loaded is None:
@@ -173,16 +227,23 @@ def _from_cache(entry: Path) -> tuple[dict, tuple] | None:
       " ".join(str(e).split()) or type(e).__name__,
     )
     return None
-  return splits, class_names
+  skipped = (
+    int(meta.get("unreadable", 0)),
+    [str(n) for n in meta.get("unreadable_first", [])],
+  )
+  return splits, class_names, skipped
 
 
-def load_folder(path, *, cache_dir=None) -> RawData:
+def load_folder(path, *, cache_dir=None, skip_unreadable=True) -> RawData:
   """Reads (or reloads from the cache) an image folder or archive.
 
   Args:
     path: a folder laid out ``split/class/image``, or a ``.tar.gz`` of one.
     cache_dir: cache folder (default ``$LINEAR_JAX_CACHE`` or
       ``~/.cache/linear_jax``).
+    skip_unreadable: skip images that cannot be read, with a warning
+      (module docstring); False refuses them, for callers whose outputs are
+      matched to the images by position (predictions).
 
   Returns:
     ``RawData`` with uint8 images ``[N, H, W, C]`` and int32 labels ``[N]``.
@@ -218,20 +279,31 @@ def load_folder(path, *, cache_dir=None) -> RawData:
   start = time.perf_counter()
   loaded = _from_cache(entry)
   if loaded is not None:
-    splits, class_names = loaded
+    splits, class_names, cached_skips = loaded
     logging.info(
       "loaded %s from the cache in %.2f s (%s)",
       shown,
       time.perf_counter() - start,
       entry,
     )
+    if cached_skips[0] and skip_unreadable:
+      logging.warning(
+        "image folder %s: %d unreadable image(s) were skipped when it was "
+        "decoded (first: %s)",
+        shown,
+        cached_skips[0],
+        ", ".join(cached_skips[1]),
+      )
+    skipped = list(cached_skips[1][: cached_skips[0]])
   else:
     if files is None:
       entries, data = _read_archive(path, shown)
       files, class_names = layout.parse_layout(entries, shown)
       source_of = data.__getitem__
       name_of = lambda name: f"{shown}:{name}"
-    splits = _decode_splits(files, source_of, name_of, shown)
+    splits, skipped = _decode_splits(
+      files, source_of, name_of, shown, class_names
+    )
     arrays = {}
     for split, (x, y) in splits.items():
       arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
@@ -242,7 +314,14 @@ def load_folder(path, *, cache_dir=None) -> RawData:
         "class_names": list(class_names),
         "splits": list(splits),
         "source": str(path),
+        "unreadable": len(skipped),
+        "unreadable_first": skipped[:NAMED_UNREADABLE],
       },
+    )
+  if skipped and not skip_unreadable:
+    raise LinearJaxError(
+      f"image folder {shown} has unreadable images (first: {skipped[0]}); "
+      "outputs are matched to images by position, so replace or remove them"
     )
   return RawData(
     splits=splits,

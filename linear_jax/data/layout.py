@@ -7,14 +7,17 @@ hold for a folder on disk and for the members of a ``.tar.gz``:
   ``validation`` (or ``val``); other top-level entries are ignored;
 - if no split folder is at the top but exactly one folder is, the layout is
   read inside it (an archive holding ``cifar10/train/...``);
-- classes are the folders inside a split, sorted; labels are their index;
-  every split must have the same class folders;
+- classes are the folders inside the train split, sorted; labels are their
+  index; test and validation may lack some of them (small test sets often
+  do) but hold no others;
 - images are the ``.jpg``/``.jpeg``/``.png`` files (any case) directly
-  inside a class folder, sorted by name; hidden names (``.DS_Store``) are
-  ignored.
+  inside a class folder, sorted by name; other files there are ignored with
+  a warning that counts them, and hidden names (``.DS_Store``) silently.
 """
 
 from __future__ import annotations
+
+from absl import logging
 
 from linear_jax.checks import LinearJaxError
 
@@ -95,26 +98,33 @@ def parse_layout(entries, shown: str) -> tuple[dict, tuple]:
       f"images out as {shown}/train/<class>/<image>.jpg"
     )
   for split, names in classes.items():
-    if tuple(names) != class_names:
-      missing = sorted(set(class_names) - set(names))
-      extra = sorted(set(names) - set(class_names))
+    extra = sorted(set(names) - set(class_names))
+    if extra:
       raise LinearJaxError(
-        f"class folders differ between splits in {shown}: {split} lacks "
-        f"{missing} and has extra {extra} compared with train; use the same "
-        "class folders in every split"
+        f"class folders differ between splits in {shown}: {split} has "
+        f"{extra}, which train lacks; a classifier only predicts training "
+        "classes, so add them to train or remove them from "
+        f"{split_dirs[split]}"
       )
 
   label_of = {name: i for i, name in enumerate(class_names)}
   folder_split = {folder: split for split, folder in split_dirs.items()}
   files: dict[str, list[tuple[int, str]]] = {split: [] for split in split_dirs}
+  ignored: list[str] = []
   for parts, is_dir, name in sorted(items):
-    if (
-      not is_dir
-      and len(parts) == 3
-      and parts[0] in folder_split
-      and parts[2].lower().endswith(IMAGE_SUFFIXES)
-    ):
-      files[folder_split[parts[0]]].append((label_of[parts[1]], name))
+    if not is_dir and len(parts) == 3 and parts[0] in folder_split:
+      if parts[2].lower().endswith(IMAGE_SUFFIXES):
+        files[folder_split[parts[0]]].append((label_of[parts[1]], name))
+      else:
+        ignored.append(name)
+  if ignored:
+    logging.warning(
+      "image folder %s: ignored %d file(s) that are not %s (first: %s)",
+      shown,
+      len(ignored),
+      "/".join(IMAGE_SUFFIXES),
+      ignored[0],
+    )
   for split, rows in files.items():
     if not rows:
       raise LinearJaxError(

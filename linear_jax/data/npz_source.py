@@ -1,4 +1,4 @@
-"""Your own feature arrays: ``npz:PATH`` (NumPy ``.npz``) and ``svmlight:PATH``.
+"""Your own feature arrays: ``npz:PATH`` (NumPy ``.npz``), and label rules.
 
 ``npz:PATH`` holds either
 
@@ -8,10 +8,10 @@
     x_train, y_train, x_test, y_test       and optionally x_val, y_val
 
 with features float16/32/64 or integers (e.g. uint8), two-dimensional, and
-labels of any kind (ints or strings). ``svmlight:TRAIN[,TEST]`` reads one or
-two LIBSVM/svmlight text files with ``sklearn.datasets.load_svmlight_files``
-(one feature space for both) and densifies them; a dense matrix above the
-device budget (``linear_jax.sweep.memory.device_budget``) is refused.
+labels of any kind (ints or strings). Sparse matrices (``scipy.sparse``
+``.npz`` files) and ``svmlight:TRAIN[,TEST]`` text files are read by
+``sparse_source``, with the label rules of this module. Arrays above the memory budget
+(``linear_jax.budget``) are refused.
 
 Labels become ``[0, C)`` in sorted order of the distinct training labels;
 ``RawData.class_names`` keeps the original labels as strings (``"cat"``,
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linear_jax import budget
 from linear_jax.checks import LinearJaxError
 from linear_jax.data.dataset import RawData
 from linear_jax.data.preprocessing import check_finite
@@ -110,7 +111,8 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
 
   Returns:
     ``(splits with int32 labels, class names)``: class c is the c-th smallest
-    training label, its name that label as a string.
+    training label, its name that label as a string. Other splits may lack
+    some training classes; a label absent from training is refused.
   """
   labels = {
     s: label_values(
@@ -132,20 +134,15 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
       "classes"
     )
   for split, y in labels.items():
-    found = np.unique(y)
-    unknown = np.setdiff1d(found, classes)
-    missing = np.setdiff1d(classes, found) if split == "test" else classes[:0]
-    if len(unknown) or len(missing):
-      parts = []
-      if len(unknown):
-        parts.append(f"{len(unknown)} not in train (e.g. {unknown[0]!s})")
-      if len(missing):
-        parts.append(
-          f"{len(missing)} train classes absent (e.g. {missing[0]!s})"
-        )
+    # Other splits may lack training classes (small test sets often do, as
+    # scikit-learn accepts); a label never seen in training has no column.
+    unknown = np.setdiff1d(np.unique(y), classes)
+    if len(unknown):
       raise LinearJaxError(
         f"{shown}: the {split} labels differ from the training labels: "
-        f"{'; '.join(parts)}; give every split the same set of classes"
+        f"{len(unknown)} not in train (e.g. {unknown[0]!s}); a classifier "
+        "only predicts training classes, so drop those examples or add the "
+        "class to the training split"
       )
   out = {
     s: (x, np.searchsorted(classes, labels[s]).astype(np.int32))
@@ -156,9 +153,9 @@ def encode_labels(splits: dict, shown: str) -> tuple[dict, tuple]:
 
 def _check_rows(splits: dict, shown: str) -> None:
   for split, (x, y) in splits.items():
-    if len(x) != len(y):
+    if x.shape[0] != len(y):
       raise LinearJaxError(
-        f"{shown}: the {split} split has {len(x)} feature rows but "
+        f"{shown}: the {split} split has {x.shape[0]} feature rows but "
         f"{len(y)} labels; store one label per example"
       )
 
@@ -191,12 +188,13 @@ def raw_from_arrays(splits: dict, shown: str) -> RawData:
 
 
 def _check_sizes(path: Path, shown: str) -> None:
-  """Refuses arrays whose headers promise more than the memory budget,
-  before anything is allocated.
-  """
-  from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
+  """Refuses a file whose arrays, by their headers, would not fit the memory
+  budget (``linear_jax.budget``) once loaded, before anything is allocated.
 
-  budget = memory.device_budget()
+  The peak is every array as stored (``np.load`` reads them all) plus the
+  float32 copy of the features that preprocessing writes (keys starting
+  with ``x``).
+  """
   sizes = []
   try:
     with zipfile.ZipFile(path) as archive:
@@ -209,17 +207,25 @@ def _check_sizes(path: Path, shown: str) -> None:
             else np.lib.format.read_array_header_2_0
           )
           shape, _, dtype = read_header(member)
-        sizes.append((info.filename, shape, dtype))
+        sizes.append((info.filename.removesuffix(".npy"), shape, dtype))
   except (ValueError, OSError, zipfile.BadZipFile, EOFError):
     return  # not a plain .npy member: np.load reports it below
-  for name, shape, dtype in sizes:
-    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if need > budget:
-      raise LinearJaxError(
-        f"{shown}: {name} is {shape} {dtype}, {need / 2**30:.2f} GiB, over "
-        f"the {budget / 2**30:.2f} GiB budget; use fewer examples or "
-        "features"
-      )
+  count = lambda shape: int(np.prod(shape, dtype=np.float64))
+  stored = sum(count(shape) * dtype.itemsize for _, shape, dtype in sizes)
+  features = sum(
+    count(shape) * 4 for name, shape, _ in sizes if name.startswith("x")
+  )
+  largest = max(sizes, key=lambda s: count(s[1]) * s[2].itemsize, default=None)
+  if largest is None:
+    return
+  name, shape, dtype = largest
+  budget.check_fits(
+    stored + features,
+    f"{shown} ({budget.format_size(stored)} stored, the largest array "
+    f"{name} {shape} {dtype}, plus {budget.format_size(features)} of "
+    "float32 features)",
+    "use fewer examples or features",
+  )
 
 
 def read_npz_arrays(path: str | os.PathLike) -> dict:
@@ -292,120 +298,3 @@ def load_npz(path: str | os.PathLike) -> RawData:
       )
     splits["train"] = (features_array(arrays["x"], "x", shown), arrays["y"])
   return raw_from_arrays(splits, shown)
-
-
-def parse_svmlight_name(spec: str) -> list[Path]:
-  """``"TRAIN[,TEST]"`` -> one or two paths."""
-  paths = [p for p in spec.split(",")]
-  if not 1 <= len(paths) <= 2 or not all(paths):
-    raise LinearJaxError(
-      f"svmlight:{spec} must name a train file and optionally a test file, "
-      "as svmlight:TRAIN or svmlight:TRAIN,TEST"
-    )
-  return [Path(p).expanduser() for p in paths]
-
-
-def read_svmlight_files(
-  paths: list,
-  shown: str,
-  *,
-  num_features: int | None = None,
-  zero_based: bool | None = None,
-  budget_bytes: int | None = None,
-) -> tuple[list, bool]:
-  """Svmlight files read into one dense float32 feature space.
-
-  Args:
-    paths: the files.
-    shown: how errors name the input.
-    num_features: D (e.g. a trained model's); default the largest index.
-    zero_based: whether feature indices start at 0. None: decided from all
-      the files together (0-based if any index is 0), so that a train and a
-      test file, or a model and its inputs, agree on the columns.
-    budget_bytes: refuse dense matrices above this (default: the device
-      budget of ``linear_jax.sweep.memory``).
-
-  Returns:
-    ``([(x float32 [N, D], y [N]) per file], zero_based)``.
-
-  Raises:
-    LinearJaxError: a malformed line, no examples, an index beyond
-      ``num_features``, or a dense matrix above the budget (with its size).
-  """
-  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
-
-  paths = [_check_file(Path(p).expanduser(), "svmlight") for p in paths]
-  try:  # indices as written: column j is index j
-    loaded = sk_datasets.load_svmlight_files(
-      [str(p) for p in paths], dtype=np.float32, zero_based=True
-    )
-  except (ValueError, RuntimeError, UnicodeDecodeError) as e:
-    raise LinearJaxError(
-      f"{shown} has a malformed line ({' '.join(str(e).split())}); each line "
-      "must be '<label> <index>:<value> ...' with increasing indices"
-    ) from None
-  xs, ys = list(loaded[0::2]), list(loaded[1::2])
-  uses_zero = any(x[:, 0].nnz for x in xs)
-  if zero_based is None:
-    zero_based = bool(uses_zero)
-  elif not zero_based and uses_zero:
-    raise LinearJaxError(
-      f"{shown} uses feature index 0 but the model's inputs are 1-based; "
-      "write the features with the indices used in training"
-    )
-  if not zero_based:
-    xs = [x[:, 1:] for x in xs]
-  n = sum(x.shape[0] for x in xs)
-  d = xs[0].shape[1] if num_features is None else num_features
-  if xs[0].shape[1] > d:
-    raise LinearJaxError(
-      f"{shown} has feature indices up to {xs[0].shape[1]} but the model "
-      f"takes {d} features; pass inputs of the training feature space"
-    )
-  need = n * d * 4
-  if budget_bytes is None:
-    from linear_jax.sweep import memory  # pylint: disable=g-import-not-at-top
-
-    budget_bytes = memory.device_budget()
-  if need > budget_bytes:
-    raise LinearJaxError(
-      f"{shown}: densified, {n} x {d} float32 features need "
-      f"{need / 2**30:.2f} GiB, over the {budget_bytes / 2**30:.2f} GiB "
-      "device budget; select fewer features or examples (sparse training is "
-      "not supported)"
-    )
-  if n == 0 or d == 0:
-    raise LinearJaxError(
-      f"{shown} holds {n} examples with {d} features; write at least one "
-      "example"
-    )
-  dense = []
-  for x, y in zip(xs, ys, strict=True):
-    out = np.zeros((x.shape[0], d), np.float32)
-    out[:, : x.shape[1]] = x.toarray()
-    dense.append((out, y))
-  return dense, zero_based
-
-
-def svmlight_zero_based(spec: str) -> bool:
-  """Whether ``svmlight:spec``'s feature indices start at 0 (as loaded)."""
-  return read_svmlight_files(parse_svmlight_name(spec), f"svmlight:{spec}")[1]
-
-
-def load_svmlight(spec: str, *, budget_bytes: int | None = None) -> RawData:
-  """``RawData`` from ``"TRAIN[,TEST]"`` svmlight files, densified as float32.
-
-  Args:
-    spec: the train file, optionally followed by ``,`` and the test file.
-    budget_bytes: refuse dense float32 matrices above this (default: the
-      device budget of ``linear_jax.sweep.memory``).
-
-  Returns:
-    ``RawData`` with float32 ``[N, D]`` features, D the largest feature index
-    over both files.
-  """
-  files, _ = read_svmlight_files(
-    parse_svmlight_name(spec), f"svmlight:{spec}", budget_bytes=budget_bytes
-  )
-  splits = dict(zip(("train", "test"), files, strict=False))
-  return raw_from_arrays(splits, f"svmlight:{spec}")

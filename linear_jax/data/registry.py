@@ -3,8 +3,10 @@
 A name is one of ``DATASETS`` (below), ``folder:PATH`` (an image folder or a
 ``.tar.gz`` of one, see ``folder_source``), ``tfds:NAME`` (any
 tensorflow-datasets image classification dataset, see ``tfds_source``),
-``npz:PATH`` or ``svmlight:TRAIN[,TEST]`` (feature arrays, see
-``npz_source``).
+``npz:PATH`` (feature arrays, see ``npz_source``; or
+``npz:TRAIN.npz[,TEST.npz]`` written by ``scipy.sparse.save_npz``) or
+``svmlight:TRAIN[,TEST]`` (LIBSVM text); the last two load as sparse rows
+(``sparse_source``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from typing import Callable
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import dataset as dataset_lib
-from linear_jax.data import embedded, folder_source, npz_source, tfds_source
+from linear_jax.data import (
+  embedded,
+  folder_source,
+  npz_source,
+  sparse_source,
+  tfds_source,
+)
 
 CIFAR10_JPEG_ENV = "LINEAR_JAX_CIFAR10_JPEG"
 # Default validation size for folder:PATH and tfds:NAME (a fraction of train).
@@ -77,6 +85,7 @@ def _cifar10_jpeg(data_dir, download):
 
 
 _POINTS = "2,500 points: 2,000 train+val / 500 test"
+#: Dataset name -> its source and description (``format_dataset_table``).
 DATASETS = {
   "cifar10": Entry(
     "tfds",
@@ -153,7 +162,8 @@ PATTERNS = {
     "image folder or .tar.gz",
     "as found",
     "as found",
-    "your images: PATH/{train,test}/<class>/<image>.{jpg,png}",
+    "your images: PATH/{train,test}/<class>/<image>.{jpg,jpeg,png} "
+    "(other files ignored, unreadable images skipped)",
     DEFAULT_VALIDATION,
     None,
   ),
@@ -170,14 +180,15 @@ PATTERNS = {
     "as found",
     "[N, D] features",
     "your arrays: x, y (split for you) or x_train, y_train, x_test, "
-    "y_test[, x_val, y_val]",
+    "y_test[, x_val, y_val]; or scipy.sparse.save_npz files "
+    "TRAIN.npz[,TEST.npz] with labels in TRAIN.labels.npy",
     DEFAULT_VALIDATION,
     None,
   ),
   "svmlight:TRAIN[,TEST]": Entry(
     "LIBSVM text",
     "as found",
-    "[N, D], densified",
+    "[N, D], sparse (CSR)",
     "svmlight/LIBSVM files (a train file, optionally a test file)",
     DEFAULT_VALIDATION,
     None,
@@ -194,9 +205,11 @@ def load_dataset(
   subtract_mean: bool = True,
   standardize: bool = False,
   bias_column: bool = False,
+  normalize_rows: bool = False,
   max_train: int | None = None,
   mirror_train: bool = False,
   download: bool = False,
+  sparse_rows: bool | None = None,
 ) -> dataset_lib.Dataset:
   """Loads a dataset by name, split and preprocessed on its training part only.
 
@@ -217,15 +230,20 @@ def load_dataset(
     subtract_mean: subtract the training mean μ ``[D]``.
     standardize: also divide by the training standard deviation σ ``[D]``.
     bias_column: append a ones column (the bias trick), ``D + 1`` features.
+    normalize_rows: scale each row to unit L2 norm (the TF-IDF habit).
     max_train: keep at most this many training examples.
     mirror_train: add the left-right mirror of every training image
       (augmentation; 2N training rows).
     download: tfds only: download and prepare a missing dataset (needs
       network); by default a missing dataset is an error saying how to
       prepare it.
+    sparse_rows: for sparse sources (svmlight, scipy.sparse npz): None
+      applies the densify rule (``linear_jax.sparse.should_densify``), True
+      keeps CSR rows, False densifies.
 
   Returns:
-    A ``Dataset`` with float32 ``x_* [N, D]`` and int32 ``y_* [N]``.
+    A ``Dataset`` with float32 ``x_* [N, D]`` (numpy, or CSR for sparse
+    rows) and int32 ``y_* [N]``.
   """
   if isinstance(name, str) and name in PATTERNS:
     raise LinearJaxError(
@@ -236,10 +254,14 @@ def load_dataset(
     raw = folder_source.load_folder(name[len("folder:") :], cache_dir=data_dir)
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("npz:"):
-    raw = npz_source.load_npz(name[len("npz:") :])
+    spec = name[len("npz:") :]
+    if "," in spec or sparse_source.is_scipy_sparse_npz(spec):
+      raw = sparse_source.load_sparse_npz(spec)
+    else:
+      raw = npz_source.load_npz(spec)
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("svmlight:"):
-    raw = npz_source.load_svmlight(name[len("svmlight:") :])
+    raw = sparse_source.load_svmlight(name[len("svmlight:") :])
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("tfds:"):
     raw = tfds_source.load_tfds(
@@ -259,8 +281,10 @@ def load_dataset(
     subtract_mean=subtract_mean,
     standardize=standardize,
     bias_column=bias_column,
+    normalize_rows=normalize_rows,
     max_train=max_train,
     mirror_train=mirror_train,
+    sparse_rows=sparse_rows,
   )
 
 

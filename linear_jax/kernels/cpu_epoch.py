@@ -229,6 +229,11 @@ def fused_epoch(config: epoch_lib.TrainConfig, threads: int | None = None):
         "the fused CPU epoch needs preprocessed float32 "
         "rows (DeviceData without shift/scale)"
       )
+    if not isinstance(data.x_train, jax.Array):
+      raise LinearJaxError(
+        "the fused CPU epoch reads dense rows; train sparse rows with the "
+        "XLA epoch (the default)"
+      )
     x, y = data.x_train.astype(jnp.float32), data.y_train.astype(jnp.int32)
     n = x.shape[0]
     per_epoch = epoch_lib.steps_per_epoch(config, n)

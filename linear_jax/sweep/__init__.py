@@ -1,5 +1,7 @@
 """Hyperparameter sweeps: many configurations in one compiled program.
 
+For example::
+
     from linear_jax import sweep
     from linear_jax.data import load_dataset
     grid = sweep.SweepGrid(losses=("svm", "softmax"),

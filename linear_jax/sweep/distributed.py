@@ -88,6 +88,19 @@ def put_global(value, sharding: NamedSharding) -> jax.Array:
   )
 
 
+def put_rows(x, sharding: NamedSharding):
+  """Host feature rows -> global float32 rows laid out as ``sharding``:
+  ``[N, D]`` arrays, or ``scipy.sparse`` rows as ``sparse.CSRRows``.
+  """
+  from linear_jax import sparse  # pylint: disable=g-import-not-at-top
+
+  if not sparse.is_sparse(x):
+    return put_global(np.asarray(x, np.float32), sharding)
+  return sparse.to_device(
+    sparse.as_csr(x, "x"), put=lambda a: put_global(a, sharding)
+  )
+
+
 def to_host(tree):
   """Global arrays -> numpy, the whole array on every process."""
   if jax.process_count() == 1:
@@ -105,6 +118,13 @@ def agree(value: bool) -> bool:
   if jax.process_count() == 1:
     return bool(value)
   return bool(multihost_utils.broadcast_one_to_all(np.asarray(value)))
+
+
+def from_writer(value: int) -> int:
+  """Process 0's integer ``value`` on every process."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int64)))
 
 
 def is_writer() -> bool:

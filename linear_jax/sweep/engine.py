@@ -61,7 +61,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from linear_jax import checks, progress
+from linear_jax import checks, progress, sparse
 from linear_jax.sweep import blocked, distributed, memory, resume
 from linear_jax.sweep.grid import Group, Point, SweepGrid
 from linear_jax.train import epoch as epoch_lib
@@ -106,13 +106,21 @@ def vmapped_init(
   return jax.vmap(one, out_axes=STATE_AXES)
 
 
-def choose_algorithm(config: epoch_lib.TrainConfig, algorithm: str) -> str:
-  """``"vmap"`` or ``"blocked"`` for one group (module docstring).
+def choose_algorithm(
+  config: epoch_lib.TrainConfig, algorithm: str, sparse_rows: bool = False
+) -> str:
+  """``"vmap"`` or ``"blocked"`` for one group (module docstring); sparse
+  rows (``sparse_rows``) train with ``"vmap"`` only.
 
   Raises:
     LinearJaxError: ``"blocked"`` asked for a config it cannot train.
   """
   checks.lookup(dict.fromkeys(ALGORITHMS), algorithm, "sweep algorithm")
+  if algorithm == "blocked" and sparse_rows:
+    raise checks.LinearJaxError(
+      "the blocked sweep algorithm needs dense rows; use the vmap algorithm "
+      "(--sweep_algorithm=vmap or auto) for sparse data"
+    )
   if algorithm == "blocked" and not blocked.supports(config):
     raise checks.LinearJaxError(
       f"the blocked sweep algorithm needs optimizer sgd and regularizer l2 "
@@ -281,6 +289,15 @@ class SweepResult:
     return len(self.points)
 
 
+def _points_of(groups) -> tuple[Point, ...]:
+  """The groups' points in grid order (``Point.index``), not rebuilt."""
+  points: list = [None] * sum(len(g.points) for g in groups)
+  for group in groups:
+    for p in group.points:
+      points[p.index] = p
+  return tuple(points)
+
+
 def _is_better(val: float, index: int, best: tuple | None) -> bool:
   """Higher validation accuracy wins; on a tie the earlier grid index."""
   return best is None or val > best[0] or (val == best[0] and index < best[1])
@@ -299,6 +316,7 @@ class _Sweep:
     log,
     algorithm="vmap",
     block_steps=blocked.DEFAULT_BLOCK_STEPS,
+    groups=None,
   ):
     self.grid = grid
     self.algorithm = algorithm
@@ -309,12 +327,12 @@ class _Sweep:
     self.num_classes = num_classes
     rep = distributed.replicated(mesh)
     self.data = epoch_lib.DeviceData(
-      distributed.put_global(np.asarray(data.x_train, np.float32), rep),
+      distributed.put_rows(data.x_train, rep),
       distributed.put_global(np.asarray(data.y_train, np.int32), rep),
-      distributed.put_global(np.asarray(data.x_val, np.float32), rep),
+      distributed.put_rows(data.x_val, rep),
       distributed.put_global(np.asarray(data.y_val, np.int32), rep),
     )
-    self.points = grid.points()
+    self.points = _points_of(groups if groups is not None else grid.groups())
     k, epochs = len(self.points), grid.epochs
     nan = lambda: np.full(k, np.nan)
     self.last = {name: nan() for name in METRICS}
@@ -330,6 +348,7 @@ class _Sweep:
     self.done: list = []  # names of finished chunks
     self.checkpoint: resume.SweepCheckpoint | None = None
     self.unfinished: dict | None = None  # a loaded chunk to continue
+    self.unsaved = False  # finished chunks not yet in the checkpoint
     self.total_units = k * epochs  # configuration-epochs of the whole sweep
     self.done_units = 0
     # The overall progress, when logging.
@@ -384,7 +403,9 @@ class _Sweep:
     """``build_program``, once per (config, K)."""
     cache_key = (config, length)
     if cache_key not in self.programs:
-      algorithm = choose_algorithm(config, self.algorithm)
+      algorithm = choose_algorithm(
+        config, self.algorithm, isinstance(self.data.x_train, sparse.CSRRows)
+      )
       t0 = time.perf_counter()
       self.programs[cache_key] = build_program(
         config,
@@ -434,8 +455,18 @@ class _Sweep:
         }
       )
       self.done.append(label)
-      if self.checkpoint is not None:
-        self.checkpoint.save(self.snapshot())
+      self.unsaved = True
+      # On the time cadence, not after every chunk: each save rewrites the
+      # whole checkpoint (all configurations' history), so saving per chunk
+      # costs chunks × size. A kill loses at most checkpoint_seconds.
+      if self.checkpoint is not None and self.checkpoint.due():
+        self.save()
+
+  def save(self, chunk: dict | None = None) -> None:
+    """Writes the checkpoint: the progress, and ``chunk`` if unfinished."""
+    if self.checkpoint is not None:
+      self.checkpoint.save(self.snapshot(), chunk)
+      self.unsaved = False
 
   def run_chunk(self, program: Program, group: Group, points, label) -> None:
     """Trains ``points`` (padded to ``program.length``) for all epochs."""
@@ -479,9 +510,8 @@ class _Sweep:
       if (
         self.checkpoint is not None and epoch < epochs and self.checkpoint.due()
       ):
-        self.checkpoint.save(
-          self.snapshot(),
-          {"name": label, "epoch": epoch, "state": distributed.to_host(state)},
+        self.save(
+          {"name": label, "epoch": epoch, "state": distributed.to_host(state)}
         )
     self.collect_params(program, state, points, index)
 
@@ -582,6 +612,34 @@ class _Sweep:
     )
 
 
+def check_host(grid: SweepGrid, *, params_bytes: int = 0, host_budget=None):
+  """``memory.check_sweep_host`` for ``grid``, decided by process 0 so that
+  every process refuses together (free memory differs between hosts).
+
+  Returns:
+    The host estimate in bytes.
+  """
+  try:
+    need, problem = (
+      memory.check_sweep_host(
+        grid.num_points(),
+        grid.epochs,
+        params_bytes=params_bytes,
+        host_budget=host_budget,
+      ),
+      None,
+    )
+  except checks.LinearJaxError as e:
+    need, problem = 0, str(e)
+  if distributed.agree(problem is not None):
+    raise checks.LinearJaxError(
+      problem
+      or "process 0 refused the sweep for its host memory (its "
+      "error names the sizes)"
+    )
+  return need
+
+
 def run_sweep(
   grid: SweepGrid,
   data,
@@ -596,6 +654,7 @@ def run_sweep(
   block_steps: int = blocked.DEFAULT_BLOCK_STEPS,
   checkpoint_path: str | None = None,
   checkpoint_seconds: float = 300.0,
+  host_budget=None,
 ) -> SweepResult:
   """Trains every configuration of ``grid``; see the module docstring.
 
@@ -611,15 +670,21 @@ def run_sweep(
     mesh: a 1-D mesh with axis "config" (default: all devices, global).
     keep_params: also return every configuration's final params.
     budget_bytes: device bytes for the automatic chunk size (default
-      ``memory.device_budget()``).
+      ``memory.device_budget()``; on a CPU the host memory budget less the
+      sweep's host estimate, ``memory.check_sweep_host``).
     log: one absl line per epoch per chunk (process 0 only).
     algorithm: ``"auto"``, ``"vmap"`` or ``"blocked"`` (module docstring).
     block_steps: minibatches per block of ``"blocked"`` (≥ 1).
     checkpoint_path: where to keep the sweep's progress (``resume``): saved
-      after every chunk and every ``checkpoint_seconds`` inside a chunk; if
-      the file exists, the sweep continues from it (it must come from the
-      same grid, data, algorithm and chunk size). None: no checkpoints.
-    checkpoint_seconds: the save interval inside a chunk (0: every epoch).
+      at most every ``checkpoint_seconds`` (between chunks and inside them)
+      and after the last chunk; if the file exists, the sweep continues
+      from it (it must come from the same grid, data, algorithm and chunk
+      size; an automatic chunk size is the checkpoint's). None: no
+      checkpoints.
+    checkpoint_seconds: the save interval (0: after every epoch).
+    host_budget: the host memory budget (a size such as ``4GiB``; default
+      ``linear_jax.budget``'s): a grid whose results, history and
+      checkpoint would not fit is refused before it is expanded.
 
   Returns:
     A ``SweepResult``; identical on every process, and identical whether or
@@ -633,16 +698,24 @@ def run_sweep(
     num_classes = int(max(np.max(data.y_train), np.max(data.y_val))) + 1
   mesh = mesh if mesh is not None else distributed.config_mesh()
   num_train, num_features = np.shape(data.x_train)
+  host_need = check_host(
+    grid,
+    params_bytes=(num_features + 1) * num_classes * 4 if keep_params else 0,
+    host_budget=host_budget,
+  )
   groups = grid.groups()
   blocks = {}  # group name -> steps per block of its algorithm (0: vmap)
   for group in groups:
     epoch_lib.check_lbfgs_full_batch(group.config, num_train)
-    chosen = choose_algorithm(group.config, algorithm)
+    chosen = choose_algorithm(
+      group.config, algorithm, sparse.is_sparse(data.x_train)
+    )
     blocks[group.name] = (
       blocked.steps_per_block(group.config, num_train, block_steps)
       if chosen == "blocked"
       else 0
     )
+  sparse_rows = sparse.is_sparse(data.x_train)
   per_config = max(
     memory.config_bytes(
       g.config,
@@ -652,17 +725,39 @@ def run_sweep(
       len(data.y_val),
       blocks[g.name],
     )
-    for g in groups
-  )
-  shared = max(
-    memory.data_bytes(
-      g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+    + (
+      memory.sparse_config_bytes(
+        g.config, num_classes, data.x_train, data.x_val
+      )
+      if sparse_rows
+      else 0
     )
     for g in groups
   )
-  budget = budget_bytes or memory.device_budget(mesh.devices.flat[0])
-  chunk = memory.resolve_chunk_size(
-    chunk_size, mesh.size, per_config, shared, budget
+  if sparse_rows:
+    shared = max(
+      memory.sparse_data_bytes(g.config, data.x_train, data.x_val)
+      for g in groups
+    )
+  else:
+    shared = max(
+      memory.data_bytes(
+        g.config, num_features, num_train, len(data.y_val), blocks[g.name]
+      )
+      for g in groups
+    )
+  device = mesh.devices.flat[0]
+  budget = budget_bytes or memory.device_budget(device, host_budget=host_budget)
+  if not budget_bytes and not memory.has_own_memory(device):
+    budget -= host_need  # on a CPU the chunk shares the host's memory
+  if chunk_size == 0 and checkpoint_path is not None:
+    # Resuming: the chunking the checkpoint was made with, whatever memory
+    # is available now (process 0 reads it, all use it).
+    chunk_size = distributed.from_writer(
+      resume.saved_chunk_size(checkpoint_path) or 0
+    )
+  chunk = distributed.from_writer(  # hosts with other free memory agree
+    memory.resolve_chunk_size(chunk_size, mesh.size, per_config, shared, budget)
   )
   fits = memory.auto_chunk_size(per_config, shared, mesh.size, budget)
   if chunk > fits and distributed.is_writer():
@@ -680,9 +775,18 @@ def run_sweep(
     "per_config_bytes": per_config,
     "shared_bytes": shared,
     "budget_bytes_per_device": budget,
+    "host_bytes": host_need,
   }
   sweep = _Sweep(
-    grid, data, num_classes, mesh, keep_params, log, algorithm, block_steps
+    grid,
+    data,
+    num_classes,
+    mesh,
+    keep_params,
+    log,
+    algorithm,
+    block_steps,
+    groups=groups,
   )
   if checkpoint_path is not None:
     sweep.checkpoint = resume.SweepCheckpoint(
@@ -697,12 +801,16 @@ def run_sweep(
           "keep_params": keep_params,
           "devices": mesh.size,
           "data": resume.data_digest(
-            data.x_train, data.y_train, data.x_val, data.y_val
+            *sparse.host_arrays(data.x_train),
+            data.y_train,
+            *sparse.host_arrays(data.x_val),
+            data.y_val,
           ),
         }
       ),
       every_seconds=checkpoint_seconds,
       writer=distributed.is_writer(),
+      chunk_size=chunk,
     )
     # Process 0 decides, so that every process resumes or none does (the
     # checkpoint must then be on a filesystem that all of them read).
@@ -740,6 +848,8 @@ def run_sweep(
   try:
     for group in groups:
       sweep.run_group(group, chunk)
+    if sweep.checkpoint is not None and sweep.unsaved:
+      sweep.save()  # the last chunks, finished since the last save
   finally:
     if sweep.bar is not None:
       sweep.bar.close()

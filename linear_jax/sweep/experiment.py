@@ -1,7 +1,9 @@
 """One sweep end to end: data -> ``run_sweep`` -> best per loss -> test -> files.
 
-``experiments/sweep.py`` is a thin flag layer over ``run``. What goes in
-``workdir`` (written by process 0 only):
+``experiments/sweep.py`` is a thin flag layer over ``run``. Process 0 holds
+``workdir``'s lock (``writer_lock``) for the whole sweep, so a second sweep
+there is refused in one line. What goes in ``workdir`` (written by process 0
+only):
 
 - ``results.csv``: one row per configuration (``report.COLUMNS``);
   ``test_accuracy`` only for the best configuration of each loss;
@@ -27,24 +29,34 @@ given, only reseeds the minibatch permutations).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import fnmatch
 import glob
 import os
+import shutil
 import time
 
 import jax
 import jax.numpy as jnp
 from absl import logging
 
-from linear_jax import checks, io, optimizers, regularizers
+from linear_jax import budget, checks, io, optimizers, regularizers, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
-from linear_jax.sweep import blocked, distributed, engine, report, resume
+from linear_jax.sweep import (
+  blocked,
+  distributed,
+  engine,
+  memory,
+  report,
+  resume,
+)
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
+from linear_jax.workdir import workdir_lock
 
 RESULTS = "results.csv"
 
@@ -84,7 +96,7 @@ class SweepRunConfig:
     rule=_RULES["reg_strength"],
   )
   learning_rates: tuple[float, ...] = option(
-    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.POSITIVE
+    (1e-3, 1e-2, 1e-1), f"learning rates: {_VALUES}", rule=checks.LEARNING_RATE
   )
   margins: tuple[float, ...] = option(
     (1.0,),
@@ -123,6 +135,9 @@ class SweepRunConfig:
     rule=checks.SEED,
   )
   standardize: bool = option(False, "divide features by their train std")
+  normalize_rows: bool = option(
+    False, "scale each example to unit L2 norm (the TF-IDF habit)"
+  )
   validation_size: int | None = option(
     None, "held-out examples carved from train", rule=checks.NONNEGATIVE
   )
@@ -155,11 +170,12 @@ class SweepRunConfig:
   )
   checkpoint_seconds: float = option(
     300.0,
-    "inside a chunk, save the sweep's progress at most this often "
-    "(it is always saved after each chunk); 0: every epoch",
+    "save the sweep's progress at most this often, between chunks and "
+    "inside them (and always after the last chunk); 0: every epoch",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write heatmap PNGs")
+  memory_budget: str | None = option(None, budget.FLAG_HELP)
   command: str = ""  # recorded in captions and the summary
 
   def grid(self) -> SweepGrid:
@@ -190,8 +206,9 @@ class SweepRunConfig:
         "validation_size must be ≥ 1: a sweep selects its best "
         "configuration on the validation split"
       )
-    for group in self.grid().groups():
-      engine.choose_algorithm(group.config, self.sweep_algorithm)
+    budget.memory_budget(self.memory_budget)  # a size, if given
+    for config in self.grid().train_configs():  # the grid is not expanded
+      engine.choose_algorithm(config, self.sweep_algorithm)
     return self
 
 
@@ -249,6 +266,34 @@ def check_workdir(config: SweepRunConfig) -> str:
   return path
 
 
+def check_disk(config: SweepRunConfig, grid: SweepGrid) -> None:
+  """Refuses, in one line, a sweep whose checkpoint and tables would not fit
+  on ``workdir``'s filesystem (before the grid is expanded).
+
+  While the checkpoint is replaced the old and the new one both exist, so it
+  counts twice; an existing checkpoint (``--resume``) counts as free space.
+  """
+  num, epochs = grid.num_points(), grid.epochs
+  checkpoint = memory.sweep_checkpoint_bytes(num, epochs)
+  tables = memory.sweep_output_bytes(num, epochs)
+  where = os.path.abspath(config.workdir)
+  while not os.path.isdir(where):
+    where = os.path.dirname(where)
+  free = shutil.disk_usage(where).free
+  old = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
+  if os.path.isfile(old):
+    free += os.path.getsize(old)
+  need = 2 * checkpoint + tables
+  if distributed.agree(need > free):
+    raise LinearJaxError(
+      f"the sweep's {num:,} configurations need ~{budget.format_size(need)} "
+      f"on {where} (a {budget.format_size(checkpoint)} checkpoint, held "
+      f"twice while it is replaced, and {budget.format_size(tables)} of "
+      f"tables), which has {budget.format_size(free)} free; sweep fewer "
+      "values or choose a --workdir on a larger filesystem"
+    )
+
+
 #: What a sweep writes (besides heatmaps); guarded against overwriting.
 OUTPUTS = (
   RESULTS,
@@ -285,10 +330,43 @@ def run(config: SweepRunConfig) -> dict:
     results (``results_sha256``), only timings differ.
 
   Raises:
-    LinearJaxError: bad options (one line), or an existing results.csv.
+    LinearJaxError: bad options (one line), an existing results.csv, or a
+      workdir in use by another run.
   """
   grid = config.validate().grid()
+  with writer_lock(config.workdir):
+    return _run(config, grid)
+
+
+@contextlib.contextmanager
+def writer_lock(workdir: str):
+  """``linear_jax.workdir.workdir_lock`` held by the writing process.
+
+  Only process 0 writes, so only it locks (the other processes may share
+  its folder, or have none); every process learns whether it got the lock,
+  so that all stop together when another sweep holds the workdir.
+  """
+  with contextlib.ExitStack() as stack:
+    failure = None
+    if distributed.is_writer():
+      try:
+        stack.enter_context(workdir_lock(workdir))
+      except (LinearJaxError, OSError) as e:  # in use, or not creatable
+        failure = e
+    if not distributed.agree(failure is None):
+      if failure is not None:
+        raise failure
+      raise LinearJaxError(
+        f"process 0 could not lock --workdir {workdir} (it says why); "
+        "nothing was written"
+      )
+    yield
+
+
+def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
   results_path = check_workdir(config)
+  engine.check_host(grid, host_budget=config.memory_budget)  # before loading
+  check_disk(config, grid)
   checkpoint_path = os.path.join(config.workdir, resume.CHECKPOINT_NAME)
   t0 = time.perf_counter()
   dataset = train_run.load_data(config)
@@ -310,8 +388,10 @@ def run(config: SweepRunConfig) -> dict:
     block_steps=config.block_steps,
     checkpoint_path=checkpoint_path,
     checkpoint_seconds=config.checkpoint_seconds,
+    host_budget=config.memory_budget,
   )
-  x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+  x_test = sparse.device_rows(dataset.x_test)
+  y_test = jnp.asarray(dataset.y_test)
   test = {
     i: float(epoch_lib.accuracy(result.best_params[loss], x_test, y_test))
     for loss, i in result.best.items()

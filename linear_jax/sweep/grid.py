@@ -71,7 +71,7 @@ class Group:
 
   @property
   def name(self) -> str:
-    """``"loss/reg seed s"``: names the group in progress lines and checkpoints."""
+    """``"loss/reg seed S"``, for logs and reports."""
     return f"{self.config.loss}/{self.config.reg} seed {self.seed}"
 
 
@@ -122,19 +122,38 @@ class SweepGrid:
       losses_lib.get_loss(loss)
     for name, rule in (
       ("reg_strengths", checks.NONNEGATIVE),
-      ("learning_rates", checks.POSITIVE),
+      ("learning_rates", checks.LEARNING_RATE),
       ("margins", checks.NONNEGATIVE),
       ("seeds", checks.SEED),
     ):
       rule.check(getattr(self, name), name)
     for name in ("momentum", "weight_decay", "label_smoothing", "l1_ratio"):
       epoch_lib.HPARAM_RULES[name].check(getattr(self, name), name)
-    for loss, reg in itertools.product(self.losses, self.regs):
-      self.train_config(loss, reg)
+    self.train_configs()
     return self
 
+  def num_points(self) -> int:
+    """How many configurations ``points()`` has, without building them."""
+    per_loss = (
+      len(self.regs)
+      * len(self.reg_strengths)
+      * len(self.learning_rates)
+      * len(self.seeds)
+    )
+    return sum(
+      per_loss * (len(self.margins) if takes_margin(loss) else 1)
+      for loss in self.losses
+    )
+
+  def train_configs(self) -> tuple[epoch_lib.TrainConfig, ...]:
+    """One validated ``TrainConfig`` per (loss, reg), in grid order."""
+    return tuple(
+      self.train_config(loss, reg)
+      for loss, reg in itertools.product(self.losses, self.regs)
+    )
+
   def train_config(self, loss: str, reg: str) -> epoch_lib.TrainConfig:
-    """The validated static ``TrainConfig`` of one (loss, reg) program."""
+    """The static ``TrainConfig`` of one (loss, regularizer) group."""
     return epoch_lib.TrainConfig(
       loss=loss,
       reg=reg,

@@ -22,6 +22,13 @@ configuration, the wide copy of W and three ``[k·B, C]`` blocks (X_blk W_0,
 the updates U_i and their scaled copies): + (D + 1)·C·4 + 3·k·B·C·4; and, shared,
 the ``[k·B, D]`` block rows and the ``[k·B, k·B]`` Gram matrix.
 
+Sparse rows (``linear_jax.sparse.CSRRows``, nnz stored entries, rows of at
+most K_r entries): the data term is the CSR bytes of train and validation
+(8 bytes per entry + 4 per row) plus the minibatch's ``[B, K_r]`` block;
+each configuration also holds its gathered weight rows ``[B, K_r, C]`` and
+their gradient, and one validation block ``[V, K_r, C]`` (V =
+``sparse.BLOCK_ROWS`` rows at most): + (2·B + V)·K_r·C·4.
+
 So memory grows linearly in K with slope ≈ (D + 1)·C·4·(4 + 2s) bytes, the
 data term does not grow with K. ``config_bytes`` multiplies the per-
 configuration sum by ``SAFETY`` (XLA temporaries, fusion buffers). For
@@ -32,8 +39,9 @@ training (lbfgs: 10 stored gradient pairs, N·C scores per step) needs
 28 MB per configuration.
 
 The budget per device is ``bytes_limit`` from ``device.memory_stats()``
-(GPUs) times ``DEVICE_FRACTION``, or ``CPU_BUDGET_BYTES`` where the device
-reports none (CPU).
+(GPUs) times ``DEVICE_FRACTION``, or, where the device reports none (CPU),
+the host memory budget (``linear_jax.budget``: ``--memory_budget``,
+``$LINEAR_JAX_MEMORY_BUDGET``, or a share of the available memory).
 """
 
 from __future__ import annotations
@@ -43,25 +51,39 @@ import math
 import jax
 import numpy as np
 
+from linear_jax import budget as budget_lib
 from linear_jax.checks import LinearJaxError
 from linear_jax.train import epoch as epoch_lib
 
-CPU_BUDGET_BYTES = 2 << 30
 DEVICE_FRACTION = 0.8
 SAFETY = 2.0
 FLOAT_BYTES = 4
 
 
-def device_budget(device=None) -> int:
-  """Bytes a sweep may use on ``device`` (default: the first device)."""
-  device = device or jax.devices()[0]
+def has_own_memory(device) -> bool:
+  """Whether ``device`` reports a memory limit of its own (GPUs, TPUs); a
+  CPU device shares the host's memory.
+  """
   try:
     stats = device.memory_stats()
   except Exception:  # pylint: disable=broad-except  # some backends raise
     stats = None
-  if stats and stats.get("bytes_limit"):
-    return int(stats["bytes_limit"] * DEVICE_FRACTION)
-  return CPU_BUDGET_BYTES
+  return bool(stats and stats.get("bytes_limit"))
+
+
+def device_budget(device=None, *, host_budget=None) -> int:
+  """Bytes a sweep may use on ``device`` (default: the first device).
+
+  Args:
+    device: a JAX device.
+    host_budget: for devices without their own memory (CPU): an explicit
+      host budget (a size, ``budget.memory_budget``); default the host
+      budget in force.
+  """
+  device = device or jax.devices()[0]
+  if has_own_memory(device):
+    return int(device.memory_stats()["bytes_limit"] * DEVICE_FRACTION)
+  return budget_lib.memory_budget(host_budget)
 
 
 def state_bytes(
@@ -129,6 +151,36 @@ def data_bytes(
   )
 
 
+def sparse_data_bytes(config: epoch_lib.TrainConfig, x_train, x_val) -> int:
+  """Device bytes shared by all configurations for sparse rows (CSR)."""
+  from linear_jax import sparse  # pylint: disable=g-import-not-at-top
+
+  num_train = x_train.shape[0]
+  batch = epoch_lib.effective_batch_size(config, num_train)
+  width = max(sparse.max_row_nnz(x_train), sparse.max_row_nnz(x_val))
+  stored = sum(x.nnz * 8 + (x.shape[0] + 1) * 4 for x in (x_train, x_val))
+  return (
+    stored
+    + batch * width * 8
+    + (num_train + x_val.shape[0]) * 4  # labels
+    + num_train * 4  # the permutation
+  )
+
+
+def sparse_config_bytes(
+  config: epoch_lib.TrainConfig, num_classes: int, x_train, x_val
+) -> int:
+  """Extra device bytes per configuration for sparse rows (module doc),
+  with ``SAFETY``.
+  """
+  from linear_jax import sparse  # pylint: disable=g-import-not-at-top
+
+  batch = epoch_lib.effective_batch_size(config, x_train.shape[0])
+  width = max(sparse.max_row_nnz(x_train), sparse.max_row_nnz(x_val))
+  block = min(sparse.BLOCK_ROWS, x_val.shape[0])
+  return int(SAFETY * (2 * batch + block) * width * num_classes * FLOAT_BYTES)
+
+
 def round_up(value: int, multiple: int) -> int:
   """The smallest multiple of ``multiple`` that is ≥ ``value``."""
   return -(-value // multiple) * multiple
@@ -186,3 +238,91 @@ def split_evenly(
   chunks = -(-count // chunk_size)
   length = round_up(-(-count // chunks), num_devices)
   return chunks, length
+
+
+# ------------------------------------------------------ the sweep on the host
+
+#: Host bytes per configuration of a sweep, besides the device's chunk: its
+#: ``Point``, the result arrays, and at the end its ``results.csv`` row as a
+#: dict, as CSV and markdown text; and per configuration and epoch: the
+#: history's four float64 metrics and ``history.csv``'s text. Measured with
+#: tracemalloc over ``experiment.run`` (blobs, 2,500 and 22,500
+#: configurations): 1,378 bytes per configuration at 1 epoch, 2,407 at 16,
+#: i.e. ≈ 1,310 + 69 per epoch; rounded up here (BENCHMARKS.md, "Host
+#: memory").
+HOST_BYTES_PER_CONFIG = 1500
+HOST_BYTES_PER_CONFIG_EPOCH = 80
+#: Checkpoint bytes per configuration: the last metrics (4 × float64) and
+#: the divergence epoch (int64); per epoch, the history's 4 × float64.
+CHECKPOINT_BYTES_PER_CONFIG = 5 * 8
+CHECKPOINT_BYTES_PER_CONFIG_EPOCH = 4 * 8
+
+
+#: Bytes on disk per configuration of ``results.csv`` and ``results.md``
+#: (98 + 77 measured), and per configuration and epoch of ``history.csv``
+#: (39 measured), rounded up.
+RESULTS_BYTES_PER_CONFIG = 200
+HISTORY_BYTES_PER_CONFIG_EPOCH = 45
+
+
+def sweep_output_bytes(num_configs: int, epochs: int) -> int:
+  """Bytes of the tables a sweep writes at the end (not the checkpoint)."""
+  return num_configs * (
+    RESULTS_BYTES_PER_CONFIG + HISTORY_BYTES_PER_CONFIG_EPOCH * epochs
+  )
+
+
+def sweep_host_bytes(
+  num_configs: int, epochs: int, *, params_bytes: int = 0
+) -> int:
+  """Host bytes of a sweep's bookkeeping and outputs, for ``num_configs``
+  configurations of ``epochs`` epochs; ``params_bytes`` per configuration
+  when every configuration's params are kept (``keep_params``).
+  """
+  per_config = (
+    HOST_BYTES_PER_CONFIG + HOST_BYTES_PER_CONFIG_EPOCH * epochs + params_bytes
+  )
+  return num_configs * per_config
+
+
+def sweep_checkpoint_bytes(
+  num_configs: int, epochs: int, *, params_bytes: int = 0
+) -> int:
+  """Bytes of ``sweep_checkpoint.npz`` once every configuration has run."""
+  return num_configs * (
+    CHECKPOINT_BYTES_PER_CONFIG
+    + CHECKPOINT_BYTES_PER_CONFIG_EPOCH * epochs
+    + params_bytes
+  )
+
+
+def check_sweep_host(
+  num_configs: int, epochs: int, *, params_bytes: int = 0, host_budget=None
+) -> int:
+  """Refuses, in one line, a sweep whose host bookkeeping, outputs and
+  checkpoint (held in memory while written) exceed the memory budget
+  (``linear_jax.budget``), before the grid is expanded.
+
+  Args:
+    num_configs: configurations (``SweepGrid.num_points``).
+    epochs: epochs per configuration.
+    params_bytes: per configuration, when all params are kept.
+    host_budget: an explicit budget (a size); default the one in force.
+
+  Returns:
+    The estimate, in bytes.
+  """
+  need = sweep_host_bytes(num_configs, epochs, params_bytes=params_bytes)
+  checkpoint = sweep_checkpoint_bytes(
+    num_configs, epochs, params_bytes=params_bytes
+  )
+  budget_lib.check_fits(
+    need + checkpoint,
+    f"the sweep's {num_configs:,} configurations × {epochs} "
+    f"epoch{'' if epochs == 1 else 's'} "
+    f"(results and history in memory, a "
+    f"{budget_lib.format_size(checkpoint)} checkpoint)",
+    "sweep fewer values (or split the grid into several sweeps)",
+    override=host_budget,
+  )
+  return need + checkpoint

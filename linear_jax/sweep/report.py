@@ -48,7 +48,8 @@ COLUMNS = (
 )
 
 
-def _cell(value) -> str:
+def csv_cell(value) -> str:
+  """A CSV cell: "" for None and non-finite floats, floats in full (repr)."""
   if value is None:
     return ""
   if isinstance(value, (bool, np.bool_)):
@@ -99,12 +100,12 @@ def result_rows(result, test_accuracy: dict[int, float]) -> list[dict]:
 
 
 def csv_text(rows: list[dict]) -> str:
-  """``results.csv``: a header of ``COLUMNS``, then one line per row."""
+  """``results.csv``: the header ``COLUMNS``, then one line per row."""
   out = std_io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(COLUMNS)
   for row in rows:
-    writer.writerow([_cell(row[c]) for c in COLUMNS])
+    writer.writerow([csv_cell(row[c]) for c in COLUMNS])
   return out.getvalue()
 
 
@@ -122,7 +123,7 @@ def history_csv_text(result) -> str:
     for e in range(epochs):
       writer.writerow(
         [i, e + 1]
-        + [_cell(float32_value(result.history[n][i, e])) for n in names]
+        + [csv_cell(float32_value(result.history[n][i, e])) for n in names]
       )
   return out.getvalue()
 
@@ -133,12 +134,13 @@ def digest(rows: list[dict]) -> str:
 
 
 def write_csv(path: str, rows: list[dict]) -> str:
-  """Writes ``csv_text(rows)`` to ``path`` atomically; returns ``path``."""
+  """Atomically writes ``csv_text(rows)`` to ``path``; returns ``path``."""
   io.atomic_write(path, csv_text(rows))
   return path
 
 
-def _fmt(value, spec: str) -> str:
+def table_number(value, spec: str) -> str:
+  """``format(value, spec)`` for a markdown cell; "–" for None or non-finite."""
   if value is None or (isinstance(value, float) and not math.isfinite(value)):
     return "–"
   return format(value, spec)
@@ -148,14 +150,14 @@ def _md_row(row: dict, bold: bool = False) -> str:
   cells = [
     row["loss"],
     row["reg"],
-    _fmt(row["reg_strength"], "g"),
-    _fmt(row["learning_rate"], "g"),
-    _fmt(row["margin"], "g"),
+    table_number(row["reg_strength"], "g"),
+    table_number(row["learning_rate"], "g"),
+    table_number(row["margin"], "g"),
     str(row["seed"]),
-    _fmt(row["val_accuracy"], ".4f"),
-    _fmt(row["train_accuracy"], ".4f"),
+    table_number(row["val_accuracy"], ".4f"),
+    table_number(row["train_accuracy"], ".4f"),
     f"epoch {row['diverged_epoch']}" if row["diverged"] else "",
-    _fmt(row["test_accuracy"], ".4f"),
+    table_number(row["test_accuracy"], ".4f"),
   ]
   if bold:
     cells = [f"**{c}**" if c else c for c in cells]

@@ -1,9 +1,11 @@
 """A sweep's progress on disk, so that a killed sweep continues where it was.
 
 One ``.npz`` file (``SweepCheckpoint.path``), replaced atomically
-(``linear_jax.io.atomic_write``) after every finished chunk and, inside a
-long chunk, after the first epoch that ends ``every_seconds`` after the last
-save. It holds:
+(``linear_jax.io.atomic_write``) after the first epoch or chunk that ends
+``every_seconds`` after the last save, and after the last chunk. Each save
+rewrites every configuration's history, so saves follow the clock, not the
+chunks: a sweep of many small chunks would otherwise spend its time
+rewriting the file. It holds:
 
 - every configuration's metrics so far (``history``, last finite metrics,
   divergence epochs), the best per loss and its params;
@@ -11,7 +13,9 @@ save. It holds:
 - for an unfinished chunk: its name, the epochs done and its stacked
   ``TrainState`` (params, optimizer state, key, step), exactly as on the
   device;
-- a fingerprint of the sweep (grid, algorithm, chunking, data digest).
+- a fingerprint of the sweep (grid, algorithm, chunking, data digest), and
+  the chunk size, which a resumed sweep with an automatic chunk size takes
+  (``saved_chunk_size``) whatever memory is free then.
 
 Resuming restores those arrays bit for bit and replays nothing: finished
 chunks are skipped, the unfinished one continues from its saved state with
@@ -58,8 +62,10 @@ class SweepCheckpoint:
   Attributes:
     path: the ``.npz`` file.
     fingerprint: must match on load.
-    every_seconds: the save interval inside a chunk (0: every epoch).
+    every_seconds: the save interval (0: every epoch).
     writer: only the writer process saves (all processes load).
+    chunk_size: the sweep's configurations per chunk, saved beside the
+      fingerprint.
   """
 
   def __init__(
@@ -69,11 +75,13 @@ class SweepCheckpoint:
     *,
     every_seconds: float = 300.0,
     writer: bool = True,
+    chunk_size: int | None = None,
   ):
     self.path = path
     self.fingerprint = fingerprint_
     self.every_seconds = every_seconds
     self.writer = writer
+    self.chunk_size = chunk_size
     self.last_save = time.monotonic()
 
   def due(self) -> bool:
@@ -93,6 +101,8 @@ class SweepCheckpoint:
       return
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {"fingerprint": self.fingerprint}
+    if self.chunk_size is not None:
+      meta["chunk_size"] = int(self.chunk_size)
     for name, value in progress.items():
       if isinstance(value, np.ndarray):
         arrays[f"progress/{name}"] = value
@@ -138,7 +148,23 @@ class SweepCheckpoint:
         "--overwrite to start over"
       )
     chunk = meta.pop("chunk", None)
+    meta.pop("chunk_size", None)
     progress.update(meta)
     if chunk is not None:
       chunk["leaves"] = leaves
     return progress, chunk
+
+
+def saved_chunk_size(path: str) -> int | None:
+  """The chunk size a checkpoint at ``path`` was made with; None when there
+  is none (no file, an unreadable one, or one that does not record it: the
+  fingerprint check of ``SweepCheckpoint.load`` reports those).
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      size = json.loads(str(f["meta_json"])).get("chunk_size")
+  except Exception:  # pylint: disable=broad-except  # torn or foreign
+    return None
+  return int(size) if size else None

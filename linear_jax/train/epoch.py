@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from linear_jax import checks, optimizers, regularizers, shuffle
+from linear_jax import checks, optimizers, regularizers, shuffle, sparse
 from linear_jax import losses as losses_lib
 from linear_jax.objective import terms_from_scores
 from linear_jax.scores import linear_scores
@@ -40,7 +40,7 @@ class TrainConfig:
   unroll: int = 1  # lax.scan unroll: steps per loop iteration (speed only)
 
   def validate(self):
-    """Returns self; raises ``LinearJaxError`` naming the first bad field."""
+    """Checks the static choices (names, batch size); returns self."""
     losses_lib.get_loss(self.loss)
     regularizers.get_regularizer(self.reg)
     checks.lookup(
@@ -75,7 +75,7 @@ class HyperParams(NamedTuple, Generic[Leaf]):
 #: The rule each numeric knob follows; ``make_hparams`` checks it, and the
 #: run and sweep configs state the same rule objects on their fields.
 HPARAM_RULES = {
-  "learning_rate": checks.NONNEGATIVE,
+  "learning_rate": checks.Range(0.0, checks.MAX_LEARNING_RATE),
   "reg_strength": checks.NONNEGATIVE,
   "margin": checks.NONNEGATIVE,
   "label_smoothing": checks.UNIT_INTERVAL,
@@ -113,28 +113,55 @@ def make_hparams(
   )
 
 
+#: Rows as the epoch reads them: dense ``[N, D]``, device CSR, or an ELL block.
+Rows = jax.Array | sparse.CSRRows | sparse.RowBlock
+_R = TypeVar("_R", jax.Array, sparse.CSRRows, sparse.RowBlock, Rows)
+
+
 class DeviceData(NamedTuple):
   """Training and validation arrays, resident on the device.
 
   ``x_*`` are either preprocessed float rows ``[N, D]`` (``shift`` and
   ``scale`` None), or raw rows (e.g. uint8 pixels, 4× fewer bytes to read per
   epoch) that each minibatch preprocesses on the fly as (x − shift) / scale,
-  fused by XLA into the gather: the same values, computed in float32.
+  fused by XLA into the gather: the same values, computed in float32; or
+  preprocessed sparse rows (``linear_jax.sparse.CSRRows``, from
+  ``scipy.sparse`` inputs), whose minibatches ``x[idx]`` are
+  ``sparse.RowBlock`` s.
   """
 
-  x_train: jax.Array
+  x_train: jax.Array | sparse.CSRRows
   y_train: jax.Array
-  x_val: jax.Array
+  x_val: jax.Array | sparse.CSRRows
   y_val: jax.Array
   shift: jax.Array | None = None
   scale: jax.Array | None = None
 
   @classmethod
-  def put(cls, x_train, y_train, x_val, y_val, shift=None, scale=None):
-    """Copies to the device once (x keeps its dtype if raw, else float32)."""
+  def put(
+    cls,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    shift=None,
+    scale=None,
+    *,
+    dtype=np.float32,
+  ):
+    """Copies to the device once (x keeps its dtype if raw, else ``dtype``:
+    float32, or float64 under JAX's x64 mode; ``scipy.sparse`` x becomes
+    ``sparse.CSRRows``).
+    """
     raw = shift is not None or scale is not None
-    as_x = lambda a: jax.device_put(
-      np.asarray(a) if raw else np.asarray(a, np.float32)
+    if raw and sparse.is_sparse(x_train):
+      raise checks.LinearJaxError(
+        "sparse rows are preprocessed on the host; pass no shift or scale"
+      )
+    as_x = lambda a: (
+      sparse.to_device(sparse.as_csr(a, "x"))
+      if sparse.is_sparse(a)
+      else jax.device_put(np.asarray(a) if raw else np.asarray(a, dtype))
     )
     as_vec = lambda a: (
       None if a is None else jax.device_put(np.asarray(a, np.float32))
@@ -148,10 +175,13 @@ class DeviceData(NamedTuple):
       as_vec(scale),
     )
 
-  def prepare(self, rows: jax.Array) -> jax.Array:
+  def prepare(self, rows: _R) -> _R:
     """Rows of ``x_*`` -> features (x − shift) / scale: float32 for raw
-    integer rows, float rows keep their dtype (float64 in x64 tests).
+    integer rows, float rows keep their dtype (float64 in x64 tests);
+    sparse rows as they are.
     """
+    if isinstance(rows, (sparse.CSRRows, sparse.RowBlock)):
+      return rows
     if not jnp.issubdtype(rows.dtype, jnp.floating):
       rows = rows.astype(jnp.float32)
     if self.shift is not None:
@@ -162,12 +192,14 @@ class DeviceData(NamedTuple):
 
   @property
   def num_features(self) -> int:
-    """D, the columns of ``x_train``."""
+    """D, the columns of ``x_train [N, D]``."""
     return self.x_train.shape[1]
 
 
 class TrainState(NamedTuple):
-  """What one training run carries from step to step (a vmappable pytree)."""
+  """What one epoch carries to the next: ``params`` ``{"W": [D, C], "b":
+  [C]}``, the optax ``opt_state``, the permutation ``key`` and the step count.
+  """
 
   params: dict
   opt_state: optax.OptState
@@ -274,8 +306,14 @@ def loss_options(loss: str, hparams: HyperParams) -> dict:
   )
 
 
-def batch_objective(config: TrainConfig, hparams: HyperParams):
-  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``."""
+def batch_objective(
+  config: TrainConfig, hparams: HyperParams, class_weight=None
+):
+  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``.
+
+  ``class_weight`` (optional ``[C]``) weights each example's loss by its
+  class: the data term is then Σ w_i L_i / Σ w_i over the minibatch.
+  """
 
   def fn(params, x, y):
     scores = linear_scores(params, x)
@@ -286,6 +324,7 @@ def batch_objective(config: TrainConfig, hparams: HyperParams):
       loss=config.loss,
       reg=config.reg,
       reg_strength=hparams.reg_strength,
+      class_weight=class_weight,
       l1_ratio=hparams.l1_ratio,
       **loss_options(config.loss, hparams),
     )
@@ -294,8 +333,12 @@ def batch_objective(config: TrainConfig, hparams: HyperParams):
   return fn
 
 
-def accuracy(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-  """Fraction of argmax_j s_j == y."""
+def accuracy(params: dict, x: Rows, y: jax.Array) -> jax.Array:
+  """Fraction of argmax_j s_j == y (sparse rows: in row blocks)."""
+  if isinstance(x, sparse.CSRRows):
+    return sparse.accuracy(params, x, y)
+  if isinstance(x, sparse.RowBlock):
+    return jnp.mean(jnp.argmax(sparse.scores(params, x), axis=-1) == y)
   return jnp.mean(jnp.argmax(linear_scores(params, x), axis=-1) == y)
 
 
@@ -305,6 +348,7 @@ def train_epoch(
   data: DeviceData,
   *,
   config: TrainConfig,
+  class_weight: jax.Array | None = None,
 ):
   """One epoch: a scan over the minibatches of a fresh permutation.
 
@@ -313,6 +357,9 @@ def train_epoch(
     hparams: ``HyperParams`` (scalars).
     data: ``DeviceData`` (train ``[N, D]``, ``[N]`` and validation).
     config: static ``TrainConfig``.
+    class_weight: optional ``[C]`` non-negative weight of each class's
+      examples in the data term (``linear_jax.objective``); an array, so new
+      weights do not recompile.
 
   Returns:
     ``(state, metrics)``; metrics hold the epoch's running means over its
@@ -326,7 +373,7 @@ def train_epoch(
   key_data, batches = epoch_batches(config, state.key, n)
   full_batch = per_epoch == 1 and batch == n  # no gathered copy of X
   opt = build_optimizer(config, hparams, n)
-  objective_fn = batch_objective(config, hparams)
+  objective_fn = batch_objective(config, hparams, class_weight)
   grad_fn = jax.value_and_grad(objective_fn, has_aux=True)
 
   def step(carry, idx):

@@ -9,22 +9,29 @@ loads the data, trains with ``fit``, evaluates the final (or, with early
 stopping, the best) parameters once on the test split and writes ``workdir``:
 
 - ``checkpoint.npz``: state, best params, preprocessing statistics, config
-  and the epoch it holds; written before each epoch's metrics line, and once
-  before the first epoch, so any workdir with outputs has one;
+  and the epoch it holds; written once before the first epoch (so any
+  workdir with outputs has one), then at most every ``checkpoint_seconds``,
+  at the end (done, stopped early, or diverged: the last good epoch), and
+  on SIGINT (SIGTERM too in the binaries) after the epoch in flight;
 - ``metrics.jsonl``: one JSON object per epoch (epoch, data_loss, reg_loss,
-  train_accuracy, val_accuracy, seconds, examples_per_second), appended and
-  fsynced per epoch;
+  train_accuracy, val_accuracy, seconds, examples_per_second), appended
+  as each epoch ends and fsynced before each checkpoint, so it may run
+  ahead of the checkpoint, never behind;
 - ``summary.json``: test/val accuracy, ``train_seconds`` (epochs only, after
   compilation, data loading excluded), ``compile_seconds``, config, device;
   strict JSON: a number that is not finite is ``null`` with its reason in
   ``null_reasons``;
 - ``curves.png``, ``templates.png`` (image data) or ``regions.png`` (2-D data).
 
-Every file goes through ``linear_jax.io``. A run killed at any point resumes
-(``resume=True``) bit-identically to one never killed: the history is read
-back from ``metrics.jsonl`` up to the checkpoint's epoch. ``RunConfig`` is the
-one statement of a run's settings: each field's help and rule generate the
-flags of ``experiments/train.py``, and ``RunConfig.validate`` checks them.
+The run holds ``workdir``'s lock (``linear_jax.workdir.workdir_lock``) from
+its first look at the folder to its last write: a second run there is
+refused in one line. Every file goes through ``linear_jax.io``. A run
+killed at any point resumes (``resume=True``) bit-identically to one never
+killed: the history is read back from ``metrics.jsonl`` up to the
+checkpoint's epoch, and the lines after it, which no saved state backs, are
+dropped and recomputed. ``RunConfig`` is the one statement of a run's
+settings: each field's help and rule generate the flags of
+``experiments/train.py``, and ``RunConfig.validate`` checks them.
 """
 
 from __future__ import annotations
@@ -40,10 +47,20 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from linear_jax import checks, io, losses, optimizers, plots, regularizers
+from linear_jax import (
+  budget,
+  checks,
+  io,
+  losses,
+  optimizers,
+  plots,
+  regularizers,
+  sparse,
+)
 from linear_jax.checks import option
 from linear_jax.train import checkpoint, loop
 from linear_jax.train import epoch as epoch_lib
+from linear_jax.workdir import workdir_lock
 
 _RULES = epoch_lib.HPARAM_RULES
 METRICS_NAME = "metrics.jsonl"
@@ -60,6 +77,7 @@ RESUME_KEYS = (
   "full_batch",
   "schedule",
   "standardize",
+  "normalize_rows",
   "mirror_train",
   "validation_size",
   "seed",
@@ -90,7 +108,9 @@ class RunConfig:
   optimizer: str = option(
     "momentum", "optax optimizer", choices=list(optimizers.OPTIMIZERS)
   )
-  learning_rate: float = option(1e-2, "learning rate", rule=checks.POSITIVE)
+  learning_rate: float = option(
+    1e-2, "learning rate", rule=checks.LEARNING_RATE
+  )
   momentum: float = option(
     0.9, "momentum (momentum, nesterov)", rule=_RULES["momentum"]
   )
@@ -111,6 +131,9 @@ class RunConfig:
     0, "seed of the split and the permutations", rule=checks.SEED
   )
   standardize: bool = option(False, "divide features by their train std")
+  normalize_rows: bool = option(
+    False, "scale each example to unit L2 norm (the TF-IDF habit)"
+  )
   mirror_train: bool = option(
     False,
     "augment training images with their "
@@ -121,19 +144,35 @@ class RunConfig:
   )
   early_stopping_patience: int = option(
     0,
-    "stop after this many epochs without better val accuracy (0: off)",
+    "stop after this many epochs without better val accuracy (0: off; "
+    "needs a validation split, so not with validation_size=0)",
     rule=checks.NONNEGATIVE,
   )
   plots: bool = option(True, "write PNG plots")
+  checkpoint_seconds: float = option(
+    60.0,
+    "save the checkpoint at most this often (and always at the end and on "
+    "SIGINT/SIGTERM); 0: after every epoch",
+    rule=checks.NONNEGATIVE,
+  )
+  memory_budget: str | None = option(None, budget.FLAG_HELP)
 
   def validate(self) -> "RunConfig":
     """Checks every field's rule and the static choices; one line if bad."""
     checks.check_options(self)
+    if self.early_stopping_patience and self.validation_size == 0:
+      raise checks.LinearJaxError(
+        f"early_stopping_patience={self.early_stopping_patience} stops on "
+        "validation accuracy, but validation_size=0 leaves no validation "
+        "split; set validation_size ≥ 1 (or leave it unset) or "
+        "early_stopping_patience=0"
+      )
     self.train_config()
+    budget.memory_budget(self.memory_budget)  # a size, if given
     return self
 
   def train_config(self) -> epoch_lib.TrainConfig:
-    """The validated static ``TrainConfig`` of this run."""
+    """The static part of the run (loss, regularizer, optimizer, ...)."""
     return epoch_lib.TrainConfig(
       loss=self.loss,
       reg=self.reg,
@@ -144,7 +183,7 @@ class RunConfig:
     ).validate()
 
   def hparams(self) -> epoch_lib.HyperParams:
-    """The run's numeric hyperparameters as arrays."""
+    """The numeric knobs (learning rate, λ, Δ, ε, ...) as arrays."""
     return epoch_lib.make_hparams(
       learning_rate=self.learning_rate,
       reg_strength=self.reg_strength,
@@ -172,17 +211,21 @@ def device_description() -> dict:
 
 
 def load_data(config):
-  """The dataset a run or sweep config names (``linear_jax.data``)."""
+  """The dataset a run or sweep config names (``linear_jax.data``), loaded
+  within the config's ``memory_budget`` (``linear_jax.budget``).
+  """
   from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
 
-  return data_lib.load_dataset(
-    config.dataset,
-    data_dir=config.data_dir,
-    seed=config.seed,
-    standardize=config.standardize,
-    validation_size=config.validation_size,
-    mirror_train=getattr(config, "mirror_train", False),
-  )
+  with budget.limited(getattr(config, "memory_budget", None)):
+    return data_lib.load_dataset(
+      config.dataset,
+      data_dir=config.data_dir,
+      seed=config.seed,
+      standardize=config.standardize,
+      normalize_rows=getattr(config, "normalize_rows", False),
+      validation_size=config.validation_size,
+      mirror_train=getattr(config, "mirror_train", False),
+    )
 
 
 def model_description(dataset) -> dict:
@@ -198,12 +241,8 @@ def model_description(dataset) -> dict:
       else [int(v) for v in dataset.image_shape]
     ),
   }
-  if dataset.name.startswith("svmlight:"):
-    from linear_jax.data import npz_source  # pylint: disable=g-import-not-at-top
-
-    out["svmlight_zero_based"] = npz_source.svmlight_zero_based(
-      dataset.name.removeprefix("svmlight:")
-    )
+  if dataset.svmlight_zero_based is not None:
+    out["svmlight_zero_based"] = dataset.svmlight_zero_based
   return out
 
 
@@ -238,6 +277,20 @@ def _check_same_run(path: str, saved: dict, config: RunConfig) -> None:
       f"{saved['epochs']} with the {config.schedule} schedule, whose rates "
       f"depend on the number of epochs; resume with --epochs="
       f"{saved['epochs']}, or use --schedule=constant to train longer"
+    )
+
+
+def _check_epochs_ahead(path: str, meta: dict, config: RunConfig) -> None:
+  """Refuses ``--epochs`` below the epochs the checkpoint has already run:
+  there is nothing to train, and the summary would report ``epochs`` < the
+  epochs run.
+  """
+  done = int(meta.get("epoch", len(meta.get("history", []))))
+  if done > config.epochs:
+    raise checks.LinearJaxError(
+      f"--resume: {path} has run {done} epochs, more than --epochs="
+      f"{config.epochs}; pass --epochs={done} or more to continue it, or "
+      "--restore to evaluate it as it is (nothing was changed)"
     )
 
 
@@ -277,6 +330,7 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   _check_same_run(path, meta.get("config", {}), config)  # before unflattening
+  _check_epochs_ahead(path, meta, config)
   _check_same_data(path, meta.get("model"), None, dataset)
   template = _template(config, dataset)
   state, best, stats, meta = checkpoint.load(path, template, template.params)
@@ -309,15 +363,22 @@ def _restore_progress(workdir: str, config: RunConfig, dataset):
   )
 
 
-def restore(workdir: str, *, data_dir: str | None = None):
+def restore(
+  workdir: str,
+  *,
+  data_dir: str | None = None,
+  memory_budget: str | None = None,
+):
   """``(config, dataset, params)`` of ``workdir``'s checkpoint: the saved
   preprocessing statistics checked against freshly loaded data, and the
-  best params if early stopping kept them, else the last.
+  best params if early stopping kept them, else the last. ``data_dir`` and
+  ``memory_budget`` replace the saved run's when given.
   """
   path = os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   meta = checkpoint.load_metadata(path)
   config = RunConfig.from_dict(meta["config"])
   config.data_dir = data_dir or config.data_dir
+  config.memory_budget = memory_budget or config.memory_budget
   dataset = load_data(config)
   template = _template(config, dataset)
   _check_same_data(path, meta.get("model"), None, dataset)
@@ -326,17 +387,24 @@ def restore(workdir: str, *, data_dir: str | None = None):
   return config, dataset, best if best is not None else state.params
 
 
-def evaluate_checkpoint(workdir: str, *, data_dir: str | None = None) -> dict:
+def evaluate_checkpoint(
+  workdir: str,
+  *,
+  data_dir: str | None = None,
+  memory_budget: str | None = None,
+) -> dict:
   """Reloads ``workdir``'s checkpoint (``restore``) and evaluates it on the
   test split; returns ``test_accuracy``, ``epochs`` and ``checkpoint``.
   """
-  _, dataset, params = restore(workdir, data_dir=data_dir)
+  _, dataset, params = restore(
+    workdir, data_dir=data_dir, memory_budget=memory_budget
+  )
   meta = checkpoint.load_metadata(
     os.path.join(workdir, checkpoint.CHECKPOINT_NAME)
   )
   test = float(
     epoch_lib.accuracy(
-      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+      params, sparse.device_rows(dataset.x_test), jnp.asarray(dataset.y_test)
     )
   )
   epochs = meta.get("epoch", len(meta.get("history", [])))
@@ -423,9 +491,15 @@ def train_and_evaluate(
 
   Raises:
     LinearJaxError: one line, on bad settings, a workdir that holds another
-      run, or divergence (``DivergedError``, after the summary is written).
+      run or is in use by one (``linear_jax.workdir``), or divergence
+      (``DivergedError``, after the summary is written).
   """
   config.validate()
+  with workdir_lock(workdir):  # one writer from the first look to the end
+    return _train_and_evaluate(config, workdir, resume=resume)
+
+
+def _train_and_evaluate(config: RunConfig, workdir: str, *, resume: bool):
   tc = config.train_config()
   hparams = config.hparams()
   has_checkpoint = prepare_workdir(workdir, resume=resume)
@@ -457,10 +531,6 @@ def train_and_evaluate(
       },
     )
 
-  def save_epoch(progress: loop.FitProgress):
-    save(progress)  # the checkpoint first: a metrics line implies its state
-    io.append_jsonl(metrics_path, progress.history[-1])
-
   if has_checkpoint:
     progress = _restore_progress(workdir, config, dataset)
     logging.info(
@@ -480,20 +550,41 @@ def train_and_evaluate(
       [],
     )
     save(progress)  # epoch 0: the workdir always has a checkpoint
-  result = loop.fit(
-    tc,
-    hparams,
-    data,
-    seed=config.seed,
-    num_classes=dataset.num_classes,
-    progress=progress,
-    early_stopping_patience=config.early_stopping_patience,
-    on_epoch=save_epoch,
-  )
+  with io.JsonLines(metrics_path) as metrics:
+    saved = {"epoch": progress.epochs_done, "time": time.monotonic()}
+
+    def save_now(progress: loop.FitProgress):
+      metrics.sync()  # the lines up to the checkpoint's epoch: durable first
+      save(progress)
+      saved.update(epoch=progress.epochs_done, time=time.monotonic())
+
+    def on_epoch(progress: loop.FitProgress):
+      metrics.write(progress.history[-1])  # lines run ahead of the checkpoint
+      if time.monotonic() - saved["time"] >= config.checkpoint_seconds:
+        save_now(progress)
+
+    try:
+      result = loop.fit(
+        tc,
+        hparams,
+        data,
+        seed=config.seed,
+        num_classes=dataset.num_classes,
+        progress=progress,
+        early_stopping_patience=config.early_stopping_patience,
+        on_epoch=on_epoch,
+      )
+    except KeyboardInterrupt:  # SIGINT (and SIGTERM in the binaries)
+      # fit lets signals in only between epochs: progress is whole.
+      if progress.epochs_done != saved["epoch"]:
+        save_now(progress)
+      raise
+    if result.progress.epochs_done != saved["epoch"]:
+      save_now(result.progress)  # the end: done, stopped early or diverged
   params = result.params
   test_accuracy = float(
     epoch_lib.accuracy(
-      params, jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+      params, sparse.device_rows(dataset.x_test), jnp.asarray(dataset.y_test)
     )
   )
   history = result.progress.history
@@ -579,6 +670,7 @@ def _write_plots(config, workdir, dataset, params, history) -> list[str]:
         dataset.y_test,
         os.path.join(workdir, "regions.png"),
         f"{config.loss} on {dataset.name}: decision regions",
+        class_names=dataset.class_names,
       )
     )
   return paths

@@ -1,0 +1,99 @@
+"""linear_jax.lbfgs: L-BFGS on problems with known minimizers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linear_jax import lbfgs
+
+
+def quadratic(n=20):
+  a = np.diag(np.logspace(0, 3, n))
+  b = np.arange(float(n))
+  return a, b, lambda z: 0.5 * z @ a @ z - b @ z
+
+
+def test_minimize_lbfgs_on_a_quadratic(x64):
+  a, b, f = quadratic()
+  r = lbfgs.minimize_lbfgs(f, jnp.zeros(20), max_iter=500, tol=1e-10)
+  z, it, evals = r.z, r.iterations, r.evaluations
+  # Stops at ‖g‖ ≤ 1e-10 or when float64 sees no decrease of f; near the
+  # minimum f − f* ≈ ½ eᵀAe hides errors e ≈ sqrt(eps64 · |f| / λ_min) ~ 1e-7.
+  np.testing.assert_allclose(z, np.linalg.solve(a, b), rtol=1e-6)
+  assert it < 500
+  assert evals >= it + 1
+
+
+def test_value_and_grad_gives_the_same_iterates(x64):
+  # A hand-written value_and_grad replaces jax.value_and_grad(f) exactly.
+  a, b, f = quadratic()
+  by_f = lbfgs.minimize_lbfgs(f, jnp.zeros(20), max_iter=15, tol=0.0)
+  by_vg = lbfgs.minimize_lbfgs(
+    None,
+    jnp.zeros(20),
+    max_iter=15,
+    tol=0.0,
+    value_and_grad=lambda z: (f(z), jnp.asarray(a) @ z - b),
+  )
+  # Same iterates up to the rounding of two gradient formulas.
+  np.testing.assert_allclose(by_vg.z, by_f.z, rtol=1e-9)
+  assert by_vg.iterations == by_f.iterations == 15
+  assert by_vg.evaluations == by_f.evaluations
+
+
+def test_vmapped_runs_stop_on_their_own(x64):
+  # Each member of a vmapped batch keeps its own iteration count.
+  _, _, f = quadratic()
+  run = jax.vmap(
+    lambda scale: (
+      lbfgs.minimize_lbfgs(
+        lambda z: scale * f(z), jnp.zeros(20), max_iter=500, tol=1e-8
+      ).iterations
+    )
+  )
+  its = run(jnp.asarray([1.0, 1e-6]))
+  assert its[1] < its[0]  # the flat one stops at the tolerance sooner
+
+
+def test_exact_preconditioner_solves_a_quadratic_in_one_step(x64):
+  a, b, f = quadratic()
+  r = lbfgs.minimize_lbfgs(
+    f,
+    jnp.zeros(20),
+    max_iter=50,
+    tol=1e-9,
+    precondition=lambda v: v / jnp.diag(jnp.asarray(a)),
+  )
+  np.testing.assert_allclose(r.z, np.linalg.solve(a, b), rtol=1e-9)
+  assert r.iterations == 1
+  # grad_norm is the preconditioned norm sqrt(gᵀPg).
+  assert r.grad_norm <= 1e-9
+
+
+def test_shifted_memory_holds_the_new_secant_equations(x64):
+  # f_λ = ½zᵀAz − bᵀz + λ‖z_W‖² (the last entry, a "bias", unpenalized):
+  # after the shift every kept pair satisfies y = ∇²f_λ₂ s exactly, and a
+  # pair the shift makes non-convex (sᵀy ≤ 0) is dropped.
+  rng = np.random.default_rng(0)
+  q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+  a = q @ np.diag(np.logspace(0, 2, 8)) @ q.T
+  b = rng.normal(size=8)
+  mask = np.r_[np.ones(7), 0.0]
+
+  def f(lam):
+    return lambda z: 0.5 * z @ a @ z - b @ z + lam * jnp.sum(mask * z * z)
+
+  first = lbfgs.minimize_lbfgs(f(1.0), jnp.zeros(8), max_iter=6, tol=0.0)
+  mem = lbfgs.shift_memory(first.memory, 0.5 - 1.0, mask)
+  hessian = a + 2 * 0.5 * np.diag(mask)
+  kept = np.asarray(mem.rho) > 0
+  assert kept.sum() == 6
+  np.testing.assert_allclose(
+    mem.y[kept], np.asarray(mem.s[kept]) @ hessian, rtol=1e-10, atol=1e-12
+  )
+  np.testing.assert_allclose(
+    mem.rho[kept], 1 / np.sum(mem.s[kept] * mem.y[kept], 1), rtol=1e-12
+  )
+  # A shift by −λ_min(A)/2 − 1 leaves no curvature along some steps.
+  dropped = lbfgs.shift_memory(first.memory, -1.0 - 0.5 - 1.0, mask)
+  assert np.sum(np.asarray(dropped.rho) > 0) < 6
