@@ -35,13 +35,18 @@ $(DEV): requirements-dev.txt $(CORE)
 run: $(CORE)
 	$(PY) -m experiments.main_job
 
+# Test workers (pytest-xdist), one per core of the 2-core CI machine; a file's
+# tests stay on one worker, so its module fixtures are built once.
+WORKERS ?= 2
+PYTEST  := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
 ## make test: the whole suite (what CI runs through .ci/run).
 test: $(TESTS)
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
-## make test-fast: skip the tests marked slow; every module is still covered.
+## make test-fast: the tests not marked slow, which still run every module.
 test-fast: $(TESTS)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 ## make lint: the formatter check, the linter and the type checker (CI runs
 ## it before the tests; .pre-commit-config.yaml runs the same on commit).
