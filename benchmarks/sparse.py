@@ -349,7 +349,9 @@ def child(method: str, case: str) -> dict:
     import jax  # pylint: disable=g-import-not-at-top
 
     jax.config.update("jax_enable_x64", True)
-  paths = data_paths("rcv1" if case == "rcv1_svmlight" else case)
+  base = "rcv1" if case == "rcv1_svmlight" else case
+  prepare(base)  # cached: generated once per seed and size
+  paths = data_paths(base)
   x, y = load_split(paths["train"])
   xt, yt = load_split(paths["test"])
   if method.startswith("ours_"):

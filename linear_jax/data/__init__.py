@@ -10,7 +10,9 @@ Modules: ``registry`` (names, ``load_dataset``, listing), ``dataset``
 validation carve), ``preprocessing`` (``PreprocessStats``), ``tfds_source``
 (the ``tfds`` extra), ``folder_source`` + ``layout``, ``archive``, ``decode``
 and ``cache`` (verified decoded arrays), ``embedded`` (digits and 2-D point
-sets).
+sets), ``npz_source`` (NumPy arrays) and ``sparse_source`` (svmlight and
+scipy.sparse files, kept sparse), ``distributions`` and ``sparse_text``
+(synthetic data).
 """
 
 from linear_jax.data.dataset import Dataset, RawData, from_arrays, from_raw
