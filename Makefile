@@ -35,11 +35,17 @@ $(DEV): requirements-dev.txt $(CORE)
 run: $(CORE)
 	$(PY) -m experiments.main_job
 
+# make test runs on pytest-xdist workers, one per core of the 2-core CI
+# machine; a file's tests stay on one worker, so its module fixtures are
+# built once. make test-fast runs in one process: for its minute, a second
+# worker's start and its own compilations cost more than they save.
+WORKERS ?= 2
+
 ## make test: the whole suite (what CI runs through .ci/run).
 test: $(TESTS)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile tests
 
-## make test-fast: skip the tests marked slow; every module is still covered.
+## make test-fast: the tests not marked slow, which still run every module.
 test-fast: $(TESTS)
 	$(PY) -m pytest -q -m "not slow" tests
 

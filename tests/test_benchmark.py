@@ -314,6 +314,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
   assert len(got["sweep"]["rows"]) == 3
 
 
+@pytest.mark.slow
 def test_unknown_section_is_a_one_line_error(tmp_path):
   proc = run_benchmark(
     "--tiny", "--sections=loss,bogus", f"--out={tmp_path / 'b.json'}"

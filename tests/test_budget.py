@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import slow_except
 
 from linear_jax import budget, data
 from linear_jax.checks import LinearJaxError
@@ -112,6 +113,7 @@ def test_npz_budget_follows_the_machine_not_a_constant(tmp_path, monkeypatch):
   assert "--memory_budget" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_flag_and_environment_reach_the_binary(tmp_path, run_module):
   rng = np.random.default_rng(0)
   path = tmp_path / "small.npz"
@@ -153,7 +155,7 @@ def svmlight_file(path, n, d, density, seed=0):
   return path
 
 
-@pytest.mark.parametrize("kind", ["svmlight", "npz"])
+@pytest.mark.parametrize("kind", slow_except(["svmlight", "npz"], "npz"))
 def test_the_estimate_bounds_the_real_peak(kind, tmp_path, monkeypatch):
   """The peak traced by tracemalloc (numpy's and Python's allocations) while
   loading stays within the estimate the budget is compared with, plus the

@@ -111,7 +111,7 @@ FLAGFILE_BINARY = {
 
 
 @pytest.mark.parametrize(
-  "binary", slow_except(sorted(set(FLAGFILE_BINARY.values())), "train")
+  "binary", slow_except(sorted(set(FLAGFILE_BINARY.values())))
 )
 def test_every_flagfile_parses_with_its_binary(binary):
   """Each flagfile's flags exist in its binary and take its values."""

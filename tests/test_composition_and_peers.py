@@ -95,6 +95,7 @@ def test_softmax_against_optax(scale):
   )
 
 
+@pytest.mark.slow
 def test_weighted_objective_is_weighted_mean():
   params, x, y = random_problem(4)
   rng = np.random.default_rng(0)
@@ -116,6 +117,7 @@ def test_weighted_objective_is_weighted_mean():
   )
 
 
+@pytest.mark.slow
 def test_all_zero_weights_leave_the_penalty_alone():
   # A minibatch of zero-weight examples (class weight 0) has no data term:
   # the objective is λR(W) and its gradient is finite, not 0/0.

@@ -157,6 +157,7 @@ def test_meta_is_written_last_and_an_entry_without_it_is_ignored(
   assert order[-1] == "meta.json" and len(order) == 5
 
 
+@pytest.mark.slow
 def test_cache_files_follow_the_umask_and_leave_no_temporaries(
   tmp_path, monkeypatch
 ):

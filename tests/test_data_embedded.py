@@ -34,6 +34,7 @@ def fit_softmax(ds, steps=500, learning_rate=0.1):
   return accuracy(x, y), accuracy(ds.x_test, ds.y_test)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "name", slow_except(["hard_parity", "hard_ring", "hard_modes"], "hard_parity")
 )
@@ -46,6 +47,7 @@ def test_hard_cases_stay_near_chance(name):
   assert train_accuracy < 0.6 and test_accuracy < 0.6
 
 
+@pytest.mark.slow
 def test_blobs_are_linearly_separable():
   """Measured: 100 % train and test accuracy."""
   ds = data.load_dataset("blobs", standardize=True)

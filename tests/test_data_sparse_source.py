@@ -176,6 +176,7 @@ def test_bad_sparse_npz_files(tmp_path):
   assert "different feature counts" in load_error(f"npz:{path},{wide}")
 
 
+@pytest.mark.slow
 def test_train_binary_refuses_a_bad_file_and_writes_nothing(
   tmp_path, run_module
 ):

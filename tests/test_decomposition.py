@@ -229,6 +229,7 @@ def test_cifar10_reports_approximation_plus_bayes():
   assert result["identity_residual"] <= decomposition.IDENTITY_TOLERANCE
 
 
+@pytest.mark.slow
 def test_a_workdir_in_use_is_refused_before_any_work(tmp_path, lock_holder):
   config = decomposition.DecompositionConfig(
     datasets=("gaussians",),

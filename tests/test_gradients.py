@@ -52,6 +52,7 @@ def test_closed_form_matches_autodiff(loss, reg):
   assert lj.max_relative_error(closed, auto) < 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", slow_except(LOSSES, "svm"))
 def test_closed_form_matches_autodiff_with_weights_and_bias_penalty(loss):
   params, x, y = problem_away_from_kinks(loss, seed=3)

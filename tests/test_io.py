@@ -44,6 +44,7 @@ def test_append_refuses_a_symlink(tmp_path):
   assert victim.read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_permissions_follow_the_umask(tmp_path):
   """A process started under umask 027 writes 0640 files (0600 would be
   mkstemp's own mode).

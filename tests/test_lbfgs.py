@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from linear_jax import lbfgs
 
@@ -13,6 +14,7 @@ def quadratic(n=20):
   return a, b, lambda z: 0.5 * z @ a @ z - b @ z
 
 
+@pytest.mark.slow
 def test_minimize_lbfgs_on_a_quadratic(x64):
   a, b, f = quadratic()
   r = lbfgs.minimize_lbfgs(f, jnp.zeros(20), max_iter=500, tol=1e-10)
@@ -24,6 +26,7 @@ def test_minimize_lbfgs_on_a_quadratic(x64):
   assert evals >= it + 1
 
 
+@pytest.mark.slow
 def test_value_and_grad_gives_the_same_iterates(x64):
   # A hand-written value_and_grad replaces jax.value_and_grad(f) exactly.
   a, b, f = quadratic()
@@ -41,6 +44,7 @@ def test_value_and_grad_gives_the_same_iterates(x64):
   assert by_vg.evaluations == by_f.evaluations
 
 
+@pytest.mark.slow
 def test_vmapped_runs_stop_on_their_own(x64):
   # Each member of a vmapped batch keeps its own iteration count.
   _, _, f = quadratic()
@@ -70,6 +74,7 @@ def test_exact_preconditioner_solves_a_quadratic_in_one_step(x64):
   assert r.grad_norm <= 1e-9
 
 
+@pytest.mark.slow
 def test_shifted_memory_holds_the_new_secant_equations(x64):
   # f_λ = ½zᵀAz − bᵀz + λ‖z_W‖² (the last entry, a "bias", unpenalized):
   # after the shift every kept pair satisfies y = ∇²f_λ₂ s exactly, and a

@@ -20,6 +20,7 @@ def test_cat_car_frog_svm_losses():
   assert round(float(losses.mean()), 2) == 5.27
 
 
+@pytest.mark.slow
 def test_cat_softmax_probabilities_and_loss():
   scores = lecture.CAT_CAR_FROG_SCORES[:1]
   probs = np.asarray(lj.softmax_probabilities(scores))[0]

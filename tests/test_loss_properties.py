@@ -93,6 +93,7 @@ def separable_problem():
   return params, x, y
 
 
+@pytest.mark.slow
 def test_zero_loss_stays_zero_at_2w_for_svm_but_softmax_decreases():
   params, x, y = separable_problem()
   double = jax.tree.map(lambda a: 2 * a, params)
@@ -104,6 +105,7 @@ def test_zero_loss_stays_zero_at_2w_for_svm_but_softmax_decreases():
   assert 0.0 < sm2 < sm1
 
 
+@pytest.mark.slow
 def test_jiggling_well_separated_scores():
   scores = np.array(
     [[10.0, -2.0, 3.0], [10.0, 9.0, 9.0], [10.0, -100.0, -100.0]]

@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
   return root, data, summary, x_test, y_test
 
 
+@pytest.mark.slow
 def test_predictions_reproduce_the_reported_test_accuracy(trained):
   root, data, summary, _, _ = trained
   out = root / "preds.npz"
@@ -217,6 +218,7 @@ def test_svmlight_inputs_keep_the_training_files_columns(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_an_output_another_run_is_writing_is_refused(
   trained, tmp_path, lock_holder
 ):
@@ -230,6 +232,7 @@ def test_an_output_another_run_is_writing_is_refused(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sparse_svmlight_model_predicts_sparse_inputs(tmp_path, run_module):
   """A run on wide svmlight rows trains sparse; its predictions on sparse
   inputs equal the run's test accuracy; inputs with fewer features are

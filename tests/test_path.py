@@ -124,6 +124,7 @@ def test_select_breaks_ties_toward_larger_lambda():
   assert path.select([1e-3, 1e-1, 1e-2], [0.9, 0.9, 0.8]) == 1
 
 
+@pytest.mark.slow
 def test_nystrom_recovers_a_low_rank_gram():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 40))
@@ -193,6 +194,7 @@ def test_float_labels_are_refused(split):
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_reg_strength_from_C_matches_sklearn(x64, num_classes):
   # scikit-learn's LogisticRegression at C and lambda_path at
@@ -230,6 +232,7 @@ def test_reg_strength_from_C_formula_and_bad_C():
     path.reg_strength_from_C([1.0, 0.0], 100, 3)
 
 
+@pytest.mark.slow
 def test_one_compilation_for_any_lambdas():
   x, y = problem(n=100, seed=6)
   kw = dict(rank=4, max_iter=20)
@@ -240,6 +243,7 @@ def test_one_compilation_for_any_lambdas():
   assert len(r.objective) == 2
 
 
+@pytest.mark.slow
 def test_callback_rows_and_resuming_from_init_params():
   x, y = problem(n=150, seed=7)
   lams = np.array([1.0, 0.1, 0.01])
@@ -275,6 +279,7 @@ def test_callback_rows_and_resuming_from_init_params():
   np.testing.assert_allclose(rest.objective, full.objective[1:], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_float16_storage_agrees_with_float32():
   # Rows stored as float16 (sums in float32) solve the problem of the
   # rounded rows: |L16* − L32*| is at most the first-order effect of the
@@ -309,6 +314,7 @@ def test_refuses_nan_features_and_paths_over_the_budget():
   assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_vmapped_chunks_and_small_blocks_give_the_warm_path(x64):
   # The accelerator route (all λ of a chunk at once under vmap, from one
   # start; here chunks of 2 for 3 λ, the last one padded) and passes over

@@ -199,6 +199,7 @@ def probed(feats, tmp_path_factory):
   return workdir, summary
 
 
+@pytest.mark.slow
 def test_run_selects_on_validation_and_tests_once(probed, feats):
   workdir, summary = probed
   assert sorted(os.listdir(workdir)) == sorted(
@@ -237,6 +238,7 @@ def test_run_selects_on_validation_and_tests_once(probed, feats):
   assert (workdir / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_checkpoint_is_the_selected_model(probed, feats):
   workdir, summary = probed
   model = load_model(str(workdir))
@@ -260,6 +262,7 @@ def test_checkpoint_is_the_selected_model(probed, feats):
   np.testing.assert_array_equal(model.params["W"], r.params["W"][0])
 
 
+@pytest.mark.slow
 def test_resume_with_refit_reuses_the_path_and_keeps_c(
   probed, feats, monkeypatch
 ):
@@ -292,6 +295,7 @@ def test_resume_with_refit_reuses_the_path_and_keeps_c(
     assert float(np.mean(predicted == f["y_test"])) == result["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_killed_probe_resumes_where_it_stopped(probed, feats, monkeypatch):
   workdir, _ = probed
   resumed = workdir.parent / "resumed"
@@ -328,6 +332,7 @@ def test_killed_probe_resumes_where_it_stopped(probed, feats, monkeypatch):
   )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "change,words",
   [
@@ -393,6 +398,7 @@ def test_bad_data_is_one_line_and_writes_nothing(tmp_path, change, words):
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_a_workdir_another_run_holds_is_refused(feats, tmp_path, lock_holder):
   workdir = tmp_path / "held"
   with lock_holder(workdir) as pid:

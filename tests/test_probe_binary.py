@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_except
 from test_probe import bad_npz
 
 from linear_jax.data import distributions
@@ -98,16 +99,19 @@ def test_npz_example_through_probe_then_predict(tmp_path, run_module):
 
 @pytest.mark.parametrize(
   "case,words",
-  [
-    ("--Cs=", "the grid is empty"),
+  slow_except(
+    [
+      ("--Cs=", "the grid is empty"),
+      ("--Cs=1,0", "Cs must be > 0"),
+      ("--reg_strengths=1e-3,-1e-4", "reg_strengths must be ≥ 0"),
+      ("--loss=svm", "the λ path cannot solve it"),
+      ("nan", "NaN/Inf"),
+      ("width", "different feature counts"),
+      ("labels", "the test labels differ from the training labels"),
+      ("occupied", "exists; pass --resume"),
+    ],
     ("--Cs=1,0", "Cs must be > 0"),
-    ("--reg_strengths=1e-3,-1e-4", "reg_strengths must be ≥ 0"),
-    ("--loss=svm", "the λ path cannot solve it"),
-    ("nan", "NaN/Inf"),
-    ("width", "different feature counts"),
-    ("labels", "the test labels differ from the training labels"),
-    ("occupied", "exists; pass --resume"),
-  ],
+  ),
 )
 def test_bad_input_is_one_line_and_writes_nothing(
   case, words, tmp_path, run_module

@@ -9,7 +9,7 @@ from linear_jax import shuffle
 
 
 @pytest.mark.parametrize(
-  "n", slow_except([1, 2, 3, 7, 100, 1000, 49000, 65536, 65537], 7, 65537)
+  "n", slow_except([1, 2, 3, 7, 100, 1000, 49000, 65536, 65537], 7)
 )
 def test_is_a_permutation(n):
   p = np.asarray(shuffle.permutation(jax.random.key(n), n))
@@ -17,6 +17,7 @@ def test_is_a_permutation(n):
   np.testing.assert_array_equal(np.sort(p), np.arange(n))
 
 
+@pytest.mark.slow
 def test_keyed_deterministic_and_mixing():
   n = 10_000
   a = np.asarray(shuffle.permutation(jax.random.key(0), n))

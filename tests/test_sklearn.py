@@ -62,6 +62,7 @@ def test_fit_predict_proba_and_objective_minimum(x64):
   assert max(np.abs(grad["W"]).max(), np.abs(grad["b"]).max()) < tol
 
 
+@pytest.mark.slow
 def test_values_beyond_float32_are_refused_in_fit_and_predict():
   x, y = blobs()
   far = x.copy()
@@ -76,6 +77,7 @@ def test_values_beyond_float32_are_refused_in_fit_and_predict():
     clf.predict(np.full((3, 5), 1e300))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["lbfgs", "sgd"])
 def test_divergence_names_the_data_scale_and_fits_the_optimizer(optimizer):
   """Features in float32 range but far from unit scale (3 and 1e20..1e30)."""
@@ -123,6 +125,7 @@ def test_pipeline_and_grid_search():
   assert search.score(x, y) >= 0.9
 
 
+@pytest.mark.slow
 def test_refits_of_same_shapes_do_not_recompile():
   x, y = blobs()
   # Same static choices as the tests above: one program shared by all.
@@ -154,6 +157,7 @@ def three_class_problem(n=300, d=6, counts=None, seed=0):
   return x, 10 * (idx + 1)
 
 
+@pytest.mark.slow
 def test_coef_layout_and_every_method_reads_it():
   x, y = blobs()
   for keep in (y != "cow", np.ones(len(y), bool)):
@@ -189,6 +193,7 @@ def test_coef_layout_and_every_method_reads_it():
     )
 
 
+@pytest.mark.slow
 def test_select_from_model_keeps_the_features_asked():
 
   x, y = load_digits(return_X_y=True)
@@ -204,6 +209,7 @@ def test_select_from_model_keeps_the_features_asked():
   )
 
 
+@pytest.mark.slow
 def test_permutation_importance_ranks_the_informative_features():
 
   # Labels depend on features 0 and 1 only; 2..5 are noise.
@@ -268,6 +274,7 @@ def distance_tolerance(x, codes, params_list, lam, class_weight):
   return 2 * sum(grads) / mu + kappa * eps * np.linalg.norm(flat)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 3])
 @pytest.mark.parametrize("class_weight", [None, "balanced", {10: 3.0}])
 def test_coef_equals_logistic_regression(x64, classes, class_weight):
@@ -332,6 +339,7 @@ def test_class_weight_validation():
     LinearClassifier(class_weight="even").fit(x, y)
 
 
+@pytest.mark.slow
 def test_class_weight_shifts_decisions_and_refits_do_not_recompile():
   x, y = blobs()
   plain = LinearClassifier().fit(x, y)
@@ -344,6 +352,7 @@ def test_class_weight_shifts_decisions_and_refits_do_not_recompile():
   assert lj_sklearn.TRACE_COUNT[0] == before
 
 
+@pytest.mark.slow
 def test_zero_class_weight_with_minibatches():
   # Minibatches of only zero-weight examples happen (batch 2, "ant" weighs
   # 0); their steps shrink W by the penalty alone, and training stays
@@ -356,6 +365,7 @@ def test_zero_class_weight_with_minibatches():
   assert (clf.predict(x) == "ant").sum() < 0.2 * (y == "ant").sum()
 
 
+@pytest.mark.slow
 def test_sparse_input_trains_sparse_and_equals_dense():
   """scipy.sparse X is accepted by fit, predict and decision_function and
   gives the dense input's model (same objective, float32 rounding apart).

@@ -38,6 +38,7 @@ def params_for(d, c, seed=1, dtype=np.float64):
   }
 
 
+@pytest.mark.slow
 def test_scores_equal_the_dense_product(x64):
   x = random_rows()
   rows = sparse.to_device(x, np.float64)
@@ -56,6 +57,7 @@ def test_scores_equal_the_dense_product(x64):
   np.testing.assert_allclose(linear_scores(params, rows), dense, rtol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 def test_objective_gradients_equal_the_dense_ones(x64, loss):
   x = random_rows(seed=2)
@@ -77,6 +79,7 @@ def test_objective_gradients_equal_the_dense_ones(x64, loss):
     np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ("softmax", "svm"))
 def test_blocked_sums_with_implicit_centring(x64, loss):
   """data_term_sums over blocks with shift μ equals the dense objective on
@@ -105,6 +108,7 @@ def test_blocked_sums_with_implicit_centring(x64, loss):
     np.testing.assert_allclose(grads[k], want[k], rtol=1e-11, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_training_epochs_equal_the_dense_path_and_compile_once(x64):
   x = random_rows(n=200, d=25, seed=8)
   y = np.random.default_rng(9).integers(0, 3, size=200)

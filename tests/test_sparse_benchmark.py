@@ -9,6 +9,7 @@ from benchmarks import sparse as bench
 from linear_jax.objective import objective
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_c_mapping_makes_scikit_learns_solution_our_minimizer(x64, num_classes):
   """At λ = reg_strength(C, N, K), scikit-learn's L-BFGS logistic fit (C, an

@@ -9,6 +9,7 @@ from linear_jax import LinearJaxError, path, sparse_path
 from linear_jax.data import distributions
 
 
+@pytest.mark.slow
 def test_sparse_path_matches_the_dense_path(x64):
   spec = distributions.sparse_text(
     "news20", num_features=300, num_classes=3, topic_words=80, nonzeros=(8, 20)

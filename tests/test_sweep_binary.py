@@ -294,6 +294,7 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "flagfile",
   slow_except(

@@ -334,6 +334,7 @@ def test_a_chunk_size_above_the_memory_model_is_warned_about(blobs, caplog):
   assert not [r for r in caplog.records if "--chunk_size" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_sparse_rows_sweep_equals_training_alone():
   """One copy of CSR rows serves every configuration (vmap): each equals
   its own run; the blocked algorithm, dense only, is refused in one line.

@@ -109,6 +109,7 @@ def test_interrupted_sweep_resumes_to_the_same_numbers(
   assert resumed.train_seconds > 0
 
 
+@pytest.mark.slow
 def test_checkpoints_follow_the_clock_not_the_chunks(
   blobs, uninterrupted, tmp_path, monkeypatch
 ):
@@ -151,6 +152,7 @@ def test_checkpoints_follow_the_clock_not_the_chunks(
   assert records == [] and again.best == uninterrupted.best
 
 
+@pytest.mark.slow
 def test_an_automatic_chunk_size_resumes_as_it_started(
   blobs, tmp_path, monkeypatch
 ):
@@ -220,6 +222,7 @@ def test_a_sweep_whose_checkpoint_cannot_fit_on_disk_is_refused(
   assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_sweep_is_refused(blobs, tmp_path):
   path = str(tmp_path / resume.CHECKPOINT_NAME)
   small = SweepGrid(
@@ -337,6 +340,7 @@ def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
     assert not [p for p in os.listdir(workdir) if p.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_binary_refuses_a_second_sweep_without_resume(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()

@@ -304,6 +304,7 @@ def test_two_runs_started_together_on_one_workdir(tmp_path):
   ]
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_dead_run_is_taken_over(tmp_path, run_module):
   dead = subprocess.Popen([sys.executable, "-c", "pass"])
   dead.wait()

@@ -107,6 +107,7 @@ def test_learning_rates_beyond_the_rule_are_refused(rate):
     epoch_lib.make_hparams(learning_rate=rate)
 
 
+@pytest.mark.slow
 def test_divergence_on_large_features_names_the_feature(device_blobs):
   x = np.array(device_blobs.x_train, np.float32)
   x[:, 2] *= 1e30
@@ -121,6 +122,7 @@ def test_divergence_on_large_features_names_the_feature(device_blobs):
   assert "try" not in message
 
 
+@pytest.mark.slow
 def test_divergence_on_sparse_rows_names_the_feature(device_blobs):
   import scipy.sparse  # pylint: disable=g-import-not-at-top
 
@@ -181,6 +183,7 @@ def test_early_stopping_returns_best_params(device_blobs):
   assert acc == pytest.approx(best)
 
 
+@pytest.mark.slow
 def test_early_stopping_needs_validation_data(device_blobs):
   config = epoch_lib.TrainConfig(epochs=30, batch_size=50)
   hp = epoch_lib.make_hparams(learning_rate=0.05)

@@ -71,6 +71,7 @@ def test_history_lives_in_metrics_not_in_the_checkpoint(tmp_path):
   assert straight["epochs_run"] == 4
 
 
+@pytest.mark.slow
 def test_restore_evaluates_the_saved_model(tmp_path):
   summary = train_run(tmp_path / "run", standardize=True)
   restored = train.evaluate_checkpoint(str(tmp_path / "run"))
@@ -96,6 +97,7 @@ def test_diverging_run_keeps_previous_checkpoint(tmp_path):
   assert np.all(np.isfinite(after["state/0000"]))
 
 
+@pytest.mark.slow
 def test_resume_with_fewer_epochs_than_run_is_refused(tmp_path):
   train_run(tmp_path / "run", loss="softmax", epochs=3)
   files = {
@@ -189,6 +191,7 @@ def test_lbfgs_trains_through_the_workdir(tmp_path):
   assert summary["epochs_run"] == 3 and summary["test_accuracy"] > 0.9
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_data(tmp_path):
   rng = np.random.default_rng(0)
   data = tmp_path / "d.npz"
@@ -303,6 +306,7 @@ class Killed(BaseException):
   """Stands for SIGKILL: nothing runs after it but ``finally`` blocks."""
 
 
+@pytest.mark.slow
 def test_a_kill_with_metrics_ahead_of_the_checkpoint_resumes_identically(
   tmp_path, monkeypatch
 ):

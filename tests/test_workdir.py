@@ -19,6 +19,7 @@ from linear_jax import workdir
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_in_one_line_and_writes_nothing(
   tmp_path, lock_holder
 ):
@@ -89,6 +90,7 @@ def test_reentrant_in_its_thread_refused_in_another(tmp_path):
   assert sorted(p.name for p in folder.iterdir()) == ["out.txt"]
 
 
+@pytest.mark.slow
 def test_output_lock_is_per_file(tmp_path, lock_holder):
   output = tmp_path / "preds.npz"
   with lock_holder(output, output=True) as pid:
@@ -148,6 +150,7 @@ print(held, clashes)
 """
 
 
+@pytest.mark.slow
 def test_contending_processes_never_hold_it_together(tmp_path):
   """Three processes take and release the lock as fast as they can, while
   each release unlinks the lock file and may remove the folder: no two ever
