@@ -107,9 +107,15 @@ def reg_strength_from_C(  # noqa: N802  (scikit-learn's name for the knob)
   """
   cs = np.asarray(C, np.float64)
   if cs.size and not np.all(cs > 0):
+    bad = cs[~(cs > 0)].flat[0]
     raise checks.LinearJaxError(
       f"C must be > 0 (scikit-learn's inverse regularization), got "
-      f"{cs.min():g}; pass positive values"
+      f"{bad:g}; pass positive values"
+    )
+  if num_rows < 1 or num_classes < 2:
+    raise checks.LinearJaxError(
+      f"the C mapping needs ≥ 1 rows and ≥ 2 classes, got "
+      f"num_rows={num_rows}, num_classes={num_classes}"
     )
   factor = 1.0 if num_classes == 2 else 2.0
   return 1.0 / (factor * cs * num_rows)

@@ -13,9 +13,10 @@ For example::
 1. loads the dataset as ``experiments/train.py`` does (``--standardize``,
    ``--validation_size``, ``--seed``: the same preprocessing, fitted on the
    training split; the training mean is subtracted);
-2. solves L(W, b) = (1/N) Σ L_i + λ ΣW² for each λ of the grid with
-   ``linear_jax.path.lambda_path``, largest λ first, one λ per call, and
-   saves the finished rows after each one (``probe_checkpoint.npz``);
+2. solves L(W, b) = (1/N) Σ L_i + λ ΣW² for each λ of the grid with one
+   ``linear_jax.path.lambda_path`` call (largest λ first, each started at
+   the previous solution on CPUs, λ chunks under ``vmap`` on accelerators),
+   and saves the finished rows after each one (``probe_checkpoint.npz``);
 3. selects the λ with the highest validation accuracy (ties: the larger λ,
    as ``path.select``);
 4. with ``refit``, solves the selected λ again on train + validation (a
@@ -44,9 +45,10 @@ What goes in ``workdir``:
   and the final test accuracy marked.
 - ``checkpoint.npz``: the final model in the train binary's format, so
   ``linear_jax.model.load_model`` and ``experiments.predict`` read it.
-- ``probe_checkpoint.npz``: the finished λ rows and the best parameters so
-  far, replaced atomically after each λ. ``resume=True`` keeps those rows and
-  solves the rest; another grid, other data or other solver settings are
+- ``probe_checkpoint.npz``: the finished λ rows, the best parameters so
+  far and the last solution, replaced atomically after each λ.
+  ``resume=True`` keeps those rows and solves the rest, starting from the
+  last solution; another grid, other data or other solver settings are
   refused.
 
 Every file goes through ``linear_jax.io.atomic_write``. Nothing is written
@@ -74,6 +76,7 @@ from absl import logging
 from linear_jax import checks, io, path, plots, progress
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
+from linear_jax.path import reg_strength_from_C
 from linear_jax.scores import linear_scores, top_class
 from linear_jax.sweep import resume as resume_lib
 from linear_jax.sweep.report import csv_cell, float32_value, table_number
@@ -124,32 +127,6 @@ _VALUES = (
   "comma list of numbers and ranges logspace:START:STOP:NUM / "
   "linspace:START:STOP:NUM, e.g. logspace:1e-6:1e2:45"
 )
-
-
-def reg_strength_from_C(C, n: int, num_classes: int):  # noqa: N802, N803
-  """λ of ``lambda_path`` that solves scikit-learn's ``LogisticRegression(C)``.
-
-  λ = 1/(2·C·N) for three or more classes, λ = 1/(C·N) for two (scikit-learn
-  then fits one vector w = w₁ − w₀; module docstring).
-
-  Args:
-    C: scikit-learn's inverse regularization strength, > 0 (a number or an
-      array ``[K]``).
-    n: N, the training rows of the objective.
-    num_classes: the number of classes, ≥ 2.
-
-  Returns:
-    λ, a float (or float64 ``[K]`` for an array ``C``).
-  """
-  c = np.asarray(C, np.float64)
-  checks.POSITIVE.check(c, "C")
-  if n < 1 or num_classes < 2:
-    raise LinearJaxError(
-      f"the C mapping needs n ≥ 1 rows and ≥ 2 classes, got n={n}, "
-      f"num_classes={num_classes}"
-    )
-  lam = 1.0 / ((1.0 if num_classes == 2 else 2.0) * c * n)
-  return float(lam) if lam.ndim == 0 else lam
 
 
 def c_from_reg_strength(reg_strength, n: int, num_classes: int):
@@ -362,8 +339,11 @@ _WHAT = {
 }
 
 
-def load_progress(file: str, fingerprint: dict) -> tuple[dict, dict | None]:
-  """``(rows by grid index, best params or None)`` of a probe checkpoint.
+def load_progress(
+  file: str, fingerprint: dict
+) -> tuple[dict, dict | None, dict | None]:
+  """``(rows by grid index, best params, last solution)`` of a probe
+  checkpoint (the params are None when absent).
 
   Raises:
     LinearJaxError: an unreadable file, or one of another grid, other data
@@ -372,8 +352,9 @@ def load_progress(file: str, fingerprint: dict) -> tuple[dict, dict | None]:
   try:
     with np.load(file, allow_pickle=False) as f:
       meta = json.loads(str(f["meta_json"]))
-      best = (
-        {"W": f["best/W"], "b": f["best/b"]} if "best/W" in f.files else None
+      best, last = (
+        {"W": f[f"{k}/W"], "b": f[f"{k}/b"]} if f"{k}/W" in f.files else None
+        for k in ("best", "last")
       )
   except Exception as e:  # pylint: disable=broad-except  # torn or foreign
     raise LinearJaxError(
@@ -388,21 +369,28 @@ def load_progress(file: str, fingerprint: dict) -> tuple[dict, dict | None]:
         "and data it was run with, or pass --overwrite to start over"
       )
   rows = {int(i): row for i, row in meta.get("rows", {}).items()}
-  return rows, best
+  return rows, best, last
 
 
 def save_progress(
-  file: str, fingerprint: dict, rows: dict, best: dict | None
+  file: str,
+  fingerprint: dict,
+  rows: dict,
+  best: dict | None,
+  last: dict | None = None,
 ) -> None:
-  """Atomically writes the finished rows and the best params so far."""
+  """Atomically writes the finished rows, the best params so far and the
+  last solution (where a resumed path starts).
+  """
   arrays: dict[str, Any] = {
     "meta_json": np.asarray(
       io.dumps({"fingerprint": fingerprint, "rows": rows})
     )
   }
-  if best is not None:
-    arrays["best/W"] = np.asarray(best["W"])
-    arrays["best/b"] = np.asarray(best["b"])
+  for key, params in (("best", best), ("last", last)):
+    if params is not None:
+      arrays[f"{key}/W"] = np.asarray(params["W"])
+      arrays[f"{key}/b"] = np.asarray(params["b"])
   io.atomic_write(file, lambda f: np.savez(f, **arrays))
 
 
@@ -450,35 +438,51 @@ def accuracy(params: dict, x, y, *, block_rows: int = EVAL_BLOCK_ROWS) -> float:
   return correct / n
 
 
-def _solve(
-  config: ProbeConfig, x, y, lam: float, num_classes: int
-) -> tuple[dict, dict]:
-  """One λ by ``lambda_path``: ``(params, row fields of the solve)``.
-
-  The path's own validation accuracy is not used: ``accuracy`` counts every
-  split the same way (exactly, in float64).
+def _solve_path(
+  config: ProbeConfig,
+  x,
+  y,
+  x_val,
+  y_val,
+  lams: np.ndarray,
+  num_classes: int,
+  *,
+  init_params: dict | None,
+  callback,
+) -> None:
+  """``lams`` by one ``lambda_path`` call; ``callback(k, params, row)``
+  after each λ_k, ``row`` the solve's fields of a results row.
   """
-  t0 = time.perf_counter()
-  r = path.lambda_path(
+
+  def report(k, solved):
+    callback(
+      k,
+      solved["params"],
+      {
+        "iterations": int(solved["iterations"]),
+        "objective": float32_value(solved["objective"]),
+        "grad_norm": float32_value(solved["grad_norm"]),
+        "seconds": float(solved["seconds"]),
+        "train_accuracy": float(solved["train_accuracy"]),
+        "val_accuracy": float(solved["val_accuracy"]),
+      },
+    )
+
+  path.lambda_path(
     x,
     y,
-    x[:1],
-    y[:1],
-    reg_strengths=np.asarray([lam]),
+    x_val,
+    y_val,
+    reg_strengths=lams,
     loss=config.loss,
     margin=config.margin,
     num_classes=num_classes,
     max_iter=config.max_iter,
     tol=config.tol,
     seed=config.seed,
+    init_params=init_params,
+    callback=report,
   )
-  params = {k: np.asarray(v[0]) for k, v in r.params.items()}
-  return params, {
-    "iterations": int(r.iterations[0]),
-    "objective": float32_value(r.objective[0]),
-    "grad_norm": float32_value(r.grad_norm[0]),
-    "seconds": time.perf_counter() - t0,
-  }
 
 
 def _finite(value: float) -> float | None:
@@ -537,8 +541,8 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
   lams, cs = config.grid(n, num_classes)
   fingerprint = _fingerprint(config, dataset, lams)
   progress_file = os.path.join(config.workdir, PROGRESS)
-  rows, best_params = (
-    load_progress(progress_file, fingerprint) if resuming else ({}, None)
+  rows, best_params, last_params = (
+    load_progress(progress_file, fingerprint) if resuming else ({}, None, None)
   )
   _prepare_workdir(config)  # the first write: every check has passed
   if rows:
@@ -550,27 +554,24 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     )
   x_train = jax.device_put(dataset.x_train)
   x_val = jax.device_put(dataset.x_val)
-  bar = None
-  for i in np.argsort(-lams, kind="stable"):  # largest λ first
-    i = int(i)
-    if i in rows:
-      continue
-    params, solved = _solve(
-      config, x_train, dataset.y_train, lams[i], num_classes
-    )
+  todo = [
+    int(i) for i in np.argsort(-lams, kind="stable") if int(i) not in rows
+  ]
+  state = {"bar": None, "best": best_params}
+
+  def finished(k, params, solved):
+    i = todo[k]
     rows[i] = {
       "fit": "train",
       "reg_strength": float(lams[i]),
       "C": _finite(cs[i]),
       **solved,
-      "train_accuracy": accuracy(params, x_train, dataset.y_train),
-      "val_accuracy": accuracy(params, x_val, dataset.y_val),
       "test_accuracy": None,
     }
     if _best(rows, lams) == i:
-      best_params = params
-    save_progress(progress_file, fingerprint, rows, best_params)
-    if bar is None:  # its seconds include compilation: kept out of the ETA
+      state["best"] = params
+    save_progress(progress_file, fingerprint, rows, state["best"], params)
+    if state["bar"] is None:  # its seconds include compilation: not in the ETA
       logging.info(
         "λ %d/%d  %s  %s (compilation included)",
         len(rows),
@@ -578,18 +579,34 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
         _note(rows[i]),
         progress.format_seconds(rows[i]["seconds"]),
       )
-      bar = progress.Progress("λ", total=len(lams), start=len(rows))
+      state["bar"] = progress.Progress("λ", total=len(lams), start=len(rows))
     else:
-      bar.update(len(rows), note=_note(rows[i]))
-  if bar is not None:
-    bar.close()
+      state["bar"].update(len(rows), note=_note(rows[i]))
+
+  if todo:
+    _solve_path(
+      config,
+      x_train,
+      dataset.y_train,
+      x_val,
+      dataset.y_val,
+      lams[todo],
+      num_classes,
+      init_params=last_params,
+      callback=finished,
+    )
+  if state["bar"] is not None:
+    state["bar"].close()
+  best_params = state["best"]
   del x_train, x_val
   chosen = _best(rows, lams)
   assert chosen is not None and best_params is not None  # the grid is not empty
   table = [dict(rows[i]) for i in range(len(lams))]
   final, params = table[chosen], best_params
   if config.refit:
-    final, params = _refit(config, dataset, lams[chosen], cs[chosen])
+    final, params = _refit(
+      config, dataset, lams[chosen], cs[chosen], best_params
+    )
     table.append(final)
   t_test = time.perf_counter()
   final["test_accuracy"] = accuracy(params, dataset.x_test, dataset.y_test)
@@ -620,8 +637,11 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
   return summary
 
 
-def _refit(config: ProbeConfig, dataset, lam: float, c: float):
-  """The selected λ solved on train + validation: ``(row, params)``.
+def _refit(
+  config: ProbeConfig, dataset, lam: float, c: float, start: dict | None
+):
+  """The selected λ solved on train + validation, from ``start`` (its
+  solution on train): ``(row, params)``.
 
   A C grid keeps C (λ = 1/(2·C·N) with the larger N, as scikit-learn's
   ``LogisticRegression(C)`` refitted on more rows); a λ grid keeps λ.
@@ -630,22 +650,39 @@ def _refit(config: ProbeConfig, dataset, lam: float, c: float):
   y = np.concatenate([dataset.y_train, dataset.y_val])
   n, num_classes = len(y), dataset.num_classes
   if config.Cs:
-    lam = reg_strength_from_C(c, n, num_classes)
+    lam = float(reg_strength_from_C(c, n, num_classes))
   else:
     c = float(config.c_values(lam, n, num_classes))
   logging.info("refitting λ=%.3g on %d train + validation rows", lam, n)
   x = jax.device_put(x)
-  params, solved = _solve(config, x, y, lam, num_classes)
+  out: dict = {}
+
+  def keep(k, params, solved):
+    del k
+    out.update(params=params, solved=solved)
+
+  # The validation rows are among its training rows: no selection split
+  # (one training row stands in for the path's).
+  _solve_path(
+    config,
+    x,
+    y,
+    x[:1],
+    y[:1],
+    np.asarray([lam]),
+    num_classes,
+    init_params=start,
+    callback=keep,
+  )
   row = {
     "fit": "train+val",
     "reg_strength": float(lam),
     "C": _finite(c),
-    **solved,
-    "train_accuracy": accuracy(params, x, y),
-    "val_accuracy": None,  # the validation rows are among its training rows
+    **out["solved"],
+    "val_accuracy": None,
     "test_accuracy": None,
   }
-  return row, params
+  return row, out["params"]
 
 
 # ---------------------------------------------------------------- outputs
