@@ -255,6 +255,14 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   ]
 
 
+def _default_sigint():
+  # A suite started in the background (``make test &``, nohup) inherits
+  # SIGINT ignored, and a process that starts with SIGINT ignored keeps
+  # ignoring it (POSIX; Python installs no handler then): the child gets the
+  # default disposition, as a program started from a terminal has.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_train(*args):
   return subprocess.Popen(
     [sys.executable, "-m", "experiments.train", *args],
@@ -263,6 +271,7 @@ def start_train(*args):
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
     text=True,
+    preexec_fn=_default_sigint,
   )
 
 
