@@ -557,9 +557,10 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
   todo = [
     int(i) for i in np.argsort(-lams, kind="stable") if int(i) not in rows
   ]
-  state = {"bar": None, "best": best_params}
+  bar: progress.Progress | None = None
 
   def finished(k, params, solved):
+    nonlocal bar, best_params
     i = todo[k]
     rows[i] = {
       "fit": "train",
@@ -569,9 +570,9 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
       "test_accuracy": None,
     }
     if _best(rows, lams) == i:
-      state["best"] = params
-    save_progress(progress_file, fingerprint, rows, state["best"], params)
-    if state["bar"] is None:  # its seconds include compilation: not in the ETA
+      best_params = params
+    save_progress(progress_file, fingerprint, rows, best_params, params)
+    if bar is None:  # its seconds include compilation: not in the ETA
       logging.info(
         "λ %d/%d  %s  %s (compilation included)",
         len(rows),
@@ -579,9 +580,9 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
         _note(rows[i]),
         progress.format_seconds(rows[i]["seconds"]),
       )
-      state["bar"] = progress.Progress("λ", total=len(lams), start=len(rows))
+      bar = progress.Progress("λ", total=len(lams), start=len(rows))
     else:
-      state["bar"].update(len(rows), note=_note(rows[i]))
+      bar.update(len(rows), note=_note(rows[i]))
 
   if todo:
     _solve_path(
@@ -595,9 +596,8 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
       init_params=last_params,
       callback=finished,
     )
-  if state["bar"] is not None:
-    state["bar"].close()
-  best_params = state["best"]
+  if bar is not None:
+    bar.close()
   del x_train, x_val
   chosen = _best(rows, lams)
   assert chosen is not None and best_params is not None  # the grid is not empty
