@@ -310,8 +310,9 @@ def _solve_program(
   pairs were collected at, the start (W, b) of the centred rows, the
   ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
   batched), the ``row_blocks.PassSums`` at the start (the previous λ's last
-  pass, or ``_pass_program``'s), Δ, tol, ftol. Returns (W, b, L, iterations, ‖g‖, evaluations, memory, the
-  ``PassSums`` at the solution).
+  pass, or ``_pass_program``'s), Δ, tol, ftol. Returns (W, b, L,
+  iterations, ‖g‖, evaluations, memory, the ``PassSums`` at the
+  solution).
   """
 
   def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, sums0, *scalars):
@@ -738,8 +739,10 @@ def lambda_path(
       "seconds",
     )
   }
-  w_all = np.zeros((k_total, d, num_classes), np.float64)
-  b_all = np.zeros((k_total, num_classes), np.float64)
+  # The K solutions, in the result's dtype (what ``solver_bytes`` counts).
+  out_dtype = np.dtype(dtype)
+  w_all = np.zeros((k_total, d, num_classes), out_dtype)
+  b_all = np.zeros((k_total, num_classes), out_dtype)
   memory = lbfgs.empty_memory(
     d_solve * num_classes + num_classes, int(memory_size), dtype
   )
@@ -815,10 +818,9 @@ def lambda_path(
           int(k),
           {**row, "params": {"W": w_out[j], "b": b_out[j]}},
         )
-  out_dtype = np.dtype(dtype)
   return PathResult(
     reg_strengths=lams,
-    params={"W": w_all.astype(out_dtype), "b": b_all.astype(out_dtype)},
+    params={"W": w_all, "b": b_all},
     objective=results["objective"].astype(out_dtype),
     iterations=results["iterations"].astype(np.int32),
     grad_norm=results["grad_norm"].astype(out_dtype),

@@ -451,18 +451,25 @@ def _solve_path(
   callback,
 ) -> None:
   """``lams`` by one ``lambda_path`` call; ``callback(k, params, row)``
-  after each λ_k, ``row`` the solve's fields of a results row.
+  after each λ_k, ``params`` float32 (the checkpoint's dtype), ``row`` the
+  solve's fields of a results row. A row's ``seconds`` is the wall time
+  since the previous row (the first one's includes the path's setup and
+  compilation; under ``vmap`` a chunk's time falls on its first λ), so the
+  rows add up to the whole call.
   """
+  clock = [time.perf_counter()]
 
   def report(k, solved):
+    now = time.perf_counter()
+    seconds, clock[0] = now - clock[0], now
     callback(
       k,
-      solved["params"],
+      {key: np.asarray(v, np.float32) for key, v in solved["params"].items()},
       {
         "iterations": int(solved["iterations"]),
         "objective": float32_value(solved["objective"]),
         "grad_norm": float32_value(solved["grad_norm"]),
-        "seconds": float(solved["seconds"]),
+        "seconds": seconds,
         "train_accuracy": float(solved["train_accuracy"]),
         "val_accuracy": float(solved["val_accuracy"]),
       },
@@ -584,20 +591,22 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     else:
       bar.update(len(rows), note=_note(rows[i]))
 
-  if todo:
-    _solve_path(
-      config,
-      x_train,
-      dataset.y_train,
-      x_val,
-      dataset.y_val,
-      lams[todo],
-      num_classes,
-      init_params=last_params,
-      callback=finished,
-    )
-  if bar is not None:
-    bar.close()
+  try:
+    if todo:
+      _solve_path(
+        config,
+        x_train,
+        dataset.y_train,
+        x_val,
+        dataset.y_val,
+        lams[todo],
+        num_classes,
+        init_params=last_params,
+        callback=finished,
+      )
+  finally:
+    if bar is not None:
+      bar.close()
   del x_train, x_val
   chosen = _best(rows, lams)
   assert chosen is not None and best_params is not None  # the grid is not empty

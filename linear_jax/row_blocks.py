@@ -256,7 +256,11 @@ def pass_sums(
   """
   loss_fn = losses_lib.get_loss(loss)
   score_grad = gradients_lib.SCORE_GRADIENTS[loss]
-  fused_softmax = loss == "softmax" and not loss_options.get("label_smoothing")
+  smoothing = loss_options.get("label_smoothing", 0.0)
+  # A static zero (a traced ε takes the general branch).
+  fused_softmax = (
+    loss == "softmax" and isinstance(smoothing, (int, float)) and smoothing == 0
+  )
   zero = jnp.zeros((), mu.dtype)
 
   def fn(carry, xb, yb, mask):
@@ -266,13 +270,18 @@ def pass_sums(
     if fused_softmax:
       # One exp of the block serves the loss, its gradient p − onehot and
       # the curvature; the losses module's separate functions take three.
+      # Where y holds the maximum, L_i = log1p(Σ_{j≠y} e^{s_j − s_y}): exact
+      # for confident rows, where log z rounds to 0 (as the losses module).
       top = jnp.max(s, axis=-1, keepdims=True)
       e = jnp.exp(s - top)
       z = jnp.sum(e, axis=-1, keepdims=True)
       p = e / z
       s_y = jnp.take_along_axis(s, yb[:, None], axis=-1)
-      per_example = (jnp.log(z) + top - s_y)[:, 0]
       onehot = yb[:, None] == jnp.arange(s.shape[-1])
+      others = jnp.sum(jnp.where(onehot, 0, e), axis=-1, keepdims=True)
+      per_example = jnp.where(
+        s_y >= top, jnp.log1p(others), jnp.log(z) + top - s_y
+      )[:, 0]
       ds = jnp.where(mask[:, None], p - onehot, 0)
     else:
       per_example = loss_fn(s, yb, **loss_options)

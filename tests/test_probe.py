@@ -271,10 +271,14 @@ def test_resume_with_refit_reuses_the_path_and_keeps_c(
   workdir, summary = probed
   refit = workdir.parent / "refit"
   shutil.copytree(workdir, refit)
-  solve, calls = probe._solve_path, []
-  monkeypatch.setattr(
-    probe, "_solve_path", lambda *a, **k: calls.extend(a[5]) or solve(*a, **k)
-  )
+  solve, calls, starts = probe._solve_path, [], []
+
+  def recorded(*a, **k):
+    calls.extend(a[5])
+    starts.append(k["init_params"])
+    return solve(*a, **k)
+
+  monkeypatch.setattr(probe, "_solve_path", recorded)
   result = probe.run(config_for(feats, refit, refit=True, resume=True))
   assert len(calls) == 1  # only the refit: every λ of the path was kept
   rows = read_csv(refit / "results.csv")
@@ -288,6 +292,11 @@ def test_resume_with_refit_reuses_the_path_and_keeps_c(
     probe.reg_strength_from_C(summary["best_C"], 300, 10), rel=1e-12
   )
   assert calls == [float(last["reg_strength"])]
+  # The refit starts at the selected λ's solution on train (the model the
+  # run without refit saved).
+  np.testing.assert_array_equal(
+    starts[0]["W"], load_model(str(workdir)).params["W"]
+  )
   assert [r["test_accuracy"] != "" for r in rows] == [False] * len(CS) + [True]
   assert result["test_accuracy"] == float(last["test_accuracy"])
   assert result["best_C"] == summary["best_C"]  # selected as before
@@ -318,14 +327,22 @@ def test_killed_probe_resumes_where_it_stopped(probed, feats, monkeypatch):
     probe.run(config_for(feats, resumed))
   assert sorted(os.listdir(resumed)) == ["probe_checkpoint.npz"]
   calls.clear()
-  monkeypatch.setattr(
-    probe,
-    "_solve_path",
-    lambda *a, **k: calls.extend(a[5]) or solve(*a, **k),
-  )
+  starts = []
+
+  def recorded(*a, **k):
+    calls.extend(a[5])
+    starts.append(k["init_params"])
+    return solve(*a, **k)
+
+  monkeypatch.setattr(probe, "_solve_path", recorded)
   with pytest.raises(LinearJaxError, match="pass --resume"):
     probe.run(config_for(feats, resumed))
+  with np.load(resumed / "probe_checkpoint.npz") as f:
+    last = f["last/W"]
   probe.run(config_for(feats, resumed, resume=True))
+  # The rest of the path starts at the last kept λ's solution.
+  np.testing.assert_array_equal(starts[-1]["W"], last)
+  assert np.abs(last).max() > 0
   # Largest λ (smallest C) first: the two smallest C were kept, and the rest
   # were solved in one path from the last kept solution.
   lams = probe.reg_strength_from_C(np.array(CS), 240, 10)

@@ -40,15 +40,25 @@ def test_scan_counts_every_row_once(n, block, num_valid):
 
 
 @pytest.mark.parametrize(
-  "loss", slow_except(["softmax", "squared_svm", "svm"], "squared_svm", "svm")
+  "loss",
+  slow_except(
+    ["softmax", "softmax_smoothed", "squared_svm", "svm"],
+    "softmax",
+    "softmax_smoothed",
+  ),
 )
 @pytest.mark.parametrize("n,block", slow_except(BLOCKINGS, (29, 8)))
 def test_loss_gradient_sums_equal_the_plain_objective(x64, loss, n, block):
   # Float64: the blocked sums must equal the whole-batch reference and
-  # jax.grad of it to rounding (1e-12), centring included.
+  # jax.grad of it to rounding (1e-12), centring included. Softmax without
+  # smoothing takes pass_sums' fused branch; with it, the losses module's.
   x, y, w, b = data(n=n)
   mu = x.mean(axis=0)
-  options = {} if loss == "softmax" else {"margin": 1.0}
+  options = {
+    "softmax": {},
+    "softmax_smoothed": {"label_smoothing": 0.1},
+  }.get(loss, {"margin": 1.0})
+  loss = loss.removesuffix("_smoothed")
   total, gw, gb = row_blocks.loss_gradient_sums(
     jnp.asarray(w),
     jnp.asarray(b),
@@ -66,6 +76,26 @@ def test_loss_gradient_sums_equal_the_plain_objective(x64, loss, n, block):
   np.testing.assert_allclose(total / n, want, rtol=1e-12)
   np.testing.assert_allclose(gw / n, grad["W"], rtol=1e-12, atol=1e-14)
   np.testing.assert_allclose(gb / n, grad["b"], rtol=1e-12, atol=1e-14)
+
+
+def test_confident_softmax_rows_keep_their_tiny_loss():
+  # Float32, y the top score by 30: L = log1p(2e^-30) ≈ 1.87e-13, where
+  # log(Σ e^{s − max}) rounds to 0. A row of scores (-30, 0, 0) takes the
+  # other branch: L = 30 + log(2 + e^-30).
+  x = jnp.asarray([[1.0], [-1.0]], jnp.float32)
+  w = jnp.asarray([[30.0, 0.0, 0.0]], jnp.float32)
+  b = jnp.zeros(3, jnp.float32)
+  y = jnp.asarray([0, 0])
+  sums = row_blocks.pass_sums(
+    w, b, x, y, jnp.zeros(1, jnp.float32), loss="softmax", block_rows=8
+  )
+  want_confident = np.log1p(2 * np.exp(-30.0))
+  want = want_confident + 30 + np.log(2 + np.exp(-30.0))
+  np.testing.assert_allclose(sums.loss, want, rtol=4 * EPS32)
+  one = row_blocks.pass_sums(
+    w, b, x[:1], y[:1], jnp.zeros(1, jnp.float32), loss="softmax", block_rows=8
+  )
+  np.testing.assert_allclose(one.loss, want_confident, rtol=4 * EPS32)
 
 
 def test_padding_rows_do_not_count(x64):

@@ -1,5 +1,6 @@
 """linear_jax.scores: top_class against jnp.argmax, and predict."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -19,6 +20,16 @@ def test_top_class_is_argmax_with_ties_and_nans(shape):
   got = np.asarray(scores.top_class(jnp.asarray(s)))
   np.testing.assert_array_equal(got, np.asarray(jnp.argmax(s, axis=-1)))
   assert got.dtype == np.int32
+
+
+def test_top_class_under_jit_and_vmap_and_on_integers():
+  rng = np.random.default_rng(2)
+  s = rng.integers(-3, 4, size=(2, 7, 3)).astype(np.int32)
+  got = jax.jit(jax.vmap(scores.top_class))(jnp.asarray(s))
+  np.testing.assert_array_equal(got, np.argmax(s, axis=-1))
+  f = s.astype(np.float32)
+  got = jax.jit(jax.vmap(scores.top_class))(jnp.asarray(f))
+  np.testing.assert_array_equal(got, np.argmax(f, axis=-1))
 
 
 def test_top_class_first_of_equal_maxima():

@@ -255,24 +255,24 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   ]
 
 
-def _default_sigint():
+def start_train(*args):
   # A suite started in the background (``make test &``, nohup) inherits
   # SIGINT ignored, and a process that starts with SIGINT ignored keeps
-  # ignoring it (POSIX; Python installs no handler then): the child gets the
-  # default disposition, as a program started from a terminal has.
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def start_train(*args):
-  return subprocess.Popen(
-    [sys.executable, "-m", "experiments.train", *args],
-    cwd=REPO,
-    env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"),
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-    preexec_fn=_default_sigint,
-  )
+  # ignoring it (POSIX; Python installs no handler then). A handled signal
+  # is reset to the default on exec, so with a handler here while the child
+  # starts it gets SIGINT's default, as a program started from a terminal.
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    return subprocess.Popen(
+      [sys.executable, "-m", "experiments.train", *args],
+      cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+  finally:
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow
