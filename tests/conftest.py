@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,46 @@ def slow_except(cases, *fast):
   }
   assert not missing, f"slow_except: {missing} are not cases"
   return marked
+
+
+def free_port() -> int:
+  """A TCP port on localhost that is free now (for a jax.distributed
+  coordinator).
+  """
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def run_processes(commands, *, env, timeout):
+  """Starts every command at once (the processes of one jax.distributed
+  job), waits for all, kills the rest if one hangs; asserts each exits 0.
+
+  Returns:
+    ``[(stdout, stderr)]``, one per command.
+  """
+  procs = [
+    subprocess.Popen(
+      command,
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for command in commands
+  ]
+  outputs = []
+  try:
+    for p in procs:
+      outputs.append(p.communicate(timeout=timeout))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for p, (_, err) in zip(procs, outputs, strict=True):
+    assert p.returncode == 0, err[-3000:]
+  return outputs
 
 
 def run_binary(module, *args, timeout=240, env=None):

@@ -4,14 +4,12 @@ the λ path data parallel over two processes agreeing with one.
 
 import json
 import os
-import socket
-import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, f32_tolerance
+from conftest import REPO, f32_tolerance, free_port, run_processes
 
 from linear_jax import LinearJaxError, shards
 
@@ -105,12 +103,6 @@ print(json.dumps({
 """
 
 
-def free_port():
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 def run_workers(num):
   address = f"localhost:{free_port()}"
   env = dict(
@@ -119,27 +111,14 @@ def run_workers(num):
     TF_CPP_MIN_LOG_LEVEL="3",
     PYTHONPATH=str(REPO),
   )
-  procs = [
-    subprocess.Popen(
-      [sys.executable, "-c", WORKER, str(num), str(i), address],
-      cwd=REPO,
-      env=env,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(num)
-  ]
-  outputs = []
-  try:
-    for p in procs:
-      outputs.append(p.communicate(timeout=300))
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for p, (_, err) in zip(procs, outputs, strict=True):
-    assert p.returncode == 0, err[-3000:]
+  outputs = run_processes(
+    [
+      [sys.executable, "-c", WORKER, str(num), str(i), address]
+      for i in range(num)
+    ],
+    env=env,
+    timeout=300,
+  )
   return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f32_tolerance, slow_except
+from conftest import f32_tolerance, free_port, run_processes, slow_except
 
 from linear_jax.data import load_dataset
 
@@ -208,19 +208,13 @@ def test_bad_flags_exit_nonzero_with_one_line(
   assert not (tmp_path / "w").exists()
 
 
-def free_port():
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
   """jax.distributed on localhost, CPU collectives (gloo), one device each."""
   address = f"localhost:{free_port()}"
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  procs = [
-    subprocess.Popen(
+  outputs = run_processes(
+    [
       [
         sys.executable,
         "-m",
@@ -231,25 +225,12 @@ def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
         "--num_processes=2",
         f"--process_id={i}",
         f"--coordinator_address={address}",
-      ],
-      cwd=REPO,
-      env=env,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE,
-      text=True,
-    )
-    for i in range(2)
-  ]
-  outputs = []
-  try:
-    for p in procs:
-      outputs.append(p.communicate(timeout=240))
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for p, (_, err) in zip(procs, outputs, strict=True):
-    assert p.returncode == 0, err[-3000:]
+      ]
+      for i in range(2)
+    ],
+    env=env,
+    timeout=240,
+  )
   results = [
     [line for line in out.splitlines() if line.startswith(("best", "sweep:"))]
     for out, _ in outputs
