@@ -38,15 +38,6 @@ from linear_jax.sweep.experiment import SweepRunConfig
 
 cli.define_flags(SweepRunConfig, exclude=("command",))
 flags.adopt_module_key_flags(cli)  # --help lists the generated flags
-flags.DEFINE_string(
-  "coordinator_address",
-  None,
-  "multi-process: HOST:PORT of process 0 (same everywhere)",
-)
-flags.DEFINE_integer("num_processes", 1, "multi-process: number of processes")
-flags.DEFINE_integer("process_id", 0, "multi-process: this process, 0..n-1")
-
-FLAGS = flags.FLAGS
 
 
 def run_config() -> SweepRunConfig:
@@ -60,11 +51,7 @@ def run_config() -> SweepRunConfig:
 def main(argv):
   del argv
   config = run_config()
-  from linear_jax.sweep import distributed  # pylint: disable=g-import-not-at-top
-
-  distributed.initialize(
-    FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
-  )
+  config.initialize()  # jax.distributed, before any other JAX work
   from linear_jax.sweep import experiment  # pylint: disable=g-import-not-at-top
 
   summary = experiment.run(config)

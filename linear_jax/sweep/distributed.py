@@ -12,10 +12,17 @@ permutation key and the step counter are replicated with
 configurations on its own full copy of the data, with no communication
 inside an epoch; ``to_host`` gathers the per-configuration results
 (``process_allgather`` across processes), identical on every process.
-Only ``is_writer()`` (process 0) writes files.
+Only ``is_writer()`` (process 0) writes files, under ``writer_lock``.
+
+A binary's config takes the process flags by deriving from
+``ProcessOptions`` (``--num_processes``, ``--process_id``,
+``--coordinator_address``), whose ``initialize`` starts the job.
 """
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
 
 import jax
 import numpy as np
@@ -23,7 +30,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from linear_jax.checks import LinearJaxError
+from linear_jax.checks import LinearJaxError, option
+from linear_jax.workdir import workdir_lock
 
 AXIS = "config"
 
@@ -58,6 +66,61 @@ def initialize(
     process_id=process_id,
   )
   return True
+
+
+@dataclasses.dataclass
+class ProcessOptions:
+  """The fields of a multi-process run, one set of flags for every binary
+  whose config derives from this (checked by ``initialize``, in one line).
+  """
+
+  num_processes: int = option(1, "multi-process: number of processes")
+  process_id: int = option(0, "multi-process: this process, 0..n-1")
+  coordinator_address: str | None = option(
+    None, "multi-process: HOST:PORT of process 0 (same everywhere)"
+  )
+
+  def initialize(self) -> bool:
+    """``initialize`` with these fields (before any other JAX work)."""
+    return initialize(
+      self.coordinator_address, self.num_processes, self.process_id
+    )
+
+  def check_started(self) -> None:
+    """Refuses to run when ``jax.distributed`` was not started with
+    ``num_processes`` processes (``initialize`` was not called).
+    """
+    if jax.process_count() != self.num_processes:
+      raise LinearJaxError(
+        f"num_processes={self.num_processes} but JAX runs "
+        f"{jax.process_count()} process(es); call initialize() (or "
+        "linear_jax.sweep.distributed.initialize) before any JAX work"
+      )
+
+
+@contextlib.contextmanager
+def writer_lock(workdir: str):
+  """``linear_jax.workdir.workdir_lock`` held by the writing process.
+
+  Only process 0 writes, so only it locks (the other processes may share
+  its folder, or have none); every process learns whether it got the lock,
+  so that all stop together when another run holds the workdir.
+  """
+  with contextlib.ExitStack() as stack:
+    failure = None
+    if is_writer():
+      try:
+        stack.enter_context(workdir_lock(workdir))
+      except (LinearJaxError, OSError) as e:  # in use, or not creatable
+        failure = e
+    if not agree(failure is None):
+      if failure is not None:
+        raise failure
+      raise LinearJaxError(
+        f"process 0 could not lock --workdir {workdir} (it says why); "
+        "nothing was written"
+      )
+    yield
 
 
 def config_mesh(devices=None) -> Mesh:

@@ -1,8 +1,8 @@
 """One sweep end to end: data -> ``run_sweep`` -> best per loss -> test -> files.
 
 ``experiments/sweep.py`` is a thin flag layer over ``run``. Process 0 holds
-``workdir``'s lock (``writer_lock``) for the whole sweep, so a second sweep
-there is refused in one line. What goes in ``workdir`` (written by process 0
+``workdir``'s lock (``distributed.writer_lock``) for the whole sweep, so a
+second sweep there is refused in one line. What goes in ``workdir`` (written by process 0
 only):
 
 - ``results.csv``: one row per configuration (``report.COLUMNS``);
@@ -29,7 +29,6 @@ given, only reseeds the minibatch permutations).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import fnmatch
@@ -56,7 +55,6 @@ from linear_jax.sweep import (
 from linear_jax.sweep.grid import SweepGrid
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
-from linear_jax.workdir import workdir_lock
 
 RESULTS = "results.csv"
 
@@ -69,7 +67,7 @@ _VALUES = (
 
 
 @dataclasses.dataclass
-class SweepRunConfig:
+class SweepRunConfig(distributed.ProcessOptions):
   """Every setting of a sweep, each with its help text and rule (the flags
   of ``experiments/sweep.py`` are generated from these fields).
   """
@@ -334,33 +332,8 @@ def run(config: SweepRunConfig) -> dict:
       workdir in use by another run.
   """
   grid = config.validate().grid()
-  with writer_lock(config.workdir):
+  with distributed.writer_lock(config.workdir):
     return _run(config, grid)
-
-
-@contextlib.contextmanager
-def writer_lock(workdir: str):
-  """``linear_jax.workdir.workdir_lock`` held by the writing process.
-
-  Only process 0 writes, so only it locks (the other processes may share
-  its folder, or have none); every process learns whether it got the lock,
-  so that all stop together when another sweep holds the workdir.
-  """
-  with contextlib.ExitStack() as stack:
-    failure = None
-    if distributed.is_writer():
-      try:
-        stack.enter_context(workdir_lock(workdir))
-      except (LinearJaxError, OSError) as e:  # in use, or not creatable
-        failure = e
-    if not distributed.agree(failure is None):
-      if failure is not None:
-        raise failure
-      raise LinearJaxError(
-        f"process 0 could not lock --workdir {workdir} (it says why); "
-        "nothing was written"
-      )
-    yield
 
 
 def _run(config: SweepRunConfig, grid: SweepGrid) -> dict:
