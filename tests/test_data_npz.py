@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import load_error as error_of
 
-from linear_jax.data import load_dataset, splits
+from linear_jax import shards
+from linear_jax.data import load_dataset, npz_source, splits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -210,6 +211,70 @@ def test_bytes_labels_are_named_like_strings(tmp_path):
   path = save(tmp_path, x=rng.normal(size=(100, 3)), y=y)
   ds = load_dataset(path)
   assert ds.class_names == ("ant", "bee")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_process_reads_its_rows_of_an_uncompressed_member(tmp_path, dtype):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(11, 3)).astype(dtype)
+  path = tmp_path / "d.npz"
+  np.savez(path, y=np.arange(11), x=x)  # x second: its data start mid-file
+  mapped = npz_source.feature_member(path, "x")
+  assert isinstance(mapped, np.memmap) and mapped.dtype == dtype
+  for p in range(3):  # an uneven split: 4, 4, 3 rows
+    start, stop = shards.row_range(11, 3, p)
+    np.testing.assert_array_equal(mapped[start:stop], x[start:stop])
+    xs, _ = shards.read_shard(
+      lambda a, b: (mapped[a:b], np.zeros(b - a)),
+      11,
+      num_processes=3,
+      process_id=p,
+      chunk_rows=3,
+    )
+    np.testing.assert_array_equal(xs, x[start:stop])
+
+
+def test_a_compressed_member_is_read_whole_with_a_warning(tmp_path, caplog):
+  x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+  path = tmp_path / "d.npz"
+  np.savez_compressed(path, x=x, y=np.arange(4))
+  read = npz_source.feature_member(path, "x")
+  assert not isinstance(read, np.memmap)
+  np.testing.assert_array_equal(read, x)
+  assert "np.savez" in caplog.text and "compressed" in caplog.text
+
+
+def test_shards_of_the_rows_add_up_to_the_one_process_splits(
+  tmp_path, monkeypatch
+):
+  """Two processes' ``shard=True`` loads (simulated: each process's
+  ``row_range``), without mean subtraction, whose statistics need the sums
+  of both (``shards.total``, tested in the probe's two-process test).
+  """
+  x, y = blobs(203, 5, [4, 7, 9])
+  name = save(tmp_path, x=x, y=y)
+  whole = load_dataset(name, seed=3, subtract_mean=False)
+  row_range = shards.row_range
+  parts = []
+  for p in range(2):
+    monkeypatch.setattr(shards, "row_range", lambda n, p=p: row_range(n, 2, p))
+    parts.append(load_dataset(name, seed=3, subtract_mean=False, shard=True))
+    start, stop = row_range(203, 2, p)
+    for split in ("train", "val", "test"):  # only rows of its file range
+      mine = getattr(parts[-1], f"x_{split}")
+      assert np.isin(mine[:, 0], x[start:stop, 0]).all()
+
+  def rows(ds_list, split):
+    x_all = np.concatenate([getattr(d, f"x_{split}") for d in ds_list])
+    y_all = np.concatenate([getattr(d, f"y_{split}") for d in ds_list])
+    order = np.lexsort(x_all.T)
+    return x_all[order], y_all[order]
+
+  for split in ("train", "val", "test"):  # the same rows, in another order
+    got, want = rows(parts, split), rows([whole], split)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+  assert parts[0].class_names == whole.class_names
 
 
 def run_module(module, *args, timeout=240):

@@ -15,6 +15,16 @@ points as floats (``[N, 2]``). ``from_raw`` turns it into a ``Dataset``:
 4. fit ``PreprocessStats`` on the training rows only, then apply the same
    stats to train, validation and test.
 
+With ``shard=True`` (data parallel over processes, ``linear_jax.shards``)
+each process keeps only its rows: rows ``shards.row_range`` of each source
+array (train, test, validation as the source stores them). The splits are
+carved over all rows as in one process (labels are whole on every process),
+so the processes' parts of a split add up to the one-process split, and the
+statistics of step 4 are fitted on all processes' training rows (sums added
+by ``shards.total``). A source that reads lazily (``npz:`` via
+``npz_source.feature_member``) reads only those rows; others were read
+whole and keep their part.
+
 Sparse features (``scipy.sparse`` matrices, from ``svmlight:`` files, sparse
 ``npz:`` files or ``from_arrays``) stay sparse: CSR float32, never centred
 (``linear_jax.sparse``), unless the densify rule
@@ -30,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from linear_jax import budget, sparse
+from linear_jax import budget, shards, sparse
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import preprocessing
 from linear_jax.data import splits as splits_lib
@@ -162,6 +172,7 @@ def from_raw(
   max_train: int | None = None,
   mirror_train: bool = False,
   sparse_rows: bool | None = None,
+  shard: bool = False,
 ) -> Dataset:
   """Splits, fits preprocessing on train only, and applies it (module docstring).
 
@@ -186,9 +197,12 @@ def from_raw(
     sparse_rows: for sparse sources: None applies the densify rule
       (module docstring), True keeps CSR rows, False densifies (refused
       over the memory budget). Dense sources stay dense.
+    shard: keep this process's rows only (module docstring); every process
+      of ``jax.distributed`` must call it. Dense features only.
 
   Returns:
-    The ``Dataset``.
+    The ``Dataset``: with ``shard``, the rows of every split that this
+    process holds, preprocessed with the statistics of all processes.
   """
   if "train" not in raw.splits:
     raise LinearJaxError(
@@ -198,20 +212,40 @@ def from_raw(
   num_classes = len(raw.class_names)
   arrays = {}
   densify = _densify(raw, name, sparse_rows)
+  held = {}  # with shard: rows [start, stop) of each source split
+  failure = None
   for split, (x, y) in raw.splits.items():
     if sparse.is_sparse(x):
+      if shard:
+        raise LinearJaxError(
+          f"dataset {name!r} has sparse features, which are not sharded "
+          "over processes; run one process"
+        )
       x = sparse.as_csr(x, f"x_{split}")
       x = x.toarray() if densify else x
     else:
-      x = np.asarray(x)
+      x = np.asarray(x)  # a memory map stays one: nothing is read here
     y = _labels(y, split, num_classes)
     if x.shape[:1] != y.shape:
       raise LinearJaxError(
         f"x_{split} has {x.shape[0] if x.ndim else 0} rows but y_{split} has "
         f"{y.shape[0]}; pass one label per example"
       )
-    preprocessing.check_finite(x, split)
+    held[split] = shards.row_range(len(y)) if shard else (0, len(y))
+    start, stop = held[split]
+    try:
+      preprocessing.check_finite(x[start:stop] if shard else x, split)
+    except LinearJaxError as e:
+      if not shard:
+        raise
+      failure = failure or e
     arrays[split] = (x, y)
+  # Each process checked only its rows: all stop if one found a bad value.
+  if shard and shards.total([failure is not None])[0]:
+    raise failure or LinearJaxError(
+      "another process found NaN/Inf or out-of-range features in its rows "
+      "(its error names them); repair the data"
+    )
   if num_classes < 2:
     raise LinearJaxError(
       f"dataset {name!r} has {num_classes} class(es) "
@@ -264,13 +298,20 @@ def from_raw(
       "to train without one"
     )
   train_split = (x_all, y_all[pool[train]], pool[train])
+  num_test = len(test_split[1])
+  if shard:
+    test_source = "test" if "test" in arrays else "train"
+    val_source = "validation" if own_val else "train"
+    train_split = _keep_rows(train_split, held["train"])
+    val_split = _keep_rows(val_split, held[val_source])
+    test_split = _keep_rows(test_split, held[test_source])
   if mirror_train:
     if raw.image_shape is None:
       raise LinearJaxError(
         f"mirror_train needs images; {name!r} holds points, drop the option"
       )
-    x_train, y_train, _ = train_split
-    images = x_all[pool[train]].reshape((-1,) + tuple(raw.image_shape))
+    x_train, y_train, train_rows = train_split
+    images = x_train[train_rows].reshape((-1,) + tuple(raw.image_shape))
     x_train = np.concatenate([images, images[:, :, ::-1]]).reshape(
       (-1,) + x_all.shape[1:]
     )
@@ -284,8 +325,9 @@ def from_raw(
     standardize=standardize,
     bias_column=bias_column,
     normalize_rows=normalize_rows,
+    total=shards.total if shard else None,
   )
-  if not len(test_split[1]):
+  if not num_test:
     raise LinearJaxError(
       f"dataset {name!r} has an empty test split; add test examples (a "
       "source without a test split needs at least 5 training examples for "
@@ -307,6 +349,18 @@ def from_raw(
     stats=stats,
     svmlight_zero_based=raw.svmlight_zero_based,
   )
+
+
+def _keep_rows(split: tuple, held: tuple[int, int]) -> tuple:
+  """A split ``(x, y, rows)`` (rows None: all of x) restricted to the rows
+  ``[start, stop)`` of ``x`` that this process holds, order kept: ``(x[start:
+  stop], y of those rows, their indices into it)``.
+  """
+  x, y, rows = split
+  start, stop = held
+  rows = np.arange(len(y)) if rows is None else np.asarray(rows)
+  keep = (rows >= start) & (rows < stop)
+  return x[start:stop], y[keep], rows[keep] - start
 
 
 def _densify(raw: RawData, name: str, sparse_rows: bool | None) -> bool:

@@ -17,15 +17,25 @@ Labels become ``[0, C)`` in sorted order of the distinct training labels;
 ``RawData.class_names`` keeps the original labels as strings (``"cat"``,
 ``"7"``), in label order, so predictions can be mapped back. Every bad input is
 one ``LinearJaxError`` line naming the problem and the fix.
+
+``load_npz(path, map_features=True)`` (a process's shard of the rows,
+``from_raw(..., shard=True)``) reads the labels whole and maps the feature
+arrays (``feature_member``): an ``.npy`` member stored uncompressed
+(``np.savez``) lies contiguous in the zip file, so rows ``[start, stop)``
+are read from disk only when touched. A compressed member
+(``np.savez_compressed``) cannot be sliced: it is read whole, with a warning
+that names ``np.savez`` as the fix.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from absl import logging
 
 from linear_jax import budget
 from linear_jax.checks import LinearJaxError
@@ -169,16 +179,20 @@ def _check_widths(splits: dict, shown: str) -> None:
     )
 
 
-def raw_from_arrays(splits: dict, shown: str) -> RawData:
+def raw_from_arrays(
+  splits: dict, shown: str, *, check_values: bool = True
+) -> RawData:
   """Checked ``RawData`` from ``{split: (x [N, D], y [N])}`` of any label type.
 
-  Checks rows against labels, equal widths, finite features and the label
-  sets (see ``encode_labels``), each failing in one line that names
+  Checks rows against labels, equal widths, finite features (unless
+  ``check_values`` is False: ``from_raw`` checks the rows it keeps) and the
+  label sets (see ``encode_labels``), each failing in one line that names
   ``shown``.
   """
   _check_rows(splits, shown)
   _check_widths(splits, shown)
-  for split, (x, _) in splits.items():
+  checked = splits.items() if check_values else ()
+  for split, (x, _) in checked:
     try:
       check_finite(x, split)
     except LinearJaxError as e:
@@ -228,8 +242,73 @@ def _check_sizes(path: Path, shown: str) -> None:
   )
 
 
-def read_npz_arrays(path: str | os.PathLike) -> dict:
+def _stored_offset(file, info: zipfile.ZipInfo) -> tuple | None:
+  """``(shape, dtype, offset)`` of an uncompressed C-order ``.npy`` member's
+  data in the zip file ``file`` (open, binary), or None where its rows
+  cannot be mapped (compressed, Fortran order, object dtype).
+  """
+  if info.compress_type != zipfile.ZIP_STORED:
+    return None
+  file.seek(info.header_offset)
+  local = file.read(30)  # the local file header; its extra field may differ
+  if len(local) < 30 or local[:4] != b"PK\x03\x04":
+    return None
+  name_length, extra_length = struct.unpack("<HH", local[26:30])
+  file.seek(info.header_offset + 30 + name_length + extra_length)
+  version = np.lib.format.read_magic(file)
+  read_header = (
+    np.lib.format.read_array_header_1_0
+    if version == (1, 0)
+    else np.lib.format.read_array_header_2_0
+  )
+  shape, fortran_order, dtype = read_header(file)
+  if fortran_order or dtype.hasobject:
+    return None
+  return shape, dtype, file.tell()
+
+
+def feature_member(path: str | os.PathLike, key: str) -> np.ndarray:
+  """The array ``key`` of an ``.npz``, mapped so that only the rows a caller
+  touches are read.
+
+  An uncompressed C-order member (``np.savez``) becomes a read-only
+  ``np.memmap`` of its bytes in the zip file: ``x[start:stop]`` reads those
+  rows only. Any other member (``np.savez_compressed``, Fortran order) is
+  read whole, with a warning naming ``np.savez``.
+
+  Args:
+    path: the ``.npz`` file.
+    key: the array's name (``"x"``, ``"x_train"``, ...).
+
+  Returns:
+    ``[N, ...]``: a ``np.memmap``, or the array read whole.
+  """
+  with zipfile.ZipFile(path) as archive, open(path, "rb") as file:
+    found = _stored_offset(file, archive.getinfo(f"{key}.npy"))
+  if found is not None:
+    shape, dtype, offset = found
+    if int(np.prod(shape)) == 0:  # mmap cannot map zero bytes
+      return np.zeros(shape, dtype)
+    return np.memmap(path, dtype, mode="r", offset=offset, shape=shape)
+  logging.warning(
+    "%s: %r is compressed, so every process reads it whole; write the file "
+    "with np.savez (not np.savez_compressed) to read only each process's "
+    "rows",
+    path,
+    key,
+  )
+  with np.load(path, allow_pickle=False) as f:
+    return f[key]
+
+
+def read_npz_arrays(
+  path: str | os.PathLike, *, map_features: bool = False
+) -> dict:
   """Every array of an ``.npz`` file (no pickles), checked to be one.
+
+  With ``map_features``, arrays whose names start with ``x`` are mapped
+  (``feature_member``), not read, and the memory budget is not checked
+  here: a process reads only its rows of them (``from_raw(shard=True)``).
 
   Raises:
     LinearJaxError: a missing, empty or foreign file, or object arrays.
@@ -242,10 +321,14 @@ def read_npz_arrays(path: str | os.PathLike) -> dict:
         f"{shown} is not a NumPy .npz file (no zip header); write it with "
         "np.savez(path, x=..., y=...)"
       )
-  _check_sizes(path, shown)
+  if not map_features:
+    _check_sizes(path, shown)
   try:
     with np.load(path, allow_pickle=False) as f:
-      return {k: f[k] for k in f.files}
+      return {
+        k: feature_member(path, k) if map_features and k[:1] == "x" else f[k]
+        for k in f.files
+      }
   except ValueError as e:
     if "pickle" in str(e):
       raise LinearJaxError(
@@ -262,17 +345,20 @@ def read_npz_arrays(path: str | os.PathLike) -> dict:
     ) from None
 
 
-def load_npz(path: str | os.PathLike) -> RawData:
+def load_npz(path: str | os.PathLike, *, map_features: bool = False) -> RawData:
   """``RawData`` from an ``.npz`` of ``x``/``y`` or per-split keys (module doc).
 
   Args:
     path: the ``.npz`` file.
+    map_features: map the feature arrays (``feature_member``) instead of
+      reading them, and leave their finite check to ``from_raw``, which
+      then must keep a shard of the rows (``shard=True``).
 
   Returns:
     ``RawData`` with the file's features as stored (``[N, D]``), int32 labels
     in [0, C), the original labels as class names, and no image shape.
   """
-  arrays = read_npz_arrays(path)
+  arrays = read_npz_arrays(path, map_features=map_features)
   shown = f"npz:{Path(path).expanduser()}"
   splits = {}
   if "x_train" in arrays or "y_train" in arrays:
@@ -297,4 +383,4 @@ def load_npz(path: str | os.PathLike) -> RawData:
         "x_train, y_train, x_test, y_test"
       )
     splits["train"] = (features_array(arrays["x"], "x", shown), arrays["y"])
-  return raw_from_arrays(splits, shown)
+  return raw_from_arrays(splits, shown, check_values=not map_features)

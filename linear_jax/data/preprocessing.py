@@ -19,6 +19,7 @@ steps, before the ones column: ‖x_i‖₂ = 1 (all-zero rows stay zero).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -297,6 +298,7 @@ def fit_stats(
   standardize: bool = False,
   bias_column: bool = False,
   normalize_rows: bool = False,
+  total: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> PreprocessStats:
   """Fits μ (and σ) on the training rows ``[N, ...]`` only.
 
@@ -310,6 +312,10 @@ def fit_stats(
       (σ = 0 becomes 1); implies subtracting μ.
     bias_column: append a ones column in ``apply``.
     normalize_rows: scale each row to unit L2 norm in ``apply``.
+    total: where each of several processes holds part of the training rows
+      (dense only), adds a float64 array over them
+      (``linear_jax.shards.total``), so that μ, σ and the row count are
+      those of all the rows; None: these rows are all.
 
   Returns:
     ``PreprocessStats`` (μ and σ computed in float64 by row chunks, stored
@@ -335,25 +341,27 @@ def fit_stats(
     )
   x = _flatten(x_train_raw)
   n = x.shape[0] if rows is None else len(rows)
-  if n == 0:
+  add = (lambda v: v) if total is None else total
+  n_all = n if total is None else int(total(np.asarray([n]))[0])
+  if n_all == 0:
     raise LinearJaxError(
       "the training split is empty; pass at least one training example"
     )
   mean = scale = None
   step = _chunk_rows(x)
   if subtract_mean or standardize:
-    total = np.zeros(x.shape[1], np.float64)
+    sums = np.zeros(x.shape[1], np.float64)
     for start in range(0, n, step):
       chunk = _take(x, rows, start, start + step)
-      total += chunk.sum(axis=0, dtype=np.float64)
-    mean64 = total / n
+      sums += chunk.sum(axis=0, dtype=np.float64)
+    mean64 = add(sums) / n_all
     mean = mean64.astype(np.float32)
   if standardize:
     sq = np.zeros(x.shape[1], np.float64)
     for start in range(0, n, step):
       chunk = _take(x, rows, start, start + step)
       sq += np.square(chunk - mean64).sum(axis=0)
-    scale = np.sqrt(sq / n).astype(np.float32)
+    scale = np.sqrt(add(sq) / n_all).astype(np.float32)
     scale[scale == 0] = 1.0
   return PreprocessStats(
     num_features=x.shape[1],

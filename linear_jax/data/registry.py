@@ -210,6 +210,7 @@ def load_dataset(
   mirror_train: bool = False,
   download: bool = False,
   sparse_rows: bool | None = None,
+  shard: bool = False,
 ) -> dataset_lib.Dataset:
   """Loads a dataset by name, split and preprocessed on its training part only.
 
@@ -240,6 +241,9 @@ def load_dataset(
     sparse_rows: for sparse sources (svmlight, scipy.sparse npz): None
       applies the densify rule (``linear_jax.sparse.should_densify``), True
       keeps CSR rows, False densifies.
+    shard: keep only this process's rows of a ``jax.distributed`` job
+      (``from_raw``); an ``npz:`` file of dense arrays is read only there
+      (``npz_source.feature_member``), other sources are read whole.
 
   Returns:
     A ``Dataset`` with float32 ``x_* [N, D]`` (numpy, or CSR for sparse
@@ -258,7 +262,7 @@ def load_dataset(
     if "," in spec or sparse_source.is_scipy_sparse_npz(spec):
       raw = sparse_source.load_sparse_npz(spec)
     else:
-      raw = npz_source.load_npz(spec)
+      raw = npz_source.load_npz(spec, map_features=shard)
     default = DEFAULT_VALIDATION
   elif isinstance(name, str) and name.startswith("svmlight:"):
     raw = sparse_source.load_svmlight(name[len("svmlight:") :])
@@ -285,6 +289,7 @@ def load_dataset(
     max_train=max_train,
     mirror_train=mirror_train,
     sparse_rows=sparse_rows,
+    shard=shard,
   )
 
 

@@ -210,9 +210,10 @@ def device_description() -> dict:
   }
 
 
-def load_data(config):
+def load_data(config, *, shard: bool = False):
   """The dataset a run or sweep config names (``linear_jax.data``), loaded
-  within the config's ``memory_budget`` (``linear_jax.budget``).
+  within the config's ``memory_budget`` (``linear_jax.budget``); ``shard``:
+  this process's rows only (``linear_jax.data.from_raw``).
   """
   from linear_jax import data as data_lib  # pylint: disable=g-import-not-at-top
 
@@ -225,6 +226,7 @@ def load_data(config):
       normalize_rows=getattr(config, "normalize_rows", False),
       validation_size=config.validation_size,
       mirror_train=getattr(config, "mirror_train", False),
+      shard=shard,
     )
 
 
