@@ -10,6 +10,12 @@ r"""A linear probe: the whole λ path on a dataset, selected on validation.
   # killed? the same command again, plus --resume (finished λ are kept)
   python -m experiments.probe --flagfile=... --workdir=runs/probe --resume
 
+  # rows sharded over 2 hosts (or 2 processes on one): the same command on
+  # each, plus its own --process_id; process 0 writes --workdir
+  python -m experiments.probe --dataset=npz:feats.npz --Cs=... \
+      --workdir=runs/probe --num_processes=2 --process_id=<0|1> \
+      --coordinator_address=HOST0:1234
+
 Solves (1/N) Σ L_i + λ ΣW² for every λ of the grid with
 ``linear_jax.path.lambda_path``, selects the λ with the best validation
 accuracy, optionally refits it on train + validation (--refit), and evaluates
@@ -20,7 +26,8 @@ logspace:START:STOP:NUM, linspace:START:STOP:NUM.
 
 Writes results.csv, results.md, summary.json, accuracy.png, checkpoint.npz
 (read by ``experiments.predict``) and probe_checkpoint.npz to --workdir (see
-linear_jax/probe.py). Every setting is a field of
+linear_jax/probe.py; process 0 only), and prints the selected λ with its
+accuracies and a sha256 of every result, the same on every process. Every setting is a field of
 ``linear_jax.probe.ProbeConfig``; its flags, help texts and checks come from
 there.
 """
@@ -51,6 +58,7 @@ def run_config() -> ProbeConfig:
 def main(argv):
   del argv
   config = run_config()
+  config.initialize()  # jax.distributed, before any other JAX work
   from linear_jax import probe  # pylint: disable=g-import-not-at-top
 
   summary = probe.run(config)
@@ -62,6 +70,10 @@ def main(argv):
     f"{summary['val_accuracy']:.4f}  test acc "
     f"{summary['test_accuracy']:.4f}{refit}  "
     f"{summary['seconds']:.2f} s -> {config.workdir}"
+  )
+  print(
+    f"probe: {summary['num_processes']} process(es); results sha256 "
+    f"{summary['results_sha256']}"
   )
 
 

@@ -40,7 +40,8 @@ What goes in ``workdir``:
 - ``results.md``: the final model, then every λ, as markdown tables.
 - ``summary.json``: ``best_reg_strength``, ``best_C``, ``val_accuracy``,
   ``test_accuracy``, ``seconds`` (the solves and evaluations, data loading
-  excluded), the final model's row, sizes and the config.
+  excluded), the final model's row, sizes, the config, and
+  ``results_sha256`` (``results_digest``: the same on every process).
 - ``accuracy.png``: train and validation accuracy against λ, the selected λ
   and the final test accuracy marked.
 - ``checkpoint.npz``: the final model in the train binary's format, so
@@ -53,6 +54,18 @@ What goes in ``workdir``:
 
 Every file goes through ``linear_jax.io.atomic_write``. Nothing is written
 before the options, the data and a resumed checkpoint have been checked.
+
+Data parallel over processes (``num_processes`` > 1, ``jax.distributed``
+started by ``ProcessOptions.initialize`` first): each process loads only its
+rows of every split (``linear_jax.data.from_raw(shard=True)``: the splits
+and the preprocessing are those of one process; an ``npz:`` file of
+uncompressed arrays is read only at those rows, other sources are read
+whole), the path adds its sums across processes
+(``lambda_path(sharded=True)``), and test accuracy counts every process's
+test rows, so every process computes the same results as one process would,
+up to float32 rounding. Only process 0 locks and writes ``workdir``; with
+``resume`` every process reads its ``probe_checkpoint.npz``, so ``workdir``
+must be a folder all processes see (a shared filesystem).
 """
 
 from __future__ import annotations
@@ -60,6 +73,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import hashlib
 import io as std_io
 import json
 import math
@@ -73,17 +87,17 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from linear_jax import checks, io, path, plots, progress
+from linear_jax import checks, io, path, plots, progress, shards
 from linear_jax import losses as losses_lib
 from linear_jax.checks import LinearJaxError, option
 from linear_jax.path import reg_strength_from_C
 from linear_jax.scores import linear_scores, top_class
+from linear_jax.sweep import distributed
 from linear_jax.sweep import resume as resume_lib
 from linear_jax.sweep.report import csv_cell, float32_value, table_number
 from linear_jax.train import checkpoint
 from linear_jax.train import epoch as epoch_lib
 from linear_jax.train import run as train_run
-from linear_jax.workdir import workdir_lock
 
 #: Losses whose path ``lambda_path`` solves to a gradient tolerance. The
 #: hinge losses (svm, crammer_singer) are not differentiable at the margin:
@@ -148,9 +162,10 @@ def c_from_reg_strength(reg_strength, n: int, num_classes: int):
 
 
 @dataclasses.dataclass
-class ProbeConfig:
+class ProbeConfig(distributed.ProcessOptions):
   """Every setting of a probe, each with its help text and rule (the flags
-  of ``experiments/probe.py`` are generated from these fields).
+  of ``experiments/probe.py`` are generated from these fields; the process
+  fields come from ``ProcessOptions``).
   """
 
   dataset: str = option(
@@ -277,16 +292,20 @@ class ProbeConfig:
 def check_workdir(config: ProbeConfig) -> bool:
   """Refuses a workdir holding another run's files (writes nothing).
 
+  What process 0 sees decides, so every process takes the same branch.
+
   Returns:
     True when ``config.resume`` and ``workdir`` has a probe checkpoint.
   """
   workdir = config.workdir
-  if os.path.lexists(workdir) and not os.path.isdir(workdir):
+  if distributed.agree(os.path.lexists(workdir) and not os.path.isdir(workdir)):
     raise LinearJaxError(
       f"--workdir {workdir} is a file, not a folder; choose another --workdir"
     )
   present = [
-    name for name in OUTPUTS if os.path.lexists(os.path.join(workdir, name))
+    name
+    for name in OUTPUTS
+    if distributed.agree(os.path.lexists(os.path.join(workdir, name)))
   ]
   has_progress = PROGRESS in present
   if config.resume and present and not has_progress:
@@ -306,22 +325,38 @@ def check_workdir(config: ProbeConfig) -> bool:
   return config.resume and has_progress
 
 
-def _fingerprint(config: ProbeConfig, dataset, lams: np.ndarray) -> dict:
-  """What fixes every per-λ number: the grid, the data, the solver."""
+def _data_digest(dataset, sharded: bool) -> str:
+  """A digest of the splits (of every process's rows, in process order)."""
+  digest = resume_lib.data_digest(
+    dataset.x_train,
+    dataset.y_train,
+    dataset.x_val,
+    dataset.y_val,
+    dataset.x_test,
+    dataset.y_test,
+  )
+  if not sharded:
+    return digest
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  mine = np.frombuffer(bytes.fromhex(digest), np.uint8).astype(np.int32)
+  every = multihost_utils.process_allgather(mine)  # [P, 16]
+  return resume_lib.data_digest(np.asarray(every, np.int32))
+
+
+def _fingerprint(
+  config: ProbeConfig, dataset, lams: np.ndarray, *, sharded: bool = False
+) -> dict:
+  """What fixes every per-λ number: the grid, the data (as the processes
+  hold it), the solver.
+  """
   return {
     "grid": {
       "flag": config.grid_flag,
       "values": [float(v) for v in (config.Cs or config.reg_strengths or ())],
       "reg_strengths": [float(v) for v in lams],
     },
-    "data": resume_lib.data_digest(
-      dataset.x_train,
-      dataset.y_train,
-      dataset.x_val,
-      dataset.y_val,
-      dataset.x_test,
-      dataset.y_test,
-    ),
+    "data": _data_digest(dataset, sharded),
     "solver": {
       "loss": config.loss,
       "margin": float(config.margin),
@@ -334,7 +369,7 @@ def _fingerprint(config: ProbeConfig, dataset, lams: np.ndarray) -> dict:
 
 _WHAT = {
   "grid": "another grid",
-  "data": "other data",
+  "data": "other data (or another --num_processes)",
   "solver": "other solver settings (loss, margin, max_iter, tol, seed)",
 }
 
@@ -416,7 +451,14 @@ def _count_correct(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.sum(top_class(linear_scores(params, x)) == y)
 
 
-def accuracy(params: dict, x, y, *, block_rows: int = EVAL_BLOCK_ROWS) -> float:
+def accuracy(
+  params: dict,
+  x,
+  y,
+  *,
+  block_rows: int = EVAL_BLOCK_ROWS,
+  sharded: bool = False,
+) -> float:
   """Fraction of argmax_j s_j == y, over row blocks (no ``[N, C]`` array).
 
   Args:
@@ -424,18 +466,20 @@ def accuracy(params: dict, x, y, *, block_rows: int = EVAL_BLOCK_ROWS) -> float:
     x: ``[N, D]`` preprocessed rows.
     y: ``[N]`` int labels.
     block_rows: rows per block.
+    sharded: ``x``, ``y`` are this process's rows; the accuracy is over
+      every process's rows (counts added by ``shards.total``).
 
   Returns:
     The accuracy, NaN when N = 0.
   """
   n = len(y)
-  if n == 0:
-    return math.nan
   correct = 0
   for start in range(0, n, block_rows):
     stop = start + block_rows
     correct += int(_count_correct(params, x[start:stop], y[start:stop]))
-  return correct / n
+  if sharded:
+    correct, n = (int(v) for v in shards.total([correct, n]))
+  return correct / n if n else math.nan
 
 
 def _solve_path(
@@ -449,6 +493,7 @@ def _solve_path(
   *,
   init_params: dict | None,
   callback,
+  sharded: bool = False,
 ) -> None:
   """``lams`` by one ``lambda_path`` call; ``callback(k, params, row)``
   after each λ_k, ``params`` float32 (the checkpoint's dtype), ``row`` the
@@ -489,7 +534,18 @@ def _solve_path(
     seed=config.seed,
     init_params=init_params,
     callback=report,
+    sharded=sharded,
   )
+
+
+def results_digest(table: list[dict], params: dict) -> str:
+  """sha256 of every number a probe computes: its rows without their
+  ``seconds``, and the final params; processes that agree exactly give the
+  same digest.
+  """
+  rows = [{**row, "seconds": None} for row in table]
+  text = csv_text(rows) + resume_lib.data_digest(params["W"], params["b"])
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _finite(value: float) -> float | None:
@@ -529,29 +585,61 @@ def run(config: ProbeConfig) -> dict:
       then.
   """
   config.validate()
+  config.check_started()
   # One writer from the first look at the workdir to the last write.
-  with workdir_lock(config.workdir):
+  with distributed.writer_lock(config.workdir):
     return _run_in_workdir(config)
+
+
+def _read_progress(file: str, fingerprint: dict, sharded: bool):
+  """``load_progress`` on every process; all fail together if one cannot
+  read the file (a ``workdir`` that is not shared).
+  """
+  failure = None
+  try:
+    loaded = load_progress(file, fingerprint)
+  except LinearJaxError as e:
+    failure = e
+  if sharded and shards.total([failure is not None])[0] and failure is None:
+    raise LinearJaxError(
+      f"--resume: another process cannot use {file} (it says why); "
+      "--workdir must be a folder that every process sees"
+    )
+  if failure is not None:
+    raise failure
+  return loaded
 
 
 def _run_in_workdir(config: ProbeConfig) -> dict:
   resuming = check_workdir(config)
+  sharded = config.num_processes > 1
+  writer = distributed.is_writer()
   t0 = time.perf_counter()
-  dataset = train_run.load_data(config)
+  dataset = train_run.load_data(config, shard=sharded)
   load_seconds = time.perf_counter() - t0
-  n, num_classes = len(dataset.y_train), dataset.num_classes
-  if not len(dataset.y_val):
+  sizes = [len(dataset.y_train), len(dataset.y_val), len(dataset.y_test)]
+  if sharded:  # every process's rows
+    sizes = [int(v) for v in shards.total(sizes)]
+  n, num_val, num_test = sizes
+  num_classes = dataset.num_classes
+  if not num_val:
     raise LinearJaxError(
       f"{dataset.name} has no validation examples to select λ on; pass "
       "--validation_size ≥ 1"
     )
   lams, cs = config.grid(n, num_classes)
-  fingerprint = _fingerprint(config, dataset, lams)
+  fingerprint = _fingerprint(config, dataset, lams, sharded=sharded)
   progress_file = os.path.join(config.workdir, PROGRESS)
   rows, best_params, last_params = (
-    load_progress(progress_file, fingerprint) if resuming else ({}, None, None)
+    _read_progress(progress_file, fingerprint, sharded)
+    if resuming
+    else ({}, None, None)
   )
-  _prepare_workdir(config)  # the first write: every check has passed
+  # The first write: every check has passed. Process 0 replaces the
+  # checkpoint only after the path's first λ, whose sums no process reaches
+  # before it has read it.
+  if writer:
+    _prepare_workdir(config)
   if rows:
     logging.info(
       "--resume: %d of %d λ values done in %s",
@@ -578,6 +666,8 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     }
     if _best(rows, lams) == i:
       best_params = params
+    if not writer:
+      return
     save_progress(progress_file, fingerprint, rows, best_params, params)
     if bar is None:  # its seconds include compilation: not in the ETA
       logging.info(
@@ -603,6 +693,7 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
         num_classes,
         init_params=last_params,
         callback=finished,
+        sharded=sharded,
       )
   finally:
     if bar is not None:
@@ -614,11 +705,13 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
   final, params = table[chosen], best_params
   if config.refit:
     final, params = _refit(
-      config, dataset, lams[chosen], cs[chosen], best_params
+      config, dataset, lams[chosen], cs[chosen], best_params, sharded
     )
     table.append(final)
   t_test = time.perf_counter()
-  final["test_accuracy"] = accuracy(params, dataset.x_test, dataset.y_test)
+  final["test_accuracy"] = accuracy(
+    params, dataset.x_test, dataset.y_test, sharded=sharded
+  )
   test_seconds = time.perf_counter() - t_test
   summary = {
     "best_reg_strength": float(lams[chosen]),
@@ -632,8 +725,10 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     "grid": config.grid_flag,
     "num_reg_strengths": len(lams),
     "num_train": n,
-    "num_val": int(len(dataset.y_val)),
-    "num_test": int(len(dataset.y_test)),
+    "num_val": num_val,
+    "num_test": num_test,
+    "num_processes": jax.process_count(),
+    "results_sha256": results_digest(table, params),
     "num_features": int(dataset.num_features),
     "num_classes": int(num_classes),
     "class_names": [str(c) for c in dataset.class_names],
@@ -642,15 +737,21 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
     "date": datetime.date.today().isoformat(),
     "config": dataclasses.asdict(config),
   }
-  _write_outputs(config, dataset, table, chosen, final, params, summary)
+  if writer:
+    _write_outputs(config, dataset, table, chosen, final, params, summary)
   return summary
 
 
 def _refit(
-  config: ProbeConfig, dataset, lam: float, c: float, start: dict | None
+  config: ProbeConfig,
+  dataset,
+  lam: float,
+  c: float,
+  start: dict | None,
+  sharded: bool = False,
 ):
   """The selected λ solved on train + validation, from ``start`` (its
-  solution on train): ``(row, params)``.
+  solution on train): ``(row, params)``. ``sharded``: this process's rows.
 
   A C grid keeps C (λ = 1/(2·C·N) with the larger N, as scikit-learn's
   ``LogisticRegression(C)`` refitted on more rows); a λ grid keeps λ.
@@ -658,6 +759,8 @@ def _refit(
   x = np.concatenate([dataset.x_train, dataset.x_val])
   y = np.concatenate([dataset.y_train, dataset.y_val])
   n, num_classes = len(y), dataset.num_classes
+  if sharded:
+    n = int(shards.total([n])[0])
   if config.Cs:
     lam = float(reg_strength_from_C(c, n, num_classes))
   else:
@@ -682,6 +785,7 @@ def _refit(
     num_classes,
     init_params=start,
     callback=keep,
+    sharded=sharded,
   )
   row = {
     "fit": "train+val",
@@ -754,9 +858,15 @@ def markdown(table: list[dict], chosen: int, final: dict, caption: str) -> str:
 
 
 def save_model(
-  file: str, config: ProbeConfig, dataset, params: dict, final: dict
+  file: str,
+  config: ProbeConfig,
+  dataset,
+  params: dict,
+  final: dict,
+  num_train: int | None = None,
 ) -> None:
-  """The final model as a training run's ``checkpoint.npz``.
+  """The final model as a training run's ``checkpoint.npz`` (``num_train``:
+  the training rows of every process; default ``dataset``'s).
 
   ``linear_jax.model.load_model`` and ``experiments.predict`` read it: the
   params, the preprocessing statistics, and a ``RunConfig`` with this
@@ -786,7 +896,7 @@ def save_model(
     config.seed,
     dataset.num_features,
     dataset.num_classes,
-    len(dataset.y_train),
+    num_train or len(dataset.y_train),
   )._replace(params=params)
   checkpoint.save(
     file,
@@ -838,6 +948,7 @@ def _write_outputs(config, dataset, table, chosen, final, params, summary):
     dataset,
     params,
     final,
+    summary["num_train"],
   )
   summary["files"] = sorted(files)
   io.write_json(os.path.join(workdir, SUMMARY), summary)  # last: complete

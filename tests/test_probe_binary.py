@@ -1,16 +1,22 @@
 """experiments/probe.py as a user runs it: the README's npz example through
-probe and predict, and bad input refused in one line with nothing written.
+probe and predict, rows sharded over two processes, and bad input refused in
+one line with nothing written.
 """
 
+import concurrent.futures
 import csv
 import json
+import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import slow_except
+from conftest import f32_tolerance, free_port, run_processes, slow_except
 from test_probe import bad_npz
 
+from linear_jax import probe
 from linear_jax.data import distributions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +39,112 @@ def mnist1d_stand_in(file):
     y_test=y[4000:].astype(np.int64),
   )
   return file
+
+
+def read_results(workdir):
+  with open(workdir / "results.csv") as f:
+    rows = list(csv.DictReader(f))
+  return {
+    key: np.array([float(r[key] or "nan") for r in rows])
+    for key in ("objective", "iterations", "train_accuracy", "val_accuracy")
+  }
+
+
+TWO_PROCESS_GRID = "1,0.1,0.01,0.001"
+
+
+def two_processes(data, workdir, *extra):
+  """``experiments.probe`` on rows sharded over two localhost processes
+  (CPU collectives: gloo); each process's stdout.
+  """
+  address = f"localhost:{free_port()}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  outputs = run_processes(
+    [
+      [
+        sys.executable,
+        "-m",
+        "experiments.probe",
+        f"--dataset=npz:{data}",
+        f"--reg_strengths={TWO_PROCESS_GRID}",
+        f"--workdir={workdir}",
+        "--noplots",
+        "--standardize",
+        "--num_processes=2",
+        f"--process_id={i}",
+        f"--coordinator_address={address}",
+        *extra,
+      ]
+      for i in range(2)
+    ],
+    env=env,
+    timeout=300,
+  )
+  return [out for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_two_processes_select_the_same_lambda_as_one(tmp_path):
+  """Each process reads only its rows of an uncompressed npz (x, y: the
+  probe carves test and validation; μ and σ over both processes' rows);
+  every process computes the same results, and they are one process's up to
+  float32 rounding.
+  """
+  rng = np.random.default_rng(0)
+  centres = 1.5 * rng.normal(size=(3, 4))
+  y = rng.integers(0, 3, 201)  # odd: shards of 101 and 100 file rows
+  x = (centres[y] + rng.normal(size=(201, 4)) + 3).astype(np.float32)
+  data = tmp_path / "tiny.npz"
+  np.savez(data, x=x, y=y)
+
+  workdir = tmp_path / "two"
+  # The one-process run, in this process, overlaps the two-process job's
+  # start-up.
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    job = pool.submit(two_processes, data, workdir)
+    one = probe.run(
+      probe.ProbeConfig(
+        dataset=f"npz:{data}",
+        reg_strengths=tuple(float(v) for v in TWO_PROCESS_GRID.split(",")),
+        workdir=str(tmp_path / "one"),
+        plots=False,
+        standardize=True,
+      )
+    )
+    stdout = job.result()
+  two = json.loads((workdir / "summary.json").read_text())
+  assert two["num_processes"] == 2 and one["num_processes"] == 1
+  # Every process computes the same numbers (sha256 of every row and the
+  # final params) and prints the same selection.
+  digests = [re.findall(r"results sha256 (\w+)", out) for out in stdout]
+  assert digests == [[two["results_sha256"]]] * 2
+  selected = [re.findall(r"selected λ=.* test acc \S+", out) for out in stdout]
+  assert len(selected[0]) == 1 and selected[0] == selected[1]
+  # The same split (same seed, same rows) and the same selection.
+  for key in ("num_train", "num_val", "num_test"):
+    assert two[key] == one[key], key
+  assert two["best_reg_strength"] == one["best_reg_strength"]
+  # The two runs differ in how each sum over the training rows is split
+  # (two shards added by psum; the rows in another order), so each
+  # evaluation differs by float32 rounding of N-term sums, which L-BFGS
+  # carries through its iterations (conftest's rule, the longest run's
+  # count). A wrong shard, a row counted twice or a missing psum moves an
+  # objective by ≥ 1e-3.
+  a, b = read_results(tmp_path / "one"), read_results(workdir)
+  steps = int(max(a["iterations"].max(), b["iterations"].max()))
+  rtol = f32_tolerance(one["num_train"], steps=steps)
+  np.testing.assert_allclose(b["objective"], a["objective"], rtol=rtol)
+  # One example in a split may flip where a score is a near tie.
+  for key, n in (("train_accuracy", "num_train"), ("val_accuracy", "num_val")):
+    np.testing.assert_allclose(b[key], a[key], atol=1.001 / one[n])
+  assert (
+    abs(two["test_accuracy"] - one["test_accuracy"]) <= 1.001 / one["num_test"]
+  )
+
+  # --resume: every process reads process 0's checkpoint (a shared
+  # workdir); all λ are done, so the same results come back.
+  again = two_processes(data, workdir, "--resume")
+  assert [re.findall(r"results sha256 (\w+)", out) for out in again] == digests
 
 
 def dataset(tmp_path, **change):
@@ -109,6 +221,8 @@ def test_npz_example_through_probe_then_predict(tmp_path, run_module):
       ("width", "different feature counts"),
       ("labels", "the test labels differ from the training labels"),
       ("occupied", "exists; pass --resume"),
+      ("--num_processes=2", "needs --coordinator_address"),
+      ("--process_id=1", "--process_id must lie in [0, 1)"),
     ],
     ("--Cs=1,0", "Cs must be > 0"),
   ),
