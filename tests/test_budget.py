@@ -162,13 +162,17 @@ def test_the_estimate_bounds_the_real_peak(kind, tmp_path, monkeypatch):
   fixed temporaries of one chunk of rows.
   """
   n, d = 40_000, 200
-  if kind == "svmlight":
-    # Dense enough (30 %) that the rows are densified (sparse.should_densify).
-    path = svmlight_file(tmp_path / "a.txt", n, d, 0.3)
-  else:
-    path = tmp_path / "a.npz"
+
+  def write(name, n):
+    if kind == "svmlight":
+      # Dense enough (30 %) that the rows are densified (should_densify).
+      return svmlight_file(tmp_path / f"{name}.txt", n, d, 0.3)
+    path = tmp_path / f"{name}.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.normal(size=(n, d)), y=rng.integers(0, 3, n))
+    return path
+
+  path = write("a", n)
   estimates = []
   check = budget.check_fits
   monkeypatch.setattr(
@@ -176,7 +180,8 @@ def test_the_estimate_bounds_the_real_peak(kind, tmp_path, monkeypatch):
     "check_fits",
     lambda need, *a, **k: (estimates.append(need), check(need, *a, **k)),
   )
-  data.load_dataset(f"{kind}:{path}")  # imports (sklearn's parser) first
+  # Imports (sklearn's parser) first, on a small file of the same kind.
+  data.load_dataset(f"{kind}:{write('small', 60)}")
   estimates.clear()
   tracemalloc.start()
   try:

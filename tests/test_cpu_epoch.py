@@ -21,10 +21,10 @@ N, D, C = 700, 40, 10
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-  """Builds the kernel once (into a temporary cache), or skips."""
+def kernel(kernel_cache):
+  """Builds the kernel once per run (into the run's cache), or skips."""
   previous = os.environ.get("LINEAR_JAX_CACHE")
-  os.environ["LINEAR_JAX_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+  os.environ["LINEAR_JAX_CACHE"] = kernel_cache
   reason = cpu_epoch.available()
   if previous is None:
     os.environ.pop("LINEAR_JAX_CACHE")

@@ -251,7 +251,8 @@ def test_four_devices_shard_the_configurations_same_results(tmp_path, full):
   env = dict(
     os.environ,
     JAX_PLATFORMS="cpu",
-    XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=4",
   )
   spec = dict(
     losses=["svm"],
