@@ -187,7 +187,9 @@ def minimize_lbfgs(
   L-BFGS-B's ``ftol`` rule, made robust to a step that gains little by
   chance, e.g. in float32 rounding); when a step does not decrease f at
   all (rounding has the last word); after ``max_iter`` iterations; or when
-  the line search finds no decrease. Pure and ``vmap``-able (a batch runs until its slowest
+  the line search finds no decrease (it stops halving at ``max_halvings``,
+  or once the step's predicted decrease −t·gᵀd falls below ε·|f|, the
+  rounding resolution of f). Pure and ``vmap``-able (a batch runs until its slowest
   member stops).
 
   Args:
@@ -247,10 +249,19 @@ def minimize_lbfgs(
   def body(c):
     d, slope = c["d"], c["slope"]
 
+    def sufficient(t, f_new):
+      # A NaN/inf trial value fails the test too (the comparison is False).
+      return f_new <= c["f"] + armijo * t * slope
+
+    # f is known to about ε·|f| (one unit in its last place): a step whose
+    # linear decrease −t·gᵀd is below that cannot show a decrease, so the
+    # search halves no further (it would only find f_new == f by rounding).
+    resolution = jnp.finfo(c["f"].dtype).eps * jnp.abs(c["f"])
+
     def ls_cond(ls):
       t, f_new, _, _, k = ls
-      # A NaN/inf trial value fails the test too (the comparison is False).
-      return ~(f_new <= c["f"] + armijo * t * slope) & (k < max_halvings)
+      measurable = (k < 0) | (-(t / 2) * slope > resolution)
+      return ~sufficient(t, f_new) & (k < max_halvings) & measurable
 
     def ls_body(ls):
       t, _, _, _, k = ls
@@ -264,7 +275,7 @@ def minimize_lbfgs(
     t, f_new, g_new, aux_new, k = jax.lax.while_loop(
       ls_cond, ls_body, (two, inf, c["g"], c["aux"], -1)
     )
-    ok = k < max_halvings
+    ok = sufficient(t, f_new)
     z = jnp.where(ok, c["z"] + t * d, c["z"])
     value = jnp.where(ok, f_new, c["f"])
     grad = jnp.where(ok, g_new, c["g"])

@@ -192,3 +192,24 @@ def test_solve_pair_is_a_secant_pair_and_predicts_the_next_solution(x64):
     gaps[solve_pair] = float(first.value - best.value)
   # Measured 0.43 of the gap without it.
   assert 0 < gaps[True] < 0.6 * gaps[False]
+
+
+def test_line_search_halves_no_further_than_f_can_resolve():
+  # float32 f near its minimum: the exact Newton step predicts a decrease of
+  # 4e-9, far below f's resolution ε·|f| ≈ 1.2e-7, and rounding makes every
+  # other point look 4 ulps higher. Halving on took 16 more passes to reach
+  # a step that rounds to no step at all; the search stops after its first
+  # trial and the solve stalls where it started.
+  z0 = jnp.full(4, 1.001, jnp.float32)
+  eps = float(jnp.finfo(jnp.float32).eps)
+
+  def f(z):
+    bump = jnp.where(jnp.any(z != z0), 4 * eps, 0.0)
+    return 1.0 + 1e-3 * jnp.sum((z - 1.0) ** 2) + bump
+
+  r = lbfgs.minimize_lbfgs(
+    f, z0, max_iter=10, tol=0.0, precondition=lambda v: v / 2e-3
+  )
+  assert int(r.iterations) == 1
+  assert int(r.evaluations) == 2  # the start and the one trial
+  np.testing.assert_array_equal(r.z, z0)
