@@ -182,15 +182,16 @@ def minimize_lbfgs(
   (s, y) with sᵀy > 0, H_0 = γ P (P the preconditioner, identity by
   default; γ = sᵀy / yᵀPy of the newest pair, 1 before the first); the step
   t ∈ {1, ½, ¼, ...} is the first with f(z + t d) ≤ f(z) + armijo · t · gᵀd.
-  Stops when ‖g‖ ≤ tol; when one step decreased f by at most ftol·|f| and
-  the next step's predicted decrease −gᵀd/2 is at most ftol·|f| too (scipy
-  L-BFGS-B's ``ftol`` rule, made robust to a step that gains little by
-  chance, e.g. in float32 rounding); when a step does not decrease f at
-  all (rounding has the last word); after ``max_iter`` iterations; or when
-  the line search finds no decrease (it stops halving at ``max_halvings``,
-  or once the step's predicted decrease −t·gᵀd falls below ε·|f|, the
-  rounding resolution of f). Pure and ``vmap``-able (a batch runs until its slowest
-  member stops).
+  Stops when ‖g‖ ≤ tol; when one step decreased f by at most
+  max(ftol, 2ε)·|f| and the next step's predicted decrease −gᵀd/2 is at
+  most that too (scipy L-BFGS-B's ``ftol`` rule, made robust to a step that
+  gains little by chance; ε is the dtype's machine epsilon: each value of f
+  is rounded to about ε·|f|, so a smaller gain is within the rounding of
+  the two values compared); when a step does not decrease f at all; after
+  ``max_iter`` iterations; or when the line search finds no decrease (it
+  stops halving at ``max_halvings``, or once the step's predicted decrease
+  −t·gᵀd falls below ε·|f|). Pure and ``vmap``-able (a batch runs until its
+  slowest member stops).
 
   Args:
     f: the objective of a flat vector (None when ``value_and_grad`` is
@@ -198,7 +199,8 @@ def minimize_lbfgs(
     z0: ``[n]`` start.
     max_iter: iterations at most.
     tol: gradient norm at which to stop.
-    ftol: relative decrease at which to stop (see above).
+    ftol: relative decrease at which to stop (see above; below 2ε it
+      changes nothing).
     memory_size: m, stored pairs (ignored when ``memory`` is given).
     armijo: sufficient-decrease constant of the line search.
     max_halvings: halvings before the line search gives up.
@@ -282,7 +284,11 @@ def minimize_lbfgs(
     aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), aux_new, c["aux"])
     mem = add_pair(c["mem"], z - c["z"], grad - c["g"], ok)
     d_next, slope_next = search_direction(grad, mem)
-    small = ftol * jnp.abs(value)
+    # f's rounding: ±ε·|f| each (at N = 20,000, C = 1,000 a float32 pass's
+    # f was within one unit in the last place of float64's), so gains up to
+    # 2ε·|f| are not measured progress, whatever ftol asks.
+    eps = jnp.finfo(value.dtype).eps
+    small = jnp.maximum(ftol, 2 * eps) * jnp.abs(value)
     gain = c["f"] - value
     return {
       "z": z,

@@ -213,3 +213,31 @@ def test_line_search_halves_no_further_than_f_can_resolve():
   assert int(r.iterations) == 1
   assert int(r.evaluations) == 2  # the start and the one trial
   np.testing.assert_array_equal(r.z, z0)
+
+
+@pytest.mark.slow
+def test_ftol_below_twice_epsilon_changes_nothing():
+  # Each float32 value of f is rounded to about ε·|f|, so a gain within
+  # 2ε·|f| is no measured progress: ftol = 0 stops where ftol = 2ε does
+  # (here 517 iterations; stopping only at a zero gain took 560), and a
+  # larger ftol stops sooner.
+  a = jnp.asarray(np.logspace(0, 4, 50), jnp.float32)
+
+  def f(z):
+    return 1.0 + jnp.sum(a * (z - 1.0) ** 2)
+
+  eps = float(jnp.finfo(jnp.float32).eps)
+  runs = {
+    ftol: lbfgs.minimize_lbfgs(
+      f,
+      jnp.zeros(50, jnp.float32),
+      max_iter=2000,
+      tol=0.0,
+      ftol=ftol,
+      memory_size=3,
+    )
+    for ftol in (0.0, 2 * eps, 1e-6)
+  }
+  assert int(runs[0.0].iterations) == int(runs[2 * eps].iterations) < 2000
+  np.testing.assert_array_equal(runs[0.0].z, runs[2 * eps].z)
+  assert int(runs[1e-6].iterations) < int(runs[0.0].iterations)
