@@ -12,7 +12,8 @@ two-loop recursion, and the curvature pairs (s, y) can be handed from one
 solve to the next (``LbfgsMemory``): along a regularization path, where
 f_new = f_old + (λ_new − λ_old)·‖W‖², the caller shifts each y by
 2(λ_new − λ_old)·s and the first step from the old minimizer is already a
-quasi-Newton step toward the new one.
+quasi-Newton step toward the new one; ``solve_pair`` adds the pair of the
+whole solve, the curvature along the path.
 """
 
 from __future__ import annotations
@@ -105,6 +106,30 @@ def shift_memory(
   )
 
 
+def add_pair(
+  memory: LbfgsMemory, s: jax.Array, y: jax.Array, ok: ArrayLike = True
+) -> LbfgsMemory:
+  """``memory`` with the pair (s, y) as its newest, replacing the oldest.
+
+  The pair is skipped (``memory`` returned as it is) unless ``ok`` and
+  sᵀy > 1e-10·yᵀy (a pair without curvature would break the recursion).
+  """
+  m = memory.s.shape[0]
+  sy = jnp.vdot(s, y)
+  keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
+  slot = jnp.where(keep, (memory.newest + 1) % m, memory.newest)
+  return LbfgsMemory(
+    # Row updates (not where() over [m, n]): no copy of the history.
+    s=memory.s.at[slot].set(jnp.where(keep, s, memory.s[slot])),
+    y=memory.y.at[slot].set(jnp.where(keep, y, memory.y[slot])),
+    rho=memory.rho.at[slot].set(
+      jnp.where(keep, 1 / jnp.where(keep, sy, 1), memory.rho[slot])
+    ),
+    newest=slot,
+    stored=memory.stored + keep,
+  )
+
+
 def direction(g: jax.Array, memory: LbfgsMemory, precondition=None):
   """−H g by the two-loop recursion, H_0 = γ P with γ = sᵀy / yᵀPy."""
   m = memory.s.shape[0]
@@ -149,6 +174,7 @@ def minimize_lbfgs(
   memory: LbfgsMemory | None = None,
   has_aux: bool = False,
   initial: tuple | None = None,
+  solve_pair: bool = False,
 ) -> LbfgsResult:
   """Minimizes a smooth f: R^n -> R by L-BFGS with a backtracking line search.
 
@@ -156,13 +182,16 @@ def minimize_lbfgs(
   (s, y) with sᵀy > 0, H_0 = γ P (P the preconditioner, identity by
   default; γ = sᵀy / yᵀPy of the newest pair, 1 before the first); the step
   t ∈ {1, ½, ¼, ...} is the first with f(z + t d) ≤ f(z) + armijo · t · gᵀd.
-  Stops when ‖g‖ ≤ tol; when one step decreased f by at most ftol·|f| and
-  the next step's predicted decrease −gᵀd/2 is at most ftol·|f| too (scipy
-  L-BFGS-B's ``ftol`` rule, made robust to a step that gains little by
-  chance, e.g. in float32 rounding); when a step does not decrease f at
-  all (rounding has the last word); after ``max_iter`` iterations; or when
-  the line search finds no decrease. Pure and ``vmap``-able (a batch runs until its slowest
-  member stops).
+  Stops when ‖g‖ ≤ tol; when one step decreased f by at most
+  max(ftol, 2ε)·|f| and the next step's predicted decrease −gᵀd/2 is at
+  most that too (scipy L-BFGS-B's ``ftol`` rule, made robust to a step that
+  gains little by chance; ε is the dtype's machine epsilon: each value of f
+  is rounded to about ε·|f|, so a smaller gain is within the rounding of
+  the two values compared); when a step does not decrease f at all; after
+  ``max_iter`` iterations; or when the line search finds no decrease (it
+  stops halving at ``max_halvings``, or once the step's predicted decrease
+  −t·gᵀd falls below ε·|f|). Pure and ``vmap``-able (a batch runs until its
+  slowest member stops).
 
   Args:
     f: the objective of a flat vector (None when ``value_and_grad`` is
@@ -170,7 +199,8 @@ def minimize_lbfgs(
     z0: ``[n]`` start.
     max_iter: iterations at most.
     tol: gradient norm at which to stop.
-    ftol: relative decrease at which to stop (see above).
+    ftol: relative decrease at which to stop (see above; below 2ε it
+      changes nothing).
     memory_size: m, stored pairs (ignored when ``memory`` is given).
     armijo: sufficient-decrease constant of the line search.
     max_halvings: halvings before the line search gives up.
@@ -183,6 +213,12 @@ def minimize_lbfgs(
       ``aux`` is the one of z.
     initial: ``(f(z0), ∇f(z0))`` (with ``aux`` when ``has_aux``), already
       known: the first evaluation is skipped.
+    solve_pair: the returned memory gains the pair of the whole solve,
+      (z − z0, ∇f(z) − ∇f(z0)), as its newest. Along a regularization path
+      it holds the curvature along the step from the previous solution to
+      this one, the direction in which the next solution lies, where the
+      last iterations' pairs hold tiny steps in whatever directions
+      convergence left last.
 
   Returns:
     ``LbfgsResult``.
@@ -195,7 +231,6 @@ def minimize_lbfgs(
   apply_p = precondition or (lambda v: v)
   if memory is None:
     memory = empty_memory(z0.shape[0], memory_size, z0.dtype)
-  m = memory.s.shape[0]
 
   def norm(g):
     return jnp.sqrt(jnp.maximum(jnp.vdot(g, apply_p(g)), 0.0))
@@ -216,10 +251,19 @@ def minimize_lbfgs(
   def body(c):
     d, slope = c["d"], c["slope"]
 
+    def sufficient(t, f_new):
+      # A NaN/inf trial value fails the test too (the comparison is False).
+      return f_new <= c["f"] + armijo * t * slope
+
+    # f is known to about ε·|f| (one unit in its last place): a step whose
+    # linear decrease −t·gᵀd is below that cannot show a decrease, so the
+    # search halves no further (it would only find f_new == f by rounding).
+    resolution = jnp.finfo(c["f"].dtype).eps * jnp.abs(c["f"])
+
     def ls_cond(ls):
       t, f_new, _, _, k = ls
-      # A NaN/inf trial value fails the test too (the comparison is False).
-      return ~(f_new <= c["f"] + armijo * t * slope) & (k < max_halvings)
+      measurable = (k < 0) | (-(t / 2) * slope > resolution)
+      return ~sufficient(t, f_new) & (k < max_halvings) & measurable
 
     def ls_body(ls):
       t, _, _, _, k = ls
@@ -233,26 +277,18 @@ def minimize_lbfgs(
     t, f_new, g_new, aux_new, k = jax.lax.while_loop(
       ls_cond, ls_body, (two, inf, c["g"], c["aux"], -1)
     )
-    ok = k < max_halvings
+    ok = sufficient(t, f_new)
     z = jnp.where(ok, c["z"] + t * d, c["z"])
     value = jnp.where(ok, f_new, c["f"])
     grad = jnp.where(ok, g_new, c["g"])
     aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), aux_new, c["aux"])
-    s, y = z - c["z"], grad - c["g"]
-    sy = jnp.vdot(s, y)
-    keep = ok & (sy > 1e-10 * jnp.vdot(y, y))
-    mem = c["mem"]
-    slot = jnp.where(keep, (mem.newest + 1) % m, mem.newest)
-    mem = LbfgsMemory(
-      # Row updates (not where() over [m, n]): no copy of the history.
-      s=mem.s.at[slot].set(jnp.where(keep, s, mem.s[slot])),
-      y=mem.y.at[slot].set(jnp.where(keep, y, mem.y[slot])),
-      rho=mem.rho.at[slot].set(jnp.where(keep, 1 / sy, mem.rho[slot])),
-      newest=slot,
-      stored=mem.stored + keep,
-    )
+    mem = add_pair(c["mem"], z - c["z"], grad - c["g"], ok)
     d_next, slope_next = search_direction(grad, mem)
-    small = ftol * jnp.abs(value)
+    # f's rounding: ±ε·|f| each (at N = 20,000, C = 1,000 a float32 pass's
+    # f was within one unit in the last place of float64's), so gains up to
+    # 2ε·|f| are not measured progress, whatever ftol asks.
+    eps = jnp.finfo(value.dtype).eps
+    small = jnp.maximum(ftol, 2 * eps) * jnp.abs(value)
     gain = c["f"] - value
     return {
       "z": z,
@@ -289,12 +325,15 @@ def minimize_lbfgs(
     "stalled": jnp.zeros((), bool),
   }
   out = jax.lax.while_loop(cond, body, init)
+  memory = out["mem"]
+  if solve_pair:
+    memory = add_pair(memory, out["z"] - z0, out["g"] - grad)
   return LbfgsResult(
     out["z"],
     out["f"],
     out["it"],
     out["gnorm"],
     out["evals"],
-    out["mem"],
+    memory,
     out["aux"] if has_aux else None,
   )

@@ -39,6 +39,9 @@ of the objective and its gradient. Moving to the next λ adds
 (λ_new − λ_old)ΣW² to the objective, whose effect on the stored pairs is
 exact (``lbfgs.shift_memory``), so the pairs carry over and the first step
 from the previous solution is already a quasi-Newton step toward the next.
+Each solve also leaves one pair spanning its whole step, from the previous
+solution to its own (``minimize_lbfgs(solve_pair=True)``): the curvature
+along the path itself, which the last iterations' short steps do not hold.
 
 When N < D (features wider than the training set, e.g. a probe on a few
 thousand examples), the problem is first rewritten in an orthonormal basis of
@@ -382,6 +385,7 @@ def _solve_program(
         max_iter=max_iter,
         tol=tol,
         ftol=ftol,
+        solve_pair=not batched,
       )
       w, b = split(result.z)
       return (
@@ -518,8 +522,10 @@ def lambda_path(
     max_iter: L-BFGS iterations at most, per λ.
     tol: stop once the gradient norm in preconditioned coordinates is below
       this.
-    ftol: stop once an iteration lowers L by at most ftol·L (the default,
-      about float32's ε, stops when float32 sees no further progress).
+    ftol: stop once an iteration lowers L by at most ftol·L, and the next
+      is predicted to lower it no more (never below 2ε·L, the rounding of
+      two float values of L: the default stops when float32 sees no
+      further progress; ``lbfgs.minimize_lbfgs``).
     rank: r of the preconditioner (capped at D).
     memory_size: L-BFGS stored pairs.
     warm_start: solve the λ one after another from the largest, each
