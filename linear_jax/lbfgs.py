@@ -327,7 +327,8 @@ def minimize_lbfgs(
   out = jax.lax.while_loop(cond, body, init)
   memory = out["mem"]
   if solve_pair:
-    memory = add_pair(memory, out["z"] - z0, out["g"] - grad)
+    # After one iteration the solve's pair is that iteration's, stored.
+    memory = add_pair(memory, out["z"] - z0, out["g"] - grad, out["it"] > 1)
   return LbfgsResult(
     out["z"],
     out["f"],

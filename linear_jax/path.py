@@ -645,8 +645,12 @@ def lambda_path(
     work = row_blocks.CPU_BLOCK_BUDGET_BYTES
     if not on_host:
       work = max(budget - data - fixed - chunk * per_model, work)
+    # The largest shard of any process: every process runs the same blocks.
     block_rows = row_blocks.block_rows(
-      max(n_local, len(y_val)),
+      max(
+        shards.local_counts(n_local, mesh)
+        + shards.local_counts(len(y_val), mesh)
+      ),
       d,
       num_classes,
       num_models=chunk,

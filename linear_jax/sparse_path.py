@@ -186,7 +186,9 @@ def sparse_lambda_path(
     max_iter: L-BFGS iterations at most, per λ.
     tol: stop once the gradient norm in preconditioned coordinates is below
       this.
-    ftol: stop once an iteration lowers L by at most ftol·L.
+    ftol: stop once an iteration lowers L by at most ftol·L, and the next
+      is predicted to lower it no more (never below 2ε·L, the rounding of
+      two float values of L; ``lbfgs.minimize_lbfgs``).
     memory_size: L-BFGS stored pairs.
     block_rows: rows per block of each pass over the data.
 

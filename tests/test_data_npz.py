@@ -277,6 +277,20 @@ def test_shards_of_the_rows_add_up_to_the_one_process_splits(
   assert parts[0].class_names == whole.class_names
 
 
+def test_a_shard_names_the_file_row_of_a_bad_value(tmp_path, monkeypatch):
+  """A process checks only its rows, and names the example by its row in
+  the file (process 1 of 2 holds rows 102..202 of 203).
+  """
+  x, y = blobs(203, 5, [4, 7, 9])
+  x[150, 2] = np.nan
+  name = save(tmp_path, x=x, y=y)
+  row_range = shards.row_range
+  monkeypatch.setattr(shards, "row_range", lambda n: row_range(n, 2, 1))
+  message = error_of(name, shard=True)
+  assert "feature 2 of example 150" in message, message
+  assert message.startswith(f"dataset {name!r}: x_train holds 1 NaN/Inf")
+
+
 def run_module(module, *args, timeout=240):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
   return subprocess.run(

@@ -53,9 +53,10 @@ def read_results(workdir):
 TWO_PROCESS_GRID = "1,0.1,0.01,0.001"
 
 
-def two_processes(data, workdir, *extra):
+def two_processes(data, workdirs, *extra):
   """``experiments.probe`` on rows sharded over two localhost processes
-  (CPU collectives: gloo); each process's stdout.
+  (CPU collectives: gloo), process i given ``--workdir=workdirs[i]``; each
+  process's ``(stdout, stderr)``.
   """
   address = f"localhost:{free_port()}"
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
@@ -67,7 +68,7 @@ def two_processes(data, workdir, *extra):
         "experiments.probe",
         f"--dataset=npz:{data}",
         f"--reg_strengths={TWO_PROCESS_GRID}",
-        f"--workdir={workdir}",
+        f"--workdir={workdirs[i]}",
         "--noplots",
         "--standardize",
         "--num_processes=2",
@@ -80,7 +81,7 @@ def two_processes(data, workdir, *extra):
     env=env,
     timeout=300,
   )
-  return [out for out, _ in outputs]
+  return outputs
 
 
 @pytest.mark.slow
@@ -99,9 +100,10 @@ def test_two_processes_select_the_same_lambda_as_one(tmp_path):
 
   workdir = tmp_path / "two"
   # The one-process run, in this process, overlaps the two-process job's
-  # start-up.
+  # start-up. Process 1 is given a workdir of its own: only process 0
+  # writes, so it must never appear.
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    job = pool.submit(two_processes, data, workdir)
+    job = pool.submit(two_processes, data, [workdir, tmp_path / "unused"])
     one = probe.run(
       probe.ProbeConfig(
         dataset=f"npz:{data}",
@@ -111,7 +113,8 @@ def test_two_processes_select_the_same_lambda_as_one(tmp_path):
         standardize=True,
       )
     )
-    stdout = job.result()
+    stdout = [out for out, _ in job.result()]
+  assert not (tmp_path / "unused").exists()
   two = json.loads((workdir / "summary.json").read_text())
   assert two["num_processes"] == 2 and one["num_processes"] == 1
   # Every process computes the same numbers (sha256 of every row and the
@@ -142,9 +145,11 @@ def test_two_processes_select_the_same_lambda_as_one(tmp_path):
   )
 
   # --resume: every process reads process 0's checkpoint (a shared
-  # workdir); all λ are done, so the same results come back.
-  again = two_processes(data, workdir, "--resume")
-  assert [re.findall(r"results sha256 (\w+)", out) for out in again] == digests
+  # workdir) and finds every λ done, so the same results come back.
+  again = two_processes(data, [workdir, workdir], "--resume")
+  for out, err in again:
+    assert re.findall(r"results sha256 (\w+)", out) == digests[0]
+    assert "--resume: 4 of 4 λ values done" in err, err[-2000:]
 
 
 def dataset(tmp_path, **change):

@@ -216,10 +216,10 @@ def from_raw(
   failure = None
   for split, (x, y) in raw.splits.items():
     if sparse.is_sparse(x):
-      if shard:
+      if shard and not densify:
         raise LinearJaxError(
-          f"dataset {name!r} has sparse features, which are not sharded "
-          "over processes; run one process"
+          f"dataset {name!r} has sparse rows, which are not sharded over "
+          "processes; pass --num_processes=1"
         )
       x = sparse.as_csr(x, f"x_{split}")
       x = x.toarray() if densify else x
@@ -234,11 +234,13 @@ def from_raw(
     held[split] = shards.row_range(len(y)) if shard else (0, len(y))
     start, stop = held[split]
     try:
-      preprocessing.check_finite(x[start:stop] if shard else x, split)
+      preprocessing.check_finite(
+        x[start:stop] if shard else x, split, first_row=start
+      )
     except LinearJaxError as e:
       if not shard:
         raise
-      failure = failure or e
+      failure = failure or LinearJaxError(f"dataset {name!r}: {e}")
     arrays[split] = (x, y)
   # Each process checked only its rows: all stop if one found a bad value.
   if shard and shards.total([failure is not None])[0]:

@@ -44,7 +44,9 @@ def _flatten(x) -> np.ndarray:
   return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
-def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
+def check_finite(
+  x: np.ndarray, split: str, *, name: str | None = None, first_row: int = 0
+) -> None:
   """Raises unless the features of ``split`` are numbers that float32 holds.
 
   Training computes in float32, so a float64 value beyond its range
@@ -57,6 +59,8 @@ def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
     x: features ``[N, ...]``.
     split: the split's name (``train``, ``test``, ``inputs``).
     name: how the message names ``x`` (default ``x_<split>``).
+    first_row: the index of ``x``'s first row in its split (a process's
+      shard of the rows), so the message names the example in the split.
   """
   if sparse.is_sparse(x):
     sparse.check_finite(x, split)
@@ -99,13 +103,14 @@ def check_finite(x: np.ndarray, split: str, *, name: str | None = None) -> None:
     if kind == "NaN/Inf":
       raise LinearJaxError(
         f"{name} holds {values} NaN/Inf values in {rows} examples (first: "
-        f"feature {column} of example {row}, {x[row, column]}); drop or "
-        "repair those examples before loading"
+        f"feature {column} of example {first_row + row}, {x[row, column]}); "
+        "drop or repair those examples before loading"
       )
     raise LinearJaxError(
       f"{name} holds {values} values beyond ±{FLOAT32_MAX:.3g}, the "
       f"float32 range that training computes in, in {rows} examples "
-      f"(first: feature {column} of example {row}, {x[row, column]:.6g}); "
+      f"(first: feature {column} of example {first_row + row}, "
+      f"{x[row, column]:.6g}); "
       "rescale that feature or drop those examples"
     )
 

@@ -68,7 +68,7 @@ def initialize(
   return True
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ProcessOptions:
   """The fields of a multi-process run, one set of flags for every binary
   whose config derives from this (checked by ``initialize``, in one line).
