@@ -591,7 +591,7 @@ def run(config: ProbeConfig) -> dict:
     return _run_in_workdir(config)
 
 
-def _read_progress(file: str, fingerprint: dict, sharded: bool):
+def _read_progress(file: str, fingerprint: dict):
   """``load_progress`` on every process; all fail together if one cannot
   read the file (a ``workdir`` that is not shared).
   """
@@ -600,13 +600,11 @@ def _read_progress(file: str, fingerprint: dict, sharded: bool):
     loaded = load_progress(file, fingerprint)
   except LinearJaxError as e:
     failure = e
-  if sharded and shards.total([failure is not None])[0] and failure is None:
-    raise LinearJaxError(
-      f"--resume: another process cannot use {file} (it says why); "
-      "--workdir must be a folder that every process sees"
-    )
-  if failure is not None:
-    raise failure
+  shards.raise_together(
+    failure,
+    f"--resume: another process cannot use {file} (it says why); "
+    "--workdir must be a folder that every process sees",
+  )
   return loaded
 
 
@@ -631,9 +629,7 @@ def _run_in_workdir(config: ProbeConfig) -> dict:
   fingerprint = _fingerprint(config, dataset, lams, sharded=sharded)
   progress_file = os.path.join(config.workdir, PROGRESS)
   rows, best_params, last_params = (
-    _read_progress(progress_file, fingerprint, sharded)
-    if resuming
-    else ({}, None, None)
+    _read_progress(progress_file, fingerprint) if resuming else ({}, None, None)
   )
   # The first write: every check has passed. Process 0 replaces the
   # checkpoint only after the path's first λ, whose sums no process reaches

@@ -118,6 +118,15 @@ def total(values) -> np.ndarray:
   return gathered.view(np.float64).sum(axis=0).reshape(values.shape)
 
 
+def raise_together(failure: Exception | None, elsewhere: str) -> None:
+  """Raises on every process when any process failed a check of its own
+  rows or files: ``failure`` where it happened, ``LinearJaxError(elsewhere)``
+  on the others, so that none is left waiting in a collective.
+  """
+  if total([failure is not None])[0]:
+    raise failure or LinearJaxError(elsewhere)
+
+
 def row_mesh(sharded: bool) -> Mesh:
   """The mesh a pass runs on: one device per process (sharded), else one."""
   if not sharded:

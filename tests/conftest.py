@@ -275,6 +275,34 @@ def run_processes(commands, *, env, timeout):
   return outputs
 
 
+def run_binary_processes(module, args, *, num_processes=2, timeout=300):
+  """``python -m module`` as the processes of one ``jax.distributed`` job on
+  localhost (CPU collectives: gloo): process i gets ``args(i)`` and its
+  ``--num_processes``, ``--process_id`` and ``--coordinator_address``.
+
+  Returns:
+    ``[(stdout, stderr)]``, one per process (each asserted to exit 0).
+  """
+  address = f"localhost:{free_port()}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  return run_processes(
+    [
+      [
+        sys.executable,
+        "-m",
+        module,
+        *args(i),
+        f"--num_processes={num_processes}",
+        f"--process_id={i}",
+        f"--coordinator_address={address}",
+      ]
+      for i in range(num_processes)
+    ],
+    env=env,
+    timeout=timeout,
+  )
+
+
 def run_binary(module, *args, timeout=240, env=None):
   """Runs ``python -m module *args`` from the repository root on the CPU, as
   a user would; returns the ``CompletedProcess`` (text stdout/stderr).

@@ -6,14 +6,12 @@ one line with nothing written.
 import concurrent.futures
 import csv
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f32_tolerance, free_port, run_processes, slow_except
+from conftest import f32_tolerance, run_binary_processes, slow_except
 from test_probe import bad_npz
 
 from linear_jax import probe
@@ -58,30 +56,17 @@ def two_processes(data, workdirs, *extra):
   (CPU collectives: gloo), process i given ``--workdir=workdirs[i]``; each
   process's ``(stdout, stderr)``.
   """
-  address = f"localhost:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  outputs = run_processes(
-    [
-      [
-        sys.executable,
-        "-m",
-        "experiments.probe",
-        f"--dataset=npz:{data}",
-        f"--reg_strengths={TWO_PROCESS_GRID}",
-        f"--workdir={workdirs[i]}",
-        "--noplots",
-        "--standardize",
-        "--num_processes=2",
-        f"--process_id={i}",
-        f"--coordinator_address={address}",
-        *extra,
-      ]
-      for i in range(2)
+  return run_binary_processes(
+    "experiments.probe",
+    lambda i: [
+      f"--dataset=npz:{data}",
+      f"--reg_strengths={TWO_PROCESS_GRID}",
+      f"--workdir={workdirs[i]}",
+      "--noplots",
+      "--standardize",
+      *extra,
     ],
-    env=env,
-    timeout=300,
   )
-  return outputs
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f32_tolerance, free_port, run_processes, slow_except
+from conftest import f32_tolerance, run_binary_processes, slow_except
 
 from linear_jax.data import load_dataset
 
@@ -211,24 +211,9 @@ def test_bad_flags_exit_nonzero_with_one_line(
 @pytest.mark.slow
 def test_two_processes_run_one_sweep_and_agree(single, tmp_path):
   """jax.distributed on localhost, CPU collectives (gloo), one device each."""
-  address = f"localhost:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  outputs = run_processes(
-    [
-      [
-        sys.executable,
-        "-m",
-        "experiments.sweep",
-        "--losses=svm",
-        *SWEEP,
-        f"--workdir={tmp_path / f'p{i}'}",
-        "--num_processes=2",
-        f"--process_id={i}",
-        f"--coordinator_address={address}",
-      ]
-      for i in range(2)
-    ],
-    env=env,
+  outputs = run_binary_processes(
+    "experiments.sweep",
+    lambda i: ["--losses=svm", *SWEEP, f"--workdir={tmp_path / f'p{i}'}"],
     timeout=240,
   )
   results = [

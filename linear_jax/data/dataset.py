@@ -243,10 +243,11 @@ def from_raw(
       failure = failure or LinearJaxError(f"dataset {name!r}: {e}")
     arrays[split] = (x, y)
   # Each process checked only its rows: all stop if one found a bad value.
-  if shard and shards.total([failure is not None])[0]:
-    raise failure or LinearJaxError(
+  if shard:
+    shards.raise_together(
+      failure,
       "another process found NaN/Inf or out-of-range features in its rows "
-      "(its error names them); repair the data"
+      "(its error names them); repair the data",
     )
   if num_classes < 2:
     raise LinearJaxError(

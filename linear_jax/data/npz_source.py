@@ -201,6 +201,19 @@ def raw_from_arrays(
   return RawData(splits=splits, class_names=class_names, image_shape=None)
 
 
+def _npy_header(file) -> tuple:
+  """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the
+  position of ``file``, which is left at the start of the data.
+  """
+  version = np.lib.format.read_magic(file)
+  read_header = (
+    np.lib.format.read_array_header_1_0
+    if version == (1, 0)
+    else np.lib.format.read_array_header_2_0
+  )
+  return read_header(file)
+
+
 def _check_sizes(path: Path, shown: str) -> None:
   """Refuses a file whose arrays, by their headers, would not fit the memory
   budget (``linear_jax.budget``) once loaded, before anything is allocated.
@@ -214,13 +227,7 @@ def _check_sizes(path: Path, shown: str) -> None:
     with zipfile.ZipFile(path) as archive:
       for info in archive.infolist():
         with archive.open(info) as member:
-          version = np.lib.format.read_magic(member)
-          read_header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-          )
-          shape, _, dtype = read_header(member)
+          shape, _, dtype = _npy_header(member)
         sizes.append((info.filename.removesuffix(".npy"), shape, dtype))
   except (ValueError, OSError, zipfile.BadZipFile, EOFError):
     return  # not a plain .npy member: np.load reports it below
@@ -255,13 +262,7 @@ def _stored_offset(file, info: zipfile.ZipInfo) -> tuple | None:
     return None
   name_length, extra_length = struct.unpack("<HH", local[26:30])
   file.seek(info.header_offset + 30 + name_length + extra_length)
-  version = np.lib.format.read_magic(file)
-  read_header = (
-    np.lib.format.read_array_header_1_0
-    if version == (1, 0)
-    else np.lib.format.read_array_header_2_0
-  )
-  shape, fortran_order, dtype = read_header(file)
+  shape, fortran_order, dtype = _npy_header(file)
   if fortran_order or dtype.hasobject:
     return None
   return shape, dtype, file.tell()
