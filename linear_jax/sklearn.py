@@ -14,7 +14,10 @@ objective, optimizers and schedules as the binaries) run for ``epochs``
 epochs inside one jitted program, cached per static choice (loss, reg,
 optimizer, schedule, batch size, epochs): numeric knobs (λ, learning rate,
 Δ, momentum, seed, class weights) are arrays, so refitting with new values
-or data of the same shapes does not recompile. Training runs in float32, or
+or data of the same shapes does not recompile. Nor do nearby shapes, as a
+cross-validation's folds have: dense inputs are padded to a bucket of rows
+(full batch; the padded rows weigh 0) and features (zero columns, under
+``l2`` or no penalty), at most 25 % more of each (``_padded``). Training runs in float32, or
 in float64 when X is float64 and JAX's x64 mode is on
 (``jax.config.update("jax_enable_x64", True)``). Inference is in float64
 NumPy, from ``coef_`` and ``intercept_`` in scikit-learn's layout.
@@ -29,6 +32,7 @@ import functools
 
 import jax
 import numpy as np
+import scipy.sparse
 import scipy.special
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
@@ -51,18 +55,61 @@ TRACE_COUNT = [0]
 def _train_program(config: epoch_lib.TrainConfig):
   """jit(epochs × train_epoch) for one static ``TrainConfig``."""
 
-  def run(state, hparams, data, class_weight):
+  def run(state, hparams, data, sample_weight):
     TRACE_COUNT[0] += 1
     return jax.lax.fori_loop(
       0,
       config.epochs,
       lambda _, s: epoch_lib.train_epoch(
-        s, hparams, data, config=config, class_weight=class_weight
+        s, hparams, data, config=config, sample_weight=sample_weight
       )[0],
       state,
     )
 
   return jax.jit(run)
+
+
+#: Dense inputs up to this many entries are padded to a bucket of rows and
+#: features (``_bucket``); larger ones are trained at their own shape, where
+#: compiling is a small part of the fit and a padded copy is not.
+MAX_PADDED_ENTRIES = 1 << 24
+
+
+def _bucket(size: int, smallest: int) -> int:
+  """``size`` rounded up to ``smallest``, or above it to a multiple of a
+  quarter of its largest power of two: at most 25 % more, and the sizes of
+  a cross-validation's folds mostly share one bucket.
+  """
+  if size <= smallest:
+    return smallest
+  step = 1 << max(size.bit_length() - 3, 0)
+  return -(-size // step) * step
+
+
+def _padded(x: np.ndarray, weights: np.ndarray, codes, reg: str, full_batch):
+  """``x``, the example weights and the codes, padded for a shared program
+  (``x`` in ``weights``' dtype, the one training computes in).
+
+  Rows are padded only for a full-batch fit, with weight 0 (no part in the
+  data term, its gradient or the step); features only under ``l2`` or no
+  penalty: a zero feature's weights then get a zero gradient and stay 0
+  from the zero start (L1's subgradient at 0 is not 0 in JAX). The fit is
+  the unpadded one, up to float rounding.
+  """
+  n, d = x.shape
+  if x.size > MAX_PADDED_ENTRIES:
+    return x, weights, codes
+  rows = _bucket(n, 64) if full_batch else n
+  features = _bucket(d, 8) if reg in ("l2", "none") else d
+  if (rows, features) == (n, d):
+    return x, weights, codes
+  padded = np.zeros((rows, features), weights.dtype)
+  padded[:n, :d] = x
+  return (
+    padded,
+    np.concatenate([weights, np.zeros(rows - n, weights.dtype)]),
+    np.concatenate([codes, np.zeros(rows - n, codes.dtype)]),
+  )
 
 
 class LinearClassifier(ClassifierMixin, BaseEstimator):
@@ -164,6 +211,11 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     n, d = X.shape
     config = self._config(n)
     dtype = _train_dtype(X.dtype)
+    # Every example's weight (its class's, else 1) rides in one [N] array,
+    # so weighted and unweighted fits share a program.
+    weights: np.ndarray = (
+      np.ones(n, dtype) if class_weight is None else class_weight[codes]
+    ).astype(dtype)
     hparams = epoch_lib.make_hparams(
       learning_rate=self.learning_rate,
       reg_strength=self.reg_strength,
@@ -175,15 +227,19 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     # Training computes in float32: values beyond its range are refused
     # (feature and value named) before the cast would make them inf.
     preprocessing.check_finite(X, "train", name="X")
+    # Data of nearby shapes share one compiled program (_padded).
+    if not scipy.sparse.issparse(X):
+      X, weights, codes = _padded(
+        X, weights, codes, self.reg, config.batch_size is None
+      )
     # Validation accuracy is not used here: one row keeps its cost nil.
     data = epoch_lib.DeviceData.put(X, codes, X[:1], codes[:1], dtype=dtype)
     state = epoch_lib.init_state(
-      config, hparams, self.seed, d, len(classes), n, dtype=dtype
+      config, hparams, self.seed, X.shape[1], len(classes), X.shape[0], dtype
     )
-    if class_weight is not None:
-      class_weight = class_weight.astype(dtype)
-    state = _train_program(config)(state, hparams, data, class_weight)
+    state = _train_program(config)(state, hparams, data, weights)
     params = jax.device_get(state.params)
+    params["W"] = params["W"][:d]
     if not (
       np.all(np.isfinite(params["W"])) and np.all(np.isfinite(params["b"]))
     ):

@@ -151,3 +151,63 @@ def test_epoch_batches_cover_each_example_at_most_once():
   full = epoch_lib.TrainConfig(batch_size=None)
   _, order = epoch_lib.epoch_batches(full, key, 23)
   np.testing.assert_array_equal(order, np.arange(23)[None])
+
+
+def test_sample_weight_weighs_each_minibatch_loss_and_accuracy(x64):
+  """Each minibatch's data term is Σ w_i L_i / Σ w_i over its rows, and
+  ``train_accuracy`` the mean of their weighted hit rates.
+  """
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(N, D)))
+  y = jnp.asarray(rng.integers(0, C, size=N), jnp.int32)
+  weights = rng.uniform(0.2, 2.0, size=N)
+  weights[:3] = 0.0
+  config = epoch_lib.TrainConfig(
+    loss="svm", reg="l2", optimizer="momentum", batch_size=B, epochs=1
+  )
+  hparams = epoch_lib.make_hparams(**HP, dtype=jnp.float64)
+  state = epoch_lib.init_state(config, hparams, 5, D, C, N, jnp.float64)
+  got, metrics = jax.jit(
+    lambda s, w: epoch_lib.train_epoch(
+      s,
+      hparams,
+      epoch_lib.DeviceData(x, y, x, y),
+      config=config,
+      sample_weight=w,
+    )
+  )(state, jnp.asarray(weights))
+
+  opt = optax.sgd(HP["learning_rate"], momentum=HP["momentum"])
+  params = jax.tree.map(jnp.zeros_like, state.params)
+  opt_state = opt.init(params)
+  objective = lambda p, xb, yb, wb: lj.objective(
+    p,
+    xb,
+    yb,
+    loss="svm",
+    reg="l2",
+    reg_strength=HP["reg_strength"],
+    margin=HP["margin"],
+    sample_weight=wb,
+  )
+  hit_rates = []
+  _, batches = epoch_lib.epoch_batches(config, state.key, N)
+  for idx in np.asarray(batches):
+    xb, yb, wb = x[idx], y[idx], weights[idx]
+    hits = np.argmax(np.asarray(xb @ params["W"] + params["b"]), 1) == yb
+    hit_rates.append(np.sum(wb * hits) / np.sum(wb) if np.sum(wb) > 0 else 0.0)
+    grads = jax.grad(objective)(params, xb, yb, wb)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(got.params["W"], params["W"], rtol=0, atol=1e-10)
+  np.testing.assert_allclose(got.params["b"], params["b"], rtol=0, atol=1e-10)
+  np.testing.assert_allclose(
+    metrics["train_accuracy"], np.mean(hit_rates), rtol=0, atol=1e-12
+  )
+  # The weights matter: unweighted steps end elsewhere.
+  plain, _ = jax.jit(
+    lambda s: epoch_lib.train_epoch(
+      s, hparams, epoch_lib.DeviceData(x, y, x, y), config=config
+    )
+  )(state)
+  assert float(jnp.max(jnp.abs(plain.params["W"] - got.params["W"]))) > 1e-3

@@ -23,7 +23,7 @@ import optax
 
 from linear_jax import checks, optimizers, regularizers, shuffle, sparse
 from linear_jax import losses as losses_lib
-from linear_jax.objective import terms_from_scores
+from linear_jax.objective import reduce_mean, terms_from_scores
 from linear_jax.scores import linear_scores
 
 
@@ -309,13 +309,15 @@ def loss_options(loss: str, hparams: HyperParams) -> dict:
 def batch_objective(
   config: TrainConfig, hparams: HyperParams, class_weight=None
 ):
-  """params, x, y -> (L, (terms, scores)), for ``value_and_grad``.
+  """params, x, y[, sample_weight] -> (L, (terms, scores)), for
+  ``value_and_grad``.
 
   ``class_weight`` (optional ``[C]``) weights each example's loss by its
-  class: the data term is then Σ w_i L_i / Σ w_i over the minibatch.
+  class, and ``sample_weight`` (optional ``[B]``, the minibatch's) by
+  example: the data term is then Σ w_i L_i / Σ w_i over the minibatch.
   """
 
-  def fn(params, x, y):
+  def fn(params, x, y, sample_weight=None):
     scores = linear_scores(params, x)
     terms = terms_from_scores(
       params,
@@ -324,6 +326,7 @@ def batch_objective(
       loss=config.loss,
       reg=config.reg,
       reg_strength=hparams.reg_strength,
+      sample_weight=sample_weight,
       class_weight=class_weight,
       l1_ratio=hparams.l1_ratio,
       **loss_options(config.loss, hparams),
@@ -349,6 +352,7 @@ def train_epoch(
   *,
   config: TrainConfig,
   class_weight: jax.Array | None = None,
+  sample_weight: jax.Array | None = None,
 ):
   """One epoch: a scan over the minibatches of a fresh permutation.
 
@@ -360,6 +364,10 @@ def train_epoch(
     class_weight: optional ``[C]`` non-negative weight of each class's
       examples in the data term (``linear_jax.objective``); an array, so new
       weights do not recompile.
+    sample_weight: optional ``[N]`` non-negative weight of each training
+      example in the data term (multiplying its class's); an example of
+      weight 0 changes neither the step nor ``train_accuracy``, which is
+      then the weighted fraction.
 
   Returns:
     ``(state, metrics)``; metrics hold the epoch's running means over its
@@ -379,20 +387,26 @@ def train_epoch(
   def step(carry, idx):
     params, opt_state = carry
     if full_batch:
-      xb, yb = data.prepare(x), y
+      xb, yb, wb = data.prepare(x), y, sample_weight
     else:
       xb, yb = data.prepare(x[idx]), y[idx]
-    (value, (terms, scores)), grads = grad_fn(params, xb, yb)
+      wb = None if sample_weight is None else sample_weight[idx]
+    (value, (terms, scores)), grads = grad_fn(params, xb, yb, wb)
     updates, opt_state = opt.update(
       grads,
       opt_state,
       params,
       value=value,
       grad=grads,
-      value_fn=lambda p: objective_fn(p, xb, yb)[0],
+      value_fn=lambda p: objective_fn(p, xb, yb, wb)[0],
     )
     params = optax.apply_updates(params, updates)
-    correct = jnp.mean(jnp.argmax(scores, axis=-1) == yb)
+    hits = jnp.argmax(scores, axis=-1) == yb
+    correct = (
+      jnp.mean(hits)
+      if wb is None
+      else reduce_mean(hits.astype(scores.dtype), wb)
+    )
     return (params, opt_state), (terms["data_loss"], terms["reg_loss"], correct)
 
   (params, opt_state), (data_loss, reg_loss, correct) = jax.lax.scan(
