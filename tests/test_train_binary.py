@@ -354,11 +354,12 @@ def test_sigterm_and_sigint_save_the_epoch_and_resume_identically(
   run reached (not the last cadence one), and --resume ends bit-identical
   to a run never stopped.
   """
+  epochs = 1500
   args = [
     "--dataset=blobs",
-    # Long enough (a few seconds even with compilation cached) that each
-    # signal lands mid-run.
-    "--epochs=5000",
+    # Long enough (over a second of epochs after the 5 each stop waits
+    # for, against the 10 ms poll) that each signal lands mid-run.
+    f"--epochs={epochs}",
     "--batch_size=16",
     "--noplots",
     "--checkpoint_seconds=3600",
@@ -383,7 +384,7 @@ def test_sigterm_and_sigint_save_the_epoch_and_resume_identically(
     ], (number, err[-1500:])
     meta = checkpoint.load_metadata(str(workdir / "checkpoint.npz"))
     lines = len(io.read_jsonl(metrics))
-    assert done + 5 <= meta["epoch"] == lines < 5000, (number, meta["epoch"])
+    assert done + 5 <= meta["epoch"] == lines < epochs, (number, meta["epoch"])
     assert not [p for p in workdir.iterdir() if p.name.startswith(".")]
     done = lines
   proc = run_module(
