@@ -55,9 +55,11 @@ def test_fit_predict_proba_and_objective_minimum(x64):
     "W": np.asarray(clf.coef_.T, np.float64),  # coef_ is [C, D]
     "b": np.asarray(clf.intercept_, np.float64),
   }
-  grad = jax.grad(objective)(
-    params, x, codes, loss="softmax", reg_strength=1e-2
-  )
+  grad = jax.jit(
+    jax.grad(
+      lambda p: objective(p, x, codes, loss="softmax", reg_strength=1e-2)
+    )
+  )(params)
   tol = 100 * np.finfo(np.float32).eps * np.sqrt(len(x))
   assert max(np.abs(grad["W"]).max(), np.abs(grad["b"]).max()) < tol
 
@@ -322,16 +324,14 @@ def softmax_params_from_sklearn(coef, intercept, c):
   return {"W": w, "b": b}
 
 
-def distance_tolerance(x, codes, params_list, lam, class_weight):
-  """How far apart two computed minimizers θ_a, θ_b may be, ‖θ_a − θ_b‖.
+@jax.jit
+def objective_derivatives(params_list, x, codes, lam, class_weight):
+  """The softmax objective's gradient at each of ``params_list`` and its
+  Hessian at the first, over the flattened parameters (one program).
 
-  For f μ-strongly convex, ‖θ − θ*‖ ≤ ‖∇f(θ)‖ / μ, so the two points are
-  within (‖∇f(θ_a)‖ + ‖∇f(θ_b)‖) / μ; × 2 covers the change of curvature
-  between them. f is the float64 objective both estimators minimize; μ the
-  smallest Hessian eigenvalue at θ_a off the one flat direction (b + t·1
-  leaves softmax unchanged, so b is compared centred; the L2 penalty curves
-  every W direction). Added: the rounding of a solve at condition number
-  κ = λ_max / μ, κ · eps64 · ‖θ‖.
+  Returns:
+    ``([∇f(θ) for θ in params_list], ∇²f(θ_0))``, with f the objective of
+    ``distance_tolerance``.
   """
   flat, unravel = ravel_pytree(params_list[0])
 
@@ -345,10 +345,27 @@ def distance_tolerance(x, codes, params_list, lam, class_weight):
       class_weight=class_weight,
     )
 
-  grads = [
-    float(np.linalg.norm(jax.grad(f)(ravel_pytree(p)[0]))) for p in params_list
-  ]
-  eigs = np.sort(np.linalg.eigvalsh(np.asarray(jax.hessian(f)(flat))))
+  gradients = [jax.grad(f)(ravel_pytree(p)[0]) for p in params_list]
+  return gradients, jax.hessian(f)(flat)
+
+
+def distance_tolerance(x, codes, params_list, lam, class_weight):
+  """How far apart two computed minimizers θ_a, θ_b may be, ‖θ_a − θ_b‖.
+
+  For f μ-strongly convex, ‖θ − θ*‖ ≤ ‖∇f(θ)‖ / μ, so the two points are
+  within (‖∇f(θ_a)‖ + ‖∇f(θ_b)‖) / μ; × 2 covers the change of curvature
+  between them. f is the float64 objective both estimators minimize; μ the
+  smallest Hessian eigenvalue at θ_a off the one flat direction (b + t·1
+  leaves softmax unchanged, so b is compared centred; the L2 penalty curves
+  every W direction). Added: the rounding of a solve at condition number
+  κ = λ_max / μ, κ · eps64 · ‖θ‖.
+  """
+  flat, _ = ravel_pytree(params_list[0])
+  gradients, hessian = objective_derivatives(
+    params_list, x, codes, lam, class_weight
+  )
+  grads = [float(np.linalg.norm(g)) for g in gradients]
+  eigs = np.sort(np.linalg.eigvalsh(np.asarray(hessian)))
   mu, kappa = eigs[1], eigs[-1] / eigs[1]
   eps = np.finfo(np.float64).eps
   return 2 * sum(grads) / mu + kappa * eps * np.linalg.norm(flat)
