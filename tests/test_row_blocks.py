@@ -1,5 +1,7 @@
 """linear_jax.row_blocks: every blocked pass against a plain reference."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,14 @@ from linear_jax.objective import objective
 
 # (N, B): B divides N; the last block overlaps the one before; B > N.
 BLOCKINGS = [(24, 8), (29, 8), (29, 64)]
+
+
+@functools.partial(jax.jit, static_argnames="loss")
+def objective_and_gradient(params, x, y, *, loss, **options):
+  """The whole-batch objective and its ``jax.grad``, the blocked sums'
+  reference.
+  """
+  return jax.value_and_grad(objective)(params, x, y, loss=loss, **options)
 
 
 def data(n=29, d=6, c=4, seed=0, offset=3.0):
@@ -67,8 +77,7 @@ def test_loss_gradient_sums_equal_the_plain_objective(x64, loss, n, block):
   )
   params = {"W": jnp.asarray(w), "b": jnp.asarray(b)}
   xc = jnp.asarray(x - mu)
-  want = objective(params, xc, y, loss=loss, **options)
-  grad = jax.grad(objective)(params, xc, y, loss=loss, **options)
+  want, grad = objective_and_gradient(params, xc, y, loss=loss, **options)
   np.testing.assert_allclose(total / n, want, rtol=1e-12)
   np.testing.assert_allclose(gw / n, grad["W"], rtol=1e-12, atol=1e-14)
   np.testing.assert_allclose(gb / n, grad["b"], rtol=1e-12, atol=1e-14)

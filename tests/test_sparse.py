@@ -48,13 +48,16 @@ def test_scores_equal_the_dense_product(x64):
   # Minibatch rows in any order, repeated, near the end of the arrays
   # (windows moved back by dynamic_slice) and empty.
   idx = jnp.asarray([59, 3, 0, 58, 59, 17])
-  np.testing.assert_allclose(
-    linear_scores(params, rows[idx]), dense[np.asarray(idx)], rtol=1e-13
-  )
-  np.testing.assert_allclose(
-    sparse.map_scores(params, rows, block_rows=7), dense, rtol=1e-13
-  )
-  np.testing.assert_allclose(linear_scores(params, rows), dense, rtol=1e-13)
+  picked, blocked, full = jax.jit(
+    lambda p, r, i: (
+      linear_scores(p, r[i]),
+      sparse.map_scores(p, r, block_rows=7),
+      linear_scores(p, r),
+    )
+  )(params, rows, idx)
+  np.testing.assert_allclose(picked, dense[np.asarray(idx)], rtol=1e-13)
+  np.testing.assert_allclose(blocked, dense, rtol=1e-13)
+  np.testing.assert_allclose(full, dense, rtol=1e-13)
 
 
 @pytest.mark.slow
@@ -73,8 +76,14 @@ def test_objective_gradients_equal_the_dense_ones(x64, loss):
   def on_dense(p):
     return objective(p, x.toarray(), y, loss=loss, reg_strength=0.1, **opts)
 
-  np.testing.assert_allclose(on_sparse(params), on_dense(params), rtol=1e-13)
-  got, want = jax.grad(on_sparse)(params), jax.grad(on_dense)(params)
+  # Both layouts' value and gradient in one program.
+  (value, got), (want_value, want) = jax.jit(
+    lambda p: (
+      jax.value_and_grad(on_sparse)(p),
+      jax.value_and_grad(on_dense)(p),
+    )
+  )(params)
+  np.testing.assert_allclose(value, want_value, rtol=1e-13)
   for k in ("W", "b"):
     np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14)
 
@@ -89,21 +98,22 @@ def test_blocked_sums_with_implicit_centring(x64, loss):
   y = np.random.default_rng(6).integers(0, 3, size=60)
   params = params_for(30, 3, seed=7)
   mu = sparse.column_mean(x)
-  total, grads = sparse.data_term_sums(
-    params,
-    sparse.to_device(x, np.float64),
-    jnp.asarray(y),
-    loss=loss,
-    shift=jnp.asarray(mu),
-    block_rows=16,
-  )
   centred = x.toarray() - mu
 
   def dense(p):
     return 60 * objective(p, centred, y, loss=loss, reg_strength=0.0)
 
-  np.testing.assert_allclose(total, dense(params), rtol=1e-12)
-  want = jax.grad(dense)(params)
+  @jax.jit
+  def blocked_and_dense(p, rows, labels, shift):
+    blocked = sparse.data_term_sums(
+      p, rows, labels, loss=loss, shift=shift, block_rows=16
+    )
+    return blocked, jax.value_and_grad(dense)(p)
+
+  (total, grads), (want_total, want) = blocked_and_dense(
+    params, sparse.to_device(x, np.float64), jnp.asarray(y), jnp.asarray(mu)
+  )
+  np.testing.assert_allclose(total, want_total, rtol=1e-12)
   for k in ("W", "b"):
     np.testing.assert_allclose(grads[k], want[k], rtol=1e-11, atol=1e-12)
 

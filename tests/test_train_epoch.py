@@ -44,7 +44,9 @@ def reference_schedule(name, total_steps):
 
 
 def reference_epochs(config, key, x, y):
-  """``EPOCHS`` epochs of plain minibatch SGD with momentum, step by step."""
+  """``EPOCHS`` epochs of plain minibatch SGD with momentum, step by step
+  (each step one jitted program).
+  """
   per_epoch = 1 if config.batch_size is None else N // B
   opt = optax.sgd(
     reference_schedule(config.schedule, per_epoch * EPOCHS),
@@ -65,28 +67,31 @@ def reference_epochs(config, key, x, y):
     reg_strength=HP["reg_strength"],
     **options,
   )
+
+  @jax.jit
+  def step(params, opt_state, idx):
+    """One minibatch step: (new params, new optimizer state, data loss)."""
+    xb, yb = x[idx], y[idx]
+    data_loss = lj.objective_terms(
+      params,
+      xb,
+      yb,
+      loss=config.loss,
+      reg=config.reg,
+      reg_strength=HP["reg_strength"],
+      **options,
+    )["data_loss"]
+    grads = jax.grad(objective)(params, xb, yb)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, data_loss
+
   data_losses = []
   for _ in range(EPOCHS):
     key, batches = epoch_lib.epoch_batches(config, key, N)
     data_losses = []
     for idx in np.asarray(batches):
-      xb, yb = x[idx], y[idx]
-      data_losses.append(
-        float(
-          lj.objective_terms(
-            params,
-            xb,
-            yb,
-            loss=config.loss,
-            reg=config.reg,
-            reg_strength=HP["reg_strength"],
-            **options,
-          )["data_loss"]
-        )
-      )
-      grads = jax.grad(objective)(params, xb, yb)
-      updates, opt_state = opt.update(grads, opt_state, params)
-      params = optax.apply_updates(params, updates)
+      params, opt_state, data_loss = step(params, opt_state, idx)
+      data_losses.append(float(data_loss))
   return params, np.mean(data_losses)
 
 
