@@ -101,20 +101,32 @@ def test_weighted_objective_is_weighted_mean():
   rng = np.random.default_rng(0)
   sw = rng.uniform(0, 2, size=len(y))
   cw = rng.uniform(0.5, 2, size=6)
-  per = np.asarray(lj.multiclass_hinge(lj.linear_scores(params, x), y))
-  w = sw * cw[y]
   lam = 0.01
-  expected = np.sum(w * per) / np.sum(w) + lam * np.sum(params["W"] ** 2)
-  got = lj.objective(
-    params, x, y, reg_strength=lam, sample_weight=sw, class_weight=cw
+  counts = rng.integers(1, 4, size=len(y))
+
+  @jax.jit
+  def terms(params, x, y, sw, cw, counts, x_rep, y_rep):
+    """Per-example hinge, the weighted objective, the objective with integer
+    weights ``counts`` and the one of the repeated examples.
+    """
+    return (
+      lj.multiclass_hinge(lj.linear_scores(params, x), y),
+      lj.objective(
+        params, x, y, reg_strength=lam, sample_weight=sw, class_weight=cw
+      ),
+      lj.objective(params, x, y, sample_weight=counts),
+      lj.objective(params, x_rep, y_rep),
+    )
+
+  per, got, weighted, rep = terms(
+    params, x, y, sw, cw, counts, np.repeat(x, counts, 0), np.repeat(y, counts)
   )
+  per = np.asarray(per)
+  w = sw * cw[y]
+  expected = np.sum(w * per) / np.sum(w) + lam * np.sum(params["W"] ** 2)
   np.testing.assert_allclose(got, expected, rtol=1e-13)
   # Integer sample weights equal repeating examples.
-  counts = rng.integers(1, 4, size=len(y))
-  rep = lj.objective(params, np.repeat(x, counts, 0), np.repeat(y, counts))
-  np.testing.assert_allclose(
-    lj.objective(params, x, y, sample_weight=counts), rep, rtol=1e-13
-  )
+  np.testing.assert_allclose(weighted, rep, rtol=1e-13)
 
 
 @pytest.mark.slow
@@ -123,7 +135,7 @@ def test_all_zero_weights_leave_the_penalty_alone():
   # the objective is λR(W) and its gradient is finite, not 0/0.
   params, x, y = random_problem(6)
   lam = 0.1
-  value, grad = jax.value_and_grad(lj.objective)(
+  value, grad = jax.jit(jax.value_and_grad(lj.objective))(
     params, x, y, reg_strength=lam, class_weight=np.zeros(6)
   )
   np.testing.assert_allclose(value, lam * np.sum(params["W"] ** 2), rtol=1e-13)

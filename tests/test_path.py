@@ -21,9 +21,14 @@ def problem(n=240, d=12, c=3, seed=0):
   return x.astype(np.float32), y.astype(np.int32)
 
 
+# The library objective and its gradient, jitted (loss static).
+jit_objective = jax.jit(objective, static_argnames="loss")
+jit_gradient = jax.jit(jax.grad(objective), static_argnames="loss")
+
+
 def softmax_objective64(w, b, lam, x, y):
   return float(
-    objective(
+    jit_objective(
       {"W": np.asarray(w, np.float64), "b": np.asarray(b, np.float64)},
       np.asarray(x, np.float64),
       y,
@@ -90,7 +95,7 @@ def test_smooth_losses_reach_a_stationary_point(x64, loss):
   )
   for k, lam in enumerate(lams):
     options = {"margin": 1.0} if loss != "softmax" else {}
-    g = jax.grad(objective)(
+    g = jit_gradient(
       {"W": jnp.asarray(r.params["W"][k]), "b": jnp.asarray(r.params["b"][k])},
       x.astype(np.float64),
       y,

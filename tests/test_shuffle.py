@@ -7,12 +7,15 @@ from conftest import slow_except
 
 from linear_jax import shuffle
 
+# The permutation jitted: one program per length n (static).
+jit_permutation = jax.jit(shuffle.permutation, static_argnums=1)
+
 
 @pytest.mark.parametrize(
   "n", slow_except([1, 2, 3, 7, 100, 1000, 49000, 65536, 65537], 7)
 )
 def test_is_a_permutation(n):
-  p = np.asarray(shuffle.permutation(jax.random.key(n), n))
+  p = np.asarray(jit_permutation(jax.random.key(n), n))
   assert p.dtype == np.int32
   np.testing.assert_array_equal(np.sort(p), np.arange(n))
 
