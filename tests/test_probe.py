@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
@@ -44,10 +45,14 @@ def sklearn_fit(x, y, c):
   return LogisticRegression(C=c, tol=1e-12, max_iter=20000).fit(x, y)
 
 
+@jax.jit
+def softmax_objective(params, x, y, lam):
+  """The softmax objective at ``params`` (λ an argument: one program)."""
+  return objective(params, x, y, loss="softmax", reg_strength=lam)
+
+
 def objective64(w, b, lam, x, y):
-  return float(
-    objective({"W": w, "b": b}, x, y, loss="softmax", reg_strength=lam)
-  )
+  return float(softmax_objective({"W": w, "b": b}, x, y, lam))
 
 
 @pytest.mark.slow
