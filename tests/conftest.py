@@ -18,21 +18,19 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # XLA:CPU compiles the suite's programs with its classic emitters
-# (--xla_cpu_use_fusion_emitters=false), LLVM's -O1
-# (--xla_backend_optimization_level=1, against the default -O2) and, when
-# pytest-xdist runs a worker per core, on one thread per program
-# (--xla_cpu_parallel_codegen_split_count=1): the suite's programs run for
-# milliseconds but compile for seconds, and these compile faster
-# (BENCHMARKS.md has the suite's times). The math is the same; the order of
-# float additions may differ, as between two CPUs, which every float32
-# tolerance here allows for. (LLVM's -O0 would compile faster still, but
-# XLA then computes some batched float64 programs wrongly: test_path's
-# row-space test and test_sweep_blocked's float64 test catch it.) The
-# default compiler is what make run, the docs' notebooks and the benchmarks
-# use, and what the suite uses with LINEAR_JAX_TEST_XLA_DEFAULT=1; an
-# XLA_FLAGS that sets one of these flags keeps its own value. The flags are
-# appended to the caller's XLA_FLAGS (e.g. --xla_cpu_max_isa=AVX2) and
-# reach the binaries that tests start.
+# (--xla_cpu_use_fusion_emitters=false) and LLVM's -O1
+# (--xla_backend_optimization_level=1, against the default -O2), which
+# compile faster (BENCHMARKS.md has the suite's times): its programs run
+# for milliseconds but compile for seconds. The math is
+# the same; the order of float additions may differ, as between two CPUs,
+# which every float32 tolerance here allows for. (LLVM's -O0 would compile
+# faster still, but XLA then computes some batched float64 programs
+# wrongly: test_path's row-space test and test_sweep_blocked's float64 test
+# catch it.) The default compiler is what make run, the docs' notebooks and
+# the benchmarks use, and what the suite uses with
+# LINEAR_JAX_TEST_XLA_DEFAULT=1; an XLA_FLAGS that sets either flag keeps
+# its own value. The flags are appended to the caller's XLA_FLAGS (e.g.
+# --xla_cpu_max_isa=AVX2) and reach the binaries that tests start.
 os.environ["XLA_FLAGS"] = " ".join(
   os.environ.get("XLA_FLAGS", "").split()
   + [
@@ -40,14 +38,6 @@ os.environ["XLA_FLAGS"] = " ".join(
     for name, value in (
       ("xla_cpu_use_fusion_emitters", "false"),
       ("xla_backend_optimization_level", "1"),
-      # With a pytest-xdist worker per core, a compilation split over
-      # threads only adds the splitting's cost.
-      *(
-        [("xla_cpu_parallel_codegen_split_count", "1")]
-        if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        >= (os.cpu_count() or 1)
-        else []
-      ),
     )
     if os.environ.get("LINEAR_JAX_TEST_XLA_DEFAULT") != "1"
     and name not in os.environ.get("XLA_FLAGS", "")
