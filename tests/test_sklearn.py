@@ -156,6 +156,7 @@ def test_buckets_cover_each_size_with_at_most_a_quarter_more():
   ]
 
 
+@pytest.mark.slow
 def test_nearby_shapes_share_one_program_and_weights_do_not_add_one():
   x, y = blobs(n=233)
   LinearClassifier().fit(x[:200, :4], y[:200])  # 224 rows, 8 features
@@ -191,6 +192,7 @@ def test_rows_pad_only_in_full_batch_and_features_only_under_l2():
   assert np.all(w[100:] == 0) and np.all(w[:100] == 1) and len(c) == 112
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "options",
   [

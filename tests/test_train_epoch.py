@@ -158,6 +158,7 @@ def test_epoch_batches_cover_each_example_at_most_once():
   np.testing.assert_array_equal(order, np.arange(23)[None])
 
 
+@pytest.mark.slow
 def test_sample_weight_weighs_each_minibatch_loss_and_accuracy(x64):
   """Each minibatch's data term is Σ w_i L_i / Σ w_i over its rows, and
   ``train_accuracy`` the mean of their weighted hit rates.
