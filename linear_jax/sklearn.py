@@ -17,7 +17,8 @@ optimizer, schedule, batch size, epochs): numeric knobs (λ, learning rate,
 or data of the same shapes does not recompile. Nor do nearby shapes, as a
 cross-validation's folds have: dense inputs are padded to a bucket of rows
 (full batch; the padded rows weigh 0) and features (zero columns, under
-``l2`` or no penalty), at most 25 % more of each (``_padded``). Training runs in float32, or
+``l2`` or no penalty): to at least 64 rows and 8 features, and above
+that at most 25 % more of each (``_padded``). Training runs in float32, or
 in float64 when X is float64 and JAX's x64 mode is on
 (``jax.config.update("jax_enable_x64", True)``). Inference is in float64
 NumPy, from ``coef_`` and ``intercept_`` in scikit-learn's layout.
@@ -88,7 +89,8 @@ def _bucket(size: int, smallest: int) -> int:
 
 def _padded(x: np.ndarray, weights: np.ndarray, codes, reg: str, full_batch):
   """``x``, the example weights and the codes, padded for a shared program
-  (``x`` in ``weights``' dtype, the one training computes in).
+  (a padded ``x`` is in ``weights``' dtype, the one training computes in;
+  ``x`` is returned as it is when no padding applies).
 
   Rows are padded only for a full-batch fit, with weight 0 (no part in the
   data term, its gradient or the step); features only under ``l2`` or no
@@ -234,8 +236,10 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
       )
     # Validation accuracy is not used here: one row keeps its cost nil.
     data = epoch_lib.DeviceData.put(X, codes, X[:1], codes[:1], dtype=dtype)
+    rows, features = X.shape
+    del X  # a padded host copy is not kept through training
     state = epoch_lib.init_state(
-      config, hparams, self.seed, X.shape[1], len(classes), X.shape[0], dtype
+      config, hparams, self.seed, features, len(classes), rows, dtype
     )
     state = _train_program(config)(state, hparams, data, weights)
     params = jax.device_get(state.params)

@@ -365,9 +365,11 @@ def train_epoch(
       examples in the data term (``linear_jax.objective``); an array, so new
       weights do not recompile.
     sample_weight: optional ``[N]`` non-negative weight of each training
-      example in the data term (multiplying its class's); an example of
-      weight 0 changes neither the step nor ``train_accuracy``, which is
-      then the weighted fraction.
+      example in the data term (multiplying its class's).
+      ``train_accuracy`` is then each minibatch's fraction weighted by
+      ``sample_weight`` alone (0 for a minibatch whose weights are all 0).
+      In a full-batch epoch an example of weight 0 changes nothing; in
+      minibatches it still takes a place in its batch.
 
   Returns:
     ``(state, metrics)``; metrics hold the epoch's running means over its
