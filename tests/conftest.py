@@ -306,13 +306,49 @@ def run_binary_processes(module, args, *, num_processes=2, timeout=300):
   )
 
 
+_FORK_SERVER = []  # this test process's forkserver.ForkServer, once started
+
+
+def _fork_server(env):
+  """This process's fork server (started on first use), or None where a
+  request must run as a real subprocess (see tests/forkserver.py).
+  """
+  if os.environ.get("LINEAR_JAX_TEST_FORKSERVER") == "0":
+    return None
+  from forkserver import ForkServer  # pylint: disable=g-import-not-at-top
+
+  if not _FORK_SERVER or _FORK_SERVER[0].proc.poll() is not None:
+    base = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    _FORK_SERVER[:] = [ForkServer(str(REPO), base)]
+  server = _FORK_SERVER[0]
+  return server if server.can_run(env, str(REPO)) else None
+
+
+def pytest_unconfigure(config):
+  """Stops this process's fork server."""
+  del config
+  for server in _FORK_SERVER:
+    server.close()
+
+
 def run_binary(module, *args, timeout=240, env=None):
   """Runs ``python -m module *args`` from the repository root on the CPU, as
   a user would; returns the ``CompletedProcess`` (text stdout/stderr).
+
+  The binary runs in a fork of a Python that has imported JAX already
+  (tests/forkserver.py), which saves each start about a second; a request
+  the server cannot run as a fresh process would, or one made while another
+  thread's is running, starts a real subprocess.
   """
   env = dict(
     os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
   )
+  server = _fork_server(env)
+  if server is not None and server.lock.acquire(blocking=False):
+    try:
+      return server.run(module, args, env=env, timeout=timeout)
+    finally:
+      server.lock.release()
   return subprocess.run(
     [sys.executable, "-m", module, *args],
     cwd=REPO,

@@ -8,22 +8,16 @@ speed (accuracies, agreement of the peers with linear_jax).
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import f32_tolerance
+from conftest import f32_tolerance, run_binary
 
 from benchmarks import peers, sections
 from benchmarks.peers import NUMPY_LOSSES
 from linear_jax import LOSSES, LinearJaxError, objective
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def relative_error(a, b):
@@ -195,16 +189,8 @@ def test_torch_peer_first_step_is_minus_lr_times_the_gradient():
 
 
 def run_benchmark(*args, script="cpu", timeout=300, **env_vars):
-  env = dict(
-    os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **env_vars
-  )
-  return subprocess.run(
-    [sys.executable, "-m", f"benchmarks.{script}", *args],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
+  return run_binary(
+    f"benchmarks.{script}", *args, timeout=timeout, env=env_vars
   )
 
 

@@ -3,19 +3,16 @@
 import io
 import logging
 import os
-import subprocess
-import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_binary
 from PIL import Image
 
 from linear_jax import LinearJaxError, data
 from linear_jax.data import decode, folder_source
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "frog")
 SHAPE = (6, 5, 3)
 
@@ -409,22 +406,12 @@ def test_degenerate_archive_fails_the_binary_in_one_line(tmp_path):
   archive = tmp_path / "abs.tar.gz"
   with tarfile.open(archive, "w:gz") as tar:
     add_member(tar, "/abs/train/a/x.png", data=png_bytes(pixels("train", 0, 0)))
-  env = dict(
-    os.environ, LINEAR_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu"
-  )
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "experiments.train",
-      f"--dataset=folder:{archive}",
-      "--epochs=1",
-      f"--workdir={tmp_path / 'run'}",
-    ],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
+  result = run_binary(
+    "experiments.train",
+    f"--dataset=folder:{archive}",
+    "--epochs=1",
+    f"--workdir={tmp_path / 'run'}",
+    env={"LINEAR_JAX_CACHE": str(tmp_path / "cache")},
     timeout=300,
   )
   assert result.returncode == 1

@@ -2,19 +2,14 @@
 
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import load_error as error_of
+from conftest import run_binary as run_module
 
 from linear_jax import shards
 from linear_jax.data import load_dataset, npz_source, splits
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def blobs(n, d, labels, seed=0, dtype=np.float32):
@@ -289,18 +284,6 @@ def test_a_shard_names_the_file_row_of_a_bad_value(tmp_path, monkeypatch):
   message = error_of(name, shard=True)
   assert "feature 2 of example 150" in message, message
   assert message.startswith(f"dataset {name!r}: x_train holds 1 NaN/Inf")
-
-
-def run_module(module, *args, timeout=240):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-  )
 
 
 @pytest.mark.slow

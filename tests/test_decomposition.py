@@ -3,9 +3,8 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
+import conftest
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from linear_jax import decomposition
 from linear_jax.data import distributions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = (16, 1024)
 BUDGETS = (1, 64)
 
@@ -141,29 +139,20 @@ def test_decompose_without_bayes_risk():
 
 
 def run_binary(workdir, *extra):
-  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  return subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "experiments.error_decomposition",
-      f"--workdir={workdir}",
-      "--datasets=gaussians,modes",
-      "--losses=svm",
-      "--sizes=8,32",
-      "--seeds=2",
-      "--budgets=1",
-      "--steps=20",
-      "--large_n=2000",
-      "--large_steps=20",
-      "--large_batch=100",
-      "--test_n=2000",
-      *extra,
-    ],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
+  return conftest.run_binary(
+    "experiments.error_decomposition",
+    f"--workdir={workdir}",
+    "--datasets=gaussians,modes",
+    "--losses=svm",
+    "--sizes=8,32",
+    "--seeds=2",
+    "--budgets=1",
+    "--steps=20",
+    "--large_n=2000",
+    "--large_steps=20",
+    "--large_batch=100",
+    "--test_n=2000",
+    *extra,
     timeout=300,
   )
 

@@ -1,42 +1,23 @@
 """benchmarks/lambda_path.py end to end on the embedded digits (small and offline)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import run_binary
 
 
 @pytest.mark.slow
 def test_lambda_path_benchmark_agrees_with_sklearn(tmp_path):
-  env = dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    TF_CPP_MIN_LOG_LEVEL="3",
-    PYTHONPATH=str(REPO),
-  )
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "benchmarks.lambda_path",
-      "--dataset=digits",
-      "--max_train=0",
-      "--max_test=0",
-      "--num_c=4",
-      "--c_min=1e-3",
-      "--c_max=1",
-      "--rank=32",
-      f"--out={tmp_path}",
-    ],
-    cwd=REPO,
-    env=env,
-    capture_output=True,
-    text=True,
+  proc = run_binary(
+    "benchmarks.lambda_path",
+    "--dataset=digits",
+    "--max_train=0",
+    "--max_test=0",
+    "--num_c=4",
+    "--c_min=1e-3",
+    "--c_max=1",
+    "--rank=32",
+    f"--out={tmp_path}",
     timeout=600,
   )
   assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_binary
 
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import load_dataset
@@ -285,6 +286,13 @@ def sweep_cmd(workdir, *extra):
   ]
 
 
+def sweep_binary(workdir, *extra, timeout):
+  """The sweep binary, run to its end (conftest.run_binary)."""
+  return run_binary(
+    "experiments.sweep", *ARGS, f"--workdir={workdir}", *extra, timeout=timeout
+  )
+
+
 def env():
   return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -292,14 +300,7 @@ def env():
 @pytest.mark.slow
 def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
   reference = tmp_path / "reference"
-  proc = subprocess.run(
-    sweep_cmd(reference),
-    cwd=REPO,
-    env=env(),
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  proc = sweep_binary(reference, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   # 16 configurations in chunks of 2 × 4 epochs: 32 epoch log lines.
   rng = np.random.default_rng(0)
@@ -323,14 +324,7 @@ def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
         break
     child.wait()
     assert seen == target
-    proc = subprocess.run(
-      sweep_cmd(workdir, "--resume"),
-      cwd=REPO,
-      env=env(),
-      capture_output=True,
-      text=True,
-      timeout=300,
-    )
+    proc = sweep_binary(workdir, "--resume", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resuming the sweep" in proc.stderr
     for name in ("results.csv", "history.csv"):
@@ -345,14 +339,7 @@ def test_binary_refuses_a_second_sweep_without_resume(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   (workdir / resume.CHECKPOINT_NAME).write_bytes(b"x")
-  proc = subprocess.run(
-    sweep_cmd(workdir),
-    cwd=REPO,
-    env=env(),
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  proc = sweep_binary(workdir, timeout=120)
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert "Traceback" not in proc.stderr
@@ -365,14 +352,7 @@ def test_resume_without_a_checkpoint_keeps_earlier_results(tmp_path):
   workdir = tmp_path / "wd"
   workdir.mkdir()
   (workdir / "results.csv").write_text("mine")
-  proc = subprocess.run(
-    sweep_cmd(workdir, "--resume"),
-    cwd=REPO,
-    env=env(),
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
+  proc = sweep_binary(workdir, "--resume", timeout=120)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "but no sweep_checkpoint.npz" in proc.stderr.strip().splitlines()[-1]
   assert (workdir / "results.csv").read_text() == "mine"
