@@ -4,6 +4,7 @@ rule for float32 tolerances (``f32_tolerance``).
 """
 
 import contextlib
+import gc
 import math
 import os
 import shutil
@@ -16,6 +17,11 @@ from pathlib import Path
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# NumPy's and SciPy's OpenBLAS start a thread per core that spins while it
+# waits for work; two xdist workers on two cores would each spin one against
+# the other's compilations. The suite's NumPy products are small. Set before
+# NumPy is imported; the binaries that tests start inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # XLA:CPU compiles the suite's programs with its classic emitters
 # (--xla_cpu_use_fusion_emitters=false) and LLVM's -O1
@@ -73,6 +79,16 @@ jax.config.update(
 )
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_finish(session):
+  """Hides what collection imported (JAX, NumPy, scikit-learn, the test
+  modules) from the garbage collector: tracing makes many short-lived
+  objects, and each full collection would walk all of those again.
+  """
+  del session
+  gc.collect()
+  gc.freeze()
 
 
 def pytest_sessionfinish(session, exitstatus):

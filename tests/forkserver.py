@@ -26,6 +26,7 @@ a real subprocess.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -101,6 +102,10 @@ def serve() -> None:
 
   # A backend's threads would not survive fork().
   assert not xla_bridge._backends, "the server must not start JAX's backend"  # noqa: SLF001
+  # Children then share the imported modules' pages instead of copying
+  # each one a collection touches.
+  gc.collect()
+  gc.freeze()
   requests = os.fdopen(os.dup(0), "r")
   replies = os.fdopen(os.dup(1), "w")
   fd = os.open(os.devnull, os.O_RDWR)
