@@ -8,7 +8,7 @@ import pytest
 from conftest import load_error as error_of
 from conftest import run_binary as run_module
 
-from linear_jax import shards
+from linear_jax import budget, shards
 from linear_jax.data import load_dataset, npz_source, splits
 
 
@@ -284,6 +284,27 @@ def test_a_shard_names_the_file_row_of_a_bad_value(tmp_path, monkeypatch):
   message = error_of(name, shard=True)
   assert "feature 2 of example 150" in message, message
   assert message.startswith(f"dataset {name!r}: x_train holds 1 NaN/Inf")
+
+
+def test_a_shard_over_the_memory_budget_is_refused_before_reading(
+  tmp_path, monkeypatch
+):
+  """The budget bounds each process's rows (as stored, then float32), not
+  the whole file: process 1 of 2 holds 101 of 203 rows.
+  """
+  x, y = blobs(203, 5, [4, 7, 9], dtype=np.float64)
+  name = save(tmp_path, x=x, y=y)
+  row_range = shards.row_range
+  monkeypatch.setattr(shards, "row_range", lambda n: row_range(n, 2, 1))
+  need = 101 * 5 * (8 + 4)
+  monkeypatch.setenv(budget.ENV, str(need))  # the whole file needs twice
+  held = load_dataset(name, shard=True, validation_size=0)
+  assert len(held.y_train) + len(held.y_test) == 101
+  monkeypatch.setenv(budget.ENV, str(need - 1))
+  message = error_of(name, shard=True)
+  assert "this process's rows (of 1)" in message, message
+  assert "101 examples of shape (5,)" in message, message
+  assert "start more processes" in message, message
 
 
 @pytest.mark.slow

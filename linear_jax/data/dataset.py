@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 from linear_jax import budget, shards, sparse
@@ -51,7 +52,12 @@ TEST_SEED = 20240101
 
 
 def check_memory(
-  num_examples: int, example_shape: tuple, what: str, *, raw_itemsize: int = 1
+  num_examples: int,
+  example_shape: tuple,
+  what: str,
+  *,
+  raw_itemsize: int = 1,
+  fix: str = "use fewer or smaller examples (streaming is not supported)",
 ) -> None:
   """Refuses a dataset whose in-memory peak exceeds the memory budget.
 
@@ -59,14 +65,14 @@ def check_memory(
   (``raw_itemsize`` bytes per value, 1 for uint8 images) and their float32
   preprocessed copy (CIFAR-10: 0.17 + 0.69 GiB). Beyond the budget
   (``linear_jax.budget``) you would need streaming, which linear_jax does not
-  do.
+  do. ``fix`` says how to need less.
   """
   values = num_examples * int(np.prod(example_shape))
   budget.check_fits(
     values * (raw_itemsize + 4),
     f"{what}: {num_examples} examples of shape {tuple(example_shape)} "
     f"(raw, then float32)",
-    "use fewer or smaller examples (streaming is not supported)",
+    fix,
   )
 
 
@@ -158,6 +164,30 @@ def _labels(y, split: str, num_classes: int) -> np.ndarray:
   return y.astype(np.int32)
 
 
+def _check_shard_fits(raw: RawData, name: str) -> LinearJaxError | None:
+  """``check_memory`` of this process's rows of the dense features (as
+  stored, then float32), before any row is read: the refusal, or None.
+  """
+  dense = [(x, y) for x, y in raw.splits.values() if not sparse.is_sparse(x)]
+  if not dense:  # sparse rows: densified whole (checked there) or refused
+    return None
+  x, rows = dense[0][0], 0
+  for _, y in dense:
+    start, stop = shards.row_range(len(y))
+    rows += stop - start
+  try:
+    check_memory(
+      rows,
+      np.shape(x)[1:],
+      f"dataset {name!r}, this process's rows (of {jax.process_count()})",
+      raw_itemsize=max(np.dtype(x.dtype).itemsize for x, _ in dense),
+      fix="start more processes",
+    )
+  except LinearJaxError as e:
+    return e
+  return None
+
+
 def from_raw(
   raw: RawData,
   *,
@@ -213,7 +243,13 @@ def from_raw(
   arrays = {}
   densify = _densify(raw, name, sparse_rows)
   held = {}  # with shard: rows [start, stop) of each source split
-  failure = None
+  failure = _check_shard_fits(raw, name) if shard else None
+  if shard:
+    shards.raise_together(
+      failure,
+      "another process's rows do not fit its memory budget (its error says "
+      "by how much); start more processes",
+    )
   for split, (x, y) in raw.splits.items():
     if sparse.is_sparse(x):
       if shard and not densify:
