@@ -59,8 +59,36 @@ def run_main(main):
       fail(f"{e.strerror or e}{where}; check the path and its permissions")
     except MemoryError:
       fail("out of memory; use a smaller dataset, batch or --chunk_size")
+    except Exception as e:
+      if not _distributed():
+        raise
+      _leave(e)
 
   return wrapped
+
+
+def _distributed() -> bool:
+  """Whether this process joined a ``jax.distributed`` job."""
+  jax = sys.modules.get("jax")
+  return bool(jax and jax.distributed.is_initialized())
+
+
+def _leave(error: Exception) -> None:
+  """Ends a process of a multi-process run that failed outside the checks
+  that stop every process together (``shards.raise_together``): typically a
+  cross-process sum whose peer died. One line, then exit 1 at once: a normal
+  exit would wait in JAX's shutdown barrier for the lost process until its
+  heartbeat times out (100 s), then abort with a stack trace.
+  """
+  first = (str(error).strip().splitlines() or [""])[0]
+  print(
+    f"error: {type(error).__name__}: {first}; this process stops, as "
+    "another process of the run may have (see its output)",
+    file=sys.stderr,
+  )
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(1)
 
 
 def parse_flags(argv):

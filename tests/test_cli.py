@@ -1,11 +1,14 @@
 """experiments/cli.py: value lists, flags generated from a config dataclass."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from absl import flags
-from conftest import slow_except
+from conftest import REPO, free_port, slow_except
 
 from experiments import cli
 from linear_jax import checks
@@ -157,3 +160,79 @@ def test_failing_paths_and_allocations_are_one_line(capsys):
     assert e.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_other_errors_propagate_in_one_process_and_end_a_distributed_one(
+  capsys, monkeypatch
+):
+  """A process of a jax.distributed run leaves at once, in one line, with
+  exit 1 (not through JAX's shutdown barrier); one process re-raises.
+  """
+
+  def main(argv):
+    raise ValueError("Gloo AllGather failed: Connection closed by peer\nmore")
+
+  with pytest.raises(ValueError, match="Gloo AllGather"):
+    cli.run_main(main)(["prog"])
+  monkeypatch.setattr(cli, "_distributed", lambda: True)
+
+  def exit_now(code):
+    raise SystemExit(f"os._exit({code})")
+
+  monkeypatch.setattr(cli.os, "_exit", exit_now)
+  with pytest.raises(SystemExit, match=r"os._exit\(1\)"):
+    cli.run_main(main)(["prog"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == [
+    "error: ValueError: Gloo AllGather failed: Connection closed by peer; "
+    "this process stops, as another process of the run may have (see its "
+    "output)"
+  ]
+
+
+LOSES_A_PEER = r"""
+import os, sys
+from experiments import cli
+from linear_jax.sweep import distributed
+
+def main(argv):
+  distributed.initialize(sys.argv[2], 2, int(sys.argv[1]))
+  from linear_jax import shards
+  shards.total([1.0])
+  if sys.argv[1] == "1":
+    os._exit(3)  # dies between two cross-process sums
+  shards.total([1.0])
+
+cli.run_main(main)(["prog"])
+"""
+
+
+@pytest.mark.slow
+def test_a_process_whose_peer_dies_exits_at_once():
+  """Measured without the early exit: the survivor's sum fails at once, but
+  its exit then waits ~100 s (the heartbeat timeout) and aborts.
+  """
+  address = f"localhost:{free_port()}"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", LOSES_A_PEER, str(i), address],
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  try:
+    _, err = procs[0].communicate(timeout=60)
+    procs[1].communicate(timeout=60)
+  finally:
+    for p in procs:
+      p.kill()
+  assert procs[1].returncode == 3
+  assert procs[0].returncode == 1, err[-2000:]
+  errors = [line for line in err.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and "another process of the run" in errors[0], err
+  assert "Traceback" not in err and "Check failure" not in err
