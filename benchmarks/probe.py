@@ -21,6 +21,14 @@ comes from ``/usr/bin/time -v``:
 
     /usr/bin/time -v python -m benchmarks.probe --mode=memory
 
+``--mode=evaluation``: the path-mode shape and data; one objective-and-
+gradient evaluation as the path runs it (``row_blocks.loss_gradient_sums``
+over row blocks of the size the path picks, centred implicitly), compiled
+once, then the median of ``--repeats`` calls, between two measurements of
+the matmul ceiling (4·N·D·C FLOPs per evaluation):
+
+    python -m benchmarks.probe --mode=evaluation
+
 Raw results go to ``benchmarks/results/probe_<mode>_<N>x<D>x<C>_<storage>.json``.
 """
 
@@ -38,7 +46,9 @@ from absl import flags
 from experiments import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", "path", ["path", "memory"], "which benchmark.")
+flags.DEFINE_enum(
+  "mode", "path", ["path", "memory", "evaluation"], "which benchmark."
+)
 flags.DEFINE_integer("num_train", None, "N (default: by mode).")
 flags.DEFINE_integer("num_val", 5000, "validation rows.")
 flags.DEFINE_integer("num_test", 10000, "test rows.")
@@ -50,7 +60,7 @@ flags.DEFINE_enum(
   "storage",
   None,
   ["float32", "float16", "bfloat16"],
-  "feature dtype (default: float32 for path, float16 for memory).",
+  "feature dtype (default: float16 for memory, else float32).",
 )
 flags.DEFINE_integer("num_c", 16, "values on the C grid.")
 flags.DEFINE_float("c_min", 1e-3, "smallest C.")
@@ -70,9 +80,14 @@ flags.DEFINE_string(
 flags.DEFINE_integer("sklearn_max_iter", 1000, "scikit-learn max_iter.")
 flags.DEFINE_float("sklearn_tol", 1e-6, "scikit-learn tol.")
 flags.DEFINE_integer("iterations", 3, "L-BFGS iterations (memory mode).")
+flags.DEFINE_integer("repeats", 20, "timed evaluations (evaluation mode).")
 flags.DEFINE_string("out", "benchmarks/results", "folder of the JSON results.")
 
-SHAPES = {"path": (20000, 512), "memory": (1281167, 2048)}
+SHAPES = {
+  "path": (20000, 512),
+  "memory": (1281167, 2048),
+  "evaluation": (20000, 512),
+}
 
 
 def synthetic_features(
@@ -376,6 +391,55 @@ def run_memory(n, d, c, dtype, header, log=print) -> dict:
   return summary
 
 
+def run_evaluation(n, d, c, dtype, header, log=print) -> dict:
+  """One evaluation of the path's objective and gradient, in steady state."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  from benchmarks import timing  # pylint: disable=g-import-not-at-top
+  from linear_jax import row_blocks  # pylint: disable=g-import-not-at-top
+
+  kw = dict(
+    separation=FLAGS.separation, label_noise=FLAGS.label_noise, mix=True
+  )
+  x, y = synthetic_features(n, d, c, split=0, dtype=dtype, **kw)
+  block = row_blocks.block_rows(n, d, c)  # as lambda_path picks on a CPU
+  x, y = jax.device_put(x), jax.device_put(y)
+  mu = jnp.mean(x.astype(jnp.float32), axis=0)
+  w = 0.01 * jax.random.normal(jax.random.key(0), (d, c), jnp.float32)
+  b = jnp.zeros((c,), jnp.float32)
+  evaluate = jax.jit(
+    lambda w, b: row_blocks.loss_gradient_sums(
+      w, b, x, y, mu, loss="softmax", block_rows=block
+    )
+  )
+  jax.block_until_ready(evaluate(w, b))  # compiles
+  before = timing.matmul_rate()
+  seconds = timing.median_seconds(evaluate, w, b, repeats=FLAGS.repeats)
+  after = timing.matmul_rate()
+  flops = 4 * n * d * c
+  summary = {
+    **header,
+    "num_train": n,
+    "num_features": d,
+    "num_classes": c,
+    "storage": np.dtype(dtype).name,
+    "block_rows": block,
+    "seconds_per_evaluation": seconds,
+    "evaluation_gflops": flops / seconds / 1e9,
+    "matmul_gflops_before": before / 1e9,
+    "matmul_gflops_after": after / 1e9,
+    "fraction_of_ceiling": flops / seconds / max(before, after),
+  }
+  log(
+    f"N={n} D={d} C={c} block={block}: {seconds * 1e3:.1f} ms per "
+    f"evaluation, {flops / seconds / 1e9:.1f} GFLOP/s; matmul ceiling "
+    f"{before / 1e9:.1f} / {after / 1e9:.1f} GFLOP/s (before / after): "
+    f"{summary['fraction_of_ceiling']:.0%} of the higher"
+  )
+  return summary
+
+
 def main(argv):
   """Runs the chosen mode and writes its JSON."""
   del argv
@@ -386,12 +450,16 @@ def main(argv):
   n = FLAGS.num_train or n0
   d = FLAGS.num_features or d0
   c = FLAGS.num_classes
-  storage = FLAGS.storage or ("float32" if FLAGS.mode == "path" else "float16")
+  storage = FLAGS.storage or (
+    "float16" if FLAGS.mode == "memory" else "float32"
+  )
   dtype = storage_dtype(storage)
   header = timing.header(
     " ".join(["python -m benchmarks.probe"] + sys.argv[1:])
   )
-  run = run_path if FLAGS.mode == "path" else run_memory
+  run = {"path": run_path, "memory": run_memory, "evaluation": run_evaluation}[
+    FLAGS.mode
+  ]
   summary = run(n, d, c, dtype, header, log=lambda s: print(s, flush=True))
   os.makedirs(FLAGS.out, exist_ok=True)
   out = os.path.join(
