@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -327,15 +328,29 @@ _FORK_SERVER = []  # this test process's forkserver.ForkServer, once started
 
 def _fork_server(env):
   """This process's fork server (started on first use), or None where a
-  request must run as a real subprocess (see tests/forkserver.py).
+  request must run as a real subprocess (see tests/forkserver.py): when it
+  is turned off, when coverage follows subprocesses (a fork would not start
+  it), or when the server could not start.
   """
-  if os.environ.get("LINEAR_JAX_TEST_FORKSERVER") == "0":
+  if os.environ.get("LINEAR_JAX_TEST_FORKSERVER") == "0" or any(
+    k.startswith("COV_CORE_") for k in os.environ
+  ):
     return None
   from forkserver import ForkServer  # pylint: disable=g-import-not-at-top
 
+  if _FORK_SERVER == [None]:
+    return None  # it failed to start once: real subprocesses from now on
   if not _FORK_SERVER or _FORK_SERVER[0].proc.poll() is not None:
     base = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-    _FORK_SERVER[:] = [ForkServer(str(REPO), base)]
+    try:
+      _FORK_SERVER[:] = [ForkServer(str(REPO), base)]
+    except Exception as e:  # noqa: BLE001 - the subprocess path still works
+      warnings.warn(
+        f"the fork server did not start ({e}); binaries run as subprocesses",
+        stacklevel=2,
+      )
+      _FORK_SERVER[:] = [None]
+      return None
   server = _FORK_SERVER[0]
   return server if server.can_run(env, str(REPO)) else None
 
@@ -344,22 +359,25 @@ def pytest_unconfigure(config):
   """Stops this process's fork server."""
   del config
   for server in _FORK_SERVER:
-    server.close()
+    if server is not None:
+      server.close()
 
 
-def run_binary(module, *args, timeout=240, env=None):
+def run_binary(module, *args, timeout=240, env=None, fresh=False):
   """Runs ``python -m module *args`` from the repository root on the CPU, as
   a user would; returns the ``CompletedProcess`` (text stdout/stderr).
 
   The binary runs in a fork of a Python that has imported JAX already
   (tests/forkserver.py), which saves each start about a second; a request
-  the server cannot run as a fresh process would, or one made while another
-  thread's is running, starts a real subprocess.
+  the server cannot run as a fresh process would, one made while another
+  thread's is running, and one with ``fresh`` (a run whose results another
+  is compared with: forks share the server's hash seed) start a real
+  subprocess.
   """
   env = dict(
     os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
   )
-  server = _fork_server(env)
+  server = None if fresh else _fork_server(env)
   if server is not None and server.lock.acquire(blocking=False):
     try:
       return server.run(module, args, env=env, timeout=timeout)

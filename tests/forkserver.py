@@ -13,9 +13,17 @@ What a child shares with a fresh process and what it does not:
 - JAX's backend is never started in the server (``serve`` checks), so each
   child creates its own XLA client, reading its environment (``XLA_FLAGS``,
   ``TF_CPP_MIN_LOG_LEVEL``, ``LINEAR_JAX_*``) as a fresh process does.
-- JAX reads ``JAX_*`` variables, and Python ``PYTHON*``, when they are
-  imported; a request whose environment differs there (or in ``XLA_*``) is
-  run as a real subprocess instead (``ForkServer.can_run``).
+- Most of the environment is read when a module is imported or the
+  interpreter starts (``JAX_*``, ``PYTHON*``, OpenBLAS's threads, the
+  locale); a request whose environment differs from the server's in any
+  variable but those read when called (``CALL_TIME_PREFIXES``) is run as a
+  real subprocess instead (``ForkServer.can_run``). What the server's
+  imports add to the environment (``os.environ.setdefault`` in JAX and
+  ``experiments.cli``) is added to each child's, as a fresh process's
+  imports would.
+- Every child starts from the server's hash seed; its NumPy and ``random``
+  generators are reseeded from the OS. Tests that compare two runs for
+  identical results run one of them as a fresh process.
 - The server imports no TensorFlow, scikit-learn or PyTorch: a binary that
   needs them imports them itself, as it would in a fresh process.
 
@@ -26,9 +34,12 @@ a real subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import locale
 import os
+import random
 import select
 import signal
 import subprocess
@@ -55,12 +66,19 @@ PREIMPORTS = (
   "linear_jax.sweep",
   "linear_jax.model",
 )
-# Read when a module is imported (JAX's config, Python's start-up, XLA's
-# flags): a request must agree with the server on these to fork.
-IMPORT_TIME_PREFIXES = ("JAX_", "XLA_", "PYTHON")
+# Variables linear_jax and the tests read when called, never at import: a
+# request may differ from the server in these alone and still fork.
+CALL_TIME_PREFIXES = (
+  "LINEAR_JAX_",
+  "TFDS_DATA_DIR",
+  "PYTEST_",
+  "CXX",
+  "HOME",
+  "TMPDIR",
+)
 
 
-def _child(request: dict) -> None:
+def _child(request: dict, added: dict[str, str]) -> None:
   """Runs the request's module as ``python -m`` would; exits the process."""
   code: object = 1
   try:
@@ -74,7 +92,10 @@ def _child(request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for key, value in added.items():
+      os.environ.setdefault(key, value)
+    random.seed()
+    sys.modules["numpy"].random.seed()
     sys.argv = [request["module"], *request["args"]]
     try:
       import runpy  # pylint: disable=g-import-not-at-top
@@ -83,6 +104,11 @@ def _child(request: dict) -> None:
       code = 0
     except SystemExit as e:
       code = e.code
+  except KeyboardInterrupt:  # as python does: the traceback, then SIGINT
+    traceback.print_exc()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
   except BaseException:  # noqa: BLE001 - printed as python would
     traceback.print_exc()
     code = 1
@@ -96,8 +122,10 @@ def serve() -> None:
   sys.path[0] = os.getcwd()  # as python -m does, not this file's folder
   import importlib  # pylint: disable=g-import-not-at-top
 
+  before = dict(os.environ)
   for name in PREIMPORTS:
     importlib.import_module(name)
+  added = {k: v for k, v in os.environ.items() if before.get(k) != v}
   from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
 
   # A backend's threads would not survive fork().
@@ -120,7 +148,7 @@ def serve() -> None:
     if pid == 0:
       requests.close()
       replies.close()
-      _child(request)
+      _child(request, added)
     replies.write(json.dumps({"pid": pid}) + "\n")
     replies.flush()
     _, status = os.waitpid(pid, 0)
@@ -142,19 +170,36 @@ class ForkServer:
       env=self.env,
       stdin=subprocess.PIPE,
       stdout=subprocess.PIPE,
+      start_new_session=True,  # its own group: kill() takes every child
     )
     self.pending = b""
-    if self._line(time.monotonic() + 120) != "ready":
+    try:
+      ready = self._line(time.monotonic() + 120)
+    except BaseException:
+      self.kill()
+      raise
+    if ready != "ready":
+      self.kill()
       raise RuntimeError("the fork server did not start")
 
   def can_run(self, env: dict[str, str], cwd: str) -> bool:
     """Whether a fork of the server runs like a fresh process would."""
-    keys = {k for k in (*env, *self.env) if k.startswith(IMPORT_TIME_PREFIXES)}
+    keys = {
+      k for k in (*env, *self.env) if not k.startswith(CALL_TIME_PREFIXES)
+    }
     return (
       self.proc.poll() is None
       and cwd == self.cwd
       and all(env.get(k) == self.env.get(k) for k in keys)
     )
+
+  def kill(self) -> None:
+    """Ends the server and any child it runs (a later request starts a new
+    server: ``conftest`` checks ``proc.poll()``).
+    """
+    with contextlib.suppress(ProcessLookupError):
+      os.killpg(self.proc.pid, signal.SIGKILL)
+    self.proc.wait()
 
   def _line(self, deadline: float) -> str | None:
     """The next reply line; None if none came before ``deadline``."""
@@ -185,20 +230,27 @@ class ForkServer:
         "stdout": out,
         "stderr": err,
       }
-      self.proc.stdin.write((json.dumps(request) + "\n").encode())
-      self.proc.stdin.flush()
-      deadline = time.monotonic() + timeout
-      pid = json.loads(self._line(deadline + 60))["pid"]
-      reply = self._line(deadline)
-      if reply is None:
-        os.kill(pid, signal.SIGKILL)
-        self._line(time.monotonic() + 60)
+      # Any failure before both replies are read (a timeout, an interrupted
+      # test) would leave this request's replies for the next one: the
+      # server and its child are ended instead.
+      try:
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        if self._line(deadline + 60) is None:
+          raise RuntimeError("the fork server did not start the binary")
+        reply = self._line(deadline)
+      except BaseException:
+        self.kill()
+        raise
 
       def read(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
+        # As subprocess.run(text=True) decodes: strictly, in the locale's.
+        with open(path, encoding=locale.getpreferredencoding(False)) as f:
           return f.read()
 
       if reply is None:
+        self.kill()
         raise subprocess.TimeoutExpired(cmd, timeout, read(out), read(err))
       code = json.loads(reply)["returncode"]
       return subprocess.CompletedProcess(cmd, code, read(out), read(err))

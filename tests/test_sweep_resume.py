@@ -286,10 +286,15 @@ def sweep_cmd(workdir, *extra):
   ]
 
 
-def sweep_binary(workdir, *extra, timeout):
+def sweep_binary(workdir, *extra, timeout, fresh=False):
   """The sweep binary, run to its end (conftest.run_binary)."""
   return run_binary(
-    "experiments.sweep", *ARGS, f"--workdir={workdir}", *extra, timeout=timeout
+    "experiments.sweep",
+    *ARGS,
+    f"--workdir={workdir}",
+    *extra,
+    timeout=timeout,
+    fresh=fresh,
   )
 
 
@@ -300,7 +305,7 @@ def env():
 @pytest.mark.slow
 def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
   reference = tmp_path / "reference"
-  proc = sweep_binary(reference, timeout=300)
+  proc = sweep_binary(reference, timeout=300, fresh=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
   # 16 configurations in chunks of 2 × 4 epochs: 32 epoch log lines.
   rng = np.random.default_rng(0)

@@ -208,7 +208,9 @@ def test_killed_run_resumes_bit_identical(tmp_path, run_module):
   never killed, and no temporaries left behind.
   """
   args = ["--dataset=blobs", "--epochs=150", "--batch_size=16", "--noplots"]
-  proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
+  proc = run_module(  # a fresh process: the resumed run is a fork
+    "experiments.train", *args, f"--workdir={tmp_path / 'a'}", fresh=True
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   workdir = tmp_path / "b"
   killed = subprocess.Popen(
@@ -364,7 +366,9 @@ def test_sigterm_and_sigint_save_the_epoch_and_resume_identically(
     "--noplots",
     "--checkpoint_seconds=3600",
   ]
-  proc = run_module("experiments.train", *args, f"--workdir={tmp_path / 'a'}")
+  proc = run_module(  # a fresh process: the resumed run is a fork
+    "experiments.train", *args, f"--workdir={tmp_path / 'a'}", fresh=True
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   workdir = tmp_path / "b"
   metrics = workdir / "metrics.jsonl"
