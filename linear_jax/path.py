@@ -304,23 +304,22 @@ def _prepare_program(mesh, *, rank, power_iterations, block):
 
 
 @functools.lru_cache(maxsize=64)
-def _solve_program(
-  mesh, *, loss, num_classes, max_iter, memory_size, block, batched
-):
+def _solve_program(mesh, *, loss, num_classes, memory_size, block, batched):
   """L-BFGS for one λ (``batched``: a ``[K]`` chunk of λ under ``vmap``).
 
   Arguments: the rows, ``_prepare_program``'s output, λ, the λ the memory's
   pairs were collected at, the start (W, b) of the centred rows, the
   ``LbfgsMemory`` (its pairs shifted here to the new λ; unused when
   batched), the ``row_blocks.PassSums`` at the start (the previous λ's last
-  pass, or ``_pass_program``'s), Δ, tol, ftol. Returns (W, b, L,
+  pass, or ``_pass_program``'s), Δ, tol, ftol and max_iter (arguments, so
+  that other values reuse the program). Returns (W, b, L,
   iterations, ‖g‖, evaluations, memory, the ``PassSums`` at the
   solution).
   """
 
   def body(x, y, count, pre, lam, lam_prev, w0, b0, memory, sums0, *scalars):
     TRACES["solve"] += 1
-    margin, tol, ftol = scalars
+    margin, tol, ftol, max_iter = scalars
     mu, v, s, tail, n = pre
     d = x.shape[1]
     dc = d * num_classes
@@ -409,7 +408,7 @@ def _solve_program(
     memory = lbfgs.shift_memory(memory, lam - lam_prev, mask)
     return solve_one(lam, memory)
 
-  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 10, P())
+  return _shard_map(mesh, body, (*ROWS,) + (P(),) * 11, P())
 
 
 @functools.lru_cache(maxsize=64)
@@ -708,13 +707,17 @@ def lambda_path(
     mesh,
     loss=loss,
     num_classes=num_classes,
-    max_iter=int(max_iter),
     memory_size=int(memory_size),
     block=block,
     batched=not warm_start,
   )
   evaluate = _evaluate_program(mesh, block=block)
-  scalars = [to_solver(margin), to_solver(tol), to_solver(ftol)]
+  scalars = [
+    to_solver(margin),
+    to_solver(tol),
+    to_solver(ftol),
+    np.asarray(int(max_iter), np.int32),
+  ]
 
   def uncentre(w, b):
     """Solver coordinates -> (W [k, D, C], b [k, C]) of the rows passed."""

@@ -246,6 +246,10 @@ def test_one_compilation_for_any_lambdas():
   r = path.lambda_path(x, y, x, y, reg_strengths=[0.3, 3e-3], **kw)
   assert before == path.TRACES  # new values and count of λ: no retrace
   assert len(r.objective) == 2
+  kw.update(max_iter=2, tol=0.0, ftol=0.0)  # another budget: no retrace
+  r = path.lambda_path(x, y, x, y, reg_strengths=[0.3, 3e-3], **kw)
+  assert before == path.TRACES
+  np.testing.assert_array_equal(r.iterations, [2, 2])  # the budget held
 
 
 @pytest.mark.slow
