@@ -11,6 +11,7 @@ import dataclasses
 import os
 import signal
 import sys
+import traceback
 import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -28,8 +29,18 @@ def quiet_backend_probe() -> None:
 
 
 def fail(message: str) -> None:
-  """Prints ``error: message`` on one line to stderr and exits with status 1."""
+  """Prints ``error: message`` on one line to stderr and exits with status 1.
+
+  In a ``jax.distributed`` run the process leaves at once (``os._exit``): a
+  normal exit waits in JAX's shutdown barrier for every process, and one
+  that failed alone would leave the others in their next cross-process sum
+  until the barrier's timeout (300 s), then abort them with stack traces.
+  """
   print(f"error: {message}", file=sys.stderr)
+  if _distributed():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
   sys.exit(1)
 
 
@@ -76,19 +87,15 @@ def _distributed() -> bool:
 def _leave(error: Exception) -> None:
   """Ends a process of a multi-process run that failed outside the checks
   that stop every process together (``shards.raise_together``): typically a
-  cross-process sum whose peer died. One line, then exit 1 at once: a normal
-  exit would wait in JAX's shutdown barrier for the lost process until its
-  heartbeat times out (100 s), then abort with a stack trace.
+  cross-process sum whose peer died. The traceback (it may be a bug), one
+  line, then exit 1 at once (``fail``).
   """
+  traceback.print_exc()
   first = (str(error).strip().splitlines() or [""])[0]
-  print(
-    f"error: {type(error).__name__}: {first}; this process stops, as "
-    "another process of the run may have (see its output)",
-    file=sys.stderr,
+  fail(
+    f"{type(error).__name__}: {first}; this process stops, as another "
+    "process of the run may have (see its output)"
   )
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(1)
 
 
 def parse_flags(argv):
