@@ -22,8 +22,9 @@ comes from ``/usr/bin/time -v``:
     /usr/bin/time -v python -m benchmarks.probe --mode=memory
 
 ``--mode=evaluation``: the path-mode shape and data; one objective-and-
-gradient evaluation as the path runs it (``row_blocks.loss_gradient_sums``
-over row blocks of the size the path picks, centred implicitly), compiled
+gradient pass as the path's L-BFGS runs it on a CPU (``row_blocks.pass_sums``
+with every sum it keeps, over row blocks of the size the path picks on a
+CPU for one λ, centred implicitly, the rows passed as arguments), compiled
 once, then the median of ``--repeats`` calls, between two measurements of
 the matmul ceiling (4·N·D·C FLOPs per evaluation):
 
@@ -408,14 +409,17 @@ def run_evaluation(n, d, c, dtype, header, log=print) -> dict:
   mu = jnp.mean(x.astype(jnp.float32), axis=0)
   w = 0.01 * jax.random.normal(jax.random.key(0), (d, c), jnp.float32)
   b = jnp.zeros((c,), jnp.float32)
+  # Every sum L-BFGS keeps of a pass (its aux: counts and curvature sums
+  # too), with the rows as arguments, as the path's program takes them.
   evaluate = jax.jit(
-    lambda w, b: row_blocks.loss_gradient_sums(
+    lambda w, b, x, y, mu: row_blocks.pass_sums(
       w, b, x, y, mu, loss="softmax", block_rows=block
     )
   )
-  jax.block_until_ready(evaluate(w, b))  # compiles
+  args = (w, b, x, y, mu)
+  jax.block_until_ready(evaluate(*args))  # compiles
   before = timing.matmul_rate()
-  seconds = timing.median_seconds(evaluate, w, b, repeats=FLAGS.repeats)
+  seconds = timing.median_seconds(evaluate, *args, repeats=FLAGS.repeats)
   after = timing.matmul_rate()
   flops = 4 * n * d * c
   summary = {
