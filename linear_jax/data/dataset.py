@@ -166,7 +166,8 @@ def _labels(y, split: str, num_classes: int) -> np.ndarray:
 
 def _check_shard_fits(raw: RawData, name: str) -> LinearJaxError | None:
   """``check_memory`` of this process's rows of the dense features (as
-  stored, then float32), before any row is read: the refusal, or None.
+  stored, then float32): the refusal, or None. Memory-mapped features
+  (uncompressed ``npz:`` members) are checked before any row is read.
   """
   dense = [(x, y) for x, y in raw.splits.values() if not sparse.is_sparse(x)]
   if not dense:  # sparse rows: densified whole (checked there) or refused
@@ -180,7 +181,7 @@ def _check_shard_fits(raw: RawData, name: str) -> LinearJaxError | None:
       rows,
       np.shape(x)[1:],
       f"dataset {name!r}, this process's rows (of {jax.process_count()})",
-      raw_itemsize=max(np.dtype(x.dtype).itemsize for x, _ in dense),
+      raw_itemsize=max(np.asarray(x).dtype.itemsize for x, _ in dense),
       fix="start more processes",
     )
   except LinearJaxError as e:
