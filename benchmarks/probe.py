@@ -162,6 +162,20 @@ def digest(*arrays) -> str:
   return f"{crc:08x}"
 
 
+def flag_features(num_rows, num_features, num_classes, split, dtype, *, mix):
+  """``synthetic_features`` with the flags' separation and label noise."""
+  return synthetic_features(
+    num_rows,
+    num_features,
+    num_classes,
+    split=split,
+    dtype=dtype,
+    separation=FLAGS.separation,
+    label_noise=FLAGS.label_noise,
+    mix=mix,
+  )
+
+
 def storage_dtype(name: str):
   """A numpy dtype for float32, float16 or bfloat16 (ml_dtypes)."""
   if name == "bfloat16":
@@ -178,12 +192,9 @@ def run_path(n, d, c, dtype, header, log=print) -> dict:
   from benchmarks import timing  # pylint: disable=g-import-not-at-top
   from linear_jax import path  # pylint: disable=g-import-not-at-top
 
-  kw = dict(
-    separation=FLAGS.separation, label_noise=FLAGS.label_noise, mix=True
-  )
-  x, y = synthetic_features(n, d, c, split=0, dtype=dtype, **kw)
-  xv, yv = synthetic_features(FLAGS.num_val, d, c, split=1, dtype=dtype, **kw)
-  xt, yt = synthetic_features(FLAGS.num_test, d, c, split=2, dtype=dtype, **kw)
+  x, y = flag_features(n, d, c, 0, dtype, mix=True)
+  xv, yv = flag_features(FLAGS.num_val, d, c, 1, dtype, mix=True)
+  xt, yt = flag_features(FLAGS.num_test, d, c, 2, dtype, mix=True)
   cs = np.logspace(np.log10(FLAGS.c_min), np.log10(FLAGS.c_max), FLAGS.num_c)
   lams = path.reg_strength_from_C(cs, n, c)
   summary = {
@@ -336,12 +347,9 @@ def run_memory(n, d, c, dtype, header, log=print) -> dict:
   """The ImageNet shape: generate float16 rows in place, a few iterations."""
   from linear_jax import path  # pylint: disable=g-import-not-at-top
 
-  kw = dict(
-    separation=FLAGS.separation, label_noise=FLAGS.label_noise, mix=False
-  )
   t0 = time.perf_counter()
-  x, y = synthetic_features(n, d, c, split=0, dtype=dtype, **kw)
-  xv, yv = synthetic_features(FLAGS.num_val, d, c, split=1, dtype=dtype, **kw)
+  x, y = flag_features(n, d, c, 0, dtype, mix=False)
+  xv, yv = flag_features(FLAGS.num_val, d, c, 1, dtype, mix=False)
   generate = time.perf_counter() - t0
   log(f"generated {x.nbytes / 1e9:.2f} GB of {x.dtype} in {generate:.1f} s")
   lam = path.reg_strength_from_C([1.0], n, c)
@@ -400,10 +408,7 @@ def run_evaluation(n, d, c, dtype, header, log=print) -> dict:
   from benchmarks import timing  # pylint: disable=g-import-not-at-top
   from linear_jax import row_blocks  # pylint: disable=g-import-not-at-top
 
-  kw = dict(
-    separation=FLAGS.separation, label_noise=FLAGS.label_noise, mix=True
-  )
-  x, y = synthetic_features(n, d, c, split=0, dtype=dtype, **kw)
+  x, y = flag_features(n, d, c, 0, dtype, mix=True)
   block = row_blocks.block_rows(n, d, c)  # as lambda_path picks on a CPU
   x, y = jax.device_put(x), jax.device_put(y)
   mu = jnp.mean(x.astype(jnp.float32), axis=0)

@@ -295,6 +295,15 @@ def run_processes(commands, *, env, timeout):
   return outputs
 
 
+def binary_env(**extra):
+  """The environment of a binary a test starts: this one's, on the CPU,
+  without TensorFlow's C++ log lines, plus ``extra``.
+  """
+  return dict(
+    os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **extra
+  )
+
+
 def run_binary_processes(module, args, *, num_processes=2, timeout=300):
   """``python -m module`` as the processes of one ``jax.distributed`` job on
   localhost (CPU collectives: gloo): process i gets ``args(i)`` and its
@@ -304,7 +313,7 @@ def run_binary_processes(module, args, *, num_processes=2, timeout=300):
     ``[(stdout, stderr)]``, one per process (each asserted to exit 0).
   """
   address = f"localhost:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  env = binary_env()
   return run_processes(
     [
       [
@@ -341,9 +350,8 @@ def _fork_server(env):
   if _FORK_SERVER == [None]:
     return None  # it failed to start once: real subprocesses from now on
   if not _FORK_SERVER or _FORK_SERVER[0].proc.poll() is not None:
-    base = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     try:
-      _FORK_SERVER[:] = [ForkServer(str(REPO), base)]
+      _FORK_SERVER[:] = [ForkServer(str(REPO), binary_env())]
     except Exception as e:  # noqa: BLE001 - the subprocess path still works
       warnings.warn(
         f"the fork server did not start ({e}); binaries run as subprocesses",
@@ -374,9 +382,7 @@ def run_binary(module, *args, timeout=240, env=None, fresh=False):
   is compared with: forks share the server's hash seed) start a real
   subprocess.
   """
-  env = dict(
-    os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
-  )
+  env = binary_env(**(env or {}))
   server = None if fresh else _fork_server(env)
   if server is not None and server.lock.acquire(blocking=False):
     try:

@@ -1,14 +1,13 @@
 """experiments/cli.py: value lists, flags generated from a config dataclass."""
 
 import dataclasses
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from absl import flags
-from conftest import REPO, free_port, slow_except
+from conftest import REPO, binary_env, free_port, slow_except
 
 from experiments import cli
 from linear_jax import checks
@@ -223,7 +222,7 @@ def test_a_process_that_fails_alone_ends_the_run_at_once():
   a peer that died left the survivor's exit waiting ~100 s.
   """
   address = f"localhost:{free_port()}"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  env = binary_env(PYTHONPATH=str(REPO))
   procs = [
     subprocess.Popen(
       [sys.executable, "-c", FAILS_ALONE, str(i), address],

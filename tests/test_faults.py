@@ -8,7 +8,6 @@ so that many cases cost one start-up.
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import binary_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ DRIVER = textwrap.dedent(r"""
 
 
 def drive(binary, cases, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  env = binary_env()
   proc = subprocess.run(
     [
       sys.executable,

@@ -3,13 +3,18 @@ the λ path data parallel over two processes agreeing with one.
 """
 
 import json
-import os
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, f32_tolerance, free_port, run_processes
+from conftest import (
+  REPO,
+  binary_env,
+  f32_tolerance,
+  free_port,
+  run_processes,
+)
 
 from linear_jax import LinearJaxError, shards
 
@@ -105,12 +110,7 @@ print(json.dumps({
 
 def run_workers(num):
   address = f"localhost:{free_port()}"
-  env = dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    TF_CPP_MIN_LOG_LEVEL="3",
-    PYTHONPATH=str(REPO),
-  )
+  env = binary_env(PYTHONPATH=str(REPO))
   outputs = run_processes(
     [
       [sys.executable, "-c", WORKER, str(num), str(i), address]

@@ -5,7 +5,6 @@ overwrite, one-line flag errors, and two processes agreeing on one sweep.
 import csv
 import hashlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import f32_tolerance, run_binary_processes, slow_except
+from conftest import (
+  binary_env,
+  f32_tolerance,
+  run_binary_processes,
+  slow_except,
+)
 
 from linear_jax.data import load_dataset
 
@@ -292,7 +296,7 @@ def test_two_sweeps_started_together_on_one_workdir(tmp_path):
   line naming the holder: the results on disk are the winner's, whole.
   """
   workdir = tmp_path / "shared"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  env = binary_env()
   procs = [
     subprocess.Popen(
       [

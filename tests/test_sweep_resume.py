@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_binary
+from conftest import binary_env, run_binary
 
 from linear_jax.checks import LinearJaxError
 from linear_jax.data import load_dataset
@@ -298,10 +298,6 @@ def sweep_binary(workdir, *extra, timeout, fresh=False):
   )
 
 
-def env():
-  return dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-
-
 @pytest.mark.slow
 def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
   reference = tmp_path / "reference"
@@ -316,7 +312,7 @@ def test_binary_killed_at_random_points_resumes_bit_for_bit(tmp_path):
     child = subprocess.Popen(
       sweep_cmd(workdir),
       cwd=REPO,
-      env=env(),
+      env=binary_env(),
       stdout=subprocess.DEVNULL,
       stderr=subprocess.PIPE,
       text=True,

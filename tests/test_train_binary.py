@@ -1,7 +1,6 @@
 """experiments/train.py and the main job, end to end, as a user runs them."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import slow_except
+from conftest import binary_env, slow_except
 
 from linear_jax import io
 from linear_jax.train import checkpoint
@@ -268,7 +267,7 @@ def start_train(*args):
     return subprocess.Popen(
       [sys.executable, "-m", "experiments.train", *args],
       cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"),
+      env=binary_env(),
       stdout=subprocess.PIPE,
       stderr=subprocess.PIPE,
       text=True,

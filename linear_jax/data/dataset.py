@@ -244,10 +244,10 @@ def from_raw(
   arrays = {}
   densify = _densify(raw, name, sparse_rows)
   held = {}  # with shard: rows [start, stop) of each source split
-  failure = _check_shard_fits(raw, name) if shard else None
+  failure = None
   if shard:
     shards.raise_together(
-      failure,
+      _check_shard_fits(raw, name),
       "another process's rows do not fit its memory budget (its error says "
       "by how much); start more processes",
     )
