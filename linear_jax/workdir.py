@@ -130,8 +130,23 @@ def _make_dirs(directory: str) -> list[str]:
   while not os.path.lexists(path):
     created.append(path)
     path = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
+  _ensure_dirs(directory)
   return created
+
+
+def _ensure_dirs(directory: str) -> None:
+  """``os.makedirs(directory, exist_ok=True)``, again when a releasing
+  process removed the folder between ``mkdir``'s "exists" and makedirs'
+  own ``isdir`` check (which then raises ``FileExistsError``).
+  """
+  for _ in range(_ATTEMPTS):
+    try:
+      os.makedirs(directory, exist_ok=True)
+      return
+    except FileExistsError:
+      if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise  # a file is in the way, not a race
+  os.makedirs(directory, exist_ok=True)
 
 
 def _remove_if_empty(folders: list[str]) -> None:
@@ -152,7 +167,7 @@ def _acquire(path: str, subject: str, flag: str) -> int | None:
     | getattr(os, "O_CLOEXEC", 0)
   )
   for _ in range(_ATTEMPTS):
-    os.makedirs(directory, exist_ok=True)
+    _ensure_dirs(directory)
     try:
       fd = os.open(path, flags, 0o666)
     except FileNotFoundError:  # the folder was removed meanwhile: again

@@ -128,6 +128,27 @@ def test_a_file_in_place_of_the_folder_is_one_line(tmp_path):
   assert (tmp_path / "f").read_text() == "mine"
 
 
+def test_a_folder_removed_inside_makedirs_is_made_again(tmp_path, monkeypatch):
+  """A releasing process may remove the folder between ``mkdir``'s "exists"
+  and ``os.makedirs``' own ``isdir`` check, which then raises
+  ``FileExistsError`` for a folder that is gone: the lock makes it again.
+  """
+  makedirs, races = os.makedirs, []
+
+  def racing_makedirs(name, mode=0o777, exist_ok=False):
+    if len(races) < 2:  # once in _make_dirs, once in _acquire
+      races.append(name)
+      raise FileExistsError(errno.EEXIST, "File exists", name)
+    return makedirs(name, mode, exist_ok)
+
+  monkeypatch.setattr(workdir.os, "makedirs", racing_makedirs)
+  folder = tmp_path / "a" / "run"
+  with workdir.workdir_lock(folder):
+    assert (folder / workdir.LOCK_NAME).exists()
+  assert len(races) == 2
+  assert not (tmp_path / "a").exists()  # the folders it made are removed
+
+
 CONTEND = """
 import os, sys, time
 from linear_jax import LinearJaxError, workdir
