@@ -261,7 +261,9 @@ def lock(
     LinearJaxError: one line naming the holder's PID and host, when another
       process (or another thread of this one) holds the lock.
   """
-  directory = os.fspath(directory)
+  # "file/" names the file as much as "file" does (lexists("file/") is
+  # False), so trailing separators go before the checks.
+  directory = os.fspath(directory).rstrip(os.sep) or os.sep
   subject = directory if subject is None else subject
   if os.path.lexists(directory) and not os.path.isdir(directory):
     raise LinearJaxError(

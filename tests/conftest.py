@@ -295,36 +295,35 @@ def run_processes(commands, *, env, timeout):
   return outputs
 
 
-# What imports inside tests added to this process's environment for good
-# ({name: value}; TensorFlow's variables once a tfds test has imported it,
-# JAX's Mosaic GPU root once Pallas is imported), recorded after each test.
-# A binary does not inherit them: a fresh process has not made those
-# imports (it sets them itself when it makes them), and a binary whose
-# environment differed in them could not run in the fork server.
-_IMPORT_ADDED: dict[str, str] = {}
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-  """Records what the test's imports left in ``os.environ``."""
-  del item, nextitem
-  from forkserver import CALL_TIME_PREFIXES  # pylint: disable=g-import-not-at-top
-
-  before = set(os.environ)
-  yield
-  _IMPORT_ADDED.update(
-    (k, v)
-    for k, v in os.environ.items()
-    if k not in before and not k.startswith(CALL_TIME_PREFIXES)
-  )
+# Variables that imports inside tests add to this process's environment
+# for good: TensorFlow's, once a tfds test has imported it, and JAX's Mosaic
+# GPU root, once Pallas is imported. A binary does not inherit them where
+# they were set or changed after the session started: a fresh process has
+# not made those imports (it sets them itself when it makes them), and a
+# binary whose environment differed in them could not run in the fork
+# server. Every other variable in this process's environment is passed on.
+IMPORT_ADDED = (
+  "TF2_BEHAVIOR",
+  "TPU_ML_PLATFORM",
+  "TPU_SKIP_MDS_QUERY",
+  "KMP_",
+  "HDF5_PLUGIN_PATH",
+  "ENABLE_RUNTIME_UPTIME_TELEMETRY",
+  "MOSAIC_GPU_CUDA_ROOT",
+)
+_SESSION_ENV = dict(os.environ)
 
 
 def binary_env(**extra):
   """The environment of a binary a test starts: this one's (less what
-  imports added, ``_IMPORT_ADDED``), on the CPU, without TensorFlow's C++
+  imports added, ``IMPORT_ADDED``), on the CPU, without TensorFlow's C++
   log lines, plus ``extra``.
   """
-  env = {k: v for k, v in os.environ.items() if _IMPORT_ADDED.get(k) != v}
+  env = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(IMPORT_ADDED) or _SESSION_ENV.get(k) == v
+  }
   return dict(env, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 

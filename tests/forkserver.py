@@ -21,7 +21,7 @@ What a child shares with a fresh process and what it does not:
   imports add to the environment (``os.environ.setdefault`` in JAX and
   ``experiments.cli``) is added to each child's, as a fresh process's
   imports would; what imports inside the tests add to theirs (TensorFlow's
-  variables) is left out of a binary's (``conftest.binary_env``).
+  variables, ``conftest.IMPORT_ADDED``) is left out of a binary's.
 - Every child starts from the server's hash seed; its NumPy and ``random``
   generators are reseeded from the OS. Tests that compare two runs for
   identical results run one of them as a fresh process.

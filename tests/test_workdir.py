@@ -118,11 +118,12 @@ def test_a_filesystem_without_locks_runs_on_with_a_warning(
   assert any("does not support file locks" in w for w in warnings), warnings
 
 
-def test_a_file_in_place_of_the_folder_is_one_line(tmp_path):
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_a_file_in_place_of_the_folder_is_one_line(tmp_path, slash):
   (tmp_path / "f").write_text("mine")
   with (
     pytest.raises(lj.LinearJaxError, match="is a file, not a folder"),
-    workdir.workdir_lock(tmp_path / "f"),
+    workdir.workdir_lock(f"{tmp_path / 'f'}{slash}"),
   ):
     pass
   assert (tmp_path / "f").read_text() == "mine"
@@ -133,19 +134,20 @@ def test_a_folder_removed_inside_makedirs_is_made_again(tmp_path, monkeypatch):
   and ``os.makedirs``' own ``isdir`` check, which then raises
   ``FileExistsError`` for a folder that is gone: the lock makes it again.
   """
-  makedirs, races = os.makedirs, []
+  folder = tmp_path / "a" / "run"
+  makedirs, calls = os.makedirs, []
 
   def racing_makedirs(name, mode=0o777, exist_ok=False):
-    if len(races) < 2:  # once in _make_dirs, once in _acquire
-      races.append(name)
-      raise FileExistsError(errno.EEXIST, "File exists", name)
+    if os.fspath(name) == os.fspath(folder):  # not os.makedirs' recursion
+      calls.append(name)
+      if len(calls) in (1, 3):  # the first call in _make_dirs and in _acquire
+        raise FileExistsError(errno.EEXIST, "File exists", name)
     return makedirs(name, mode, exist_ok)
 
   monkeypatch.setattr(workdir.os, "makedirs", racing_makedirs)
-  folder = tmp_path / "a" / "run"
   with workdir.workdir_lock(folder):
     assert (folder / workdir.LOCK_NAME).exists()
-  assert len(races) == 2
+  assert len(calls) == 4  # each race was followed by one more call
   assert not (tmp_path / "a").exists()  # the folders it made are removed
 
 
