@@ -35,10 +35,9 @@ $(DEV): requirements-dev.txt $(CORE)
 run: $(CORE)
 	$(PY) -m experiments.main_job
 
-# make test runs on pytest-xdist workers, one per core of the 2-core CI
-# machine; a file's tests stay on one worker, so its module fixtures are
-# built once. make test-fast runs in one process: for its minute, a second
-# worker's start and its own compilations cost more than they save.
+# make test and make test-fast run on pytest-xdist workers, one per core of
+# the 2-core CI machine; a file's tests stay on one worker, so its module
+# fixtures are built once.
 WORKERS ?= 2
 
 ## make test: the whole suite (what CI runs through .ci/run).
@@ -47,7 +46,7 @@ test: $(TESTS)
 
 ## make test-fast: the tests not marked slow, which still run every module.
 test-fast: $(TESTS)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile -m "not slow" tests
 
 ## make lint: the formatter check, the linter and the type checker (CI runs
 ## it before the tests; .pre-commit-config.yaml runs the same on commit).
