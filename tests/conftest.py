@@ -80,6 +80,12 @@ jax.config.update(
 )
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# linear_jax's own cache (decoded image datasets, the fused CPU kernel) is
+# the run's too, inside the same directory: the suite never reads or fills
+# a user's ~/.cache/linear_jax, and every run decodes and builds afresh.
+# Binaries inherit it; a test that needs an empty cache sets its own.
+RUN_CACHE = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"], "linear_jax")
+os.environ["LINEAR_JAX_CACHE"] = RUN_CACHE
 
 
 def pytest_collection_finish(session):
@@ -101,15 +107,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def kernel_cache() -> str:
-  """A ``LINEAR_JAX_CACHE`` folder for this run, shared by its xdist
-  workers (inside the run's compilation cache folder, removed with it): the
-  fused CPU kernel is built by g++ (seconds) once per run, not per test.
-  ``cpu_epoch.build`` renames a finished build into place, so two workers
-  building at once never see half a library.
+  """This run's ``LINEAR_JAX_CACHE`` folder (``RUN_CACHE``), shared by its
+  xdist workers and removed with the compilation cache: the fused CPU
+  kernel is built by g++ (seconds) once per run, not per test.
+  ``cpu_epoch.build`` builds under a lock and renames a finished build into
+  place, so two workers never build it twice or see half a library.
   """
-  path = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"], "linear_jax")
-  os.makedirs(path, exist_ok=True)
-  return path
+  os.makedirs(RUN_CACHE, exist_ok=True)
+  return RUN_CACHE
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,6 +5,11 @@ tests skip, naming the reason, where it cannot be built.
 """
 
 import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,13 +28,8 @@ N, D, C = 700, 40, 10
 @pytest.fixture(scope="module")
 def kernel(kernel_cache):
   """Builds the kernel once per run (into the run's cache), or skips."""
-  previous = os.environ.get("LINEAR_JAX_CACHE")
-  os.environ["LINEAR_JAX_CACHE"] = kernel_cache
+  assert os.environ["LINEAR_JAX_CACHE"] == kernel_cache
   reason = cpu_epoch.available()
-  if previous is None:
-    os.environ.pop("LINEAR_JAX_CACHE")
-  else:
-    os.environ["LINEAR_JAX_CACHE"] = previous
   if reason:
     pytest.skip(reason)
 
@@ -148,6 +148,40 @@ def test_fit_with_the_fused_epoch_equals_fit():
     loop.fit(
       config, smoothed, data, log=False, epoch_fn=cpu_epoch.fused_epoch(config)
     )
+
+
+def test_builds_started_together_compile_once(tmp_path, monkeypatch):
+  """Two builds at once: one compiles, the other waits on the lock and
+  finds its library (without the lock both would compile).
+  """
+  monkeypatch.setenv("LINEAR_JAX_CACHE", str(tmp_path))
+  monkeypatch.setenv("CXX", sys.executable)  # found on PATH; never run
+  calls = []
+
+  def fake_compiler(argv, **kwargs):
+    del kwargs
+    calls.append(argv)
+    time.sleep(0.3)  # long enough for the other build to reach the lock
+    Path(argv[argv.index("-o") + 1]).write_bytes(b"library")
+    return subprocess.CompletedProcess(argv, 0, "", "")
+
+  monkeypatch.setattr(cpu_epoch.subprocess, "run", fake_compiler)
+  start = threading.Barrier(2)
+  paths = []
+
+  def build():
+    start.wait()
+    paths.append(cpu_epoch.build())
+
+  threads = [threading.Thread(target=build) for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert len(calls) == 1
+  assert paths == [cpu_epoch.library_path()] * 2
+  assert paths[0].read_bytes() == b"library"
+  assert paths[0].parent == tmp_path / "kernels"
 
 
 def test_refuses_configurations_it_does_not_train_before_building():

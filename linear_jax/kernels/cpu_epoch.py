@@ -22,7 +22,9 @@ and reused; ``available()`` says why it cannot be used, if so.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -91,7 +93,13 @@ def library_path() -> Path:
 
 
 def build() -> Path:
-  """Compiles the kernel once (atomic rename into the cache); its path."""
+  """Compiles the kernel once (atomic rename into the cache); its path.
+
+  Processes building at once take turns on a lock file beside the library
+  (a blocking ``flock``, dropped if a holder dies): the first builds, the
+  others wait for it and find the library. Where the filesystem does not
+  lock, each builds its own and the rename keeps the library whole.
+  """
   path = library_path()
   if path.exists():
     return path
@@ -102,6 +110,16 @@ def build() -> Path:
       "linear_jax/kernels/cpu_epoch.cc; install g++ or use the XLA epoch"
     )
   path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path.with_name(path.name + ".lock"), "a") as lock:
+    with contextlib.suppress(OSError):  # no locking: build all the same
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    if not path.exists():  # another process built it while this one waited
+      _compile(compiler, path)
+  return path
+
+
+def _compile(compiler: str, path: Path) -> None:
+  """Runs ``compiler`` on the source; renames the library to ``path``."""
   with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
     out = Path(tmp) / path.name
     proc = subprocess.run(
@@ -124,7 +142,6 @@ def build() -> Path:
         "XLA epoch"
       )
     os.replace(out, path)
-  return path
 
 
 @functools.cache
