@@ -23,6 +23,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # the other's compilations. The suite's NumPy products are small. Set before
 # NumPy is imported; the binaries that tests start inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# NumPy asks the kernel for transparent huge pages on every large array
+# (madvise). On a VM whose host backs guest memory on first touch, zeroing
+# fresh 2 MiB pages made a first write to a 245 MB array take 1-3 s against
+# 0.15 s with 4 KiB pages, and put 18 s of system time into two data-heavy
+# test files against 7 s without (BENCHMARKS.md). Read when NumPy is
+# imported; binaries inherit it. The arrays and results are the same.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 # XLA:CPU compiles the suite's programs with its classic emitters
 # (--xla_cpu_use_fusion_emitters=false) and LLVM's -O1
