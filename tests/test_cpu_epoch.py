@@ -4,12 +4,8 @@ Built with the system's g++ on first use (into a temporary cache here); the
 tests skip, naming the reason, where it cannot be built.
 """
 
-import os
-import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +24,7 @@ N, D, C = 700, 40, 10
 @pytest.fixture(scope="module")
 def kernel(kernel_cache):
   """Builds the kernel once per run (into the run's cache), or skips."""
-  assert os.environ["LINEAR_JAX_CACHE"] == kernel_cache
+  del kernel_cache  # the folder it names is $LINEAR_JAX_CACHE
   reason = cpu_epoch.available()
   if reason:
     pytest.skip(reason)
@@ -154,18 +150,20 @@ def test_builds_started_together_compile_once(tmp_path, monkeypatch):
   """Two builds at once: one compiles, the other waits on the lock and
   finds its library (without the lock both would compile).
   """
-  monkeypatch.setenv("LINEAR_JAX_CACHE", str(tmp_path))
-  monkeypatch.setenv("CXX", sys.executable)  # found on PATH; never run
-  calls = []
-
-  def fake_compiler(argv, **kwargs):
-    del kwargs
-    calls.append(argv)
-    time.sleep(0.3)  # long enough for the other build to reach the lock
-    Path(argv[argv.index("-o") + 1]).write_bytes(b"library")
-    return subprocess.CompletedProcess(argv, 0, "", "")
-
-  monkeypatch.setattr(cpu_epoch.subprocess, "run", fake_compiler)
+  cache, calls = tmp_path / "cache", tmp_path / "calls"
+  # A compiler that takes long enough for the other build to reach the
+  # lock, counts its runs and writes its output (-o PATH).
+  compiler = tmp_path / "cxx"
+  compiler.write_text(
+    f"#!{sys.executable}\n"
+    "import sys, time\n"
+    "time.sleep(0.3)\n"
+    f"open({str(calls)!r}, 'a').write('run\\n')\n"
+    "open(sys.argv[sys.argv.index('-o') + 1], 'wb').write(b'library')\n"
+  )
+  compiler.chmod(0o755)
+  monkeypatch.setenv("LINEAR_JAX_CACHE", str(cache))
+  monkeypatch.setenv("CXX", str(compiler))
   start = threading.Barrier(2)
   paths = []
 
@@ -177,11 +175,12 @@ def test_builds_started_together_compile_once(tmp_path, monkeypatch):
   for t in threads:
     t.start()
   for t in threads:
-    t.join()
-  assert len(calls) == 1
+    t.join(timeout=60)
+    assert not t.is_alive(), "a build never returned"
+  assert calls.read_text() == "run\n"
   assert paths == [cpu_epoch.library_path()] * 2
   assert paths[0].read_bytes() == b"library"
-  assert paths[0].parent == tmp_path / "kernels"
+  assert paths[0].parent == cache / "kernels"
 
 
 def test_refuses_configurations_it_does_not_train_before_building():

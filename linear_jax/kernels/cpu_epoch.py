@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
 from linear_jax import checks
 from linear_jax.checks import LinearJaxError
@@ -110,9 +111,16 @@ def build() -> Path:
       "linear_jax/kernels/cpu_epoch.cc; install g++ or use the XLA epoch"
     )
   path.parent.mkdir(parents=True, exist_ok=True)
-  with open(path.with_name(path.name + ".lock"), "a") as lock:
-    with contextlib.suppress(OSError):  # no locking: build all the same
-      fcntl.flock(lock, fcntl.LOCK_EX)
+  with contextlib.ExitStack() as stack:
+    # A lock file that cannot be opened (another user's) or a filesystem
+    # that does not lock: build all the same.
+    with contextlib.suppress(OSError):
+      lock = stack.enter_context(open(path.with_name(path.name + ".lock"), "a"))
+      try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        logging.info("waiting for another process building %s", path.name)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     if not path.exists():  # another process built it while this one waited
       _compile(compiler, path)
   return path
