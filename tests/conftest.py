@@ -89,8 +89,11 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # linear_jax's own cache (decoded image datasets, the fused CPU kernel) is
 # the run's too, inside the same directory: the suite never reads or fills
-# a user's ~/.cache/linear_jax, and every run decodes and builds afresh.
-# Binaries inherit it; a test that needs an empty cache sets its own.
+# a user's ~/.cache/linear_jax, and every run decodes and builds afresh
+# (the fused kernel once per run: cpu_epoch.build builds under a lock and
+# renames a finished build into place, so the xdist workers never build it
+# twice or see half a library). Binaries inherit it; a test that needs an
+# empty cache sets its own.
 RUN_CACHE = os.path.join(os.environ["JAX_COMPILATION_CACHE_DIR"], "linear_jax")
 os.environ["LINEAR_JAX_CACHE"] = RUN_CACHE
 
@@ -110,18 +113,6 @@ def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   if os.environ.get(_CACHE_OWNER) == str(os.getpid()):
     shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def kernel_cache() -> str:
-  """This run's ``LINEAR_JAX_CACHE`` folder (``RUN_CACHE``), shared by its
-  xdist workers and removed with the compilation cache: the fused CPU
-  kernel is built by g++ (seconds) once per run, not per test.
-  ``cpu_epoch.build`` builds under a lock and renames a finished build into
-  place, so two workers never build it twice or see half a library.
-  """
-  os.makedirs(RUN_CACHE, exist_ok=True)
-  return RUN_CACHE
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -208,9 +208,9 @@ def numbers(obj):
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_end_to_end(tmp_path, kernel_cache):
+def test_tiny_benchmark_end_to_end(tmp_path):
   out = tmp_path / "b.json"
-  proc = run_benchmark("--tiny", f"--out={out}", LINEAR_JAX_CACHE=kernel_cache)
+  proc = run_benchmark("--tiny", f"--out={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.count("| section | what | time |") == 1  # one table
   assert "precision: float32, XLA default precision" in proc.stdout

@@ -22,9 +22,8 @@ N, D, C = 700, 40, 10
 
 
 @pytest.fixture(scope="module")
-def kernel(kernel_cache):
+def kernel():
   """Builds the kernel once per run (into the run's cache), or skips."""
-  del kernel_cache  # the folder it names is $LINEAR_JAX_CACHE
   reason = cpu_epoch.available()
   if reason:
     pytest.skip(reason)
